@@ -1,0 +1,191 @@
+//! The command line: `serve` runs the server, `bootstrap` creates the first account, Admin and token.
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::domain::UserName;
+use crate::service::{InstallSettings, Service, ServiceError, ServiceSettings};
+use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
+use crate::storage::{DatabaseSettings, Repository};
+use crate::telemetry::{self, LogFormat};
+
+/// The embedded default: an SQLite file in the working directory, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://api-tokens.db?mode=rwc";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "api-tokens",
+    version,
+    about = "API tokens with per-application approval, as a gRPC service"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Create an account, its first Admin and that Admin's first token; print the secret once.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    pub database_url: String,
+    /// PostgreSQL pool size (SQLite always uses one connection).
+    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+    /// Seconds to wait for a database connection before giving up.
+    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    pub db_connect_timeout_secs: u64,
+}
+
+impl DatabaseArgs {
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.database_url.clone(),
+            max_connections: self.db_max_connections,
+            connect_timeout: Duration::from_secs(self.db_connect_timeout_secs),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC port.
+    #[arg(long, env = "API_TOKENS_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Most application names one token may record; a new name past it is refused (0: no limit).
+    #[arg(long, env = "API_TOKENS_MAX_APPS_PER_TOKEN", default_value_t = 1000)]
+    pub max_apps_per_token: u64,
+    /// API URL that One-Step-Install commands point hosts at.
+    #[arg(
+        long,
+        env = "API_TOKENS_INSTALL_API_URL",
+        default_value = "https://api.circonus.com/"
+    )]
+    pub install_api_url: String,
+    /// One-Step-Install URL.
+    #[arg(
+        long,
+        env = "API_TOKENS_INSTALL_COSI_URL",
+        default_value = "https://setup.circonus.com/"
+    )]
+    pub install_cosi_url: String,
+    /// Seconds in-flight calls may take to finish after SIGTERM.
+    #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub drain_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    pub fn settings(&self) -> ServerSettings {
+        ServerSettings {
+            listen: self.listen,
+            database: self.database.settings(),
+            service: ServiceSettings {
+                max_apps_per_token: (self.max_apps_per_token > 0)
+                    .then_some(self.max_apps_per_token),
+                install: InstallSettings {
+                    api_url: self.install_api_url.clone(),
+                    cosi_url: self.install_cosi_url.clone(),
+                },
+            },
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Name of the account to create.
+    #[arg(long)]
+    pub account: String,
+    /// User name of its first Admin (e.g. an email).
+    #[arg(long)]
+    pub admin: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => {
+            let server = Server::build(args.settings()).await?;
+            server.run_until(shutdown_signal()).await
+        }
+        Command::Bootstrap(args) => bootstrap(args).await,
+    }
+}
+
+async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
+    let user_name = UserName::parse(&args.admin).map_err(|e| anyhow::anyhow!("--admin {e}"))?;
+    let settings = args.database.settings();
+    let repo = Repository::connect(&settings)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(&settings.url)))?;
+    let service = Service::new(repo.clone(), ServiceSettings::default());
+    let made = match service.bootstrap(&args.account, user_name).await {
+        Ok(made) => made,
+        Err(ServiceError::InvalidArgument(v)) => anyhow::bail!("--account {}", v[0].description),
+        Err(e) => anyhow::bail!("{e}"),
+    };
+    repo.close().await;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({
+                "account_id": made.account.id,
+                "account_name": made.account.name,
+                "user_id": made.admin.id,
+                "user_name": made.admin.user_name.as_str(),
+                "token_id": made.token.id,
+                "secret": made.secret.expose(),
+            })
+        ),
+        OutputFormat::Text => {
+            println!("account   {} ({})", made.account.name, made.account.id);
+            println!(
+                "admin     {} ({})",
+                made.admin.user_name.as_str(),
+                made.admin.id
+            );
+            println!(
+                "token     {} (user token, Admin privilege, default app state Allow)",
+                made.token.id
+            );
+            println!("secret    {}", made.secret.expose());
+            println!();
+            println!("The secret is shown only this once: store it now.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! Who is calling a management RPC, and what the seed lets them do.
+use uuid::Uuid;
+
+use super::{Privilege, Token, TokenType};
+
+/// An authenticated caller of TokenService or AccountService.
+///
+/// The caller *is* its effective privilege: a user token acts as its owner capped
+/// at the token's privilege, an account token acts for the account with its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub account_id: Uuid,
+    pub token_id: Uuid,
+    pub token_type: TokenType,
+    /// The member acting; `None` for an account token.
+    pub member_id: Option<Uuid>,
+    pub privilege: Privilege,
+}
+
+/// Why the rules refuse an action to a caller allowed to see its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyDenial {
+    /// Read-Only callers change nothing.
+    ReadOnly,
+    /// Only Admins may do this.
+    AdminRequired,
+    /// Nobody grants more than their own privilege.
+    AboveOwnPrivilege {
+        requested: Privilege,
+        own: Privilege,
+    },
+    /// A user token needs a user to own it; an account token caller has none.
+    NoUserToOwn,
+}
+
+impl PolicyDenial {
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            PolicyDenial::ReadOnly => "READ_ONLY_CALLER",
+            PolicyDenial::AdminRequired => "ADMIN_REQUIRED",
+            PolicyDenial::AboveOwnPrivilege { .. } => "PRIVILEGE_ABOVE_CALLER",
+            PolicyDenial::NoUserToOwn => "NO_USER_TO_OWN_TOKEN",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            PolicyDenial::ReadOnly => "a Read-Only caller cannot change anything".into(),
+            PolicyDenial::AdminRequired => "only an Admin may do this".into(),
+            PolicyDenial::AboveOwnPrivilege { requested, own } => {
+                format!("cannot grant {requested} privilege: the caller acts with {own}")
+            }
+            PolicyDenial::NoUserToOwn => {
+                "an account token has no user to own a user token; create an account token or call with a user token".into()
+            }
+        }
+    }
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.privilege == Privilege::Admin
+    }
+
+    /// Admins see the account's tokens; everyone else only their own user tokens.
+    /// A token the caller cannot see must answer NOT_FOUND, so its existence does not leak.
+    pub fn can_see(&self, token: &Token) -> bool {
+        token.account_id == self.account_id
+            && (self.is_admin()
+                || (token.token_type == TokenType::User
+                    && self.member_id.is_some()
+                    && token.owner_id == self.member_id))
+    }
+
+    pub fn require_write(&self) -> Result<(), PolicyDenial> {
+        if self.privilege == Privilege::ReadOnly {
+            Err(PolicyDenial::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), PolicyDenial> {
+        self.require_write()?;
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(PolicyDenial::AdminRequired)
+        }
+    }
+
+    pub fn require_may_grant(&self, requested: Privilege) -> Result<(), PolicyDenial> {
+        if requested > self.privilege {
+            Err(PolicyDenial::AboveOwnPrivilege {
+                requested,
+                own: self.privilege,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// User tokens: Normal or Admin users. Account tokens: Admins. Never above the caller.
+    pub fn may_create(
+        &self,
+        token_type: TokenType,
+        privilege: Privilege,
+    ) -> Result<(), PolicyDenial> {
+        self.require_write()?;
+        match token_type {
+            TokenType::Account => self.require_admin()?,
+            TokenType::User if self.member_id.is_none() => return Err(PolicyDenial::NoUserToOwn),
+            TokenType::User => {}
+        }
+        self.require_may_grant(privilege)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AppState, Description};
+    use chrono::Utc;
+
+    fn caller(privilege: Privilege, member: Option<Uuid>) -> Caller {
+        Caller {
+            account_id: Uuid::nil(),
+            token_id: Uuid::new_v4(),
+            token_type: TokenType::User,
+            member_id: member,
+            privilege,
+        }
+    }
+
+    fn token(token_type: TokenType, owner: Option<Uuid>) -> Token {
+        let now = Utc::now();
+        Token {
+            id: Uuid::new_v4(),
+            account_id: Uuid::nil(),
+            token_type,
+            owner_id: owner,
+            privilege: Privilege::ReadOnly,
+            default_app_state: AppState::Allow,
+            description: Description::default(),
+            creator_id: owner,
+            created_at: now,
+            updated_at: now,
+            retired_at: None,
+            promoted_at: None,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn visibility_follows_the_seed() {
+        let me = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        let normal = caller(Privilege::Normal, Some(me));
+        assert!(normal.can_see(&token(TokenType::User, Some(me))));
+        assert!(!normal.can_see(&token(TokenType::User, Some(other))));
+        assert!(!normal.can_see(&token(TokenType::Account, None)));
+        let admin = caller(Privilege::Admin, Some(me));
+        assert!(admin.can_see(&token(TokenType::Account, None)));
+        assert!(admin.can_see(&token(TokenType::User, Some(other))));
+        let mut foreign = token(TokenType::User, Some(me));
+        foreign.account_id = Uuid::new_v4();
+        assert!(!admin.can_see(&foreign));
+    }
+
+    #[test]
+    fn creation_rules() {
+        let me = Some(Uuid::new_v4());
+        assert_eq!(
+            caller(Privilege::ReadOnly, me).may_create(TokenType::User, Privilege::ReadOnly),
+            Err(PolicyDenial::ReadOnly)
+        );
+        assert_eq!(
+            caller(Privilege::Normal, me).may_create(TokenType::Account, Privilege::ReadOnly),
+            Err(PolicyDenial::AdminRequired)
+        );
+        assert!(matches!(
+            caller(Privilege::Normal, me).may_create(TokenType::User, Privilege::Admin),
+            Err(PolicyDenial::AboveOwnPrivilege { .. })
+        ));
+        assert_eq!(
+            caller(Privilege::Normal, me).may_create(TokenType::User, Privilege::Normal),
+            Ok(())
+        );
+        assert_eq!(
+            caller(Privilege::Admin, None).may_create(TokenType::User, Privilege::Normal),
+            Err(PolicyDenial::NoUserToOwn)
+        );
+        assert_eq!(
+            caller(Privilege::Admin, None).may_create(TokenType::Account, Privilege::Admin),
+            Ok(())
+        );
+    }
+}

@@ -1,0 +1,18 @@
+//! The rules of API tokens as plain Rust types: no prost, tonic or sea-orm here.
+mod app;
+mod authorize;
+mod caller;
+mod member;
+mod privilege;
+mod secret;
+mod token;
+mod validate;
+
+pub use app::{AppName, AppState, Application};
+pub use authorize::{Decision, OwnerStatus, TokenGrant, decide};
+pub use caller::{Caller, PolicyDenial};
+pub use member::{Account, Member, UserName, validate_account_name};
+pub use privilege::Privilege;
+pub use secret::{Secret, SecretDigest, SecretParseError};
+pub use token::{Description, Token, TokenState, TokenType};
+pub use validate::FieldViolation;

@@ -1,0 +1,61 @@
+//! Privilege levels, ordered Read-Only < Normal < Admin.
+
+/// A member's role, or a token's privilege. The derived order is the privilege order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Privilege {
+    ReadOnly,
+    Normal,
+    Admin,
+}
+
+impl Privilege {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privilege::ReadOnly => "read_only",
+            Privilege::Normal => "normal",
+            Privilege::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read_only" | "read-only" | "readonly" => Some(Privilege::ReadOnly),
+            "normal" => Some(Privilege::Normal),
+            "admin" => Some(Privilege::Admin),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Privilege {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Privilege::ReadOnly => "Read-Only",
+            Privilege::Normal => "Normal",
+            Privilege::Admin => "Admin",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_read_only_normal_admin() {
+        assert!(Privilege::ReadOnly < Privilege::Normal);
+        assert!(Privilege::Normal < Privilege::Admin);
+        assert_eq!(
+            Privilege::Admin.min(Privilege::ReadOnly),
+            Privilege::ReadOnly
+        );
+    }
+
+    #[test]
+    fn storage_names_round_trip() {
+        for p in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
+            assert_eq!(Privilege::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(Privilege::parse("root"), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! Tokens: their type, lifecycle and the record the service keeps (never the secret).
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{AppState, Privilege};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// Owned by one member; dies with the membership.
+    User,
+    /// Owned by the account; outlives any member.
+    Account,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::User => "user",
+            TokenType::Account => "account",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(TokenType::User),
+            "account" => Some(TokenType::Account),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenState {
+    Active,
+    Retired,
+}
+
+/// A validated token description: at most 1000 characters, no control characters but newlines.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let count = text.chars().count();
+        if count > Self::MAX_CHARS {
+            return Err(format!(
+                "must be at most {} characters, got {count}",
+                Self::MAX_CHARS
+            ));
+        }
+        if text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err("must not contain control characters other than newlines".into());
+        }
+        Ok(Description(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What the service knows of a token. The secret is not here: only its digest is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub token_type: TokenType,
+    /// The owning member of a user token; `None` for an account token.
+    pub owner_id: Option<Uuid>,
+    pub privilege: Privilege,
+    pub default_app_state: AppState,
+    pub description: Description,
+    /// The member who created it; `None` when made by an account token or the command line.
+    pub creator_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub promoted_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl Token {
+    pub fn state(&self) -> TokenState {
+        if self.retired_at.is_some() {
+            TokenState::Retired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_limits() {
+        assert!(Description::parse("CI deploys\nsecond line").is_ok());
+        assert!(Description::parse(&"d".repeat(1001)).is_err());
+        assert!(Description::parse("bell\u{7}").is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! Protobuf messages to domain types and back. Request parsing collects every bad field.
+use chrono::{DateTime, Utc};
+use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::pb;
+use crate::domain::{
+    Account, AppName, AppState, Application, Decision, FieldViolation, Member, Privilege,
+    TokenGrant, TokenState, TokenType,
+};
+use crate::service::{ServiceError, TokenView};
+use crate::storage::AuditRecord;
+
+/// Collects the field violations of one request, so the caller learns all of them at once.
+#[derive(Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
+        result
+            .map_err(|e| self.0.push(FieldViolation::new(field, e)))
+            .ok()
+    }
+
+    pub fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// `Err` with every violation, or the value built from the parsed fields.
+    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ServiceError> {
+        match (self.0.is_empty(), build()) {
+            (true, Some(value)) => Ok(value),
+            (true, None) => Err(ServiceError::Internal(
+                "request parsed without violations but incomplete".into(),
+            )),
+            (false, _) => Err(ServiceError::InvalidArgument(self.0)),
+        }
+    }
+}
+
+pub fn uuid(value: &str) -> Result<Uuid, String> {
+    if value.is_empty() {
+        return Err("is required".into());
+    }
+    Uuid::parse_str(value).map_err(|_| "must be a UUID".into())
+}
+
+pub fn optional_uuid(value: &str) -> Result<Option<Uuid>, String> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        uuid(value).map(Some)
+    }
+}
+
+pub fn app_name(value: &str) -> Result<AppName, String> {
+    AppName::parse(value)
+}
+
+fn unknown(value: i32) -> String {
+    format!("unknown enum value {value}")
+}
+
+/// `Ok(None)` for the UNSPECIFIED value.
+pub fn privilege(value: i32) -> Result<Option<Privilege>, String> {
+    match pb::Privilege::try_from(value).map_err(|_| unknown(value))? {
+        pb::Privilege::Unspecified => Ok(None),
+        pb::Privilege::ReadOnly => Ok(Some(Privilege::ReadOnly)),
+        pb::Privilege::Normal => Ok(Some(Privilege::Normal)),
+        pb::Privilege::Admin => Ok(Some(Privilege::Admin)),
+    }
+}
+
+pub fn required<T>(value: Result<Option<T>, String>) -> Result<T, String> {
+    value?.ok_or_else(|| "is required".into())
+}
+
+pub fn app_state(value: i32) -> Result<Option<AppState>, String> {
+    match pb::AppState::try_from(value).map_err(|_| unknown(value))? {
+        pb::AppState::Unspecified => Ok(None),
+        pb::AppState::Allow => Ok(Some(AppState::Allow)),
+        pb::AppState::Pending => Ok(Some(AppState::Pending)),
+        pb::AppState::Deny => Ok(Some(AppState::Deny)),
+    }
+}
+
+pub fn token_type(value: i32) -> Result<Option<TokenType>, String> {
+    match pb::TokenType::try_from(value).map_err(|_| unknown(value))? {
+        pb::TokenType::Unspecified => Ok(None),
+        pb::TokenType::User => Ok(Some(TokenType::User)),
+        pb::TokenType::Account => Ok(Some(TokenType::Account)),
+    }
+}
+
+pub fn token_state(value: i32) -> Result<Option<TokenState>, String> {
+    match pb::TokenState::try_from(value).map_err(|_| unknown(value))? {
+        pb::TokenState::Unspecified => Ok(None),
+        pb::TokenState::Active => Ok(Some(TokenState::Active)),
+        pb::TokenState::Retired => Ok(Some(TokenState::Retired)),
+    }
+}
+
+pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn privilege_pb(p: Privilege) -> pb::Privilege {
+    match p {
+        Privilege::ReadOnly => pb::Privilege::ReadOnly,
+        Privilege::Normal => pb::Privilege::Normal,
+        Privilege::Admin => pb::Privilege::Admin,
+    }
+}
+
+pub fn app_state_pb(s: AppState) -> pb::AppState {
+    match s {
+        AppState::Allow => pb::AppState::Allow,
+        AppState::Pending => pb::AppState::Pending,
+        AppState::Deny => pb::AppState::Deny,
+    }
+}
+
+pub fn token_type_pb(t: TokenType) -> pb::TokenType {
+    match t {
+        TokenType::User => pb::TokenType::User,
+        TokenType::Account => pb::TokenType::Account,
+    }
+}
+
+fn id_or_empty(id: Option<Uuid>) -> String {
+    id.map(|id| id.to_string()).unwrap_or_default()
+}
+
+pub fn token_pb(view: TokenView) -> pb::Token {
+    let t = view.token;
+    let state = match t.state() {
+        TokenState::Active => pb::TokenState::Active,
+        TokenState::Retired => pb::TokenState::Retired,
+    };
+    pb::Token {
+        id: t.id.to_string(),
+        account_id: t.account_id.to_string(),
+        r#type: token_type_pb(t.token_type).into(),
+        owner_user_id: id_or_empty(t.owner_id),
+        privilege: privilege_pb(t.privilege).into(),
+        effective_privilege: view
+            .effective_privilege
+            .map_or(pb::Privilege::Unspecified, privilege_pb)
+            .into(),
+        default_app_state: app_state_pb(t.default_app_state).into(),
+        description: t.description.as_str().to_owned(),
+        state: state.into(),
+        creator_user_id: id_or_empty(t.creator_id),
+        create_time: Some(timestamp(t.created_at)),
+        update_time: Some(timestamp(t.updated_at)),
+        retire_time: t.retired_at.map(timestamp),
+        promote_time: t.promoted_at.map(timestamp),
+        last_used_time: t.last_used_at.map(timestamp),
+    }
+}
+
+pub fn application_pb(a: Application) -> pb::Application {
+    pb::Application {
+        token_id: a.token_id.to_string(),
+        name: a.name.as_str().to_owned(),
+        state: app_state_pb(a.state).into(),
+        first_seen_time: Some(timestamp(a.first_seen_at)),
+        last_seen_time: Some(timestamp(a.last_seen_at)),
+        update_time: Some(timestamp(a.updated_at)),
+    }
+}
+
+pub fn member_pb(m: Member) -> pb::Member {
+    pb::Member {
+        user_id: m.id.to_string(),
+        account_id: m.account_id.to_string(),
+        user_name: m.user_name.as_str().to_owned(),
+        role: privilege_pb(m.role).into(),
+        create_time: Some(timestamp(m.created_at)),
+        update_time: Some(timestamp(m.updated_at)),
+    }
+}
+
+pub fn account_pb(a: Account) -> pb::Account {
+    pb::Account {
+        id: a.id.to_string(),
+        name: a.name,
+        create_time: Some(timestamp(a.created_at)),
+    }
+}
+
+pub fn audit_pb(r: AuditRecord) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: r.seq.to_string(),
+        account_id: r.account_id.to_string(),
+        actor_user_id: id_or_empty(r.actor.member_id),
+        actor_token_id: id_or_empty(r.actor.token_id),
+        action: r.action,
+        target_type: r.target_type,
+        target_id: r.target_id,
+        before: r.before.and_then(json_struct),
+        after: r.after.and_then(json_struct),
+        create_time: Some(timestamp(r.created_at)),
+    }
+}
+
+fn json_struct(value: Value) -> Option<Struct> {
+    match value {
+        Value::Object(map) => Some(Struct {
+            fields: map.into_iter().map(|(k, v)| (k, json_value(v))).collect(),
+        }),
+        _ => None,
+    }
+}
+
+fn json_value(value: Value) -> PbValue {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.into_iter().map(json_value).collect(),
+        }),
+        Value::Object(_) => {
+            return PbValue {
+                kind: json_struct(value).map(Kind::StructValue),
+            };
+        }
+    };
+    PbValue { kind: Some(kind) }
+}
+
+pub fn decision_pb(d: Decision) -> pb::Decision {
+    match d {
+        Decision::Allow { .. } => pb::Decision::Allow,
+        Decision::Pending => pb::Decision::Pending,
+        Decision::Denied => pb::Decision::Denied,
+        Decision::UnknownToken => pb::Decision::UnknownToken,
+        Decision::Retired => pb::Decision::Retired,
+        Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
+        Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
+        Decision::AppLimitReached => pb::Decision::AppLimitReached,
+    }
+}
+
+pub fn principal_pb(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
+    pb::Principal {
+        account_id: grant.account_id.to_string(),
+        user_id: if grant.token_type == TokenType::User {
+            id_or_empty(grant.owner_id)
+        } else {
+            String::new()
+        },
+        token_id: grant.token_id.to_string(),
+        token_type: token_type_pb(grant.token_type).into(),
+        effective_privilege: privilege_pb(effective).into(),
+    }
+}

@@ -1,0 +1,22 @@
+//! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
+mod accounts;
+mod authorize;
+mod convert;
+mod credentials;
+mod status;
+mod tokens;
+
+pub use accounts::AccountHandler;
+pub use authorize::AuthorizeHandler;
+pub use credentials::credentials_from_metadata;
+pub use tokens::TokenHandler;
+
+/// Code generated from `proto/apitokens/v1` by `build.rs`.
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("apitokens.v1");
+
+    /// The descriptor set that reflection serves.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("apitokens_descriptor");
+}

@@ -1,0 +1,71 @@
+//! The one mapping from `ServiceError` to `tonic::Status`, with rich error details.
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::service::ServiceError;
+
+/// The `domain` of every `google.rpc.ErrorInfo` this service sends.
+pub const ERROR_DOMAIN: &str = "apitokens.v1";
+
+fn with_reason(code: Code, reason: &str, message: String) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
+    )
+}
+
+impl From<ServiceError> for Status {
+    fn from(err: ServiceError) -> Self {
+        let message = err.to_string();
+        match err {
+            ServiceError::InvalidArgument(violations) => {
+                let violations: Vec<_> = violations
+                    .into_iter()
+                    .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            ServiceError::Unauthenticated { reason, message } => {
+                with_reason(Code::Unauthenticated, reason, message)
+            }
+            ServiceError::PermissionDenied { reason, message } => {
+                with_reason(Code::PermissionDenied, reason, message)
+            }
+            ServiceError::NotFound { resource, id } => Status::with_error_details(
+                Code::NotFound,
+                message,
+                ErrorDetails::with_resource_info(
+                    resource,
+                    id,
+                    "",
+                    "not found, or not visible to the caller",
+                ),
+            ),
+            ServiceError::AlreadyExists { reason, message } => {
+                with_reason(Code::AlreadyExists, reason, message)
+            }
+            ServiceError::FailedPrecondition { reason, message } => {
+                with_reason(Code::FailedPrecondition, reason, message)
+            }
+            ServiceError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Status::with_error_details(
+                    Code::Unavailable,
+                    "the token database is unavailable; retry with backoff",
+                    ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+                )
+            }
+            ServiceError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Status::internal("internal error; the server log has the details")
+            }
+        }
+    }
+}

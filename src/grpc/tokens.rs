@@ -1,0 +1,281 @@
+//! TokenService: token lifecycle, applications, install command, audit log.
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, Violations};
+use super::credentials::credentials_from_metadata;
+use super::pb::{self, token_service_server::TokenService};
+use crate::domain::{AppState, Caller, Description, Privilege};
+use crate::service::{
+    NewTokenRequest, PageRequest, Service, ServiceError, TokenFilters, TokenUpdate,
+};
+
+pub struct TokenHandler {
+    service: Service,
+}
+
+impl TokenHandler {
+    pub fn new(service: Service) -> Self {
+        TokenHandler { service }
+    }
+
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let credentials = credentials_from_metadata(request.metadata())?;
+        Ok(self.service.authenticate(&credentials).await?)
+    }
+}
+
+fn parse_create(req: &pb::CreateTokenRequest) -> Result<NewTokenRequest, ServiceError> {
+    let mut v = Violations::default();
+    let token_type = v.check("type", convert::required(convert::token_type(req.r#type)));
+    let privilege = v.check("privilege", convert::privilege(req.privilege));
+    let default_app_state = v.check(
+        "default_app_state",
+        convert::app_state(req.default_app_state),
+    );
+    let description = v.check("description", Description::parse(&req.description));
+    v.finish(|| {
+        Some(NewTokenRequest {
+            token_type: token_type?,
+            privilege: privilege?.unwrap_or(Privilege::ReadOnly),
+            default_app_state: default_app_state?.unwrap_or(AppState::Pending),
+            description: description?,
+        })
+    })
+}
+
+fn parse_update(req: &pb::UpdateTokenRequest) -> Result<(uuid::Uuid, TokenUpdate), ServiceError> {
+    let mut v = Violations::default();
+    let Some(token) = req.token.as_ref() else {
+        return Err(ServiceError::invalid("token", "is required"));
+    };
+    let id = v.check("token.id", convert::uuid(&token.id));
+    let paths = req
+        .update_mask
+        .as_ref()
+        .map(|m| m.paths.as_slice())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        v.add(
+            "update_mask",
+            "is required: name the fields to change (privilege, default_app_state, description)",
+        );
+    }
+    let mut update = TokenUpdate::default();
+    for path in paths {
+        match path.as_str() {
+            "privilege" => {
+                update.privilege = v.check("token.privilege", convert::required(convert::privilege(token.privilege)));
+            }
+            "default_app_state" => {
+                update.default_app_state = v.check(
+                    "token.default_app_state",
+                    convert::required(convert::app_state(token.default_app_state)),
+                );
+            }
+            "description" => update.description = v.check("token.description", Description::parse(&token.description)),
+            other => v.add(
+                "update_mask",
+                format!("cannot update '{other}': only privilege, default_app_state and description may change"),
+            ),
+        }
+    }
+    v.finish(|| Some((id?, update)))
+}
+
+fn parse_id(field: &str, value: &str) -> Result<uuid::Uuid, ServiceError> {
+    convert::uuid(value).map_err(|e| ServiceError::invalid(field, e))
+}
+
+fn token_reply(view: crate::service::TokenView) -> Option<pb::Token> {
+    Some(convert::token_pb(view))
+}
+
+type WatchStream =
+    Pin<Box<dyn Stream<Item = Result<pb::WatchApplicationsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl TokenService for TokenHandler {
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = parse_create(request.get_ref())?;
+        let (view, secret) = self.service.create_token(&caller, req).await?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: token_reply(view),
+            secret: secret.expose().to_owned(),
+        }))
+    }
+
+    async fn get_token(
+        &self,
+        request: Request<pb::GetTokenRequest>,
+    ) -> Result<Response<pb::GetTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let view = self.service.get_token(&caller, id).await?;
+        Ok(Response::new(pb::GetTokenResponse {
+            token: token_reply(view),
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let token_type = v.check("type", convert::token_type(req.r#type));
+        let owner_id = v.check("owner_user_id", convert::optional_uuid(&req.owner_user_id));
+        let state = v.check("state", convert::token_state(req.state));
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let filters = v.finish(|| {
+            Some(TokenFilters {
+                token_type: token_type?,
+                owner_id: owner_id?,
+                state: state?,
+            })
+        })?;
+        let page = self.service.list_tokens(&caller, filters, page).await?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: page.items.into_iter().map(convert::token_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn update_token(
+        &self,
+        request: Request<pb::UpdateTokenRequest>,
+    ) -> Result<Response<pb::UpdateTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let (id, update) = parse_update(request.get_ref())?;
+        let view = self.service.update_token(&caller, id, update).await?;
+        Ok(Response::new(pb::UpdateTokenResponse {
+            token: token_reply(view),
+        }))
+    }
+
+    async fn retire_token(
+        &self,
+        request: Request<pb::RetireTokenRequest>,
+    ) -> Result<Response<pb::RetireTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let view = self.service.retire_token(&caller, id).await?;
+        Ok(Response::new(pb::RetireTokenResponse {
+            token: token_reply(view),
+        }))
+    }
+
+    async fn promote_token(
+        &self,
+        request: Request<pb::PromoteTokenRequest>,
+    ) -> Result<Response<pb::PromoteTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let id = parse_id("id", &request.get_ref().id)?;
+        let view = self.service.promote_token(&caller, id).await?;
+        Ok(Response::new(pb::PromoteTokenResponse {
+            token: token_reply(view),
+        }))
+    }
+
+    async fn list_applications(
+        &self,
+        request: Request<pb::ListApplicationsRequest>,
+    ) -> Result<Response<pb::ListApplicationsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = request.into_inner();
+        let mut v = Violations::default();
+        let token_id = v.check("token_id", convert::uuid(&req.token_id));
+        let state = v.check("state", convert::app_state(req.state));
+        let (token_id, state) = v.finish(|| Some((token_id?, state?)))?;
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = self
+            .service
+            .list_applications(&caller, token_id, state, page)
+            .await?;
+        Ok(Response::new(pb::ListApplicationsResponse {
+            applications: page
+                .items
+                .into_iter()
+                .map(convert::application_pb)
+                .collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn set_application_state(
+        &self,
+        request: Request<pb::SetApplicationStateRequest>,
+    ) -> Result<Response<pb::SetApplicationStateResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = request.get_ref();
+        let mut v = Violations::default();
+        let token_id = v.check("token_id", convert::uuid(&req.token_id));
+        let name = v.check("name", convert::app_name(&req.name));
+        let state = v.check("state", convert::required(convert::app_state(req.state)));
+        let (token_id, name, state) = v.finish(|| Some((token_id?, name?, state?)))?;
+        let app = self
+            .service
+            .set_application_state(&caller, token_id, &name, state)
+            .await?;
+        Ok(Response::new(pb::SetApplicationStateResponse {
+            application: Some(convert::application_pb(app)),
+        }))
+    }
+
+    async fn get_install_command(
+        &self,
+        request: Request<pb::GetInstallCommandRequest>,
+    ) -> Result<Response<pb::GetInstallCommandResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = request.get_ref();
+        let token_id = parse_id("token_id", &req.token_id)?;
+        let broker = Some(req.broker_id.as_str()).filter(|b| !b.is_empty());
+        let install = self
+            .service
+            .install_command(&caller, token_id, broker)
+            .await?;
+        Ok(Response::new(pb::GetInstallCommandResponse {
+            command: install.command,
+            app_name: install.app_name.as_str().to_owned(),
+            api_url: install.api_url,
+            cosi_url: install.cosi_url,
+            config_json: install.config_json,
+            key_env_var: install.key_env_var.to_owned(),
+        }))
+    }
+
+    type WatchApplicationsStream = WatchStream;
+
+    async fn watch_applications(
+        &self,
+        request: Request<pb::WatchApplicationsRequest>,
+    ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
+        self.caller(&request).await?;
+        Err(Status::unimplemented("WatchApplications is not built yet"))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let req = request.into_inner();
+        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let target = Some(req.target_id.as_str()).filter(|t| !t.is_empty());
+        let page = self
+            .service
+            .list_audit_events(&caller, target, page)
+            .await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            audit_events: page.items.into_iter().map(convert::audit_pb).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+}

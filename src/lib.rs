@@ -1,0 +1,11 @@
+//! api-tokens: API tokens with per-application approval, as a gRPC service.
+//!
+//! `domain` holds the rules, `service` the use cases, `storage` the database and
+//! `grpc` the wire; `startup` assembles a server from them and `cli` drives it.
+pub mod cli;
+pub mod domain;
+pub mod grpc;
+pub mod service;
+pub mod startup;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,205 @@
+//! Accounts and members: bootstrap from the command line, and the AccountService use cases.
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::domain::{
+    Account, AppState, Caller, Description, Member, Privilege, Secret, Token, TokenType, UserName,
+};
+use crate::storage::{Actor, MemberChange, NewToken, StorageError};
+
+use super::{Page, PageRequest, Service, ServiceError};
+
+/// What `api-tokens bootstrap` made. The secret is shown once and never again.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub account: Account,
+    pub admin: Member,
+    pub token: Token,
+    pub secret: Secret,
+}
+
+/// The caller's account and who the caller is.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub account: Account,
+    pub caller: Option<Member>,
+}
+
+fn actor(caller: &Caller) -> Actor {
+    Actor {
+        member_id: caller.member_id,
+        token_id: Some(caller.token_id),
+    }
+}
+
+fn last_admin() -> ServiceError {
+    ServiceError::FailedPrecondition {
+        reason: "LAST_ADMIN",
+        message: "the account must keep at least one Admin; promote another member first".into(),
+    }
+}
+
+impl Service {
+    /// Creates an account, its first Admin and that Admin's first token (user token,
+    /// Admin privilege, default app state Allow, so it can be used at once).
+    pub async fn bootstrap(
+        &self,
+        account_name: &str,
+        user_name: UserName,
+    ) -> Result<Bootstrapped, ServiceError> {
+        crate::domain::validate_account_name(account_name)
+            .map_err(|e| ServiceError::invalid("account", e))?;
+        let now = Utc::now();
+        let account = Account {
+            id: Uuid::new_v4(),
+            name: account_name.to_owned(),
+            created_at: now,
+        };
+        let admin = Member {
+            id: Uuid::new_v4(),
+            account_id: account.id,
+            user_name,
+            role: Privilege::Admin,
+            created_at: now,
+            updated_at: now,
+            removed_at: None,
+        };
+        let secret = Secret::generate();
+        let token = Token {
+            id: Uuid::new_v4(),
+            account_id: account.id,
+            token_type: TokenType::User,
+            owner_id: Some(admin.id),
+            privilege: Privilege::Admin,
+            default_app_state: AppState::Allow,
+            description: Description::parse("created by api-tokens bootstrap").unwrap_or_default(),
+            creator_id: Some(admin.id),
+            created_at: now,
+            updated_at: now,
+            retired_at: None,
+            promoted_at: None,
+            last_used_at: None,
+        };
+        let new = NewToken {
+            token,
+            digest: secret.digest(),
+        };
+        match self.repo.bootstrap(&account, &admin, &new).await {
+            Ok(()) => Ok(Bootstrapped {
+                account,
+                admin,
+                token: new.token,
+                secret,
+            }),
+            Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
+                reason: "ACCOUNT_EXISTS",
+                message: format!(
+                    "an account named '{account_name}' already exists; bootstrap runs once per account"
+                ),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_account(&self, caller: &Caller) -> Result<AccountView, ServiceError> {
+        let account = self
+            .repo
+            .account(caller.account_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("caller's account is missing".into()))?;
+        let caller = match caller.member_id {
+            Some(id) => self.repo.member(caller.account_id, id).await?,
+            None => None,
+        };
+        Ok(AccountView { account, caller })
+    }
+
+    pub async fn list_members(
+        &self,
+        caller: &Caller,
+        page: PageRequest,
+    ) -> Result<Page<Member>, ServiceError> {
+        let rows = self
+            .repo
+            .list_members(caller.account_id, page.after, page.fetch())
+            .await?;
+        Ok(page.page(rows))
+    }
+
+    pub async fn add_member(
+        &self,
+        caller: &Caller,
+        user_name: UserName,
+        role: Privilege,
+    ) -> Result<Member, ServiceError> {
+        caller.require_admin()?;
+        let now = Utc::now();
+        let member = Member {
+            id: Uuid::new_v4(),
+            account_id: caller.account_id,
+            user_name,
+            role,
+            created_at: now,
+            updated_at: now,
+            removed_at: None,
+        };
+        match self.repo.add_member(&member, actor(caller)).await {
+            Ok(()) => Ok(member),
+            Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
+                reason: "MEMBER_EXISTS",
+                message: format!(
+                    "'{}' is already a member of the account",
+                    member.user_name.as_str()
+                ),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lowering a role caps the member's user tokens from the very next request:
+    /// Authorize reads the owner's role, never a copy.
+    pub async fn update_member(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        role: Privilege,
+    ) -> Result<Member, ServiceError> {
+        caller.require_admin()?;
+        self.repo
+            .change_member(
+                caller.account_id,
+                id,
+                MemberChange::SetRole(role),
+                actor(caller),
+                |current, admins| {
+                    if current.role == Privilege::Admin && role != Privilege::Admin && admins <= 1 {
+                        return Err(last_admin());
+                    }
+                    Ok(())
+                },
+            )
+            .await?
+            .ok_or_else(|| ServiceError::not_found("member", id))
+    }
+
+    /// The member's user tokens stop working at once; account tokens keep working.
+    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
+        caller.require_admin()?;
+        self.repo
+            .change_member(
+                caller.account_id,
+                id,
+                MemberChange::Remove,
+                actor(caller),
+                |current, admins| {
+                    if current.role == Privilege::Admin && admins <= 1 {
+                        return Err(last_admin());
+                    }
+                    Ok(())
+                },
+            )
+            .await?
+            .ok_or_else(|| ServiceError::not_found("member", id))?;
+        Ok(())
+    }
+}

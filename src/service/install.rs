@@ -1,0 +1,139 @@
+//! One-Step-Install: the command an operator pastes on a host, with its app name pre-allowed.
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
+use crate::storage::Actor;
+
+use super::{Service, ServiceError};
+
+/// Where installers are sent.
+#[derive(Debug, Clone)]
+pub struct InstallSettings {
+    pub api_url: String,
+    pub cosi_url: String,
+}
+
+impl Default for InstallSettings {
+    fn default() -> Self {
+        InstallSettings {
+            api_url: "https://api.circonus.com/".into(),
+            cosi_url: "https://setup.circonus.com/".into(),
+        }
+    }
+}
+
+/// The environment variable the pasted command reads the secret from: the secret is never
+/// stored, so the service cannot print it, and a command line would leak it to `ps` anyway.
+pub const KEY_ENV_VAR: &str = "CIRCONUS_API_KEY";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallCommand {
+    pub command: String,
+    pub app_name: AppName,
+    pub api_url: String,
+    pub cosi_url: String,
+    pub config_json: String,
+    pub key_env_var: &'static str,
+}
+
+/// Broker ids go into a shell command: only characters that need no quoting.
+fn valid_broker_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:-".contains(&b))
+}
+
+/// The installer's app name for a token, `circonus:osi:<64 hex>` like Circonus's UI makes:
+/// derived from the token id, so asking twice gives the same name.
+pub fn install_app_name(token_id: Uuid) -> AppName {
+    let digest = Sha256::digest(format!("api-tokens/one-step-install/{token_id}"));
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    // ok: 77 printable ASCII characters always parse.
+    AppName::parse(&format!("circonus:osi:{hex}")).expect("install app name is valid")
+}
+
+impl Service {
+    pub async fn install_command(
+        &self,
+        caller: &Caller,
+        token_id: Uuid,
+        broker_id: Option<&str>,
+    ) -> Result<InstallCommand, ServiceError> {
+        if broker_id.is_some_and(|id| !valid_broker_id(id)) {
+            return Err(ServiceError::invalid(
+                "broker_id",
+                "must be 1 to 100 characters of letters, digits and _ . / : -",
+            ));
+        }
+        caller.require_write()?;
+        let token = self.visible_token(caller, token_id).await?;
+        if token.state() == TokenState::Retired {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "TOKEN_RETIRED",
+                message: "a retired token cannot install anything".into(),
+            });
+        }
+        if token.privilege < Privilege::Normal {
+            return Err(ServiceError::FailedPrecondition {
+                reason: "TOKEN_PRIVILEGE_TOO_LOW",
+                message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
+            });
+        }
+        let app = install_app_name(token_id);
+        let actor = Actor {
+            member_id: caller.member_id,
+            token_id: Some(caller.token_id),
+        };
+        self.repo
+            .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
+            .await?;
+        let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
+        let mut command = format!(
+            "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"
+        );
+        if let Some(id) = broker_id {
+            command.push_str(&format!(" --broker {id}"));
+        }
+        let config = json!({
+            "api_key": format!("${{{KEY_ENV_VAR}}}"),
+            "api_app": app.as_str(),
+            "api_url": api_url,
+            "cosi_url": cosi_url,
+            "cosi_broker_id": broker_id.unwrap_or(""),
+        });
+        Ok(InstallCommand {
+            command,
+            app_name: app,
+            api_url,
+            cosi_url,
+            config_json: serde_json::to_string_pretty(&config).unwrap_or_default(),
+            key_env_var: KEY_ENV_VAR,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_name_is_stable_and_circonus_shaped() {
+        let id = Uuid::new_v4();
+        let name = install_app_name(id);
+        assert_eq!(name, install_app_name(id));
+        assert!(name.as_str().starts_with("circonus:osi:"));
+        assert_eq!(name.as_str().len(), "circonus:osi:".len() + 64);
+    }
+
+    #[test]
+    fn broker_ids_cannot_inject_shell() {
+        assert!(valid_broker_id("/broker/1234"));
+        assert!(!valid_broker_id("1; rm -rf /"));
+        assert!(!valid_broker_id("$(id)"));
+        assert!(!valid_broker_id(""));
+    }
+}

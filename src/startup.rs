@@ -1,0 +1,199 @@
+//! Assembles the server: database, services, health, reflection, layers, and graceful shutdown.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::grpc::pb::{
+    account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
+    token_service_server::TokenServiceServer,
+};
+use crate::grpc::{AccountHandler, AuthorizeHandler, TokenHandler, pb};
+use crate::service::{Service, ServiceSettings};
+use crate::storage::{DatabaseSettings, Repository};
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    pub database: DatabaseSettings,
+    pub service: ServiceSettings,
+    /// How long in-flight calls may take to finish after shutdown begins.
+    pub drain_timeout: Duration,
+}
+
+/// The fully qualified names of the services this server offers, as health reports them.
+pub const SERVICE_NAMES: [&str; 3] = [
+    "apitokens.v1.TokenService",
+    "apitokens.v1.AccountService",
+    "apitokens.v1.AuthorizeService",
+];
+
+/// A server bound to its socket with its database ready, not yet serving.
+pub struct Server {
+    listener: TcpListener,
+    service: Service,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Connects to the database (running migrations) and binds the listen address.
+    pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
+        let repo = Repository::connect(&settings.database)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database at {}",
+                    redact_url(&settings.database.url)
+                )
+            })?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Ok(Server {
+            listener,
+            service: Service::new(repo, settings.service),
+            drain_timeout: settings.drain_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting,
+    /// and lets in-flight calls finish for at most the drain timeout.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        // grpcurl 1.8 speaks only v1alpha.
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let service = self.service;
+        let addr = self.listener.local_addr()?;
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(AuthorizeServiceServer::new(AuthorizeHandler::new(
+                service.clone(),
+            )))
+            .add_service(TokenServiceServer::new(TokenHandler::new(service.clone())))
+            .add_service(AccountServiceServer::new(AccountHandler::new(
+                service.clone(),
+            )));
+        let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        }));
+        tracing::info!(%addr, "serving");
+
+        tokio::select! {
+            result = &mut serving => {
+                result.context("server task failed")?.context("server failed")?;
+                return Ok(());
+            }
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = stop_tx.send(());
+        match tokio::time::timeout(self.drain_timeout, &mut serving).await {
+            Ok(result) => result
+                .context("server task failed")?
+                .context("server failed")?,
+            Err(_) => {
+                tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
+                serving.abort();
+            }
+        }
+        service.repository().clone().close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/tokens"),
+            "postgres://app:***@db:5432/tokens"
+        );
+        assert_eq!(
+            redact_url("sqlite://api-tokens.db?mode=rwc"),
+            "sqlite://api-tokens.db?mode=rwc"
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! Applications under tokens: the Authorize lookup, first-use recording with its event,
+//! approval changes, and listing.
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Actor, application_json};
+use super::convert::{self, micros};
+use super::entities::{app_events, applications, members, tokens};
+use super::{Repository, StorageError};
+use crate::domain::{
+    AppName, AppState, Application, OwnerStatus, SecretDigest, TokenGrant, TokenType,
+};
+
+/// What the Authorize lookup finds for a secret and an application name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantLookup {
+    pub grant: TokenGrant,
+    /// The application's state on the token; `None` if the name is new to it.
+    pub app_state: Option<AppState>,
+}
+
+/// The result of a first use of an application name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// This call recorded the name, in this state, and wrote its event.
+    Recorded(AppState),
+    /// Another call recorded it first; this is its state.
+    Existing(AppState),
+    /// The token has as many names as it may record; nothing was written.
+    LimitReached,
+}
+
+/// Kinds of rows in the application event log.
+pub const EVENT_RECORDED: &str = "recorded";
+pub const EVENT_STATE_CHANGED: &str = "state_changed";
+
+fn col<C: sea_orm::sea_query::IntoIden>(
+    table: impl sea_orm::sea_query::IntoIden,
+    column: C,
+) -> Expr {
+    Expr::col((table, column))
+}
+
+impl Repository {
+    /// One indexed query: the token by digest, its owner's role, and the app's state on it.
+    pub async fn find_grant(
+        &self,
+        digest: &SecretDigest,
+        app: &AppName,
+    ) -> Result<Option<GrantLookup>, StorageError> {
+        let t = tokens::Entity;
+        let m = members::Entity;
+        let a = applications::Entity;
+        let stmt = Query::select()
+            .expr_as(col(t, tokens::Column::Id), Alias::new("token_id"))
+            .expr_as(col(t, tokens::Column::AccountId), Alias::new("account_id"))
+            .expr_as(col(t, tokens::Column::TokenType), Alias::new("token_type"))
+            .expr_as(col(t, tokens::Column::OwnerId), Alias::new("owner_id"))
+            .expr_as(col(t, tokens::Column::Privilege), Alias::new("privilege"))
+            .expr_as(
+                col(t, tokens::Column::DefaultAppState),
+                Alias::new("default_app_state"),
+            )
+            .expr_as(col(t, tokens::Column::RetiredAt), Alias::new("retired_at"))
+            .expr_as(
+                col(t, tokens::Column::SecretDigest),
+                Alias::new("secret_digest"),
+            )
+            .expr_as(col(m, members::Column::Role), Alias::new("owner_role"))
+            .expr_as(
+                col(m, members::Column::RemovedAt),
+                Alias::new("owner_removed_at"),
+            )
+            .expr_as(col(a, applications::Column::State), Alias::new("app_state"))
+            .from(t)
+            .left_join(
+                m,
+                col(m, members::Column::Id).equals((t, tokens::Column::OwnerId)),
+            )
+            .left_join(
+                a,
+                Condition::all()
+                    .add(col(a, applications::Column::TokenId).equals((t, tokens::Column::Id)))
+                    .add(col(a, applications::Column::Name).eq(app.as_str())),
+            )
+            .and_where(col(t, tokens::Column::SecretDigest).eq(digest.0.to_vec()))
+            .to_owned();
+        let Some(row) = self.db.query_one(&stmt).await? else {
+            return Ok(None);
+        };
+        let stored: Vec<u8> = row.try_get("", "secret_digest")?;
+        // The index found it; compare again in constant time so equality is never decided by a short-circuit.
+        if SecretDigest::from_slice(&stored).as_ref() != Some(digest) {
+            return Ok(None);
+        }
+        let token_type: String = row.try_get("", "token_type")?;
+        let token_type = TokenType::parse(&token_type)
+            .ok_or_else(|| StorageError::Corrupt(token_type.clone()))?;
+        let owner_role: Option<String> = row.try_get("", "owner_role")?;
+        let owner_removed: Option<i64> = row.try_get("", "owner_removed_at")?;
+        let owner = match (token_type, owner_role, owner_removed) {
+            (TokenType::Account, _, _) => OwnerStatus::Account,
+            (TokenType::User, Some(role), None) => OwnerStatus::Member(convert::privilege(&role)?),
+            (TokenType::User, _, _) => OwnerStatus::Removed,
+        };
+        let retired_at: Option<i64> = row.try_get("", "retired_at")?;
+        let app_state: Option<String> = row.try_get("", "app_state")?;
+        Ok(Some(GrantLookup {
+            grant: TokenGrant {
+                token_id: row.try_get("", "token_id")?,
+                account_id: row.try_get("", "account_id")?,
+                token_type,
+                owner_id: row.try_get("", "owner_id")?,
+                privilege: convert::privilege(&row.try_get::<String>("", "privilege")?)?,
+                default_app_state: convert::app_state(
+                    &row.try_get::<String>("", "default_app_state")?,
+                )?,
+                retired: retired_at.is_some(),
+                owner,
+            },
+            app_state: app_state.as_deref().map(convert::app_state).transpose()?,
+        }))
+    }
+
+    /// Records a name's first use under the token's default state, with its event, in one
+    /// transaction. Idempotent: of many concurrent first uses one records, the rest find it.
+    pub async fn record_application(
+        &self,
+        grant: &TokenGrant,
+        name: &AppName,
+        max_apps_per_token: Option<u64>,
+    ) -> Result<RecordOutcome, StorageError> {
+        let tx = self.db.begin().await?;
+        // Serialises first uses per token so the cap below holds exactly.
+        lock_token(&tx, grant.token_id).await?;
+        if let Some(state) = app_state_of(&tx, grant.token_id, name).await? {
+            return Ok(RecordOutcome::Existing(state));
+        }
+        if let Some(max) = max_apps_per_token {
+            let count = applications::Entity::find()
+                .filter(applications::Column::TokenId.eq(grant.token_id))
+                .count(&tx)
+                .await?;
+            if count >= max {
+                return Ok(RecordOutcome::LimitReached);
+            }
+        }
+        let now = Utc::now();
+        let state = grant.default_app_state;
+        let inserted = applications::Entity::insert(applications::ActiveModel {
+            token_id: Set(grant.token_id),
+            account_id: Set(grant.account_id),
+            name: Set(name.as_str().to_owned()),
+            state: Set(state.as_str().to_owned()),
+            first_seen_at: Set(micros(now)),
+            last_seen_at: Set(micros(now)),
+            updated_at: Set(micros(now)),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([applications::Column::TokenId, applications::Column::Name])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&tx)
+        .await?;
+        if inserted == 0 {
+            let existing = app_state_of(&tx, grant.token_id, name).await?;
+            return existing
+                .map(RecordOutcome::Existing)
+                .ok_or(StorageError::Conflict);
+        }
+        write_event(
+            &tx,
+            grant.account_id,
+            grant.token_id,
+            name,
+            EVENT_RECORDED,
+            state,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RecordOutcome::Recorded(state))
+    }
+
+    /// Sets a name's state on a token, recording the name if it is new, with its event
+    /// and audit entry. Setting the state it already has changes nothing.
+    pub async fn set_application_state(
+        &self,
+        account_id: Uuid,
+        token_id: Uuid,
+        name: &AppName,
+        state: AppState,
+        actor: Actor,
+    ) -> Result<Application, StorageError> {
+        let tx = self.db.begin().await?;
+        lock_token(&tx, token_id).await?;
+        let existing = application_row(&tx, token_id, name).await?;
+        let now = Utc::now();
+        let (before, after) = match existing {
+            Some(row) if row.state == state.as_str() => {
+                let app = convert::application(row)?;
+                return Ok(app);
+            }
+            Some(row) => {
+                let before = convert::application(row.clone())?;
+                let mut active: applications::ActiveModel = row.into();
+                active.state = Set(state.as_str().to_owned());
+                active.updated_at = Set(micros(now));
+                applications::Entity::update(active).exec(&tx).await?;
+                let after = Application {
+                    state,
+                    updated_at: now,
+                    ..before.clone()
+                };
+                (Some(before), after)
+            }
+            None => {
+                applications::Entity::insert(applications::ActiveModel {
+                    token_id: Set(token_id),
+                    account_id: Set(account_id),
+                    name: Set(name.as_str().to_owned()),
+                    state: Set(state.as_str().to_owned()),
+                    first_seen_at: Set(micros(now)),
+                    last_seen_at: Set(micros(now)),
+                    updated_at: Set(micros(now)),
+                    ..Default::default()
+                })
+                .exec_without_returning(&tx)
+                .await?;
+                let after = Application {
+                    token_id,
+                    name: name.clone(),
+                    state,
+                    first_seen_at: now,
+                    last_seen_at: now,
+                    updated_at: now,
+                };
+                (None, after)
+            }
+        };
+        write_event(
+            &tx,
+            account_id,
+            token_id,
+            name,
+            EVENT_STATE_CHANGED,
+            state,
+            now,
+        )
+        .await?;
+        audit::write(
+            &tx,
+            account_id,
+            actor,
+            "application.set_state",
+            "application",
+            format!("{token_id}/{}", name.as_str()),
+            before.as_ref().map(application_json),
+            Some(application_json(&after)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// A token's names in the order first seen, after the given position.
+    pub async fn list_applications(
+        &self,
+        token_id: Uuid,
+        state: Option<AppState>,
+        after_seq: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(i64, Application)>, StorageError> {
+        let mut query =
+            applications::Entity::find().filter(applications::Column::TokenId.eq(token_id));
+        if let Some(state) = state {
+            query = query.filter(applications::Column::State.eq(state.as_str()));
+        }
+        if let Some(seq) = after_seq {
+            query = query.filter(applications::Column::Seq.gt(seq));
+        }
+        let rows = query
+            .order_by_asc(applications::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|m| Ok((m.seq, convert::application(m)?)))
+            .collect()
+    }
+}
+
+/// Locks a token's row for the rest of the transaction (a no-op on SQLite, whose one
+/// connection already serialises writers).
+async fn lock_token(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), StorageError> {
+    tokens::Entity::find()
+        .filter(tokens::Column::Id.eq(id))
+        .lock_exclusive()
+        .one(conn)
+        .await?;
+    Ok(())
+}
+
+async fn application_row(
+    conn: &impl ConnectionTrait,
+    token_id: Uuid,
+    name: &AppName,
+) -> Result<Option<applications::Model>, StorageError> {
+    Ok(applications::Entity::find()
+        .filter(applications::Column::TokenId.eq(token_id))
+        .filter(applications::Column::Name.eq(name.as_str()))
+        .one(conn)
+        .await?)
+}
+
+async fn app_state_of(
+    conn: &impl ConnectionTrait,
+    token_id: Uuid,
+    name: &AppName,
+) -> Result<Option<AppState>, StorageError> {
+    application_row(conn, token_id, name)
+        .await?
+        .map(|row| convert::app_state(&row.state))
+        .transpose()
+}
+
+async fn write_event(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    token_id: Uuid,
+    name: &AppName,
+    kind: &str,
+    state: AppState,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    app_events::Entity::insert(app_events::ActiveModel {
+        account_id: Set(account_id),
+        token_id: Set(token_id),
+        app_name: Set(name.as_str().to_owned()),
+        kind: Set(kind.to_owned()),
+        state: Set(state.as_str().to_owned()),
+        created_at: Set(micros(now)),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The audit log: written inside each mutation's transaction, read by ListAuditEvents.
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::convert::{micros, time};
+use super::entities::audit_events;
+use super::{Repository, StorageError};
+use crate::domain::{Application, Member, Token};
+
+/// Who made a change: a member and/or a token; neither for the command line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub member_id: Option<Uuid>,
+    pub token_id: Option<Uuid>,
+}
+
+/// One audit log entry as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub account_id: Uuid,
+    pub actor: Actor,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub(crate) fn member_json(m: &Member) -> Value {
+    json!({ "user_id": m.id, "user_name": m.user_name.as_str(), "role": m.role.as_str() })
+}
+
+pub(crate) fn token_json(t: &Token) -> Value {
+    json!({
+        "id": t.id,
+        "type": t.token_type.as_str(),
+        "owner_user_id": t.owner_id,
+        "privilege": t.privilege.as_str(),
+        "default_app_state": t.default_app_state.as_str(),
+        "description": t.description.as_str(),
+        "retired": t.retired_at.is_some(),
+    })
+}
+
+pub(crate) fn application_json(a: &Application) -> Value {
+    json!({ "token_id": a.token_id, "name": a.name.as_str(), "state": a.state.as_str() })
+}
+
+/// Appends one entry; call inside the transaction of the change it records.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn write(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    actor: Actor,
+    action: &str,
+    target_type: &str,
+    target_id: String,
+    before: Option<Value>,
+    after: Option<Value>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    audit_events::Entity::insert(audit_events::ActiveModel {
+        account_id: Set(account_id),
+        actor_member_id: Set(actor.member_id),
+        actor_token_id: Set(actor.token_id),
+        action: Set(action.to_owned()),
+        target_type: Set(target_type.to_owned()),
+        target_id: Set(target_id),
+        before_json: Set(before.map(|v| v.to_string())),
+        after_json: Set(after.map(|v| v.to_string())),
+        created_at: Set(micros(now)),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+impl Repository {
+    /// Newest first, strictly before `before_seq` when given.
+    pub async fn list_audit(
+        &self,
+        account_id: Uuid,
+        target_id: Option<&str>,
+        before_seq: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<AuditRecord>, StorageError> {
+        let mut query =
+            audit_events::Entity::find().filter(audit_events::Column::AccountId.eq(account_id));
+        if let Some(target) = target_id {
+            query = query.filter(audit_events::Column::TargetId.eq(target));
+        }
+        if let Some(seq) = before_seq {
+            query = query.filter(audit_events::Column::Seq.lt(seq));
+        }
+        let rows = query
+            .order_by_desc(audit_events::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|m| {
+                let parse = |s: Option<String>| -> Result<Option<Value>, StorageError> {
+                    s.map(|s| {
+                        serde_json::from_str(&s).map_err(|e| StorageError::Corrupt(e.to_string()))
+                    })
+                    .transpose()
+                };
+                Ok(AuditRecord {
+                    seq: m.seq,
+                    account_id: m.account_id,
+                    actor: Actor {
+                        member_id: m.actor_member_id,
+                        token_id: m.actor_token_id,
+                    },
+                    action: m.action,
+                    target_type: m.target_type,
+                    target_id: m.target_id,
+                    before: parse(m.before_json)?,
+                    after: parse(m.after_json)?,
+                    created_at: time(m.created_at)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,21 @@
+//! The `applications` table: application names recorded under each token.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "applications")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub seq: i64,
+    pub token_id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    pub state: String,
+    pub first_seen_at: i64,
+    pub last_seen_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

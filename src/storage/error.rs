@@ -1,0 +1,67 @@
+//! Storage errors, classified so the service can tell an outage from a conflict from a bug.
+use sea_orm::{DbErr, RuntimeErr, sqlx};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The database cannot be reached or is shutting down: the caller may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule refused the write.
+    #[error("conflict with an existing row")]
+    Conflict,
+    /// A row holds a value the code does not know: a bug or a hand-edited database.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// Anything else the database refused.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StorageError {
+    pub(crate) fn from_sqlx(err: &sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => StorageError::Unavailable(err.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
+            sqlx::Error::Database(db) => match db.code().as_deref() {
+                // PostgreSQL class 08 (connection), 57P0x (shutdown, cannot connect now),
+                // 53300 (too many connections); SQLite 5 and 6 (busy, locked).
+                Some(code)
+                    if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code == "53300"
+                        || code == "5"
+                        || code == "6" =>
+                {
+                    StorageError::Unavailable(err.to_string())
+                }
+                _ => StorageError::Database(err.to_string()),
+            },
+            _ => StorageError::Database(err.to_string()),
+        }
+    }
+}
+
+impl From<DbErr> for StorageError {
+    fn from(err: DbErr) -> Self {
+        match err {
+            DbErr::ConnectionAcquire(e) => StorageError::Unavailable(e.to_string()),
+            DbErr::Conn(RuntimeErr::SqlxError(e)) => match StorageError::from_sqlx(&e) {
+                StorageError::Database(msg) => StorageError::Unavailable(msg),
+                other => other,
+            },
+            DbErr::Conn(e) => StorageError::Unavailable(e.to_string()),
+            DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+                StorageError::from_sqlx(&e)
+            }
+            DbErr::TryIntoErr { .. } | DbErr::Type(_) | DbErr::Json(_) => {
+                StorageError::Corrupt(err.to_string())
+            }
+            other => StorageError::Database(other.to_string()),
+        }
+    }
+}

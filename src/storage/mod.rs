@@ -1,0 +1,111 @@
+//! Persistence: sea-orm entities, migrations and the repository. Nothing of sea-orm leaves this module.
+mod accounts;
+mod applications;
+mod audit;
+mod convert;
+mod entities;
+mod error;
+mod migrations;
+mod tokens;
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm_migration::MigratorTrait;
+
+pub use accounts::MemberChange;
+pub use applications::{GrantLookup, RecordOutcome};
+pub use audit::{Actor, AuditRecord};
+pub use error::StorageError;
+pub use tokens::{NewToken, TokenFilter};
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: String,
+    /// Pool size for PostgreSQL. SQLite always uses one connection: one writer is
+    /// simpler and faster than retrying "database is locked".
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+/// The repository: every read and write of the service goes through here.
+#[derive(Clone)]
+pub struct Repository {
+    db: DatabaseConnection,
+}
+
+/// Key of the PostgreSQL advisory lock that serialises migrations of replicas starting together.
+const MIGRATION_LOCK_KEY: i64 = 0x6170_692d_746f_6b65; // "api-toke"
+
+impl Repository {
+    /// Connects, then brings the schema up to date.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let mut options = ConnectOptions::new(settings.url.clone());
+        options
+            .connect_timeout(settings.connect_timeout)
+            .acquire_timeout(settings.connect_timeout)
+            // sea-orm would log every statement; ours carry no secrets, but logs are not the place.
+            .sqlx_logging(false);
+        if settings.url.starts_with("sqlite:") {
+            options
+                .max_connections(1)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        .busy_timeout(Duration::from_secs(5))
+                        .foreign_keys(true)
+                });
+        } else {
+            options.max_connections(settings.max_connections);
+        }
+        let db = Database::connect(options)
+            .await
+            .map_err(StorageError::from)?;
+        let repo = Repository { db };
+        repo.migrate().await?;
+        Ok(repo)
+    }
+
+    /// Runs pending migrations. On PostgreSQL an advisory lock makes replicas that
+    /// start at once take turns; the later ones find nothing left to do.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        if self.db.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(migrations::Migrator::up(&self.db, None).await?);
+        }
+        let pool = self.db.get_postgres_connection_pool();
+        let mut lock_conn = pool
+            .acquire()
+            .await
+            .map_err(|e| StorageError::from_sqlx(&e))?;
+        sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *lock_conn)
+            .await
+            .map_err(|e| StorageError::from_sqlx(&e))?;
+        let result = migrations::Migrator::up(&self.db, None).await;
+        let unlock = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *lock_conn)
+            .await;
+        result?;
+        unlock.map_err(|e| StorageError::from_sqlx(&e))?;
+        Ok(())
+    }
+
+    /// Whether the database answers, for health checks.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        Ok(self.db.ping().await?)
+    }
+
+    pub async fn close(self) {
+        let _ = self.db.close().await;
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DatabaseBackend::Postgres
+    }
+}

@@ -1,0 +1,194 @@
+//! Tokens: creation, lookup, listing and changes, each change with its audit entry.
+use chrono::Utc;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::audit::{self, Actor, token_json};
+use super::convert::{self, micros};
+use super::entities::tokens;
+use super::{Repository, StorageError};
+use crate::domain::{SecretDigest, Token, TokenState, TokenType};
+
+/// A token about to be stored, with the digest of its secret.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub token: Token,
+    pub digest: SecretDigest,
+}
+
+/// Which tokens of an account to list.
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub account_id: Uuid,
+    /// Only the user tokens of this member: what a non-admin may see.
+    pub visible_to_member: Option<Uuid>,
+    pub token_type: Option<TokenType>,
+    pub owner_id: Option<Uuid>,
+    pub state: Option<TokenState>,
+}
+
+pub(crate) async fn insert_token(
+    conn: &impl sea_orm::ConnectionTrait,
+    new: &NewToken,
+) -> Result<(), StorageError> {
+    let t = &new.token;
+    tokens::Entity::insert(tokens::ActiveModel {
+        id: Set(t.id),
+        account_id: Set(t.account_id),
+        token_type: Set(t.token_type.as_str().to_owned()),
+        owner_id: Set(t.owner_id),
+        creator_id: Set(t.creator_id),
+        secret_digest: Set(new.digest.0.to_vec()),
+        privilege: Set(t.privilege.as_str().to_owned()),
+        default_app_state: Set(t.default_app_state.as_str().to_owned()),
+        description: Set(t.description.as_str().to_owned()),
+        created_at: Set(micros(t.created_at)),
+        updated_at: Set(micros(t.updated_at)),
+        retired_at: Set(t.retired_at.map(micros)),
+        promoted_at: Set(t.promoted_at.map(micros)),
+        last_used_at: Set(t.last_used_at.map(micros)),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+impl Repository {
+    pub async fn create_token(&self, new: &NewToken, actor: Actor) -> Result<(), StorageError> {
+        let tx = self.db.begin().await?;
+        insert_token(&tx, new).await?;
+        let t = &new.token;
+        audit::write(
+            &tx,
+            t.account_id,
+            actor,
+            "token.create",
+            "token",
+            t.id.to_string(),
+            None,
+            Some(token_json(t)),
+            t.created_at,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, account_id: Uuid, id: Uuid) -> Result<Option<Token>, StorageError> {
+        tokens::Entity::find()
+            .filter(tokens::Column::AccountId.eq(account_id))
+            .filter(tokens::Column::Id.eq(id))
+            .one(&self.db)
+            .await?
+            .map(convert::token)
+            .transpose()
+    }
+
+    /// Oldest first, after the given position.
+    pub async fn list_tokens(
+        &self,
+        filter: &TokenFilter,
+        after_seq: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<(i64, Token)>, StorageError> {
+        use tokens::Column as C;
+        let mut query = tokens::Entity::find().filter(C::AccountId.eq(filter.account_id));
+        if let Some(member) = filter.visible_to_member {
+            query = query
+                .filter(C::TokenType.eq(TokenType::User.as_str()))
+                .filter(C::OwnerId.eq(member));
+        }
+        if let Some(ty) = filter.token_type {
+            query = query.filter(C::TokenType.eq(ty.as_str()));
+        }
+        if let Some(owner) = filter.owner_id {
+            query = query.filter(C::OwnerId.eq(owner));
+        }
+        query = match filter.state {
+            Some(TokenState::Active) => query.filter(C::RetiredAt.is_null()),
+            Some(TokenState::Retired) => query.filter(C::RetiredAt.is_not_null()),
+            None => query,
+        };
+        if let Some(seq) = after_seq {
+            query = query.filter(C::Seq.gt(seq));
+        }
+        let rows = query
+            .order_by_asc(C::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .map(|m| Ok((m.seq, convert::token(m)?)))
+            .collect()
+    }
+
+    /// The ids of a member's user tokens, so caches can forget them when the member changes.
+    pub async fn token_ids_owned_by(&self, member_id: Uuid) -> Result<Vec<Uuid>, StorageError> {
+        Ok(tokens::Entity::find()
+            .select_only()
+            .column(tokens::Column::Id)
+            .filter(tokens::Column::OwnerId.eq(member_id))
+            .into_tuple::<Uuid>()
+            .all(&self.db)
+            .await?)
+    }
+
+    /// Changes a token in one transaction: `change` sees the current token and returns
+    /// the new one, or `None` when there is nothing to do. `Ok(None)`: no such token.
+    /// Returns the token before and after.
+    pub async fn change_token<E: From<StorageError>>(
+        &self,
+        account_id: Uuid,
+        id: Uuid,
+        action: &str,
+        actor: Actor,
+        change: impl FnOnce(&Token) -> Result<Option<Token>, E>,
+    ) -> Result<Option<(Token, Token)>, E> {
+        let tx = self.db.begin().await.map_err(StorageError::from)?;
+        let row = tokens::Entity::find()
+            .filter(tokens::Column::AccountId.eq(account_id))
+            .filter(tokens::Column::Id.eq(id))
+            .lock_exclusive()
+            .one(&tx)
+            .await
+            .map_err(StorageError::from)?;
+        let Some(row) = row else { return Ok(None) };
+        let before = convert::token(row.clone())?;
+        let Some(mut after) = change(&before)? else {
+            return Ok(Some((before.clone(), before)));
+        };
+        let now = Utc::now();
+        after.updated_at = now;
+        let mut active: tokens::ActiveModel = row.into();
+        active.token_type = Set(after.token_type.as_str().to_owned());
+        active.owner_id = Set(after.owner_id);
+        active.privilege = Set(after.privilege.as_str().to_owned());
+        active.default_app_state = Set(after.default_app_state.as_str().to_owned());
+        active.description = Set(after.description.as_str().to_owned());
+        active.updated_at = Set(micros(now));
+        active.retired_at = Set(after.retired_at.map(micros));
+        active.promoted_at = Set(after.promoted_at.map(micros));
+        tokens::Entity::update(active)
+            .exec(&tx)
+            .await
+            .map_err(StorageError::from)?;
+        audit::write(
+            &tx,
+            account_id,
+            actor,
+            action,
+            "token",
+            id.to_string(),
+            Some(token_json(&before)),
+            Some(token_json(&after)),
+            now,
+        )
+        .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(Some((before, after)))
+    }
+}
