@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::domain::UserName;
+use crate::domain::{AppState, Privilege, UserName};
 use crate::service::{InstallSettings, Service, ServiceError, ServiceSettings};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
@@ -41,6 +41,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create an account, its first Admin and that Admin's first token; print the secret once.
     Bootstrap(BootstrapArgs),
+    /// Issue a member their first user token (what a sign-in front end would do); print the secret once.
+    IssueToken(IssueTokenArgs),
 }
 
 #[derive(Debug, Args)]
@@ -134,25 +136,100 @@ pub struct BootstrapArgs {
     pub output: OutputFormat,
 }
 
+#[derive(Debug, Args)]
+pub struct IssueTokenArgs {
+    /// Name of the member's account.
+    #[arg(long)]
+    pub account: String,
+    /// The member's user name.
+    #[arg(long)]
+    pub user: String,
+    /// The token's privilege (default: the member's role).
+    #[arg(long, value_parser = parse_privilege)]
+    pub privilege: Option<Privilege>,
+    /// The state new application names get: allow, pending or deny.
+    #[arg(long, value_parser = parse_app_state, default_value = "pending")]
+    pub default_app_state: AppState,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+fn parse_privilege(s: &str) -> Result<Privilege, String> {
+    Privilege::parse(s).ok_or_else(|| "expected read_only, normal or admin".into())
+}
+
+fn parse_app_state(s: &str) -> Result<AppState, String> {
+    AppState::parse(s).ok_or_else(|| "expected allow, pending or deny".into())
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init(cli.log_format);
+    // The one-shot commands print results on stdout; their logs only matter when something is wrong.
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    telemetry::init(cli.log_format, default_level);
     match cli.command {
         Command::Serve(args) => {
             let server = Server::build(args.settings()).await?;
             server.run_until(shutdown_signal()).await
         }
         Command::Bootstrap(args) => bootstrap(args).await,
+        Command::IssueToken(args) => issue_token(args).await,
     }
+}
+
+/// A service straight on the database, for the commands an operator runs beside the server.
+async fn local_service(database: &DatabaseArgs) -> anyhow::Result<Service> {
+    let settings = database.settings();
+    let repo = Repository::connect(&settings)
+        .await
+        .with_context(|| format!("cannot open the database at {}", redact_url(&settings.url)))?;
+    Ok(Service::new(repo, ServiceSettings::default()))
+}
+
+async fn issue_token(args: IssueTokenArgs) -> anyhow::Result<()> {
+    let service = local_service(&args.database).await?;
+    let issued = service
+        .issue_member_token(
+            &args.account,
+            &args.user,
+            args.privilege,
+            args.default_app_state,
+        )
+        .await;
+    service.repository().clone().close().await;
+    let (token, secret) = issued.map_err(|e| anyhow::anyhow!("{e}"))?;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            json!({ "token_id": token.id, "user_id": token.owner_id, "privilege": token.privilege.as_str(), "secret": secret.expose() })
+        ),
+        OutputFormat::Text => {
+            println!(
+                "token     {} (user token of {}, {} privilege)",
+                token.id, args.user, token.privilege
+            );
+            println!("secret    {}", secret.expose());
+            println!();
+            println!(
+                "The secret is shown only this once: hand it to {} now.",
+                args.user
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let user_name = UserName::parse(&args.admin).map_err(|e| anyhow::anyhow!("--admin {e}"))?;
-    let settings = args.database.settings();
-    let repo = Repository::connect(&settings)
-        .await
-        .with_context(|| format!("cannot open the database at {}", redact_url(&settings.url)))?;
-    let service = Service::new(repo.clone(), ServiceSettings::default());
+    let service = local_service(&args.database).await?;
+    let repo = service.repository().clone();
     let made = match service.bootstrap(&args.account, user_name).await {
         Ok(made) => made,
         Err(ServiceError::InvalidArgument(v)) => anyhow::bail!("--account {}", v[0].description),

@@ -203,3 +203,57 @@ impl Service {
         Ok(())
     }
 }
+
+impl Service {
+    /// Issues a user token to a member on behalf of whatever signs people in (here, the
+    /// `issue-token` command run by an operator): members have no other first credential.
+    pub async fn issue_member_token(
+        &self,
+        account_name: &str,
+        user_name: &str,
+        privilege: Option<Privilege>,
+        default_app_state: AppState,
+    ) -> Result<(Token, Secret), ServiceError> {
+        let account = self
+            .repo
+            .account_by_name(account_name)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("account", account_name))?;
+        let member = self
+            .repo
+            .current_member_by_name(account.id, user_name)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("member", user_name))?;
+        let privilege = privilege.unwrap_or(member.role);
+        if privilege > member.role {
+            return Err(crate::domain::PolicyDenial::AboveOwnPrivilege {
+                requested: privilege,
+                own: member.role,
+            }
+            .into());
+        }
+        let now = Utc::now();
+        let secret = Secret::generate();
+        let token = Token {
+            id: Uuid::new_v4(),
+            account_id: account.id,
+            token_type: TokenType::User,
+            owner_id: Some(member.id),
+            privilege,
+            default_app_state,
+            description: Description::parse("issued by api-tokens issue-token").unwrap_or_default(),
+            creator_id: Some(member.id),
+            created_at: now,
+            updated_at: now,
+            retired_at: None,
+            promoted_at: None,
+            last_used_at: None,
+        };
+        let new = NewToken {
+            token,
+            digest: secret.digest(),
+        };
+        self.repo.create_token(&new, Actor::default()).await?;
+        Ok((new.token, secret))
+    }
+}

@@ -231,6 +231,30 @@ async fn insert_member(
 }
 
 impl Repository {
+    pub async fn account_by_name(&self, name: &str) -> Result<Option<Account>, StorageError> {
+        accounts::Entity::find()
+            .filter(accounts::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .map(convert::account)
+            .transpose()
+    }
+
+    pub async fn current_member_by_name(
+        &self,
+        account_id: Uuid,
+        user_name: &str,
+    ) -> Result<Option<Member>, StorageError> {
+        members::Entity::find()
+            .filter(members::Column::AccountId.eq(account_id))
+            .filter(members::Column::UserName.eq(user_name))
+            .filter(members::Column::RemovedAt.is_null())
+            .one(&self.db)
+            .await?
+            .map(convert::member)
+            .transpose()
+    }
+
     /// A current member's role; `None` if removed or unknown.
     pub async fn current_role(
         &self,

@@ -1,0 +1,114 @@
+//! A fresh database per test: an SQLite file in a temporary folder, or a PostgreSQL
+//! database with a random name, dropped when the test ends.
+use std::time::Duration;
+
+use api_tokens::storage::DatabaseSettings;
+use sea_orm::{ConnectionTrait, Database};
+
+/// Where the PostgreSQL tests find their server; `.ci/run` sets it.
+pub const POSTGRES_URL_VAR: &str = "API_TOKENS_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestDatabase {
+    pub backend: Backend,
+    pub url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> TestDatabase {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("api-tokens.db").display()
+                );
+                TestDatabase {
+                    backend,
+                    url,
+                    postgres: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+                    panic!("{POSTGRES_URL_VAR} is not set: the PostgreSQL tests need a server (see .ci/run)")
+                });
+                let name = format!("apitokens_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(admin_url.as_str())
+                    .await
+                    .expect("PostgreSQL reachable");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let _ = admin.close().await;
+                let url = replace_database(&admin_url, &name);
+                TestDatabase {
+                    backend,
+                    url,
+                    postgres: Some((admin_url, name)),
+                    _dir: None,
+                }
+            }
+        }
+    }
+
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            url: self.url.clone(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The same server URL pointing at another database.
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_end..]
+        .find('/')
+        .map_or(base.len(), |i| authority_end + i);
+    let mut out = format!("{}/{}", &base[..path_start], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async; a thread with its own runtime does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}

@@ -1,0 +1,273 @@
+//! Test harness: the real server on 127.0.0.1:0 with a fresh database, and typed tonic clients.
+#![allow(dead_code)]
+
+pub mod db;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api_tokens::domain::{AppState, Privilege};
+use api_tokens::grpc::pb::{
+    self, account_service_client::AccountServiceClient,
+    authorize_service_client::AuthorizeServiceClient, token_service_client::TokenServiceClient,
+};
+use api_tokens::service::{Service, ServiceSettings};
+use api_tokens::startup::{Server, ServerSettings};
+use api_tokens::storage::Repository;
+use tokio::sync::oneshot;
+use tonic::Request;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+pub use db::{Backend, TestDatabase};
+
+/// Generates one test per backend from `async fn NAME(backend: Backend)`. The PostgreSQL
+/// variant is `#[ignore]`d so `cargo test` needs no PostgreSQL; `.ci/run` runs it.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// Credentials a test calls the management services with.
+#[derive(Clone, Debug)]
+pub struct As {
+    pub secret: String,
+    pub app: String,
+}
+
+impl As {
+    pub fn new(secret: impl Into<String>, app: impl Into<String>) -> Self {
+        As {
+            secret: secret.into(),
+            app: app.into(),
+        }
+    }
+
+    /// Wraps a message with this caller's metadata.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        let md = request.metadata_mut();
+        md.insert(
+            "x-circonus-auth-token",
+            MetadataValue::try_from(self.secret.as_str()).expect("ascii secret"),
+        );
+        md.insert(
+            "x-circonus-app-name",
+            MetadataValue::try_from(self.app.as_str()).expect("ascii app"),
+        );
+        request
+    }
+}
+
+/// A running server with a database of its own.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub channel: Channel,
+    pub tokens: TokenServiceClient<Channel>,
+    pub accounts: AccountServiceClient<Channel>,
+    pub authorize: AuthorizeServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+    /// The bootstrap Admin's token (user token, Admin, default app state Allow).
+    pub admin: As,
+    pub admin_token_id: String,
+    pub admin_user_id: String,
+    pub account_id: String,
+    pub database: TestDatabase,
+    /// The service straight on the test database, for what only operators do.
+    pub local: Service,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, ServiceSettings::default()).await
+}
+
+pub async fn spawn_app_with(backend: Backend, service: ServiceSettings) -> TestApp {
+    let database = TestDatabase::create(backend).await;
+    spawn_on(database, service).await
+}
+
+/// Starts a server on an existing test database and bootstraps account "acme".
+pub async fn spawn_on(database: TestDatabase, service: ServiceSettings) -> TestApp {
+    let db_settings = database.settings();
+    let repo = Repository::connect(&db_settings)
+        .await
+        .expect("connect for bootstrap");
+    let local = Service::new(repo, service.clone());
+    let made = local
+        .bootstrap(
+            "acme",
+            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
+        )
+        .await
+        .expect("bootstrap");
+    let settings = ServerSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: db_settings,
+        service,
+        drain_timeout: Duration::from_secs(5),
+    };
+    let server = Server::build(settings).await.expect("server builds");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let channel = connect(addr).await;
+    TestApp {
+        addr,
+        tokens: TokenServiceClient::new(channel.clone()),
+        accounts: AccountServiceClient::new(channel.clone()),
+        authorize: AuthorizeServiceClient::new(channel.clone()),
+        health: HealthClient::new(channel.clone()),
+        channel,
+        admin: As::new(made.secret.expose(), "test-suite"),
+        admin_token_id: made.token.id.to_string(),
+        admin_user_id: made.admin.id.to_string(),
+        account_id: made.account.id.to_string(),
+        database,
+        local,
+        stop: Some(stop),
+        server: Some(handle),
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect to test server")
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    pub async fn authorize(
+        &self,
+        secret: &str,
+        app: &str,
+        required: pb::Privilege,
+    ) -> pb::AuthorizeResponse {
+        self.authorize
+            .clone()
+            .authorize(pb::AuthorizeRequest {
+                token: secret.into(),
+                app_name: app.into(),
+                required_privilege: required.into(),
+            })
+            .await
+            .expect("authorize answers")
+            .into_inner()
+    }
+
+    /// Adds a member and returns their user id.
+    pub async fn add_member(&self, user_name: &str, role: pb::Privilege) -> String {
+        self.accounts
+            .clone()
+            .add_member(self.admin.req(pb::AddMemberRequest {
+                user_name: user_name.into(),
+                role: role.into(),
+            }))
+            .await
+            .expect("add member")
+            .into_inner()
+            .member
+            .expect("member")
+            .user_id
+    }
+
+    /// Creates a token as `caller`; returns (token, secret).
+    pub async fn create_token(
+        &self,
+        caller: &As,
+        token_type: pb::TokenType,
+        privilege: pb::Privilege,
+        default_app_state: pb::AppState,
+    ) -> (pb::Token, String) {
+        let reply = self
+            .tokens
+            .clone()
+            .create_token(caller.req(pb::CreateTokenRequest {
+                r#type: token_type.into(),
+                privilege: privilege.into(),
+                default_app_state: default_app_state.into(),
+                description: String::new(),
+            }))
+            .await
+            .expect("create token")
+            .into_inner();
+        (reply.token.expect("token"), reply.secret)
+    }
+
+    /// A member of the given role with a user token of that privilege and default Allow,
+    /// issued the way an operator (or a sign-in front end) would.
+    pub async fn member_with_token(
+        &self,
+        user_name: &str,
+        role: pb::Privilege,
+    ) -> (String, As, pb::Token) {
+        let user_id = self.add_member(user_name, role).await;
+        let (token, secret) = self.issue_token(user_name, None).await;
+        (user_id, As::new(secret, "test-suite"), token)
+    }
+
+    /// Issues a member a user token (default app state Allow) through the operator path.
+    pub async fn issue_token(
+        &self,
+        user_name: &str,
+        privilege: Option<Privilege>,
+    ) -> (pb::Token, String) {
+        let (token, secret) = self
+            .local
+            .issue_member_token("acme", user_name, privilege, AppState::Allow)
+            .await
+            .expect("issue member token");
+        let token = self
+            .tokens
+            .clone()
+            .get_token(self.admin.req(pb::GetTokenRequest {
+                id: token.id.to_string(),
+            }))
+            .await
+            .expect("admin sees the issued token")
+            .into_inner()
+            .token
+            .expect("token");
+        (token, secret.expose().to_owned())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
