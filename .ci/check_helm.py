@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# .ci/check_helm.py: offline checks of helm/api-tokens (strict lint, renders, Kubernetes schemas, guards, yamllint); run through .ci/check-helm.
+# .ci/check_helm.py: offline checks of helm/api-tokens (strict lint, renders, Kubernetes schemas, guards, yamllint) and the Dockerfile; run through .ci/check-helm.
 """Checks the api-tokens Helm chart without a cluster or a `helm` binary.
 
 1. `helm lint --strict` (helm-python-sdk, Helm 4 as a library) with default and all-on values.
@@ -13,6 +13,7 @@
    several replicas, schema errors, the grace period check, ...).
 4. The chart's README.md has a row for every value in values.yaml.
 5. yamllint --strict on values.yaml and Chart.yaml.
+6. hadolint on the Dockerfile, plus the facts the chart relies on (user, ports, entrypoint).
 
 Exits non-zero on the first failed group, after printing what failed.
 """
@@ -409,6 +410,25 @@ def check_yamllint() -> None:
     ok("values.yaml, Chart.yaml: no yamllint warning or error")
 
 
+def check_dockerfile() -> None:
+    heading("Dockerfile: hadolint, and the facts the chart relies on (the image cannot be built here: no Docker engine)")
+    dockerfile = ROOT / "Dockerfile"
+    result = subprocess.run([str(VENV_BIN / "hadolint"), "--no-color", str(dockerfile)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(result.stdout + result.stderr)
+        raise Failed("hadolint Dockerfile")
+    ok(f"hadolint {subprocess.run([str(VENV_BIN / 'hadolint'), '--version'], capture_output=True, text=True).stdout.split()[-1]}: no finding")
+    text = dockerfile.read_text()
+    for needle in ("FROM rust:1.95-bookworm AS builder", "cargo build --release --locked",
+                   "FROM gcr.io/distroless/cc-debian12:nonroot", "/usr/local/bin/api-tokens",
+                   "USER 65532:65532", "EXPOSE 50051 9090", "ENV API_TOKENS_LISTEN=0.0.0.0:50051",
+                   'ENTRYPOINT ["/usr/local/bin/api-tokens"]', 'CMD ["serve"]'):
+        if needle not in text:
+            raise Failed(f"Dockerfile lacks {needle!r}")
+    ok("builder rust:1.95-bookworm, runtime distroless cc nonroot, USER 65532:65532, EXPOSE 50051 9090, ENTRYPOINT/CMD serve")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", metavar="DIR", help="write the rendered manifests here and keep them")
@@ -433,6 +453,7 @@ def main() -> int:
         check_must_fail()
         check_readme()
         check_yamllint()
+        check_dockerfile()
     except (Failed, helm.HelmError) as e:
         print(f"\nFAILED: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
