@@ -94,3 +94,74 @@ async fn replicas_starting_together_on_postgres_both_migrate() {
         repo.close().await;
     }
 }
+
+/// grpcurl 1.8 asks v1alpha, newer tools v1: both list our services and describe their types.
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_the_services() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let app = spawn_app(Backend::Sqlite).await;
+    let expected = [
+        "apitokens.v1.TokenService",
+        "apitokens.v1.AccountService",
+        "apitokens.v1.AuthorizeService",
+    ];
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1")
+        .into_inner();
+    let reply = stream
+        .message()
+        .await
+        .expect("v1 reply")
+        .expect("one reply");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("v1 did not list services");
+    };
+    let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
+    for name in expected {
+        assert!(
+            names.iter().any(|n| n == name),
+            "v1 lacks {name}: {names:?}"
+        );
+    }
+
+    let mut client =
+        v1alpha::server_reflection_client::ServerReflectionClient::new(app.channel.clone());
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "apitokens.v1.AuthorizeService".into(),
+            ),
+        ),
+    };
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1alpha")
+        .into_inner();
+    let reply = stream
+        .message()
+        .await
+        .expect("v1alpha reply")
+        .expect("one reply");
+    assert!(
+        matches!(
+            reply.message_response,
+            Some(v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()
+        ),
+        "v1alpha describes AuthorizeService"
+    );
+    app.stop().await;
+}
