@@ -53,6 +53,7 @@ ALL_ON: dict[str, Any] = {
     "serviceAccount": {"annotations": {"example.com/role": "api-tokens"}},
     "podAnnotations": {"example.com/team": "identity"},
     "podLabels": {"example.com/tier": "backend"},
+    "config": {"extra": {"API_TOKENS_CACHE_TTL_MS": 1000, "API_TOKENS_CACHE_MAX_TOKENS": "100000"}},
     "database": {"driver": "postgres", "url": PG_URL, "maxConnections": 20},
     "service": {"annotations": {"example.com/lb": "internal"}},
     "metrics": {"enabled": True,
@@ -145,6 +146,9 @@ MUST_FAIL: dict[str, tuple[dict[str, Any], str, str]] = {
         {"replicaCount": "2"}, "HelmValuesError", "/replicaCount"),
     "schema: unknown database driver": (
         {"database": {"driver": "mysql"}}, "HelmValuesError", "/database/driver"),
+    "schema: the database URL through config.extra": (
+        {"config": {"extra": {"API_TOKENS_DATABASE_URL": "postgres://a@b/c"}}}, "HelmValuesError",
+        "invalid propertyName 'API_TOKENS_DATABASE_URL'"),
     "schema: log format": (
         {"config": {"logFormat": "pretty"}}, "HelmValuesError", "/config/logFormat"),
 }
@@ -271,6 +275,8 @@ def check_contract(name: str, docs: list[tuple[str, dict[str, Any]]], values: di
                 "API_TOKENS_INSTALL_COSI_URL"):
         expect(key in cm, f"ConfigMap sets {key}")
     expect(("API_TOKENS_METRICS_LISTEN" in cm) == metrics_on, "API_TOKENS_METRICS_LISTEN iff metrics.enabled")
+    for key, value in values.get("config", {}).get("extra", {}).items():
+        expect(cm.get(key) == str(value), f"config.extra {key} in the ConfigMap as a string")
     expect(any(e.get("configMapRef") for e in c["envFrom"]), "settings loaded with envFrom")
     (db,) = [e for e in c["env"] if e["name"] == "API_TOKENS_DATABASE_URL"]
     expect("secretKeyRef" in db["valueFrom"], "API_TOKENS_DATABASE_URL from a Secret")
