@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::domain::{AppState, Privilege, UserName};
-use crate::service::{InstallSettings, Service, ServiceError, ServiceSettings};
+use crate::service::{CacheSettings, InstallSettings, Service, ServiceError, ServiceSettings};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
 use crate::telemetry::{self, LogFormat};
@@ -92,6 +92,19 @@ pub struct ServeArgs {
         default_value = "https://setup.circonus.com/"
     )]
     pub install_cosi_url: String,
+    /// Milliseconds a known token or an application state is served from memory. Writes on
+    /// this replica take effect at once; this bounds how stale a change made elsewhere can be.
+    #[arg(long, env = "API_TOKENS_CACHE_TTL_MS", default_value_t = 1000)]
+    pub cache_ttl_ms: u64,
+    /// Milliseconds an unknown secret is remembered as unknown.
+    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = 2000)]
+    pub negative_cache_ttl_ms: u64,
+    /// Most tokens held in memory.
+    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = 100_000)]
+    pub cache_max_tokens: u64,
+    /// Seconds between writes of last-used times (at most one write per token per interval).
+    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = 30)]
+    pub last_used_interval_secs: u64,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
@@ -109,6 +122,13 @@ impl ServeArgs {
                     api_url: self.install_api_url.clone(),
                     cosi_url: self.install_cosi_url.clone(),
                 },
+                cache: CacheSettings {
+                    max_tokens: self.cache_max_tokens,
+                    max_apps: self.cache_max_tokens.saturating_mul(10),
+                    ttl: Duration::from_millis(self.cache_ttl_ms),
+                    negative_ttl: Duration::from_millis(self.negative_cache_ttl_ms),
+                },
+                last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
             },
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }

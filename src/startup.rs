@@ -93,6 +93,10 @@ impl Server {
         let addr = self.listener.local_addr()?;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
+        let last_used_writer = tokio::spawn(service.clone().run_last_used_writer(async {
+            let _ = writer_stopped.await;
+        }));
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -135,6 +139,9 @@ impl Server {
                 serving.abort();
             }
         }
+        // The last batch of last-used times is written before the database closes.
+        let _ = stop_writer.send(());
+        let _ = last_used_writer.await;
         service.repository().clone().close().await;
         tracing::info!("stopped");
         Ok(())

@@ -128,9 +128,11 @@ impl Decision {
             Decision::OwnerRemoved => {
                 "the owner of this user token is no longer a member of the account".into()
             }
-            Decision::AppLimitReached => format!(
-                "application '{app}' is new and this token has recorded as many applications as it may"
-            ),
+            Decision::AppLimitReached => {
+                format!(
+                    "application '{app}' is new and this token has recorded as many applications as it may"
+                )
+            }
         }
     }
 }

@@ -51,7 +51,8 @@ impl PolicyDenial {
                 format!("cannot grant {requested} privilege: the caller acts with {own}")
             }
             PolicyDenial::NoUserToOwn => {
-                "an account token has no user to own a user token; create an account token or call with a user token".into()
+                "an account token has no user to own a user token; create an account token or call with a user token"
+                    .into()
             }
         }
     }

@@ -67,7 +67,10 @@ fn parse_update(req: &pb::UpdateTokenRequest) -> Result<(uuid::Uuid, TokenUpdate
     for path in paths {
         match path.as_str() {
             "privilege" => {
-                update.privilege = v.check("token.privilege", convert::required(convert::privilege(token.privilege)));
+                update.privilege = v.check(
+                    "token.privilege",
+                    convert::required(convert::privilege(token.privilege)),
+                );
             }
             "default_app_state" => {
                 update.default_app_state = v.check(

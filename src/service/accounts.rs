@@ -156,8 +156,8 @@ impl Service {
         }
     }
 
-    /// Lowering a role caps the member's user tokens from the very next request:
-    /// Authorize reads the owner's role, never a copy.
+    /// Lowering a role caps the member's user tokens from the very next request: the
+    /// grants cached for their tokens are forgotten with the change.
     pub async fn update_member(
         &self,
         caller: &Caller,
@@ -165,7 +165,8 @@ impl Service {
         role: Privilege,
     ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
-        self.repo
+        let member = self
+            .repo
             .change_member(
                 caller.account_id,
                 id,
@@ -179,7 +180,9 @@ impl Service {
                 },
             )
             .await?
-            .ok_or_else(|| ServiceError::not_found("member", id))
+            .ok_or_else(|| ServiceError::not_found("member", id))?;
+        self.cache.forget_owner(id);
+        Ok(member)
     }
 
     /// The member's user tokens stop working at once; account tokens keep working.
@@ -200,6 +203,7 @@ impl Service {
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
+        self.cache.forget_owner(id);
         Ok(())
     }
 }

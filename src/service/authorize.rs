@@ -1,7 +1,19 @@
 //! Authorize, and the same decision applied to callers of the management services.
-use crate::domain::{AppName, Caller, Decision, Privilege, Secret, TokenGrant, TokenType, decide};
-use crate::storage::RecordOutcome;
+//!
+//! Warm, a decision is two memory lookups. Cold, one indexed query fetches the token,
+//! its owner's role and the application's state together; a new application name adds
+//! one transaction. Concurrent misses for one key share one load.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use chrono::Utc;
+
+use crate::domain::{
+    AppName, AppState, Caller, Decision, Privilege, Secret, TokenGrant, TokenType, decide,
+};
+use crate::storage::{RecordOutcome, StorageError};
+
+use super::cache::CachedGrant;
 use super::{Service, ServiceError};
 
 /// What a caller presents: a secret and an application name.
@@ -15,7 +27,18 @@ pub struct Credentials {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeOutcome {
     pub decision: Decision,
-    pub grant: Option<TokenGrant>,
+    pub grant: Option<Arc<TokenGrant>>,
+}
+
+/// Why an application state could not be loaded into the cache.
+#[derive(Debug)]
+enum AppLoadError {
+    LimitReached,
+    Storage(StorageError),
+}
+
+fn storage(e: Arc<StorageError>) -> ServiceError {
+    StorageError::clone(&e).into()
 }
 
 impl Service {
@@ -27,40 +50,111 @@ impl Service {
         app: &AppName,
         required: Privilege,
     ) -> Result<AuthorizeOutcome, ServiceError> {
-        let Some(lookup) = self.repo.find_grant(&secret.digest(), app).await? else {
+        let digest = secret.digest();
+        // Set when this call's own cold lookup already saw that the name is new to the token.
+        let app_is_new = AtomicBool::new(false);
+        let cached = match self.cache.grants.get(&digest).await {
+            Some(hit) => hit,
+            None => {
+                let load = self.load_grant(&digest, app, &app_is_new);
+                self.cache
+                    .grants
+                    .try_get_with(digest, load)
+                    .await
+                    .map_err(storage)?
+            }
+        };
+        let CachedGrant::Known(grant) = cached else {
             return Ok(AuthorizeOutcome {
                 decision: Decision::UnknownToken,
                 grant: None,
             });
         };
-        let grant = lookup.grant;
         if let Err(refusal) = grant.usable() {
             return Ok(AuthorizeOutcome {
                 decision: refusal,
                 grant: Some(grant),
             });
         }
-        let state = match lookup.app_state {
+        let key = (grant.token_id, app.as_str().to_owned());
+        let state = match self.cache.apps.get(&key).await {
             Some(state) => state,
-            None => match self
-                .repo
-                .record_application(&grant, app, self.settings.max_apps_per_token)
-                .await?
-            {
-                RecordOutcome::Recorded(state) | RecordOutcome::Existing(state) => state,
-                RecordOutcome::LimitReached => {
-                    return Ok(AuthorizeOutcome {
-                        decision: Decision::AppLimitReached,
-                        grant: Some(grant),
-                    });
+            None => {
+                let load = self.load_app_state(&grant, app, &app_is_new);
+                match self.cache.apps.try_get_with(key, load).await {
+                    Ok(state) => state,
+                    Err(e) => match &*e {
+                        AppLoadError::LimitReached => {
+                            return Ok(AuthorizeOutcome {
+                                decision: Decision::AppLimitReached,
+                                grant: Some(grant),
+                            });
+                        }
+                        AppLoadError::Storage(e) => return Err(e.clone().into()),
+                    },
                 }
-            },
+            }
         };
         let decision = decide(&grant, state, required);
+        self.last_used.record(
+            grant.token_id,
+            Some(app.as_str()),
+            decision.is_allow(),
+            Utc::now(),
+        );
         Ok(AuthorizeOutcome {
             decision,
             grant: Some(grant),
         })
+    }
+
+    /// The cold path: one query for the token and, while at it, the application's state.
+    async fn load_grant(
+        &self,
+        digest: &crate::domain::SecretDigest,
+        app: &AppName,
+        app_is_new: &AtomicBool,
+    ) -> Result<CachedGrant, StorageError> {
+        let Some(lookup) = self.repo.find_grant(digest, app).await? else {
+            return Ok(CachedGrant::Unknown);
+        };
+        match lookup.app_state {
+            Some(state) => {
+                self.cache
+                    .apps
+                    .insert((lookup.grant.token_id, app.as_str().to_owned()), state)
+                    .await
+            }
+            None => app_is_new.store(true, Ordering::Relaxed),
+        }
+        Ok(CachedGrant::Known(Arc::new(lookup.grant)))
+    }
+
+    /// The application's state, recording the name under the token's default if it is new.
+    async fn load_app_state(
+        &self,
+        grant: &TokenGrant,
+        app: &AppName,
+        app_is_new: &AtomicBool,
+    ) -> Result<AppState, AppLoadError> {
+        if !app_is_new.load(Ordering::Relaxed)
+            && let Some(state) = self
+                .repo
+                .app_state(grant.token_id, app)
+                .await
+                .map_err(AppLoadError::Storage)?
+        {
+            return Ok(state);
+        }
+        match self
+            .repo
+            .record_application(grant, app, self.settings.max_apps_per_token)
+            .await
+        {
+            Ok(RecordOutcome::Recorded(state) | RecordOutcome::Existing(state)) => Ok(state),
+            Ok(RecordOutcome::LimitReached) => Err(AppLoadError::LimitReached),
+            Err(e) => Err(AppLoadError::Storage(e)),
+        }
     }
 
     /// Authenticates a TokenService or AccountService caller through the Authorize

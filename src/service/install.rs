@@ -91,6 +91,7 @@ impl Service {
         self.repo
             .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
             .await?;
+        self.cache.forget_app(token_id, app.as_str()).await;
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
         let mut command = format!(
             "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"

@@ -1,15 +1,23 @@
 //! Use cases: authorize, authenticate management callers, manage tokens, applications and members.
 mod accounts;
 mod authorize;
+mod cache;
 mod error;
 mod install;
+mod last_used;
 mod page;
 mod tokens;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::storage::Repository;
+use cache::AuthCache;
+use last_used::LastUsed;
 
 pub use accounts::{AccountView, Bootstrapped};
 pub use authorize::{AuthorizeOutcome, Credentials};
+pub use cache::CacheSettings;
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
@@ -21,6 +29,9 @@ pub struct ServiceSettings {
     /// At most this many application names recorded per token; `None` for no limit.
     pub max_apps_per_token: Option<u64>,
     pub install: InstallSettings,
+    pub cache: CacheSettings,
+    /// How often last-used times are written: at most one write per key per interval.
+    pub last_used_interval: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -28,6 +39,8 @@ impl Default for ServiceSettings {
         ServiceSettings {
             max_apps_per_token: Some(1000),
             install: InstallSettings::default(),
+            cache: CacheSettings::default(),
+            last_used_interval: Duration::from_secs(30),
         }
     }
 }
@@ -37,11 +50,48 @@ impl Default for ServiceSettings {
 pub struct Service {
     repo: Repository,
     settings: ServiceSettings,
+    cache: AuthCache,
+    last_used: Arc<LastUsed>,
 }
 
 impl Service {
     pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
-        Service { repo, settings }
+        let cache = AuthCache::new(&settings.cache);
+        Service {
+            repo,
+            settings,
+            cache,
+            last_used: Arc::default(),
+        }
+    }
+
+    /// Writes gathered last-used times now (the server calls this every interval and on shutdown).
+    pub async fn flush_last_used(&self) -> Result<(), ServiceError> {
+        Ok(self.last_used.flush(&self.repo).await?)
+    }
+
+    /// Writes last-used times every interval until `stop` resolves, then once more.
+    pub async fn run_last_used_writer(self, stop: impl std::future::Future<Output = ()>) {
+        let mut tick = tokio::time::interval(self.settings.last_used_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut stop => break,
+            }
+            if let Err(e) = self.flush_last_used().await {
+                tracing::warn!(error = %e, "last-used times not written; will retry");
+            }
+        }
+        if let Err(e) = self.flush_last_used().await {
+            tracing::warn!(error = %e, "last-used times lost at shutdown");
+        }
+    }
+
+    /// Forgets every cached grant and application state.
+    pub fn forget_cached(&self) {
+        self.cache.forget_all();
     }
 
     pub fn repository(&self) -> &Repository {

@@ -92,6 +92,8 @@ impl Service {
             digest: secret.digest(),
         };
         self.repo.create_token(&new, actor(caller)).await?;
+        // A guess of this very secret may be remembered as unknown.
+        self.cache.grants.invalidate(&new.digest).await;
         Ok((self.view(new.token).await?, secret))
     }
 
@@ -262,10 +264,12 @@ impl Service {
         if token.retired_at.is_some() {
             return Err(retired_error());
         }
-        Ok(self
+        let app = self
             .repo
             .set_application_state(caller.account_id, token_id, name, state, actor(caller))
-            .await?)
+            .await?;
+        self.cache.forget_app(token_id, name.as_str()).await;
+        Ok(app)
     }
 
     pub async fn list_audit_events(
@@ -316,7 +320,10 @@ impl Service {
         id: Uuid,
     ) -> Result<TokenView, ServiceError> {
         match changed {
-            Some((_, after)) => self.view(after).await,
+            Some((_, after)) => {
+                self.cache.forget_token(id);
+                self.view(after).await
+            }
             None => Err(ServiceError::not_found("token", id)),
         }
     }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -127,8 +127,19 @@ impl Repository {
         }))
     }
 
+    /// A name's state on a token; `None` if the name is new to it.
+    pub async fn app_state(
+        &self,
+        token_id: Uuid,
+        name: &AppName,
+    ) -> Result<Option<AppState>, StorageError> {
+        app_state_of(&self.db, token_id, name).await
+    }
+
     /// Records a name's first use under the token's default state, with its event, in one
-    /// transaction. Idempotent: of many concurrent first uses one records, the rest find it.
+    /// transaction of three statements: count it against the cap (which also locks the
+    /// token's row), insert it if absent, and append the event. Idempotent: of many
+    /// concurrent first uses one records, the rest find it.
     pub async fn record_application(
         &self,
         grant: &TokenGrant,
@@ -136,41 +147,39 @@ impl Repository {
         max_apps_per_token: Option<u64>,
     ) -> Result<RecordOutcome, StorageError> {
         let tx = self.db.begin().await?;
-        // Serialises first uses per token so the cap below holds exactly.
-        lock_token(&tx, grant.token_id).await?;
-        if let Some(state) = app_state_of(&tx, grant.token_id, name).await? {
-            return Ok(RecordOutcome::Existing(state));
-        }
+        let mut counted = tokens::Entity::update_many()
+            .col_expr(
+                tokens::Column::AppCount,
+                Expr::col(tokens::Column::AppCount).add(1),
+            )
+            .filter(tokens::Column::Id.eq(grant.token_id));
         if let Some(max) = max_apps_per_token {
-            let count = applications::Entity::find()
-                .filter(applications::Column::TokenId.eq(grant.token_id))
-                .count(&tx)
-                .await?;
-            if count >= max {
-                return Ok(RecordOutcome::LimitReached);
-            }
+            counted =
+                counted.filter(tokens::Column::AppCount.lt(i64::try_from(max).unwrap_or(i64::MAX)));
+        }
+        if counted.exec(&tx).await?.rows_affected == 0 {
+            tx.rollback().await?;
+            // The cap is reached, unless another call recorded this very name meanwhile.
+            return Ok(match self.app_state(grant.token_id, name).await? {
+                Some(state) => RecordOutcome::Existing(state),
+                None => RecordOutcome::LimitReached,
+            });
         }
         let now = Utc::now();
         let state = grant.default_app_state;
-        let inserted = applications::Entity::insert(applications::ActiveModel {
-            token_id: Set(grant.token_id),
-            account_id: Set(grant.account_id),
-            name: Set(name.as_str().to_owned()),
-            state: Set(state.as_str().to_owned()),
-            first_seen_at: Set(micros(now)),
-            last_seen_at: Set(micros(now)),
-            updated_at: Set(micros(now)),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::columns([applications::Column::TokenId, applications::Column::Name])
-                .do_nothing()
-                .to_owned(),
+        let inserted = insert_application(
+            &tx,
+            grant.account_id,
+            grant.token_id,
+            name,
+            state,
+            now,
+            true,
         )
-        .exec_without_returning(&tx)
         .await?;
-        if inserted == 0 {
-            let existing = app_state_of(&tx, grant.token_id, name).await?;
+        if !inserted {
+            tx.rollback().await?;
+            let existing = self.app_state(grant.token_id, name).await?;
             return existing
                 .map(RecordOutcome::Existing)
                 .ok_or(StorageError::Conflict);
@@ -222,18 +231,16 @@ impl Repository {
                 (Some(before), after)
             }
             None => {
-                applications::Entity::insert(applications::ActiveModel {
-                    token_id: Set(token_id),
-                    account_id: Set(account_id),
-                    name: Set(name.as_str().to_owned()),
-                    state: Set(state.as_str().to_owned()),
-                    first_seen_at: Set(micros(now)),
-                    last_seen_at: Set(micros(now)),
-                    updated_at: Set(micros(now)),
-                    ..Default::default()
-                })
-                .exec_without_returning(&tx)
-                .await?;
+                // Counted, but never refused by the cap: the cap stops floods of unknown names, not approvers.
+                tokens::Entity::update_many()
+                    .col_expr(
+                        tokens::Column::AppCount,
+                        Expr::col(tokens::Column::AppCount).add(1),
+                    )
+                    .filter(tokens::Column::Id.eq(token_id))
+                    .exec(&tx)
+                    .await?;
+                insert_application(&tx, account_id, token_id, name, state, now, false).await?;
                 let after = Application {
                     token_id,
                     name: name.clone(),
@@ -307,6 +314,37 @@ async fn lock_token(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), Storage
         .one(conn)
         .await?;
     Ok(())
+}
+
+/// Inserts a new application row; with `if_absent`, a name already there is left alone
+/// and `false` comes back.
+async fn insert_application(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    token_id: Uuid,
+    name: &AppName,
+    state: AppState,
+    now: DateTime<Utc>,
+    if_absent: bool,
+) -> Result<bool, StorageError> {
+    let mut insert = applications::Entity::insert(applications::ActiveModel {
+        token_id: Set(token_id),
+        account_id: Set(account_id),
+        name: Set(name.as_str().to_owned()),
+        state: Set(state.as_str().to_owned()),
+        first_seen_at: Set(micros(now)),
+        last_seen_at: Set(micros(now)),
+        updated_at: Set(micros(now)),
+        ..Default::default()
+    });
+    if if_absent {
+        insert = insert.on_conflict(
+            OnConflict::columns([applications::Column::TokenId, applications::Column::Name])
+                .do_nothing()
+                .to_owned(),
+        );
+    }
+    Ok(insert.exec_without_returning(conn).await? == 1)
 }
 
 async fn application_row(

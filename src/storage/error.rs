@@ -1,7 +1,7 @@
 //! Storage errors, classified so the service can tell an outage from a conflict from a bug.
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The database cannot be reached or is shutting down: the caller may retry.
     #[error("database unavailable: {0}")]

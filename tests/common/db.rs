@@ -61,6 +61,24 @@ impl TestDatabase {
         }
     }
 
+    /// One number from the test database, for checks the API does not expose (event rows).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = Database::connect(self.url.as_str())
+            .await
+            .expect("connect to test database");
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .expect("query")
+            .expect("one row");
+        let n: i64 = row.try_get_by_index(0).expect("a number");
+        let _ = db.close().await;
+        n
+    }
+
     pub fn settings(&self) -> DatabaseSettings {
         DatabaseSettings {
             url: self.url.clone(),

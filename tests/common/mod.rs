@@ -89,6 +89,7 @@ pub struct TestApp {
     pub database: TestDatabase,
     /// The service straight on the test database, for what only operators do.
     pub local: Service,
+    pub settings: ServerSettings,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -122,28 +123,45 @@ pub async fn spawn_on(database: TestDatabase, service: ServiceSettings) -> TestA
         service,
         drain_timeout: Duration::from_secs(5),
     };
-    let server = Server::build(settings).await.expect("server builds");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
-    let channel = connect(addr).await;
+    let running = start(settings.clone()).await;
     TestApp {
-        addr,
-        tokens: TokenServiceClient::new(channel.clone()),
-        accounts: AccountServiceClient::new(channel.clone()),
-        authorize: AuthorizeServiceClient::new(channel.clone()),
-        health: HealthClient::new(channel.clone()),
-        channel,
+        addr: running.addr,
+        tokens: TokenServiceClient::new(running.channel.clone()),
+        accounts: AccountServiceClient::new(running.channel.clone()),
+        authorize: AuthorizeServiceClient::new(running.channel.clone()),
+        health: HealthClient::new(running.channel.clone()),
+        channel: running.channel,
         admin: As::new(made.secret.expose(), "test-suite"),
         admin_token_id: made.token.id.to_string(),
         admin_user_id: made.admin.id.to_string(),
         account_id: made.account.id.to_string(),
         database,
         local,
-        stop: Some(stop),
-        server: Some(handle),
+        settings,
+        stop: Some(running.stop),
+        server: Some(running.handle),
+    }
+}
+
+struct Running {
+    addr: SocketAddr,
+    channel: Channel,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn start(settings: ServerSettings) -> Running {
+    let server = Server::build(settings).await.expect("server builds");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        channel: connect(addr).await,
+        stop,
+        handle,
     }
 }
 
@@ -158,6 +176,10 @@ pub async fn connect(addr: SocketAddr) -> Channel {
 impl TestApp {
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
+        self.stop_server().await;
+    }
+
+    async fn stop_server(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -167,6 +189,21 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stopped cleanly");
         }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop_server().await;
+        let running = start(self.settings.clone()).await;
+        self.addr = running.addr;
+        self.tokens = TokenServiceClient::new(running.channel.clone());
+        self.accounts = AccountServiceClient::new(running.channel.clone());
+        self.authorize = AuthorizeServiceClient::new(running.channel.clone());
+        self.health = HealthClient::new(running.channel.clone());
+        self.channel = running.channel;
+        self.stop = Some(running.stop);
+        self.server = Some(running.handle);
+        self
     }
 
     pub async fn authorize(

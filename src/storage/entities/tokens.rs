@@ -21,6 +21,7 @@ pub struct Model {
     pub retired_at: Option<i64>,
     pub promoted_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    pub app_count: i64,
 }
 
 impl std::fmt::Debug for Model {

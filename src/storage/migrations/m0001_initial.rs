@@ -42,7 +42,9 @@ const TABLES: &[&str] = &[
         updated_at BIGINT NOT NULL,
         retired_at BIGINT,
         promoted_at BIGINT,
-        last_used_at BIGINT
+        last_used_at BIGINT,
+        -- How many application names are recorded under the token: the flood cap reads it.
+        app_count BIGINT NOT NULL DEFAULT 0
     )",
     // The hot path: every cold Authorize finds its token by digest.
     "CREATE UNIQUE INDEX tokens_secret_digest ON tokens (secret_digest)",
