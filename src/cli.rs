@@ -105,6 +105,12 @@ pub struct ServeArgs {
     /// Seconds between writes of last-used times (at most one write per token per interval).
     #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = 30)]
     pub last_used_interval_secs: u64,
+    /// Seconds between heartbeats on an idle WatchApplications stream.
+    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15)]
+    pub watch_heartbeat_secs: u64,
+    /// Hours application events are kept; a watcher's cursor older than that must re-list.
+    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    pub event_retention_hours: u64,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
@@ -129,6 +135,10 @@ impl ServeArgs {
                     negative_ttl: Duration::from_millis(self.negative_cache_ttl_ms),
                 },
                 last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
+                watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs.max(1)),
+                event_retention: Duration::from_secs(
+                    self.event_retention_hours.saturating_mul(3600),
+                ),
             },
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }

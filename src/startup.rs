@@ -33,6 +33,9 @@ pub const SERVICE_NAMES: [&str; 3] = [
     "apitokens.v1.AuthorizeService",
 ];
 
+/// How often the event log is compacted (events older than the retention age are deleted).
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
+
 /// A server bound to its socket with its database ready, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -97,6 +100,24 @@ impl Server {
         let last_used_writer = tokio::spawn(service.clone().run_last_used_writer(async {
             let _ = writer_stopped.await;
         }));
+        // Background work that ends with the server: the event hub, the change listener
+        // (PostgreSQL) and the event log's compaction.
+        let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = background_stopped.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let background = [
+            tokio::spawn(service.clone().run_event_hub(stopped())),
+            tokio::spawn(service.clone().run_change_listener(stopped())),
+            tokio::spawn(
+                service
+                    .clone()
+                    .run_event_compaction(COMPACTION_INTERVAL, stopped()),
+            ),
+        ];
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -129,6 +150,8 @@ impl Server {
                 .set_service_status(name, ServingStatus::NotServing)
                 .await;
         }
+        // Watch streams never end by themselves: end them so the drain can finish.
+        service.begin_shutdown();
         let _ = stop_tx.send(());
         match tokio::time::timeout(self.drain_timeout, &mut serving).await {
             Ok(result) => result
@@ -138,6 +161,10 @@ impl Server {
                 tracing::warn!(timeout = ?self.drain_timeout, "drain timed out; closing remaining connections");
                 serving.abort();
             }
+        }
+        let _ = stop_background.send(true);
+        for task in background {
+            let _ = task.await;
         }
         // The last batch of last-used times is written before the database closes.
         let _ = stop_writer.send(());

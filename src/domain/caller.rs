@@ -66,11 +66,21 @@ impl Caller {
     /// Admins see the account's tokens; everyone else only their own user tokens.
     /// A token the caller cannot see must answer NOT_FOUND, so its existence does not leak.
     pub fn can_see(&self, token: &Token) -> bool {
-        token.account_id == self.account_id
+        self.can_see_token(token.account_id, token.token_type, token.owner_id)
+    }
+
+    /// `can_see` from the three facts it depends on.
+    pub fn can_see_token(
+        &self,
+        account_id: Uuid,
+        token_type: TokenType,
+        owner_id: Option<Uuid>,
+    ) -> bool {
+        account_id == self.account_id
             && (self.is_admin()
-                || (token.token_type == TokenType::User
+                || (token_type == TokenType::User
                     && self.member_id.is_some()
-                    && token.owner_id == self.member_id))
+                    && owner_id == self.member_id))
     }
 
     pub fn require_write(&self) -> Result<(), PolicyDenial> {

@@ -9,7 +9,9 @@ use crate::domain::{
     Account, AppName, AppState, Application, Decision, FieldViolation, Member, Privilege,
     TokenGrant, TokenState, TokenType,
 };
-use crate::service::{ServiceError, TokenView};
+use crate::service::{
+    AppChange, ServiceError, TokenView, WatchEvent, WatchItem, WatchRequest, decode_cursor,
+};
 use crate::storage::AuditRecord;
 
 /// Collects the field violations of one request, so the caller learns all of them at once.
@@ -259,5 +261,78 @@ pub fn principal_pb(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
         token_id: grant.token_id.to_string(),
         token_type: token_type_pb(grant.token_type).into(),
         effective_privilege: privilege_pb(effective).into(),
+    }
+}
+
+pub fn watch_request(req: &pb::WatchApplicationsRequest) -> Result<WatchRequest, ServiceError> {
+    let mut v = Violations::default();
+    let cursor = v.check(
+        "cursor",
+        if req.cursor.is_empty() {
+            Ok(None)
+        } else {
+            decode_cursor(&req.cursor).map(Some)
+        },
+    );
+    let mut states = Vec::new();
+    for (i, state) in req.states.iter().enumerate() {
+        if let Some(state) = v.check(&format!("states[{i}]"), required(app_state(*state))) {
+            states.push(state);
+        }
+    }
+    let token_id = v.check("token_id", optional_uuid(&req.token_id));
+    v.finish(|| {
+        Some(WatchRequest {
+            cursor: cursor?,
+            states,
+            token_id: token_id?,
+        })
+    })
+}
+
+fn change_pb(c: AppChange) -> pb::Application {
+    pb::Application {
+        token_id: c.token_id.to_string(),
+        name: c.name.as_str().to_owned(),
+        state: app_state_pb(c.state).into(),
+        update_time: Some(timestamp(c.at)),
+        ..Default::default()
+    }
+}
+
+pub fn watch_item_pb(item: WatchItem) -> pb::WatchApplicationsResponse {
+    let (kind, application, event_time) = match item.event {
+        WatchEvent::Snapshot(app) => {
+            let at = app.updated_at;
+            (
+                pb::WatchEventType::Snapshot,
+                Some(application_pb(app)),
+                Some(timestamp(at)),
+            )
+        }
+        WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
+        WatchEvent::Recorded(c) => {
+            let at = timestamp(c.at);
+            (pb::WatchEventType::Recorded, Some(change_pb(c)), Some(at))
+        }
+        WatchEvent::StateChanged(c) => {
+            let at = timestamp(c.at);
+            (
+                pb::WatchEventType::StateChanged,
+                Some(change_pb(c)),
+                Some(at),
+            )
+        }
+        WatchEvent::Heartbeat => (
+            pb::WatchEventType::Heartbeat,
+            None,
+            Some(timestamp(chrono::Utc::now())),
+        ),
+    };
+    pb::WatchApplicationsResponse {
+        r#type: kind.into(),
+        application,
+        cursor: item.cursor,
+        event_time,
     }
 }

@@ -54,6 +54,12 @@ impl From<ServiceError> for Status {
             ServiceError::FailedPrecondition { reason, message } => {
                 with_reason(Code::FailedPrecondition, reason, message)
             }
+            ServiceError::OutOfRange { reason, message } => {
+                with_reason(Code::OutOfRange, reason, message)
+            }
+            ServiceError::ShuttingDown(message) => {
+                with_reason(Code::Unavailable, "SHUTTING_DOWN", message)
+            }
             ServiceError::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
                 Status::with_error_details(

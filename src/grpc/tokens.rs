@@ -1,7 +1,7 @@
 //! TokenService: token lifecycle, applications, install command, audit log.
 use std::pin::Pin;
 
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, Violations};
@@ -260,8 +260,12 @@ impl TokenService for TokenHandler {
         &self,
         request: Request<pb::WatchApplicationsRequest>,
     ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
-        self.caller(&request).await?;
-        Err(Status::unimplemented("WatchApplications is not built yet"))
+        let caller = self.caller(&request).await?;
+        let watch = convert::watch_request(request.get_ref())?;
+        let stream = self.service.watch_applications(caller, watch).await?;
+        Ok(Response::new(Box::pin(stream.map(|item| {
+            item.map(convert::watch_item_pb).map_err(Status::from)
+        }))))
     }
 
     async fn list_audit_events(

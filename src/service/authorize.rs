@@ -151,7 +151,11 @@ impl Service {
             .record_application(grant, app, self.settings.max_apps_per_token)
             .await
         {
-            Ok(RecordOutcome::Recorded(state) | RecordOutcome::Existing(state)) => Ok(state),
+            Ok(RecordOutcome::Recorded(state)) => {
+                self.hub.signal();
+                Ok(state)
+            }
+            Ok(RecordOutcome::Existing(state)) => Ok(state),
             Ok(RecordOutcome::LimitReached) => Err(AppLoadError::LimitReached),
             Err(e) => Err(AppLoadError::Storage(e)),
         }

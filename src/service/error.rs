@@ -28,8 +28,15 @@ pub enum ServiceError {
         reason: &'static str,
         message: String,
     },
+    #[error("{message}")]
+    OutOfRange {
+        reason: &'static str,
+        message: String,
+    },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    #[error("{0}")]
+    ShuttingDown(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

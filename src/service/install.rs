@@ -92,6 +92,7 @@ impl Service {
             .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
             .await?;
         self.cache.forget_app(token_id, app.as_str()).await;
+        self.hub.signal();
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
         let mut command = format!(
             "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"

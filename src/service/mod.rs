@@ -2,17 +2,20 @@
 mod accounts;
 mod authorize;
 mod cache;
+mod changes;
 mod error;
 mod install;
 mod last_used;
 mod page;
 mod tokens;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::storage::Repository;
 use cache::AuthCache;
+use changes::EventHub;
 use last_used::LastUsed;
 
 pub use accounts::{AccountView, Bootstrapped};
@@ -22,6 +25,7 @@ pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
 pub use tokens::{NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
+pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest, decode_cursor, encode_cursor};
 
 /// Settings of the use cases, from the command line.
 #[derive(Debug, Clone)]
@@ -32,6 +36,10 @@ pub struct ServiceSettings {
     pub cache: CacheSettings,
     /// How often last-used times are written: at most one write per key per interval.
     pub last_used_interval: Duration,
+    /// How often an idle watch stream hears a heartbeat.
+    pub watch_heartbeat: Duration,
+    /// How long application events are kept; older cursors are expired.
+    pub event_retention: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -41,6 +49,8 @@ impl Default for ServiceSettings {
             install: InstallSettings::default(),
             cache: CacheSettings::default(),
             last_used_interval: Duration::from_secs(30),
+            watch_heartbeat: watch::DEFAULT_HEARTBEAT,
+            event_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -52,6 +62,7 @@ pub struct Service {
     settings: ServiceSettings,
     cache: AuthCache,
     last_used: Arc<LastUsed>,
+    hub: Arc<EventHub>,
 }
 
 impl Service {
@@ -62,6 +73,7 @@ impl Service {
             settings,
             cache,
             last_used: Arc::default(),
+            hub: Arc::default(),
         }
     }
 

@@ -269,6 +269,7 @@ impl Service {
             .set_application_state(caller.account_id, token_id, name, state, actor(caller))
             .await?;
         self.cache.forget_app(token_id, name.as_str()).await;
+        self.hub.signal();
         Ok(app)
     }
 

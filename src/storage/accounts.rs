@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::audit::{self, Actor, member_json};
 use super::convert::{self, micros};
 use super::entities::{accounts, members};
+use super::notify::{Change, publish};
 use super::tokens::{NewToken, insert_token};
 use super::{Repository, StorageError};
 use crate::domain::{Account, Member, Privilege};
@@ -206,6 +207,7 @@ impl Repository {
             now,
         )
         .await?;
+        publish(&tx, &Change::Owner(id)).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(Some(after))
     }

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::audit::{self, Actor, application_json};
 use super::convert::{self, micros};
-use super::entities::{app_events, applications, members, tokens};
+use super::entities::{applications, members, tokens};
+use super::events::{EVENT_RECORDED, EVENT_STATE_CHANGED, write_event};
+use super::notify::{Change, publish};
 use super::{Repository, StorageError};
 use crate::domain::{
     AppName, AppState, Application, OwnerStatus, SecretDigest, TokenGrant, TokenType,
@@ -34,10 +36,6 @@ pub enum RecordOutcome {
     /// The token has as many names as it may record; nothing was written.
     LimitReached,
 }
-
-/// Kinds of rows in the application event log.
-pub const EVENT_RECORDED: &str = "recorded";
-pub const EVENT_STATE_CHANGED: &str = "state_changed";
 
 fn col<C: sea_orm::sea_query::IntoIden>(
     table: impl sea_orm::sea_query::IntoIden,
@@ -262,6 +260,7 @@ impl Repository {
             now,
         )
         .await?;
+        publish(&tx, &Change::App(token_id, name.as_str().to_owned())).await?;
         audit::write(
             &tx,
             account_id,
@@ -368,27 +367,4 @@ async fn app_state_of(
         .await?
         .map(|row| convert::app_state(&row.state))
         .transpose()
-}
-
-async fn write_event(
-    conn: &impl ConnectionTrait,
-    account_id: Uuid,
-    token_id: Uuid,
-    name: &AppName,
-    kind: &str,
-    state: AppState,
-    now: DateTime<Utc>,
-) -> Result<(), StorageError> {
-    app_events::Entity::insert(app_events::ActiveModel {
-        account_id: Set(account_id),
-        token_id: Set(token_id),
-        app_name: Set(name.as_str().to_owned()),
-        kind: Set(kind.to_owned()),
-        state: Set(state.as_str().to_owned()),
-        created_at: Set(micros(now)),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
-    Ok(())
 }

@@ -5,8 +5,10 @@ mod audit;
 mod convert;
 mod entities;
 mod error;
+mod events;
 mod last_used;
 mod migrations;
+mod notify;
 mod tokens;
 
 use std::sync::Arc;
@@ -21,6 +23,8 @@ pub use accounts::MemberChange;
 pub use applications::{GrantLookup, RecordOutcome};
 pub use audit::{Actor, AuditRecord};
 pub use error::StorageError;
+pub use events::{SnapshotItem, StoredEvent};
+pub use notify::{Change, ChangeListener, Heard};
 pub use tokens::{NewToken, TokenFilter};
 
 /// How to reach the database.

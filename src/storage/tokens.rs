@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::audit::{self, Actor, token_json};
 use super::convert::{self, micros};
 use super::entities::tokens;
+use super::notify::{Change, publish};
 use super::{Repository, StorageError};
 use crate::domain::{SecretDigest, Token, TokenState, TokenType};
 
@@ -188,6 +189,7 @@ impl Repository {
             now,
         )
         .await?;
+        publish(&tx, &Change::Token(id)).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(Some((before, after)))
     }
