@@ -2,107 +2,30 @@
 //! SIGTERM, and no secret in its logs or its database.
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-use std::time::Duration;
-
 use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
 use base64::Engine;
 use common::As;
+use common::process::{ServerProcess, run};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_api-tokens");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .env_remove("API_TOKENS_DATABASE_URL")
-        .output()
-        .expect("run binary")
-}
-
-fn serve(dir: &Path, port: u16, rust_log: &str) -> Child {
-    Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(dir)
-        .env_remove("API_TOKENS_DATABASE_URL")
-        .env("RUST_LOG", rust_log)
-        .stdout(Stdio::null())
-        // A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
-        .stderr(std::fs::File::create(dir.join("serve.log")).expect("log file"))
-        .spawn()
-        .expect("spawn serve")
-}
-
-async fn wait_serving(port: u16) -> tonic::transport::Channel {
-    for _ in 0..200 {
-        if let Ok(channel) =
-            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
-                .expect("uri")
-                .connect()
-                .await
-        {
-            let status = HealthClient::new(channel.clone())
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
-                return channel;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server on port {port} never became SERVING");
-}
-
-fn sigterm(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-}
-
-fn wait_exit(mut child: Child, dir: &Path) -> (std::process::ExitStatus, String) {
-    let status = child.wait().expect("wait");
-    (
-        status,
-        std::fs::read_to_string(dir.join("serve.log")).expect("read log"),
-    )
-}
-
 #[tokio::test]
 async fn fresh_folder_serves_on_sqlite_and_sigterm_drains_to_exit_zero() {
     let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let child = serve(dir.path(), port, "info");
-    let channel = wait_serving(port).await;
+    let server = ServerProcess::start(dir.path(), &[], "info").await;
     assert!(
         dir.path().join("api-tokens.db").exists(),
         "the default SQLite file is created on first start"
     );
-    let status = HealthClient::new(channel)
+    let status = HealthClient::new(server.channel.clone())
         .check(HealthCheckRequest {
             service: "apitokens.v1.AuthorizeService".into(),
         })
         .await
         .expect("health");
     assert_eq!(status.into_inner().status, ServingStatus::Serving as i32);
-    sigterm(&child);
-    let (status, log) = wait_exit(child, dir.path());
+    let (status, log) = server.terminate();
     assert!(status.success(), "SIGTERM exits 0: {status:?}\n{log}");
     assert!(
         log.contains("NOT_SERVING") && log.contains("stopped"),
@@ -196,9 +119,8 @@ async fn no_secret_reaches_the_log_or_the_database() {
     );
     let made: serde_json::Value = serde_json::from_slice(&boot.stdout).expect("json");
     let admin_secret = made["secret"].as_str().expect("secret").to_owned();
-    let port = free_port();
-    let child = serve(dir.path(), port, "trace");
-    let channel = wait_serving(port).await;
+    let server = ServerProcess::start(dir.path(), &[], "trace").await;
+    let channel = server.channel.clone();
 
     let admin = As::new(admin_secret.clone(), "secret-hunt");
     let mut tokens = pb::token_service_client::TokenServiceClient::new(channel.clone());
@@ -251,8 +173,7 @@ async fn no_secret_reaches_the_log_or_the_database() {
     tokens.list_tokens(basic).await.expect("basic auth works");
     secrets.push(encoded);
 
-    sigterm(&child);
-    let (status, log) = wait_exit(child, dir.path());
+    let (status, log) = server.terminate();
     assert!(status.success());
     assert!(
         log.len() > 1000,

@@ -1,0 +1,112 @@
+//! The real `api-tokens` binary as a child process: start, wait for SERVING, SIGTERM, read its log.
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_api-tokens");
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Runs a one-shot subcommand (bootstrap, issue-token) in `dir`.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("API_TOKENS_DATABASE_URL")
+        .output()
+        .expect("run binary")
+}
+
+/// A running `api-tokens serve`, killed if dropped while still running.
+pub struct ServerProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub channel: Channel,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `serve` in `dir` on a free port with extra flags, and waits until it is SERVING.
+    pub async fn start(dir: &Path, extra: &[&str], rust_log: &str) -> ServerProcess {
+        let port = free_port();
+        let log = dir.join(format!("serve-{port}.log"));
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .current_dir(dir)
+            .env_remove("API_TOKENS_DATABASE_URL")
+            .env("RUST_LOG", rust_log)
+            .stdout(Stdio::null())
+            // A file, not a pipe: nobody reads a pipe while the server runs, and a full one would block it.
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawn serve");
+        let channel = wait_serving(port).await;
+        ServerProcess {
+            child: Some(child),
+            port,
+            channel,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the status and the whole log.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running");
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let status = child.wait().expect("wait");
+        (
+            status,
+            std::fs::read_to_string(&self.log).expect("read log"),
+        )
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn wait_serving(port: u16) -> Channel {
+    for _ in 0..400 {
+        if let Ok(channel) = Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("uri")
+            .connect()
+            .await
+        {
+            let status = HealthClient::new(channel.clone())
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if status.is_ok_and(|s| s.into_inner().status == ServingStatus::Serving as i32) {
+                return channel;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server on port {port} never became SERVING");
+}
