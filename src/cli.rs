@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AppState, Privilege, UserName};
 use crate::service::{CacheSettings, InstallSettings, Service, ServiceError, ServiceSettings};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
@@ -43,6 +44,30 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Issue a member their first user token (what a sign-in front end would do); print the secret once.
     IssueToken(IssueTokenArgs),
+    /// Run the reference approval bot: allow or deny newly pending applications by rules.
+    ApproveBot(ApproveBotArgs),
+}
+
+/// The bot authenticates with the token in `API_TOKENS_TOKEN`, never a flag, so the secret
+/// stays out of `ps` and shell history.
+#[derive(Debug, Args)]
+pub struct ApproveBotArgs {
+    /// The server to watch.
+    #[arg(
+        long,
+        env = "API_TOKENS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// The application name the bot presents (it must be allowed on its token).
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
+    pub app: String,
+    /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id.
+    #[arg(long)]
+    pub rules: std::path::PathBuf,
+    /// Where the bot keeps its cursor, to resume after a restart.
+    #[arg(long, default_value = "approve-bot.cursor")]
+    pub state_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -198,7 +223,7 @@ fn parse_app_state(s: &str) -> Result<AppState, String> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The one-shot commands print results on stdout; their logs only matter when something is wrong.
-    let default_level = if matches!(cli.command, Command::Serve(_)) {
+    let default_level = if matches!(cli.command, Command::Serve(_) | Command::ApproveBot(_)) {
         "info"
     } else {
         "warn"
@@ -211,7 +236,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bootstrap(args) => bootstrap(args).await,
         Command::IssueToken(args) => issue_token(args).await,
+        Command::ApproveBot(args) => approve_bot(args).await,
     }
+}
+
+async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
+    let secret = std::env::var("API_TOKENS_TOKEN").map_err(|_| {
+        anyhow::anyhow!("set API_TOKENS_TOKEN to the bot's token (an Admin's, or the owner's)")
+    })?;
+    let text = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("cannot read {}", args.rules.display()))?;
+    let rules =
+        Rules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.rules.display()))?;
+    let settings = BotSettings {
+        server: args.server,
+        app_name: args.app,
+        rules,
+        state_file: args.state_file,
+    };
+    run_bot(settings, &secret, shutdown_signal()).await
 }
 
 /// A service straight on the database, for the commands an operator runs beside the server.

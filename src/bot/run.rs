@@ -1,0 +1,170 @@
+//! The bot's loop: watch from the saved cursor, decide each pending name, save the cursor;
+//! reconnect with backoff, and re-list when the cursor has expired.
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_stream::StreamExt;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request};
+use uuid::Uuid;
+
+use super::{Action, Rules};
+use crate::grpc::pb::{self, token_service_client::TokenServiceClient};
+
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    pub server: String,
+    pub app_name: String,
+    pub rules: Rules,
+    /// Where the last processed cursor is kept across restarts.
+    pub state_file: PathBuf,
+}
+
+struct Bot {
+    settings: BotSettings,
+    token: MetadataValue<tonic::metadata::Ascii>,
+    app: MetadataValue<tonic::metadata::Ascii>,
+    client: TokenServiceClient<Channel>,
+}
+
+impl Bot {
+    fn req<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request
+            .metadata_mut()
+            .insert("x-circonus-auth-token", self.token.clone());
+        request
+            .metadata_mut()
+            .insert("x-circonus-app-name", self.app.clone());
+        request
+    }
+
+    fn load_cursor(&self) -> Option<String> {
+        std::fs::read_to_string(&self.settings.state_file)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Written to a temporary file and renamed, so a crash never leaves half a cursor.
+    fn save_cursor(&self, cursor: &str) -> anyhow::Result<()> {
+        let tmp = self.settings.state_file.with_extension("tmp");
+        std::fs::write(&tmp, cursor).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.settings.state_file)
+            .with_context(|| format!("cannot replace {}", self.settings.state_file.display()))
+    }
+
+    async fn decide(&mut self, app: &pb::Application) -> anyhow::Result<()> {
+        let token_id = Uuid::parse_str(&app.token_id).context("server sent a bad token id")?;
+        let Some(action) = self.settings.rules.decide(token_id, &app.name) else {
+            tracing::info!(app = %app.name, token = %app.token_id, "no rule matches; left pending");
+            return Ok(());
+        };
+        let state = match action {
+            Action::Allow => pb::AppState::Allow,
+            Action::Deny => pb::AppState::Deny,
+        };
+        let request = self.req(pb::SetApplicationStateRequest {
+            token_id: app.token_id.clone(),
+            name: app.name.clone(),
+            state: state.into(),
+        });
+        self.client
+            .set_application_state(request)
+            .await
+            .context("SetApplicationState")?;
+        tracing::info!(app = %app.name, token = %app.token_id, ?action, "decided");
+        Ok(())
+    }
+
+    /// One watch, until it ends or fails.
+    async fn watch_once(&mut self) -> anyhow::Result<()> {
+        let cursor = self.load_cursor().unwrap_or_default();
+        if cursor.is_empty() {
+            tracing::info!("no saved cursor: listing the pending applications");
+        } else {
+            tracing::info!("resuming from the saved cursor");
+        }
+        let request = self.req(pb::WatchApplicationsRequest {
+            cursor,
+            states: vec![],
+            token_id: String::new(),
+        });
+        let mut stream = self.client.watch_applications(request).await?.into_inner();
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            match item.r#type() {
+                pb::WatchEventType::Snapshot | pb::WatchEventType::Recorded => {
+                    if let Some(app) = item
+                        .application
+                        .as_ref()
+                        .filter(|a| a.state() == pb::AppState::Pending)
+                    {
+                        self.decide(app).await?;
+                    }
+                    // A snapshot item's cursor skips the rest of the snapshot: save only after its end.
+                    if item.r#type() == pb::WatchEventType::Recorded {
+                        self.save_cursor(&item.cursor)?;
+                    }
+                }
+                _ => self.save_cursor(&item.cursor)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the bot until `stop` resolves.
+pub async fn run_bot(
+    settings: BotSettings,
+    secret: &str,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(settings.server.clone())
+        .with_context(|| format!("bad server address {}", settings.server))?
+        .connect_lazy();
+    let mut bot = Bot {
+        token: MetadataValue::try_from(secret).context("the token is not printable ASCII")?,
+        app: MetadataValue::try_from(settings.app_name.as_str())
+            .context("the app name is not printable ASCII")?,
+        client: TokenServiceClient::new(channel),
+        settings,
+    };
+    tokio::pin!(stop);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let outcome = tokio::select! {
+            outcome = bot.watch_once() => outcome,
+            () = &mut stop => return Ok(()),
+        };
+        match outcome {
+            Ok(()) => {
+                tracing::info!("watch ended; reconnecting");
+                backoff = Duration::from_millis(200);
+            }
+            Err(e) => match e.downcast_ref::<tonic::Status>() {
+                Some(status) if status.code() == Code::OutOfRange => {
+                    tracing::warn!("cursor expired; re-listing pending applications");
+                    let _ = std::fs::remove_file(&bot.settings.state_file);
+                    continue;
+                }
+                Some(status)
+                    if matches!(
+                        status.code(),
+                        Code::Unauthenticated | Code::PermissionDenied
+                    ) =>
+                {
+                    return Err(e).context("the bot's token was refused");
+                }
+                _ => tracing::warn!(error = format!("{e:#}"), ?backoff, "watch failed; retrying"),
+            },
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = &mut stop => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
