@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/apitokens/v1/authorize_service.proto".into(),
     ];
     tonic_prost_build::configure()
+        // Small per-call buffers: see src/grpc/codec.rs.
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .file_descriptor_set_path(out_dir.join("apitokens_descriptor.bin"))
         .compile_protos(&protos, &[PathBuf::from("proto"), include])?;
     println!("cargo:rerun-if-changed=proto");

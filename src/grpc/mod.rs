@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
 mod accounts;
 mod authorize;
+pub mod codec;
 mod convert;
 mod credentials;
 mod status;

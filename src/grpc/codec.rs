@@ -1,0 +1,40 @@
+//! The protobuf codec with small buffers: our messages are a few hundred bytes, and tonic's
+//! default 8 KiB per call (per open stream, for WatchApplications) is most of a watcher's memory.
+use std::marker::PhantomData;
+
+use prost::Message;
+use tonic::codec::{BufferSettings, Codec};
+use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+/// Bytes reserved per call for encoding or decoding; a larger message grows the buffer.
+const BUFFER_SIZE: usize = 1024;
+/// Bytes a stream encodes before yielding to the runtime (tonic's default).
+const YIELD_THRESHOLD: usize = 32 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
+
+impl<T, U> Default for SmallBufferCodec<T, U> {
+    fn default() -> Self {
+        SmallBufferCodec(PhantomData)
+    }
+}
+
+impl<T, U> Codec for SmallBufferCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProstEncoder<T>;
+    type Decoder = ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstCodec::<T, U>::raw_encoder(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstCodec::<T, U>::raw_decoder(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+    }
+}
