@@ -1,5 +1,5 @@
 //! The protobuf codec with small buffers: our messages are a few hundred bytes, and tonic's
-//! default 8 KiB per call (per open stream, for WatchApplications) is most of a watcher's memory.
+//! defaults (8 KiB per call, growing to 32 KiB on a burst) were most of an idle watcher's memory.
 use std::marker::PhantomData;
 
 use prost::Message;
@@ -8,8 +8,10 @@ use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
 
 /// Bytes reserved per call for encoding or decoding; a larger message grows the buffer.
 const BUFFER_SIZE: usize = 1024;
-/// Bytes a stream encodes before yielding to the runtime (tonic's default).
-const YIELD_THRESHOLD: usize = 32 * 1024;
+/// Bytes a stream encodes before handing them to HTTP/2. The buffer keeps the capacity it
+/// grew to, so tonic's 32 KiB would let every watcher that received a large snapshot hold
+/// 32 KiB for the rest of its life.
+const YIELD_THRESHOLD: usize = 4 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);

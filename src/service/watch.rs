@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
@@ -99,24 +100,26 @@ impl Filter {
     }
 }
 
+/// A queued message, boxed: the channel's blocks keep their slots after a burst (a large
+/// snapshot), so slots must be small for thousands of idle streams to stay cheap.
+type Queued = Box<Result<WatchItem, ServiceError>>;
+
 /// The client went away: the stream ends quietly.
 struct Gone;
 
 struct Stream {
-    tx: mpsc::Sender<Result<WatchItem, ServiceError>>,
+    tx: mpsc::Sender<Queued>,
     last_sent: Instant,
 }
 
 impl Stream {
     async fn send(&mut self, event: WatchEvent, cursor: i64) -> Result<(), Gone> {
         self.last_sent = Instant::now();
-        self.tx
-            .send(Ok(WatchItem {
-                event,
-                cursor: encode_cursor(cursor),
-            }))
-            .await
-            .map_err(|_| Gone)
+        let item = WatchItem {
+            event,
+            cursor: encode_cursor(cursor),
+        };
+        self.tx.send(Box::new(Ok(item))).await.map_err(|_| Gone)
     }
 }
 
@@ -125,7 +128,10 @@ impl Service {
         &self,
         caller: Caller,
         request: WatchRequest,
-    ) -> Result<ReceiverStream<Result<WatchItem, ServiceError>>, ServiceError> {
+    ) -> Result<
+        impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
+        ServiceError,
+    > {
         if let Some(token) = request.token_id {
             self.visible_token(&caller, token).await?;
         }
@@ -154,10 +160,10 @@ impl Service {
                 last_sent: Instant::now(),
             };
             if let Ok(Err(e)) = service.stream(&filter, request.cursor, &mut stream).await {
-                let _ = errors.send(Err(e)).await;
+                let _ = errors.send(Box::new(Err(e))).await;
             }
         });
-        Ok(ReceiverStream::new(rx))
+        Ok(ReceiverStream::new(rx).map(|queued| *queued))
     }
 
     async fn stream(
