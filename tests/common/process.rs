@@ -65,6 +65,13 @@ impl ServerProcess {
         self.child.as_ref().expect("running").id()
     }
 
+    /// SIGKILL: no drain, no flush, as in a crash or an OOM kill.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
     /// Sends SIGTERM and waits for the exit; returns the status and the whole log.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().expect("running");
