@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AppState, Privilege, UserName};
+use crate::grpc::ExtAuthzSettings;
 use crate::service::{CacheSettings, InstallSettings, Service, ServiceError, ServiceSettings};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
@@ -136,6 +137,10 @@ pub struct ServeArgs {
     /// Hours application events are kept; a watcher's cursor older than that must re-list.
     #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: u64,
+    /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
+    /// OPTIONS (which need read_only): read_only, normal or admin.
+    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = parse_privilege, default_value = "normal")]
+    pub ext_authz_write_privilege: Privilege,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
@@ -164,6 +169,9 @@ impl ServeArgs {
                 event_retention: Duration::from_secs(
                     self.event_retention_hours.saturating_mul(3600),
                 ),
+            },
+            ext_authz: ExtAuthzSettings {
+                write_privilege: self.ext_authz_write_privilege,
             },
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -12,7 +13,9 @@ use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
 };
-use crate::grpc::{AccountHandler, AuthorizeHandler, TokenHandler, pb};
+use crate::grpc::{
+    AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
+};
 use crate::service::{Service, ServiceSettings};
 use crate::storage::{DatabaseSettings, Repository};
 
@@ -22,15 +25,18 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub database: DatabaseSettings,
     pub service: ServiceSettings,
+    /// How Envoy's HTTP requests map to required privileges.
+    pub ext_authz: ExtAuthzSettings,
     /// How long in-flight calls may take to finish after shutdown begins.
     pub drain_timeout: Duration,
 }
 
 /// The fully qualified names of the services this server offers, as health reports them.
-pub const SERVICE_NAMES: [&str; 3] = [
+pub const SERVICE_NAMES: [&str; 4] = [
     "apitokens.v1.TokenService",
     "apitokens.v1.AccountService",
     "apitokens.v1.AuthorizeService",
+    "envoy.service.auth.v3.Authorization",
 ];
 
 /// How often the event log is compacted (events older than the retention age are deleted).
@@ -40,6 +46,7 @@ const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
 pub struct Server {
     listener: TcpListener,
     service: Service,
+    ext_authz: ExtAuthzSettings,
     drain_timeout: Duration,
 }
 
@@ -60,6 +67,7 @@ impl Server {
         Ok(Server {
             listener,
             service: Service::new(repo, settings.service),
+            ext_authz: settings.ext_authz,
             drain_timeout: settings.drain_timeout,
         })
     }
@@ -124,6 +132,11 @@ impl Server {
             .add_service(reflection_v1alpha)
             .add_service(AuthorizeServiceServer::new(AuthorizeHandler::new(
                 service.clone(),
+            )))
+            // Envoy ext_authz: the same decision as Authorize, for HTTP services behind a gateway.
+            .add_service(AuthorizationServer::new(ExtAuthzHandler::new(
+                service.clone(),
+                self.ext_authz,
             )))
             .add_service(TokenServiceServer::new(TokenHandler::new(service.clone())))
             .add_service(AccountServiceServer::new(AccountHandler::new(

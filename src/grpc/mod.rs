@@ -4,12 +4,19 @@ mod authorize;
 pub mod codec;
 mod convert;
 mod credentials;
+mod ext_authz;
 mod status;
 mod tokens;
 
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
-pub use credentials::credentials_from_metadata;
+pub use credentials::{
+    CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
+};
+pub use ext_authz::{
+    ACCOUNT_ID_HEADER, ExtAuthzHandler, ExtAuthzSettings, PRIVILEGE_HEADER, TOKEN_ID_HEADER,
+    TOKEN_TYPE_HEADER, USER_ID_HEADER,
+};
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use api_tokens::domain::{AppState, Privilege};
+use api_tokens::grpc::ExtAuthzSettings;
 use api_tokens::grpc::pb::{
     self, account_service_client::AccountServiceClient,
     authorize_service_client::AuthorizeServiceClient, token_service_client::TokenServiceClient,
@@ -106,6 +107,15 @@ pub async fn spawn_app_with(backend: Backend, service: ServiceSettings) -> TestA
 
 /// Starts a server on an existing test database and bootstraps account "acme".
 pub async fn spawn_on(database: TestDatabase, service: ServiceSettings) -> TestApp {
+    spawn_configured(database, service, ExtAuthzSettings::default()).await
+}
+
+/// `spawn_on`, with the Envoy ext_authz settings chosen too.
+pub async fn spawn_configured(
+    database: TestDatabase,
+    service: ServiceSettings,
+    ext_authz: ExtAuthzSettings,
+) -> TestApp {
     let db_settings = database.settings();
     let repo = Repository::connect(&db_settings)
         .await
@@ -122,6 +132,7 @@ pub async fn spawn_on(database: TestDatabase, service: ServiceSettings) -> TestA
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db_settings,
         service,
+        ext_authz,
         drain_timeout: Duration::from_secs(5),
     };
     let running = start(settings.clone()).await;
