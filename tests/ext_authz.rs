@@ -414,8 +414,13 @@ async fn database_outage_is_unavailable_not_a_denial() {
         .expect("take the database away");
     let _ = admin.close().await;
 
+    // A name the token has not used yet: no cache can answer for it, only the database.
+    let new_app = [
+        (TOKEN, app.admin.secret.as_str()),
+        (APP, "first-call-during-outage"),
+    ];
     let status = AuthorizationClient::new(app.channel.clone())
-        .check(http_check("GET", &headers))
+        .check(http_check("GET", &new_app))
         .await
         .expect_err("no decision without the database");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
