@@ -6,6 +6,7 @@ pub mod bot;
 pub mod cli;
 pub mod domain;
 pub mod grpc;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod storage;

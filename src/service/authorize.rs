@@ -15,6 +15,7 @@ use crate::storage::{RecordOutcome, StorageError};
 
 use super::cache::CachedGrant;
 use super::{Service, ServiceError};
+use crate::metrics::CacheName;
 
 /// What a caller presents: a secret and an application name.
 #[derive(Debug, Clone)]
@@ -43,8 +44,25 @@ fn storage(e: Arc<StorageError>) -> ServiceError {
 
 impl Service {
     /// Decides one request. The first use of a name records it under the token's
-    /// default state (with its event) before the decision is made.
+    /// default state (with its event) before the decision is made. The decision is
+    /// counted, and noted with the token id (never the secret) on the call's span.
     pub async fn authorize(
+        &self,
+        secret: &Secret,
+        app: &AppName,
+        required: Privilege,
+    ) -> Result<AuthorizeOutcome, ServiceError> {
+        let outcome = self.decide_request(secret, app, required).await?;
+        self.metrics.decision(&outcome.decision);
+        let span = tracing::Span::current();
+        span.record("decision", crate::metrics::decision_name(&outcome.decision));
+        if let Some(grant) = &outcome.grant {
+            span.record("token_id", tracing::field::display(grant.token_id));
+        }
+        Ok(outcome)
+    }
+
+    async fn decide_request(
         &self,
         secret: &Secret,
         app: &AppName,
@@ -53,7 +71,10 @@ impl Service {
         let digest = secret.digest();
         // Set when this call's own cold lookup already saw that the name is new to the token.
         let app_is_new = AtomicBool::new(false);
-        let cached = match self.cache.grants.get(&digest).await {
+        let cached = self.cache.grants.get(&digest).await;
+        self.metrics
+            .cache_lookup(CacheName::Tokens, cached.is_some());
+        let cached = match cached {
             Some(hit) => hit,
             None => {
                 let load = self.load_grant(&digest, app, &app_is_new);
@@ -77,7 +98,10 @@ impl Service {
             });
         }
         let key = (grant.token_id, app.as_str().to_owned());
-        let state = match self.cache.apps.get(&key).await {
+        let state = self.cache.apps.get(&key).await;
+        self.metrics
+            .cache_lookup(CacheName::Applications, state.is_some());
+        let state = match state {
             Some(state) => state,
             None => {
                 let load = self.load_app_state(&grant, app, &app_is_new);

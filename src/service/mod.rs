@@ -13,6 +13,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::Metrics;
 use crate::storage::Repository;
 use cache::AuthCache;
 use changes::EventHub;
@@ -63,6 +64,7 @@ pub struct Service {
     cache: AuthCache,
     last_used: Arc<LastUsed>,
     hub: Arc<EventHub>,
+    metrics: Metrics,
 }
 
 impl Service {
@@ -74,6 +76,7 @@ impl Service {
             cache,
             last_used: Arc::default(),
             hub: Arc::default(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -108,5 +111,10 @@ impl Service {
 
     pub fn repository(&self) -> &Repository {
         &self.repo
+    }
+
+    /// This server's metrics; WatchApplications holds `metrics().watch_stream_opened()`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 }

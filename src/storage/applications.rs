@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -275,6 +275,15 @@ impl Repository {
         .await?;
         tx.commit().await?;
         Ok(after)
+    }
+
+    /// How many application names wait for approval, over all accounts: one COUNT for
+    /// the metrics gauge, run when Prometheus scrapes, not on any request path.
+    pub async fn count_pending_applications(&self) -> Result<u64, StorageError> {
+        Ok(applications::Entity::find()
+            .filter(applications::Column::State.eq(AppState::Pending.as_str()))
+            .count(&self.db)
+            .await?)
     }
 
     /// A token's names in the order first seen, after the given position.

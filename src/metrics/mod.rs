@@ -1,0 +1,338 @@
+//! Prometheus metrics: the registry of one server and the handles the rest of the code counts with.
+//!
+//! One `Metrics` per server (not a process-wide global), so tests that run many servers in
+//! one process read each server's own numbers. Label values are from closed sets only
+//! (method names known at start-up, gRPC codes, decisions, cache names): never a token id,
+//! an application name or a secret, so a caller cannot grow the series count.
+mod http;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tonic::Code;
+
+use crate::domain::Decision;
+
+pub use http::{MetricsServer, bind_metrics};
+
+/// The content type of the exposition (OpenMetrics text, which Prometheus reads natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    method: &'static str,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+/// Which in-memory cache a lookup went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheName {
+    /// Grants by secret digest (known and unknown secrets).
+    Tokens,
+    /// Application states by (token, name).
+    Applications,
+}
+
+impl CacheName {
+    fn label(self) -> &'static str {
+        match self {
+            CacheName::Tokens => "tokens",
+            CacheName::Applications => "applications",
+        }
+    }
+}
+
+/// Buckets from 100 µs to about 6.5 s: a warm Authorize sits in the first few, a cold
+/// one with a database write in the middle, a stuck database at the top.
+fn latency_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 17,
+    ))
+}
+
+type LatencyFamily = Family<RpcLabels, Histogram, fn() -> Histogram>;
+
+struct Inner {
+    registry: Registry,
+    rpc_requests: Family<RpcLabels, Counter>,
+    rpc_duration: LatencyFamily,
+    rpc_in_flight: Gauge,
+    decisions: Family<OutcomeLabels, Counter>,
+    cache_hits: Family<CacheLabels, Counter>,
+    cache_misses: Family<CacheLabels, Counter>,
+    watch_streams: Gauge,
+    pending_applications: Gauge,
+}
+
+/// The metrics of one server; cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("api_tokens");
+        let rpc_requests = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "rpc_requests",
+            "gRPC calls finished, by full method name and gRPC status code",
+            rpc_requests.clone(),
+        );
+        let rpc_duration: LatencyFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "rpc_duration_seconds",
+            "gRPC call latency in seconds, from request to the final status (streams: to their end)",
+            rpc_duration.clone(),
+        );
+        let rpc_in_flight = Gauge::default();
+        registry.register(
+            "rpc_in_flight",
+            "gRPC calls started and not yet finished",
+            rpc_in_flight.clone(),
+        );
+        let decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "authorize_decisions",
+            "Authorization decisions by outcome (Authorize calls and management callers)",
+            decisions.clone(),
+        );
+        let cache_hits = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_hits",
+            "Hot-path lookups answered from memory, by cache",
+            cache_hits.clone(),
+        );
+        let cache_misses = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_misses",
+            "Hot-path lookups that went to the database, by cache",
+            cache_misses.clone(),
+        );
+        let watch_streams = Gauge::default();
+        registry.register(
+            "watch_streams",
+            "WatchApplications streams open on this replica",
+            watch_streams.clone(),
+        );
+        let pending_applications = Gauge::default();
+        registry.register(
+            "pending_applications",
+            "Application names waiting for approval in the whole database (read at scrape time; \
+             every replica reports the same number, so aggregate with max, not sum)",
+            pending_applications.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                rpc_requests,
+                rpc_duration,
+                rpc_in_flight,
+                decisions,
+                cache_hits,
+                cache_misses,
+                watch_streams,
+                pending_applications,
+            }),
+        }
+    }
+
+    /// Counts a call as started; the returned guard counts it as finished when dropped.
+    pub fn rpc_started(&self) -> InFlight {
+        self.inner.rpc_in_flight.inc();
+        InFlight {
+            gauge: self.inner.rpc_in_flight.clone(),
+        }
+    }
+
+    /// Records a finished call. `method` must come from a closed set (see `layers::MethodTable`).
+    pub fn rpc_finished(&self, method: &'static str, code: Code, elapsed: Duration) {
+        let labels = RpcLabels {
+            method,
+            code: code_name(code),
+        };
+        self.inner.rpc_requests.get_or_create(&labels).inc();
+        self.inner
+            .rpc_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn decision(&self, decision: &Decision) {
+        self.inner
+            .decisions
+            .get_or_create(&OutcomeLabels {
+                outcome: decision_name(decision),
+            })
+            .inc();
+    }
+
+    pub fn cache_lookup(&self, cache: CacheName, hit: bool) {
+        let family = if hit {
+            &self.inner.cache_hits
+        } else {
+            &self.inner.cache_misses
+        };
+        family
+            .get_or_create(&CacheLabels {
+                cache: cache.label(),
+            })
+            .inc();
+    }
+
+    /// For WatchApplications: call when a stream starts and keep the guard inside the
+    /// stream; the gauge goes down when the stream is dropped, however it ends.
+    pub fn watch_stream_opened(&self) -> WatchStreamGuard {
+        self.inner.watch_streams.inc();
+        WatchStreamGuard {
+            gauge: self.inner.watch_streams.clone(),
+        }
+    }
+
+    pub fn set_pending_applications(&self, count: u64) {
+        self.inner
+            .pending_applications
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text of every metric.
+    pub fn encode(&self) -> Result<String, fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)?;
+        Ok(out)
+    }
+}
+
+/// A call in flight; dropping it ends it (also when the client goes away mid-call).
+#[must_use = "the call counts as in flight until this guard is dropped"]
+pub struct InFlight {
+    gauge: Gauge,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// An open watch stream; dropping it closes it.
+#[must_use = "the stream counts as open until this guard is dropped"]
+pub struct WatchStreamGuard {
+    gauge: Gauge,
+}
+
+impl Drop for WatchStreamGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// The name of a decision, as a metric label and a span field: stable names a dashboard can rely on.
+pub fn decision_name(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Pending => "pending",
+        Decision::Denied => "denied",
+        Decision::UnknownToken => "unknown_token",
+        Decision::Retired => "retired",
+        Decision::InsufficientPrivilege { .. } => "insufficient_privilege",
+        Decision::OwnerRemoved => "owner_removed",
+        Decision::AppLimitReached => "app_limit_reached",
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, as other gRPC metrics spell it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Privilege;
+
+    #[test]
+    fn exposition_names_and_labels() {
+        let metrics = Metrics::new();
+        let _call = metrics.rpc_started();
+        metrics.rpc_finished(
+            "apitokens.v1.AuthorizeService/Authorize",
+            Code::Ok,
+            Duration::from_micros(300),
+        );
+        metrics.decision(&Decision::Allow {
+            effective: Privilege::Admin,
+        });
+        metrics.cache_lookup(CacheName::Tokens, true);
+        metrics.cache_lookup(CacheName::Applications, false);
+        let watch = metrics.watch_stream_opened();
+        metrics.set_pending_applications(3);
+        let text = metrics.encode().expect("encodes");
+        for line in [
+            r#"api_tokens_rpc_requests_total{method="apitokens.v1.AuthorizeService/Authorize",code="OK"} 1"#,
+            r#"api_tokens_rpc_duration_seconds_count{method="apitokens.v1.AuthorizeService/Authorize",code="OK"} 1"#,
+            "api_tokens_rpc_in_flight 1",
+            r#"api_tokens_authorize_decisions_total{outcome="allow"} 1"#,
+            r#"api_tokens_cache_hits_total{cache="tokens"} 1"#,
+            r#"api_tokens_cache_misses_total{cache="applications"} 1"#,
+            "api_tokens_watch_streams 1",
+            "api_tokens_pending_applications 3",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+        drop(watch);
+        assert!(
+            metrics
+                .encode()
+                .expect("encodes")
+                .contains("api_tokens_watch_streams 0")
+        );
+    }
+}
