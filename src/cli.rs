@@ -9,6 +9,7 @@ use serde_json::json;
 use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AppState, Privilege, UserName};
 use crate::grpc::ExtAuthzSettings;
+use crate::operations::OperationsArgs;
 use crate::service::{CacheSettings, InstallSettings, Service, ServiceError, ServiceSettings};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
@@ -144,6 +145,8 @@ pub struct ServeArgs {
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
+    #[command(flatten)]
+    pub operations: OperationsArgs,
 }
 
 impl ServeArgs {
@@ -174,6 +177,7 @@ impl ServeArgs {
                 write_privilege: self.ext_authz_write_privilege,
             },
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            operations: self.operations.settings(),
         }
     }
 }
@@ -236,16 +240,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         "warn"
     };
-    telemetry::init(cli.log_format, default_level);
-    match cli.command {
-        Command::Serve(args) => {
-            let server = Server::build(args.settings()).await?;
-            server.run_until(shutdown_signal()).await
-        }
+    let otlp = match &cli.command {
+        Command::Serve(args) => args.operations.otlp(),
+        _ => None,
+    };
+    let telemetry = telemetry::init_with(cli.log_format, default_level, otlp.as_ref())?;
+    let result = match cli.command {
+        Command::Serve(args) => match Server::build(args.settings()).await {
+            Ok(server) => server.run_until(shutdown_signal()).await,
+            Err(e) => Err(e),
+        },
         Command::Bootstrap(args) => bootstrap(args).await,
         Command::IssueToken(args) => issue_token(args).await,
         Command::ApproveBot(args) => approve_bot(args).await,
-    }
+    };
+    // The last spans go out before the process exits.
+    telemetry.shutdown().await;
+    result
 }
 
 async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::grpc::pb::{
@@ -16,6 +17,8 @@ use crate::grpc::pb::{
 use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
 };
+use crate::layers::{LimitSettings, server_layers};
+use crate::metrics::{MetricsServer, bind_metrics};
 use crate::service::{Service, ServiceSettings};
 use crate::storage::{DatabaseSettings, Repository};
 
@@ -29,6 +32,56 @@ pub struct ServerSettings {
     pub ext_authz: ExtAuthzSettings,
     /// How long in-flight calls may take to finish after shutdown begins.
     pub drain_timeout: Duration,
+    pub operations: OperationsSettings,
+}
+
+/// Metrics port, TLS and limits: all off by default.
+#[derive(Debug, Clone, Default)]
+pub struct OperationsSettings {
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: Option<TlsSettings>,
+    pub limits: LimitSettings,
+}
+
+/// PEM files for TLS on the gRPC port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsSettings {
+    /// Reads the files now, so a missing or malformed one stops start-up with its name.
+    fn load(&self) -> anyhow::Result<ServerTlsConfig> {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+        };
+        let identity =
+            Identity::from_pem(read("certificate", &self.cert)?, read("key", &self.key)?);
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+        }
+        // tonic parses the PEM only when the config is applied: apply it once here.
+        tonic::transport::Server::builder()
+            .tls_config(config.clone())
+            .with_context(|| {
+                format!(
+                    "invalid TLS configuration (certificate {}, key {}{})",
+                    self.cert.display(),
+                    self.key.display(),
+                    self.client_ca
+                        .as_ref()
+                        .map(|ca| format!(", client CA {}", ca.display()))
+                        .unwrap_or_default()
+                )
+            })?;
+        Ok(config)
+    }
 }
 
 /// The fully qualified names of the services this server offers, as health reports them.
@@ -48,11 +101,17 @@ pub struct Server {
     service: Service,
     ext_authz: ExtAuthzSettings,
     drain_timeout: Duration,
+    metrics: Option<MetricsServer>,
+    tls: Option<ServerTlsConfig>,
+    limits: LimitSettings,
 }
 
 impl Server {
     /// Connects to the database (running migrations) and binds the listen address.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
+        let ops = &settings.operations;
+        ops.limits.validate().map_err(anyhow::Error::msg)?;
+        let tls = ops.tls.as_ref().map(TlsSettings::load).transpose()?;
         let repo = Repository::connect(&settings.database)
             .await
             .with_context(|| {
@@ -64,16 +123,28 @@ impl Server {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let metrics = match ops.metrics_listen {
+            Some(addr) => Some(bind_metrics(addr).await?),
+            None => None,
+        };
         Ok(Server {
             listener,
             service: Service::new(repo, settings.service),
             ext_authz: settings.ext_authz,
             drain_timeout: settings.drain_timeout,
+            metrics,
+            tls,
+            limits: ops.limits,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics port's address, when metrics are served.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
     }
 
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting,
@@ -126,7 +197,24 @@ impl Server {
                     .run_event_compaction(COMPACTION_INTERVAL, stopped()),
             ),
         ];
-        let router = tonic::transport::Server::builder()
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = self.metrics.map(|server| {
+            tokio::spawn(server.run(
+                service.metrics().clone(),
+                service.repository().clone(),
+                async {
+                    let _ = metrics_stopped.await;
+                },
+            ))
+        });
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .context("invalid TLS configuration")?;
+        }
+        let router = builder
+            .layer(server_layers(service.metrics().clone(), self.limits))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -177,6 +265,11 @@ impl Server {
         }
         let _ = stop_background.send(true);
         for task in background {
+            let _ = task.await;
+        }
+        // Metrics stay up through the drain, so the last calls are counted and scraped.
+        let _ = stop_metrics.send(());
+        if let Some(task) = metrics_server {
             let _ = task.await;
         }
         // The last batch of last-used times is written before the database closes.

@@ -17,6 +17,7 @@ pub use ext_authz::{
     ACCOUNT_ID_HEADER, ExtAuthzHandler, ExtAuthzSettings, PRIVILEGE_HEADER, TOKEN_ID_HEADER,
     TOKEN_TYPE_HEADER, USER_ID_HEADER,
 };
+pub use status::layer_error_status;
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.

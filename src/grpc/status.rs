@@ -75,3 +75,32 @@ impl From<ServiceError> for Status {
         }
     }
 }
+
+/// The status for an error raised by the tower layers around the handlers (`layers.rs`):
+/// load shedding, the request timeout. Handlers' own errors never get here; they are
+/// `ServiceError`s mapped above.
+pub fn layer_error_status(err: &(dyn std::error::Error + Send + Sync + 'static)) -> Status {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        // UNAVAILABLE, not RESOURCE_EXHAUSTED: the call is safe to retry at once on another
+        // replica, and gRPC clients' retry policies retry UNAVAILABLE by default.
+        let mut details = ErrorDetails::with_error_info("OVERLOADED", ERROR_DOMAIN, HashMap::new());
+        details.set_retry_info(Some(std::time::Duration::from_millis(100)));
+        return Status::with_error_details(
+            Code::Unavailable,
+            "the server is at its concurrent-request limit; retry with backoff",
+            details,
+        );
+    }
+    if let Some(timeout) = err.downcast_ref::<crate::layers::RequestTimedOut>() {
+        return with_reason(
+            Code::DeadlineExceeded,
+            "REQUEST_TIMEOUT",
+            timeout.to_string(),
+        );
+    }
+    if let Some(status) = err.downcast_ref::<Status>() {
+        return Status::new(status.code(), status.message());
+    }
+    tracing::error!(error = %err, "unexpected error in the server's layers");
+    Status::internal("internal error; the server log has the details")
+}

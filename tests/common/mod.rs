@@ -14,7 +14,7 @@ use api_tokens::grpc::pb::{
     authorize_service_client::AuthorizeServiceClient, token_service_client::TokenServiceClient,
 };
 use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::startup::{Server, ServerSettings};
+use api_tokens::startup::{OperationsSettings, Server, ServerSettings};
 use api_tokens::storage::Repository;
 use tokio::sync::oneshot;
 use tonic::Request;
@@ -78,6 +78,8 @@ impl As {
 /// A running server with a database of its own.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The metrics port, when the operations settings ask for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub channel: Channel,
     pub tokens: TokenServiceClient<Channel>,
     pub accounts: AccountServiceClient<Channel>,
@@ -116,6 +118,24 @@ pub async fn spawn_configured(
     service: ServiceSettings,
     ext_authz: ExtAuthzSettings,
 ) -> TestApp {
+    spawn_full(database, service, ext_authz, OperationsSettings::default()).await
+}
+
+/// Like `spawn_on`, with a metrics port, limits (plaintext only: the harness connects without TLS).
+pub async fn spawn_with_operations(
+    database: TestDatabase,
+    service: ServiceSettings,
+    operations: OperationsSettings,
+) -> TestApp {
+    spawn_full(database, service, ExtAuthzSettings::default(), operations).await
+}
+
+async fn spawn_full(
+    database: TestDatabase,
+    service: ServiceSettings,
+    ext_authz: ExtAuthzSettings,
+    operations: OperationsSettings,
+) -> TestApp {
     let db_settings = database.settings();
     let repo = Repository::connect(&db_settings)
         .await
@@ -134,10 +154,12 @@ pub async fn spawn_configured(
         service,
         ext_authz,
         drain_timeout: Duration::from_secs(5),
+        operations,
     };
     let running = start(settings.clone()).await;
     TestApp {
         addr: running.addr,
+        metrics_addr: running.metrics_addr,
         tokens: TokenServiceClient::new(running.channel.clone()),
         accounts: AccountServiceClient::new(running.channel.clone()),
         authorize: AuthorizeServiceClient::new(running.channel.clone()),
@@ -157,6 +179,7 @@ pub async fn spawn_configured(
 
 struct Running {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     channel: Channel,
     stop: oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -165,12 +188,14 @@ struct Running {
 async fn start(settings: ServerSettings) -> Running {
     let server = Server::build(settings).await.expect("server builds");
     let addr = server.local_addr().expect("bound");
+    let metrics_addr = server.metrics_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let handle = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
     Running {
         addr,
+        metrics_addr,
         channel: connect(addr).await,
         stop,
         handle,
@@ -208,6 +233,7 @@ impl TestApp {
         self.stop_server().await;
         let running = start(self.settings.clone()).await;
         self.addr = running.addr;
+        self.metrics_addr = running.metrics_addr;
         self.tokens = TokenServiceClient::new(running.channel.clone());
         self.accounts = AccountServiceClient::new(running.channel.clone());
         self.authorize = AuthorizeServiceClient::new(running.channel.clone());

@@ -1,0 +1,88 @@
+//! Flags of `serve` for the operational features: metrics port, OTLP tracing, TLS/mTLS and limits.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::layers::LimitSettings;
+use crate::startup::{OperationsSettings, TlsSettings};
+use crate::telemetry::OtlpSettings;
+
+#[derive(Debug, Clone, Args)]
+pub struct OperationsArgs {
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (e.g. 0.0.0.0:9090). Unset: not served.
+    #[arg(long, env = "API_TOKENS_METRICS_LISTEN", value_name = "ADDRESS")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317). Unset: no export.
+    #[arg(long, env = "API_TOKENS_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces to sample, 0.0 to 1.0; a caller's sampled traceparent is always followed.
+    #[arg(long, env = "API_TOKENS_OTLP_SAMPLE_RATIO", default_value_t = 1.0)]
+    pub otlp_sample_ratio: f64,
+
+    /// PEM certificate chain of the gRPC port: serve TLS (needs --tls-key).
+    #[arg(
+        long,
+        env = "API_TOKENS_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(
+        long,
+        env = "API_TOKENS_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS; needs --tls-cert).
+    #[arg(
+        long,
+        env = "API_TOKENS_TLS_CLIENT_CA",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Most calls served at once over all connections; more are refused at once with
+    /// UNAVAILABLE (load shedding). 0: no limit.
+    #[arg(long, env = "API_TOKENS_MAX_CONCURRENT_REQUESTS", default_value_t = 0)]
+    pub max_concurrent_requests: usize,
+    /// Milliseconds a unary call may take before it is answered DEADLINE_EXCEEDED; streams
+    /// (WatchApplications) are exempt. 0: no limit.
+    #[arg(long, env = "API_TOKENS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+}
+
+impl OperationsArgs {
+    pub fn settings(&self) -> OperationsSettings {
+        OperationsSettings {
+            metrics_listen: self.metrics_listen,
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsSettings {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                // clap's `requires` makes the pair all or nothing.
+                _ => None,
+            },
+            limits: LimitSettings {
+                max_concurrent_requests: (self.max_concurrent_requests > 0)
+                    .then_some(self.max_concurrent_requests),
+                request_timeout: (self.request_timeout_ms > 0)
+                    .then(|| Duration::from_millis(self.request_timeout_ms)),
+            },
+        }
+    }
+
+    pub fn otlp(&self) -> Option<OtlpSettings> {
+        self.otlp_endpoint.as_ref().map(|endpoint| OtlpSettings {
+            endpoint: endpoint.clone(),
+            sample_ratio: self.otlp_sample_ratio,
+        })
+    }
+}
