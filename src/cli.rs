@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
+use crate::admin::AdminCommand;
 use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AppState, Privilege, UserName};
 use crate::grpc::ExtAuthzSettings;
@@ -48,6 +49,8 @@ pub enum Command {
     IssueToken(IssueTokenArgs),
     /// Run the reference approval bot: allow or deny newly pending applications by rules.
     ApproveBot(ApproveBotArgs),
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 /// The bot authenticates with the token in `API_TOKENS_TOKEN`, never a flag, so the secret
@@ -253,6 +256,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap(args).await,
         Command::IssueToken(args) => issue_token(args).await,
         Command::ApproveBot(args) => approve_bot(args).await,
+        Command::Admin(command) => crate::admin::run(command).await,
     };
     // The last spans go out before the process exits.
     telemetry.shutdown().await;

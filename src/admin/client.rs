@@ -1,0 +1,175 @@
+//! The admin commands' connection: server address, optional TLS, and the caller's credentials as metadata.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Status};
+use tonic_types::StatusExt;
+
+use super::output::Output;
+use crate::grpc::pb::{
+    account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
+};
+use crate::metrics::code_name;
+
+/// The variable holding the secret the admin commands present. Never a flag: a flag's value
+/// shows in `ps` and in shell history.
+pub const TOKEN_VAR: &str = "API_TOKENS_TOKEN";
+
+/// How to reach the server, shared by every admin command.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// gRPC address of the server (https://... for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// Application name the command presents; it must be allowed on the token.
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_APP",
+        default_value = "api-tokens-cli"
+    )]
+    pub app: String,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub output: Output,
+    /// PEM CA bundle that signed the server's certificate (for https:// servers).
+    #[arg(long, global = true, env = "API_TOKENS_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (mTLS).
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_CLIENT_CERT",
+        value_name = "FILE",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+    /// PEM key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_CLIENT_KEY",
+        value_name = "FILE",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
+}
+
+/// Adds `x-circonus-auth-token` and `x-circonus-app-name` to every call.
+#[derive(Clone)]
+pub struct Credentials {
+    token: AsciiMetadataValue,
+    app: AsciiMetadataValue,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let md = request.metadata_mut();
+        md.insert("x-circonus-auth-token", self.token.clone());
+        md.insert("x-circonus-app-name", self.app.clone());
+        Ok(request)
+    }
+}
+
+pub type Tokens = TokenServiceClient<InterceptedService<Channel, Credentials>>;
+pub type Accounts = AccountServiceClient<InterceptedService<Channel, Credentials>>;
+
+/// A connection with the caller's credentials.
+pub struct Client {
+    channel: Channel,
+    credentials: Credentials,
+}
+
+impl Client {
+    pub async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
+        let secret = std::env::var(TOKEN_VAR).map_err(|_| {
+            anyhow::anyhow!(
+                "set {TOKEN_VAR} to the secret of your token (it is read from the environment only, \
+                 so it stays out of ps and shell history)"
+            )
+        })?;
+        let token = MetadataValue::try_from(secret.trim())
+            .map_err(|_| anyhow::anyhow!("{TOKEN_VAR} is not printable ASCII"))?;
+        let app = MetadataValue::try_from(args.app.as_str())
+            .map_err(|_| anyhow::anyhow!("--app must be printable ASCII"))?;
+        let mut endpoint = Endpoint::from_shared(args.server.clone())
+            .with_context(|| format!("--server {} is not a valid URL", args.server))?;
+        if let Some(tls) = tls_config(args)? {
+            endpoint = endpoint
+                .tls_config(tls)
+                .context("invalid client TLS configuration")?;
+        }
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", args.server))?;
+        Ok(Client {
+            channel,
+            credentials: Credentials { token, app },
+        })
+    }
+
+    pub fn tokens(&self) -> Tokens {
+        TokenServiceClient::with_interceptor(self.channel.clone(), self.credentials.clone())
+    }
+
+    pub fn accounts(&self) -> Accounts {
+        AccountServiceClient::with_interceptor(self.channel.clone(), self.credentials.clone())
+    }
+}
+
+fn tls_config(args: &ClientArgs) -> anyhow::Result<Option<ClientTlsConfig>> {
+    let https = args.server.starts_with("https://");
+    if !https && (args.ca_cert.is_some() || args.client_cert.is_some()) {
+        anyhow::bail!("--ca-cert and --client-cert need an https:// --server");
+    }
+    if !https {
+        return Ok(None);
+    }
+    let read = |what: &str, path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
+    };
+    let mut config = ClientTlsConfig::new();
+    match &args.ca_cert {
+        Some(ca) => config = config.ca_certificate(Certificate::from_pem(read("CA", ca)?)),
+        None => anyhow::bail!(
+            "an https:// --server needs --ca-cert (the CA that signed its certificate)"
+        ),
+    }
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        config = config.identity(Identity::from_pem(
+            read("client certificate", cert)?,
+            read("client key", key)?,
+        ));
+    }
+    Ok(Some(config))
+}
+
+/// A refusal as one readable error: the code, the message, and any field violations.
+pub fn status_error(status: Status) -> anyhow::Error {
+    let mut text = format!("{}: {}", code_name(status.code()), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    anyhow::Error::msg(text)
+}
