@@ -1,0 +1,252 @@
+//! The admin command line as an operator runs it: the real binary against a spawned server,
+//! authenticated by the bootstrap token in API_TOKENS_TOKEN, in table and JSON output.
+mod common;
+
+use common::{Backend, TestApp, spawn_app};
+use serde_json::Value;
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `api-tokens ARGS` against the test server with `secret` in the environment.
+async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
+    command
+        .args(args)
+        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
+        .env_remove("API_TOKENS_TOKEN")
+        .env_remove("API_TOKENS_APP")
+        .env_remove("API_TOKENS_CA_CERT")
+        .env_remove("API_TOKENS_CLIENT_CERT")
+        .env_remove("API_TOKENS_CLIENT_KEY");
+    if let Some(secret) = secret {
+        command.env("API_TOKENS_TOKEN", secret);
+    }
+    let out = command.output().await.expect("run the binary");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+async fn ok(app: &TestApp, args: &[&str]) -> String {
+    let run = cli(app, Some(&app.admin.secret), args).await;
+    assert!(
+        run.ok,
+        "api-tokens {args:?} failed:\n{}{}",
+        run.stdout, run.stderr
+    );
+    run.stdout
+}
+
+async fn json(app: &TestApp, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let stdout = ok(app, &all).await;
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: not JSON:\n{stdout}"))
+}
+
+async fn tokens_create_list_retire(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = json(
+        &app,
+        &[
+            "tokens",
+            "create",
+            "--type",
+            "account",
+            "--privilege",
+            "normal",
+            "--default-app-state",
+            "pending",
+            "--description",
+            "ci deploys",
+        ],
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"]
+        .as_str()
+        .expect("the secret, once")
+        .to_owned();
+    assert_eq!(created["type"], "account");
+    assert_eq!(created["privilege"], "normal");
+    assert_eq!(created["default_app_state"], "pending");
+    assert_eq!(created["state"], "active");
+
+    let table = ok(&app, &["tokens", "list"]).await;
+    let header = table.lines().next().expect("a header");
+    assert!(
+        header.starts_with("ID") && header.contains("DEFAULT APP STATE"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} listed:\n{table}"));
+    assert!(
+        row.contains("account") && row.contains("ci deploys"),
+        "{row}"
+    );
+    assert!(!table.contains(&secret), "list never shows secrets");
+
+    let listed = json(&app, &["tokens", "list", "--type", "account"]).await;
+    let listed = listed.as_array().expect("an array");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+
+    let retired = json(&app, &["tokens", "retire", &id]).await;
+    assert_eq!(retired["state"], "retired");
+    let shown = ok(&app, &["tokens", "get", &id]).await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("state") && l.ends_with("retired")),
+        "{shown}"
+    );
+    let active = json(&app, &["tokens", "list", "--state", "active"]).await;
+    assert!(
+        active
+            .as_array()
+            .expect("array")
+            .iter()
+            .all(|t| t["id"] != id.as_str()),
+        "a retired token is not active"
+    );
+    app.stop().await;
+}
+
+async fn apps_allow_and_members_add(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = &app.admin_token_id;
+    let allowed = ok(&app, &["apps", "allow", token, "grafana"]).await;
+    let row = allowed.lines().nth(1).expect("a row");
+    assert!(
+        row.starts_with("grafana") && row.contains("allow"),
+        "{allowed}"
+    );
+    let denied = json(&app, &["apps", "deny", token, "scraper"]).await;
+    assert_eq!(denied["state"], "deny");
+    let apps = json(&app, &["apps", "list", token]).await;
+    let names: Vec<_> = apps
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default().to_owned(),
+                a["state"].clone(),
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&("grafana".into(), "allow".into())),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&("scraper".into(), "deny".into())),
+        "{names:?}"
+    );
+    // The CLI's own name was recorded the first time it called (the admin token allows new names).
+    assert!(
+        names.iter().any(|(n, _)| n == "api-tokens-cli"),
+        "{names:?}"
+    );
+
+    let added = json(
+        &app,
+        &["members", "add", "bob@example.com", "--role", "normal"],
+    )
+    .await;
+    assert_eq!(added["user_name"], "bob@example.com");
+    assert_eq!(added["role"], "normal");
+    let bob = added["user_id"].as_str().expect("user id").to_owned();
+    let members = ok(&app, &["members", "list"]).await;
+    assert!(
+        members
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .starts_with("USER ID"),
+        "{members}"
+    );
+    assert!(
+        members
+            .lines()
+            .any(|l| l.starts_with(&bob) && l.contains("normal")),
+        "{members}"
+    );
+    let promoted = json(&app, &["members", "update", &bob, "--role", "admin"]).await;
+    assert_eq!(promoted["role"], "admin");
+    ok(&app, &["members", "remove", &bob]).await;
+    let members = json(&app, &["members", "list"]).await;
+    assert_eq!(members.as_array().expect("array").len(), 1);
+
+    let install = json(&app, &["install-command", token]).await;
+    assert!(
+        install["command"]
+            .as_str()
+            .expect("command")
+            .contains("--key"),
+        "{install}"
+    );
+    app.stop().await;
+}
+
+on_both_backends!(tokens_create_list_retire, apps_allow_and_members_add);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_missing_credentials_are_clear() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let missing = cli(&app, None, &["tokens", "list"]).await;
+    assert!(!missing.ok);
+    assert!(
+        missing.stderr.contains("API_TOKENS_TOKEN"),
+        "{}",
+        missing.stderr
+    );
+
+    let unknown = cli(
+        &app,
+        Some("fb349ef1-91e4-4b05-aaa2-52246b77ea66"),
+        &["tokens", "list"],
+    )
+    .await;
+    assert!(!unknown.ok);
+    assert!(
+        unknown.stderr.contains("UNAUTHENTICATED"),
+        "{}",
+        unknown.stderr
+    );
+
+    let bad = cli(
+        &app,
+        Some(&app.admin.secret),
+        &["tokens", "get", "not-a-uuid"],
+    )
+    .await;
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr.contains("INVALID_ARGUMENT") && bad.stderr.contains("id"),
+        "{}",
+        bad.stderr
+    );
+    assert!(
+        !bad.stderr.contains(&app.admin.secret),
+        "the secret is never echoed"
+    );
+
+    let nothing = cli(
+        &app,
+        Some(&app.admin.secret),
+        &["tokens", "update", &app.admin_token_id],
+    )
+    .await;
+    assert!(!nothing.ok);
+    assert!(nothing.stderr.contains("--privilege"), "{}", nothing.stderr);
+    app.stop().await;
+}
