@@ -185,7 +185,7 @@ async fn metrics_after_real_calls(backend: Backend) {
         "no secret in metrics"
     );
 
-    // Once approved, the gauge follows at the next scrape.
+    // Only /metrics is served.
     let (status, _) = http_get(app.metrics_addr.expect("served"), "/other").await;
     assert!(status.contains("404"), "{status}");
     app.stop().await;

@@ -167,8 +167,11 @@ fn tls_config(args: &ClientArgs) -> anyhow::Result<Option<ClientTlsConfig>> {
 pub fn status_error(status: Status) -> anyhow::Error {
     let mut text = format!("{}: {}", code_name(status.code()), status.message());
     if let Some(bad) = status.get_details_bad_request() {
+        // The service's messages already name the fields; others' may not.
         for v in bad.field_violations {
-            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+            if !status.message().contains(&v.description) {
+                text.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
         }
     }
     anyhow::Error::msg(text)

@@ -12,7 +12,7 @@ use client::{Client, status_error};
 pub use client::{ClientArgs, TOKEN_VAR};
 pub use output::Output;
 use output::{
-    APPLICATION_HEADER, MEMBER_HEADER, TOKEN_HEADER, application_json, application_row,
+    APPLICATION_HEADER, MEMBER_HEADER, TOKEN_HEADER, application_json, application_row, emit,
     member_json, member_row, print_fields, print_json, print_table, token_fields, token_json,
     token_row,
 };
@@ -44,6 +44,8 @@ pub struct TokensArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrivilegeArg {
+    /// Spelled as the server and `bootstrap` spell it.
+    #[value(name = "read_only", alias = "read-only")]
     ReadOnly,
     Normal,
     Admin,
@@ -263,7 +265,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     let mut fields = token_fields(&token);
                     fields.push(("secret", reply.secret));
                     print_fields(&fields);
-                    println!("\nThe secret is shown only this once: store it now.");
+                    emit("\nThe secret is shown only this once: store it now.");
                 }
             }
         }
@@ -496,7 +498,9 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
                 .map_err(status_error)?;
             match output {
                 Output::Json => print_json(&json!({ "removed_user_id": user_id })),
-                Output::Table => println!("removed {user_id}"),
+                Output::Table => {
+                    emit(format!("removed {user_id}"));
+                }
             }
             return Ok(());
         }
@@ -535,7 +539,7 @@ async fn install_command(args: InstallCommandArgs) -> anyhow::Result<()> {
                 ("cosi url", reply.cosi_url),
                 ("key variable", reply.key_env_var),
             ]);
-            println!("\n{}", reply.command);
+            emit(format!("\n{}", reply.command));
         }
     }
     Ok(())
@@ -554,10 +558,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         .map_err(status_error)?
         .into_inner();
     if output == Output::Table {
-        println!(
-            "{}",
-            output::table(&["EVENT", "TOKEN", "NAME", "STATE", "TIME", "CURSOR"], &[]).trim_end()
-        );
+        print_table(&["EVENT", "TOKEN", "NAME", "STATE", "TIME", "CURSOR"], &[]);
     }
     while let Some(event) = stream.next().await {
         let event = event.map_err(status_error)?;
@@ -567,17 +568,14 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             .map(application_json)
             .unwrap_or(serde_json::Value::Null);
         let app = event.application.unwrap_or_default();
-        match output {
-            Output::Json => println!(
-                "{}",
-                json!({
-                    "type": output::watch_event(event.r#type),
-                    "application": app_json,
-                    "cursor": event.cursor,
-                    "event_time": output::time(event.event_time.as_ref()),
-                })
-            ),
-            Output::Table => println!(
+        let written = match output {
+            Output::Json => emit(json!({
+                "type": output::watch_event(event.r#type),
+                "application": app_json,
+                "cursor": event.cursor,
+                "event_time": output::time(event.event_time.as_ref()),
+            })),
+            Output::Table => emit(format!(
                 "{}  {}  {}  {}  {}  {}",
                 output::watch_event(event.r#type),
                 app.token_id,
@@ -585,7 +583,11 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
                 output::app_state(app.state),
                 output::time(event.event_time.as_ref()),
                 event.cursor
-            ),
+            )),
+        };
+        // Whoever read the stream is gone: stop watching.
+        if !written {
+            break;
         }
     }
     Ok(())

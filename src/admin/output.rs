@@ -15,9 +15,16 @@ pub enum Output {
     Json,
 }
 
+/// Writes a line to stdout. A reader that went away (`| head`) is not an error worth a
+/// panic, which `println!` would make of it: the line is dropped and `false` returned.
+pub fn emit(line: impl std::fmt::Display) -> bool {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+}
+
 /// Prints rows under a header, each column as wide as its widest cell.
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table(header, rows));
+    emit(table(header, rows).trim_end());
 }
 
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -49,12 +56,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 pub fn print_fields(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in fields {
-        println!("{key:<width$}  {value}");
+        emit(format!("{key:<width$}  {value}"));
     }
 }
 
 pub fn print_json(value: &Value) {
-    println!("{value:#}");
+    emit(format!("{value:#}"));
 }
 
 /// `PRIVILEGE_READ_ONLY` with prefix `PRIVILEGE_` reads `read_only`: the spelling the flags take.
