@@ -135,7 +135,7 @@ MUST_FAIL: dict[str, tuple[dict[str, Any], str, str]] = {
     "grace period not above preStop + drain": (
         {"terminationGracePeriodSeconds": 15}, "HelmRenderError", "must exceed"),
     "ServiceMonitor without metrics": (
-        {"metrics": {"serviceMonitor": {"enabled": True}}}, "HelmRenderError",
+        {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}}, "HelmRenderError",
         "needs metrics.enabled"),
     "PDB with neither minAvailable nor maxUnavailable": (
         {"podDisruptionBudget": {"maxUnavailable": None}}, "HelmRenderError",
@@ -251,7 +251,8 @@ def check_contract(name: str, docs: list[tuple[str, dict[str, Any]]], values: di
     expect(c["args"] == ["serve"], "container args must be [serve]")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     expect(ports.get("grpc") == 50051, "container port grpc must be 50051")
-    metrics_on = values.get("metrics", {}).get("enabled", False)
+    default_on = yaml.safe_load((CHART / "values.yaml").read_text())["metrics"]["enabled"]
+    metrics_on = values.get("metrics", {}).get("enabled", default_on)
     expect(("metrics" in ports) == metrics_on, "container port metrics iff metrics.enabled")
     expect(c["readinessProbe"]["grpc"] == {"port": 50051, "service": "apitokens.v1.AuthorizeService"},
            "readiness must be a gRPC probe of apitokens.v1.AuthorizeService on 50051")
