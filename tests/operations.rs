@@ -627,3 +627,57 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
     assert!(stdout.contains("admin@example.com"), "{stdout}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_stream_outlives_the_unary_timeout_and_is_counted() {
+    use tokio_stream::StreamExt;
+    let timeout = Duration::from_millis(200);
+    let operations = OperationsSettings {
+        limits: LimitSettings {
+            max_concurrent_requests: Some(1),
+            request_timeout: Some(timeout),
+        },
+        ..with_metrics()
+    };
+    let app = spawn_with_operations(
+        TestDatabase::create(Backend::Sqlite).await,
+        ServiceSettings::default(),
+        operations,
+    )
+    .await;
+    let (_, secret) = app
+        .create_token(
+            &app.admin,
+            pb::TokenType::User,
+            pb::Privilege::ReadOnly,
+            pb::AppState::Pending,
+        )
+        .await;
+    let mut events = app
+        .tokens
+        .clone()
+        .watch_applications(app.admin.req(pb::WatchApplicationsRequest::default()))
+        .await
+        .expect("watch starts")
+        .into_inner();
+    let mut next = async || loop {
+        let item = events.next().await.expect("stream open").expect("no error");
+        if item.r#type() != pb::WatchEventType::Heartbeat {
+            return item;
+        }
+    };
+    assert_eq!(next().await.r#type(), pb::WatchEventType::SnapshotEnd);
+    assert_eq!(sample(&scrape(&app).await, "api_tokens_watch_streams"), 1.0);
+    // Past the unary timeout the stream still delivers, and, holding no concurrency slot
+    // once started, it leaves the single slot to other calls.
+    tokio::time::sleep(timeout * 2).await;
+    let pending = app
+        .authorize(&secret, "late-app", pb::Privilege::ReadOnly)
+        .await;
+    assert_eq!(pending.decision(), pb::Decision::Pending);
+    let live = next().await;
+    assert_eq!(live.r#type(), pb::WatchEventType::Recorded);
+    assert_eq!(live.application.expect("app").name, "late-app");
+    drop(events);
+    app.stop().await;
+}

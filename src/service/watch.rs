@@ -154,6 +154,8 @@ impl Service {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let service = self.clone();
         tokio::spawn(async move {
+            // Counted open while this task feeds the stream (it ends when the client goes).
+            let _open = service.metrics().watch_stream_opened();
             let errors = tx.clone();
             let mut stream = Stream {
                 tx,
