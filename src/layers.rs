@@ -196,23 +196,34 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// The span of one call. `decision` and `token_id` are filled in by the Authorize decision;
-/// the secret is never a field.
+/// The span of one call, at INFO when spans are exported and DEBUG otherwise (then
+/// `RUST_LOG=api_tokens=debug` still shows it in the logs). `decision` and `token_id` are
+/// filled in by the Authorize decision; the secret is never a field.
 fn call_span(method: &'static str, headers: &HeaderMap) -> tracing::Span {
     let (service, rpc_method) = method.split_once('/').unwrap_or((method, ""));
-    let span = tracing::info_span!(
-        "grpc",
-        otel.name = method,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = rpc_method,
-        rpc.grpc.status_code = Empty,
-        decision = Empty,
-        token_id = Empty,
-    );
-    if headers.contains_key("traceparent") {
+    macro_rules! span_at {
+        ($level:expr) => {
+            tracing::span!(
+                $level,
+                "grpc",
+                otel.name = method,
+                otel.kind = "server",
+                otel.status_code = Empty,
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = rpc_method,
+                rpc.grpc.status_code = Empty,
+                decision = Empty,
+                token_id = Empty,
+            )
+        };
+    }
+    let span = if crate::telemetry::exporting() {
+        span_at!(tracing::Level::INFO)
+    } else {
+        span_at!(tracing::Level::DEBUG)
+    };
+    if !span.is_disabled() && headers.contains_key("traceparent") {
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
         // Fails only when no OpenTelemetry layer is installed: then there is nothing to continue.
         let _ = span.set_parent(parent);

@@ -1,5 +1,7 @@
 //! Logging and tracing: tracing to stderr (text for people, JSON for log pipelines) and,
 //! when an endpoint is configured, spans exported over OTLP/gRPC.
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -24,6 +26,15 @@ pub struct OtlpSettings {
     /// Share of new traces to sample (0.0 to 1.0). A caller's sampled `traceparent` is
     /// always followed, so a trace started upstream stays whole.
     pub sample_ratio: f64,
+}
+
+/// Whether spans are exported. Without an exporter the per-call span is created at DEBUG
+/// level, so at the default INFO it costs nothing on the hot path (measured: the INFO span
+/// through the fmt layer took a quarter of a warm Authorize's throughput).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 /// The installed exporter, if any: flush it before the process exits.
@@ -95,6 +106,7 @@ pub fn init_with(
         let _ = provider.shutdown();
         return Ok(Telemetry::default());
     }
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     Ok(Telemetry { provider })
 }
 

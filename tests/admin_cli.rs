@@ -250,3 +250,48 @@ async fn refusals_and_missing_credentials_are_clear() {
     assert!(nothing.stderr.contains("--privilege"), "{}", nothing.stderr);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_the_stream_as_json_lines() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, secret) = app
+        .create_token(
+            &app.admin,
+            api_tokens::grpc::pb::TokenType::User,
+            api_tokens::grpc::pb::Privilege::ReadOnly,
+            api_tokens::grpc::pb::AppState::Pending,
+        )
+        .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
+        .args(["watch", "--output", "json"])
+        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
+        .env_remove("API_TOKENS_APP")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start watch");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || loop {
+        let line = lines.next_line().await.expect("read").expect("a line");
+        let event: Value = serde_json::from_str(&line).expect("JSON per line");
+        if event["type"] != "heartbeat" {
+            return event;
+        }
+    };
+    assert_eq!(next().await["type"], "snapshot_end");
+    app.authorize(
+        &secret,
+        "watched-app",
+        api_tokens::grpc::pb::Privilege::ReadOnly,
+    )
+    .await;
+    let recorded = next().await;
+    assert_eq!(recorded["type"], "recorded");
+    assert_eq!(recorded["application"]["name"], "watched-app");
+    assert_eq!(recorded["application"]["state"], "pending");
+    assert!(!recorded["cursor"].as_str().unwrap_or_default().is_empty());
+    child.kill().await.expect("stop watch");
+    app.stop().await;
+}
