@@ -42,7 +42,11 @@ async fn warm_authorize_sends_no_query_and_cold_sends_one(backend: Backend) {
     // One lookup, then the recording transaction: count, insert, event; on PostgreSQL the
     // event also takes the log's ordering lock and sends its NOTIFY.
     let recording = if backend == Backend::Postgres { 5 } else { 3 };
-    assert_eq!(first_use, 1 + recording, "first use of a new application name");
+    assert_eq!(
+        first_use,
+        1 + recording,
+        "first use of a new application name"
+    );
 
     service.forget_cached();
     let before = queries();
