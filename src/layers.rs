@@ -485,6 +485,10 @@ mod tests {
         assert!(method_of("/grpc.health.v1.Health/Watch").1);
         assert!(!method_of("/grpc.health.v1.Health/Check").1);
         assert!(method_of("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo").1);
+        assert_eq!(
+            method_of("/envoy.service.auth.v3.Authorization/Check"),
+            ("envoy.service.auth.v3.Authorization/Check", false)
+        );
         assert_eq!(method_of("/no.Such/Thing"), (UNKNOWN_METHOD, false));
     }
 
