@@ -92,7 +92,38 @@ async fn two_replicas_share_events_and_retirements() {
     .await
     .expect("B's watcher hears A's event");
     assert_eq!(event.r#type(), pb::WatchEventType::Recorded);
-    assert_eq!(event.application.expect("app").name, "seen on A");
+    assert_eq!(event.application.as_ref().expect("app").name, "seen on A");
+
+    // B's watcher is killed mid-stream; two more names arrive; it resumes on A by cursor.
+    drop(watcher);
+    for name in ["while away 1", "while away 2"] {
+        assert_eq!(authorize(&b, &secret, name).await, pb::Decision::Pending);
+    }
+    let mut resumed = tokens_a
+        .watch_applications(admin.req(pb::WatchApplicationsRequest {
+            cursor: event.cursor.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("resume on A")
+        .into_inner();
+    let mut names = Vec::new();
+    while names.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(10), resumed.next())
+            .await
+            .expect("event")
+            .expect("open")
+            .expect("ok");
+        if let Some(app) = item.application {
+            names.push(app.name);
+        }
+    }
+    assert_eq!(
+        names,
+        ["while away 1", "while away 2"],
+        "no gap, no duplicate, across replicas"
+    );
+    drop(resumed);
 
     // Warm the token on B, retire it on A: B refuses it long before its cache would expire.
     tokens_a
