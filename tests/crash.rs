@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_tokens::grpc::pb::{self, token_service_client::TokenServiceClient};
-use common::process::{ServerProcess, run};
+use common::process::{ServerProcess, bootstrap};
 use common::{As, Backend, TestDatabase};
 use tonic::transport::Channel;
 
@@ -66,27 +66,7 @@ async fn acknowledged_writes_survive_sigkill(backend: Backend) {
     let database = TestDatabase::create(backend).await;
     let dir = tempfile::tempdir().expect("dir");
     let url = database.url.clone();
-    let boot = run(
-        dir.path(),
-        &[
-            "bootstrap",
-            "--account",
-            "acme",
-            "--admin",
-            "ops@example.com",
-            "--output",
-            "json",
-            "--database-url",
-            &url,
-        ],
-    );
-    assert!(
-        boot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&boot.stderr)
-    );
-    let made: serde_json::Value = serde_json::from_slice(&boot.stdout).expect("json");
-    let admin = As::new(made["secret"].as_str().expect("secret"), "crash-test");
+    let admin = bootstrap(dir.path(), &url, "crash-test");
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     let flags = ["--database-url", url.as_str()];
     // Kill points spread over each round, different every round.

@@ -8,8 +8,8 @@ use api_tokens::grpc::pb::{
     self, authorize_service_client::AuthorizeServiceClient,
     token_service_client::TokenServiceClient,
 };
-use common::process::{ServerProcess, run};
-use common::{As, Backend, TestDatabase};
+use common::process::{ServerProcess, bootstrap};
+use common::{Backend, TestDatabase};
 use tokio_stream::StreamExt;
 
 async fn authorize(server: &ServerProcess, secret: &str, app: &str) -> pb::Decision {
@@ -31,27 +31,7 @@ async fn two_replicas_share_events_and_retirements() {
     let database = TestDatabase::create(Backend::Postgres).await;
     let dir = tempfile::tempdir().expect("dir");
     let url = database.url.clone();
-    let boot = run(
-        dir.path(),
-        &[
-            "bootstrap",
-            "--account",
-            "acme",
-            "--admin",
-            "ops@example.com",
-            "--output",
-            "json",
-            "--database-url",
-            &url,
-        ],
-    );
-    assert!(
-        boot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&boot.stderr)
-    );
-    let made: serde_json::Value = serde_json::from_slice(&boot.stdout).expect("json");
-    let admin = As::new(made["secret"].as_str().expect("secret"), "replica-test");
+    let admin = bootstrap(dir.path(), &url, "replica-test");
     // A minute of cache on both: only LISTEN/NOTIFY can make a change visible across them in time.
     let flags = ["--database-url", url.as_str(), "--cache-ttl-ms", "60000"];
     let a = ServerProcess::start(dir.path(), &flags, "info").await;

@@ -25,13 +25,6 @@ pub struct AccountView {
     pub caller: Option<Member>,
 }
 
-fn actor(caller: &Caller) -> Actor {
-    Actor {
-        member_id: caller.member_id,
-        token_id: Some(caller.token_id),
-    }
-}
-
 fn last_admin() -> ServiceError {
     ServiceError::FailedPrecondition {
         reason: "LAST_ADMIN",
@@ -143,7 +136,7 @@ impl Service {
             updated_at: now,
             removed_at: None,
         };
-        match self.repo.add_member(&member, actor(caller)).await {
+        match self.repo.add_member(&member, Actor::of(caller)).await {
             Ok(()) => Ok(member),
             Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
                 reason: "MEMBER_EXISTS",
@@ -171,7 +164,7 @@ impl Service {
                 caller.account_id,
                 id,
                 MemberChange::SetRole(role),
-                actor(caller),
+                Actor::of(caller),
                 |current, admins| {
                     if current.role == Privilege::Admin && role != Privilege::Admin && admins <= 1 {
                         return Err(last_admin());
@@ -193,7 +186,7 @@ impl Service {
                 caller.account_id,
                 id,
                 MemberChange::Remove,
-                actor(caller),
+                Actor::of(caller),
                 |current, admins| {
                     if current.role == Privilege::Admin && admins <= 1 {
                         return Err(last_admin());

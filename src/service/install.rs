@@ -84,10 +84,7 @@ impl Service {
             });
         }
         let app = install_app_name(token_id);
-        let actor = Actor {
-            member_id: caller.member_id,
-            token_id: Some(caller.token_id),
-        };
+        let actor = Actor::of(caller);
         self.repo
             .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
             .await?;

@@ -45,13 +45,6 @@ pub struct TokenView {
     pub effective_privilege: Option<Privilege>,
 }
 
-fn actor(caller: &Caller) -> Actor {
-    Actor {
-        member_id: caller.member_id,
-        token_id: Some(caller.token_id),
-    }
-}
-
 fn retired_error() -> ServiceError {
     ServiceError::FailedPrecondition {
         reason: "TOKEN_RETIRED",
@@ -91,7 +84,7 @@ impl Service {
             token,
             digest: secret.digest(),
         };
-        self.repo.create_token(&new, actor(caller)).await?;
+        self.repo.create_token(&new, Actor::of(caller)).await?;
         // A guess of this very secret may be remembered as unknown.
         self.cache.grants.invalidate(&new.digest).await;
         Ok((self.view(new.token).await?, secret))
@@ -157,7 +150,7 @@ impl Service {
                 caller.account_id,
                 id,
                 "token.update",
-                actor(caller),
+                Actor::of(caller),
                 |current| {
                     if !caller.can_see(current) {
                         return Err(ServiceError::not_found("token", id));
@@ -186,7 +179,7 @@ impl Service {
                 caller.account_id,
                 id,
                 "token.retire",
-                actor(caller),
+                Actor::of(caller),
                 |current| {
                     if !caller.can_see(current) {
                         return Err(ServiceError::not_found("token", id));
@@ -213,7 +206,7 @@ impl Service {
         caller.require_admin()?;
         let changed = self
             .repo
-            .change_token(caller.account_id, id, "token.promote", actor(caller), |current| {
+            .change_token(caller.account_id, id, "token.promote", Actor::of(caller), |current| {
                 if !caller.can_see(current) {
                     return Err(ServiceError::not_found("token", id));
                 }
@@ -266,7 +259,7 @@ impl Service {
         }
         let app = self
             .repo
-            .set_application_state(caller.account_id, token_id, name, state, actor(caller))
+            .set_application_state(caller.account_id, token_id, name, state, Actor::of(caller))
             .await?;
         self.cache.forget_app(token_id, name.as_str()).await;
         self.hub.signal();

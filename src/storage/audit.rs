@@ -10,13 +10,23 @@ use uuid::Uuid;
 use super::convert::{micros, time};
 use super::entities::audit_events;
 use super::{Repository, StorageError};
-use crate::domain::{Application, Member, Token};
+use crate::domain::{Application, Caller, Member, Token};
 
 /// Who made a change: a member and/or a token; neither for the command line.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Actor {
     pub member_id: Option<Uuid>,
     pub token_id: Option<Uuid>,
+}
+
+impl Actor {
+    /// The actor of a change made through the API: the calling member (if any) and token.
+    pub fn of(caller: &Caller) -> Actor {
+        Actor {
+            member_id: caller.member_id,
+            token_id: Some(caller.token_id),
+        }
+    }
 }
 
 /// One audit log entry as read back.

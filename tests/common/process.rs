@@ -28,6 +28,30 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .expect("run binary")
 }
 
+/// Runs `bootstrap` on the given database and returns the Admin's credentials.
+pub fn bootstrap(dir: &Path, database_url: &str, app: &str) -> super::As {
+    let args = [
+        "bootstrap",
+        "--account",
+        "acme",
+        "--admin",
+        "ops@example.com",
+        "--output",
+        "json",
+    ];
+    let out = run(
+        dir,
+        &[&args[..], &["--database-url", database_url]].concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    super::As::new(made["secret"].as_str().expect("secret"), app)
+}
+
 /// A running `api-tokens serve`, killed if dropped while still running.
 pub struct ServerProcess {
     child: Option<Child>,
