@@ -7,6 +7,7 @@ pub mod bot;
 pub mod cli;
 pub mod domain;
 pub mod grpc;
+pub mod health;
 pub mod layers;
 pub mod metrics;
 pub mod operations;

@@ -55,11 +55,23 @@ pub struct OperationsArgs {
     /// (WatchApplications) are exempt. 0: no limit.
     #[arg(long, env = "API_TOKENS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+
+    /// Seconds between database checks; while it is unreachable, health reports TokenService
+    /// and AccountService NOT_SERVING.
+    #[arg(
+        long,
+        env = "API_TOKENS_DATABASE_CHECK_INTERVAL_SECS",
+        default_value_t = 5
+    )]
+    pub database_check_interval_secs: u64,
 }
 
 impl OperationsArgs {
     pub fn settings(&self) -> OperationsSettings {
         OperationsSettings {
+            database_check_interval: Some(Duration::from_secs(
+                self.database_check_interval_secs.max(1),
+            )),
             metrics_listen: self.metrics_listen,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {

@@ -8,7 +8,6 @@ use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-use tonic_health::ServingStatus;
 
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
@@ -17,6 +16,7 @@ use crate::grpc::pb::{
 use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
 };
+use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
 use crate::layers::{LimitSettings, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
 use crate::service::{Service, ServiceSettings};
@@ -42,6 +42,8 @@ pub struct OperationsSettings {
     pub metrics_listen: Option<SocketAddr>,
     pub tls: Option<TlsSettings>,
     pub limits: LimitSettings,
+    /// How often health checks the database; `None`: every 5 s.
+    pub database_check_interval: Option<Duration>,
 }
 
 /// PEM files for TLS on the gRPC port.
@@ -104,6 +106,7 @@ pub struct Server {
     metrics: Option<MetricsServer>,
     tls: Option<ServerTlsConfig>,
     limits: LimitSettings,
+    database_check_interval: Duration,
 }
 
 impl Server {
@@ -135,6 +138,9 @@ impl Server {
             metrics,
             tls,
             limits: ops.limits,
+            database_check_interval: ops
+                .database_check_interval
+                .unwrap_or(DEFAULT_DATABASE_CHECK_INTERVAL),
         })
     }
 
@@ -153,12 +159,9 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (health, health_service) = tonic_health::server::health_reporter();
-        for name in SERVICE_NAMES {
-            health
-                .set_service_status(name, ServingStatus::Serving)
-                .await;
-        }
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        let health = Health::new(reporter);
+        health.serving().await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
@@ -233,6 +236,12 @@ impl Server {
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));
+        let check_every = self.database_check_interval;
+        let database_health = tokio::spawn(
+            health
+                .clone()
+                .track_database(service.repository().clone(), check_every),
+        );
         tracing::info!(%addr, "serving");
 
         tokio::select! {
@@ -243,14 +252,10 @@ impl Server {
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for name in SERVICE_NAMES {
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
+        // Stopped first, so a recovering database cannot report SERVING again while draining.
+        database_health.abort();
+        let _ = database_health.await;
+        health.draining().await;
         // Watch streams never end by themselves: end them so the drain can finish.
         service.begin_shutdown();
         let _ = stop_tx.send(());

@@ -17,6 +17,8 @@ pub enum Backend {
 pub struct TestDatabase {
     pub backend: Backend,
     pub url: String,
+    /// How long the server waits for a connection before answering UNAVAILABLE.
+    pub connect_timeout: Duration,
     postgres: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -33,6 +35,7 @@ impl TestDatabase {
                 TestDatabase {
                     backend,
                     url,
+                    connect_timeout: Duration::from_secs(5),
                     postgres: None,
                     _dir: Some(dir),
                 }
@@ -54,11 +57,31 @@ impl TestDatabase {
                 TestDatabase {
                     backend,
                     url,
+                    connect_timeout: Duration::from_secs(5),
                     postgres: Some((admin_url, name)),
                     _dir: None,
                 }
             }
         }
+    }
+
+    /// Runs SQL on the server's maintenance connection (PostgreSQL), e.g. to cut this database off.
+    pub async fn admin_sql(&self, sql: &str) {
+        let (admin_url, _) = self.postgres.as_ref().expect("a PostgreSQL test database");
+        let admin = Database::connect(admin_url.as_str())
+            .await
+            .expect("PostgreSQL reachable");
+        admin.execute_unprepared(sql).await.expect("admin SQL");
+        let _ = admin.close().await;
+    }
+
+    /// The PostgreSQL database's name.
+    pub fn postgres_name(&self) -> &str {
+        &self
+            .postgres
+            .as_ref()
+            .expect("a PostgreSQL test database")
+            .1
     }
 
     /// One number from the test database, for checks the API does not expose (event rows).

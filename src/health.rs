@@ -1,0 +1,75 @@
+//! grpc.health.v1 as this server reports it: SERVING once ready; TokenService and
+//! AccountService NOT_SERVING while the database cannot be reached; everything NOT_SERVING
+//! once draining starts.
+//!
+//! AuthorizeService and Envoy's Check stay SERVING through a database outage on purpose:
+//! they keep answering warm tokens from memory (and UNAVAILABLE for cold ones), and since
+//! every replica shares one database, failing their readiness would take every replica out
+//! of the load balancer at once.
+use std::time::Duration;
+
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::startup::SERVICE_NAMES;
+use crate::storage::Repository;
+
+/// How often the database is checked when nothing else is configured.
+pub const DEFAULT_DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The services that cannot answer at all without the database.
+const DATABASE_SERVICES: [&str; 2] = ["apitokens.v1.TokenService", "apitokens.v1.AccountService"];
+
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+}
+
+impl Health {
+    pub fn new(reporter: HealthReporter) -> Self {
+        Health { reporter }
+    }
+
+    async fn set(&self, names: &[&str], status: ServingStatus) {
+        for name in names {
+            self.reporter.set_service_status(*name, status).await;
+        }
+    }
+
+    pub async fn serving(&self) {
+        self.set(&SERVICE_NAMES, ServingStatus::Serving).await;
+    }
+
+    /// Draining: every service, and the server as a whole ("").
+    pub async fn draining(&self) {
+        self.set(&[""], ServingStatus::NotServing).await;
+        self.set(&SERVICE_NAMES, ServingStatus::NotServing).await;
+    }
+
+    /// Pings the database every `interval` and reports the database-backed services
+    /// accordingly, until the task is aborted (the server does so when draining starts).
+    pub async fn track_database(self, repo: Repository, interval: Duration) {
+        let mut up = true;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let reachable = matches!(
+                tokio::time::timeout(interval, repo.ping()).await,
+                Ok(Ok(()))
+            );
+            if reachable == up {
+                continue;
+            }
+            up = reachable;
+            if up {
+                tracing::info!("database reachable again: TokenService and AccountService SERVING");
+                self.set(&DATABASE_SERVICES, ServingStatus::Serving).await;
+            } else {
+                tracing::warn!("database unreachable: TokenService and AccountService NOT_SERVING");
+                self.set(&DATABASE_SERVICES, ServingStatus::NotServing)
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! A database outage under a running server (PostgreSQL): warm decisions stay right, cold ones
+//! are UNAVAILABLE (never a wrong decision), health reports the outage, and the server and its
+//! watch streams recover on their own when the database comes back.
+mod common;
+
+use std::time::{Duration, Instant};
+
+use api_tokens::grpc::pb;
+use api_tokens::service::{CacheSettings, ServiceSettings};
+use api_tokens::startup::OperationsSettings;
+use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
+use tokio_stream::StreamExt;
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+async fn status(app: &TestApp, service: &str) -> ServingStatus {
+    let reply = app
+        .health
+        .clone()
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers");
+    ServingStatus::try_from(reply.into_inner().status).expect("known status")
+}
+
+async fn wait_status(app: &TestApp, service: &str, wanted: ServingStatus) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(app, service).await != wanted {
+        assert!(
+            Instant::now() < deadline,
+            "{service} never became {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
+    let mut database = TestDatabase::create(Backend::Postgres).await;
+    database.connect_timeout = Duration::from_secs(1);
+    let name = database.postgres_name().to_owned();
+    // A long cache TTL, so "warm" below is warm whatever the machine's speed.
+    let cache = CacheSettings {
+        ttl: Duration::from_secs(300),
+        ..CacheSettings::default()
+    };
+    let service = ServiceSettings {
+        cache,
+        ..ServiceSettings::default()
+    };
+    let operations = OperationsSettings {
+        database_check_interval: Some(Duration::from_millis(200)),
+        ..OperationsSettings::default()
+    };
+    let app = spawn_with_operations(database, service, operations).await;
+    let (_, warm) = app
+        .create_token(
+            &app.admin,
+            pb::TokenType::User,
+            pb::Privilege::Normal,
+            pb::AppState::Allow,
+        )
+        .await;
+    let (_, pending) = app
+        .create_token(
+            &app.admin,
+            pb::TokenType::User,
+            pb::Privilege::Normal,
+            pb::AppState::Pending,
+        )
+        .await;
+    assert_eq!(
+        app.authorize(&warm, "deployer", pb::Privilege::Normal)
+            .await
+            .decision(),
+        pb::Decision::Allow
+    );
+    let mut events = app
+        .tokens
+        .clone()
+        .watch_applications(app.admin.req(pb::WatchApplicationsRequest::default()))
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        events.next().await.expect("open").expect("ok").r#type(),
+        pb::WatchEventType::SnapshotEnd
+    );
+
+    // The outage: no new connections, and every open one cut.
+    app.database
+        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await;
+    app.database
+        .admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
+
+    let still = app
+        .authorize(&warm, "deployer", pb::Privilege::Normal)
+        .await;
+    assert_eq!(
+        still.decision(),
+        pb::Decision::Allow,
+        "a warm token is still decided from memory"
+    );
+    let cold = app
+        .authorize
+        .clone()
+        .authorize(pb::AuthorizeRequest {
+            token: "0badc0de-0000-4000-8000-00000000beef".into(),
+            app_name: "x".into(),
+            required_privilege: 0,
+        })
+        .await
+        .expect_err("a cold lookup cannot be decided");
+    assert_eq!(
+        cold.code(),
+        Code::Unavailable,
+        "never UNKNOWN_TOKEN while the database is away: {cold:?}"
+    );
+    let listing = app
+        .tokens
+        .clone()
+        .list_tokens(app.admin.req(pb::ListTokensRequest::default()))
+        .await;
+    assert_eq!(
+        listing.expect_err("management needs the database").code(),
+        Code::Unavailable
+    );
+    wait_status(&app, "apitokens.v1.TokenService", ServingStatus::NotServing).await;
+    assert_eq!(
+        status(&app, "apitokens.v1.AuthorizeService").await,
+        ServingStatus::Serving
+    );
+
+    // The database returns: the server recovers without a restart.
+    app.database
+        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await;
+    wait_status(&app, "apitokens.v1.TokenService", ServingStatus::Serving).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match app
+            .tokens
+            .clone()
+            .list_tokens(app.admin.req(pb::ListTokensRequest::default()))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => assert!(
+                Instant::now() < deadline && e.code() == Code::Unavailable,
+                "not recovered: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The watch stream opened before the outage delivers what happens after it.
+    assert_eq!(
+        app.authorize(&pending, "after the outage", pb::Privilege::ReadOnly)
+            .await
+            .decision(),
+        pb::Decision::Pending
+    );
+    let event = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let item = events.next().await.expect("open").expect("ok");
+            if item.r#type() != pb::WatchEventType::Heartbeat {
+                return item;
+            }
+        }
+    })
+    .await
+    .expect("the stream survived the outage");
+    assert_eq!(event.application.expect("app").name, "after the outage");
+    app.stop().await;
+}
