@@ -3,6 +3,7 @@
 //! `domain` holds the rules, `service` the use cases, `storage` the database and
 //! `grpc` the wire; `startup` assembles a server from them and `cli` drives it.
 pub mod admin;
+pub mod background;
 pub mod bot;
 pub mod cli;
 pub mod domain;

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::background::Background;
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
@@ -94,9 +95,6 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "envoy.service.auth.v3.Authorization",
 ];
 
-/// How often the event log is compacted (events older than the retention age are deleted).
-const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
-
 /// A server bound to its socket with its database ready, not yet serving.
 pub struct Server {
     listener: TcpListener,
@@ -162,54 +160,16 @@ impl Server {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
         health.serving().await;
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        // grpcurl 1.8 speaks only v1alpha.
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
         let service = self.service;
         let addr = self.listener.local_addr()?;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (stop_writer, writer_stopped) = tokio::sync::oneshot::channel::<()>();
-        let last_used_writer = tokio::spawn(service.clone().run_last_used_writer(async {
-            let _ = writer_stopped.await;
-        }));
-        // Background work that ends with the server: the event hub, the change listener
-        // (PostgreSQL) and the event log's compaction.
-        let (stop_background, background_stopped) = tokio::sync::watch::channel(false);
-        let stopped = move || {
-            let mut rx = background_stopped.clone();
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        };
-        let background = [
-            tokio::spawn(service.clone().run_event_hub(stopped())),
-            tokio::spawn(service.clone().run_change_listener(stopped())),
-            tokio::spawn(
-                service
-                    .clone()
-                    .run_event_compaction(COMPACTION_INTERVAL, stopped()),
-            ),
-        ];
-        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-        let metrics_server = self.metrics.map(|server| {
-            tokio::spawn(server.run(
-                service.metrics().clone(),
-                service.repository().clone(),
-                async {
-                    let _ = metrics_stopped.await;
-                },
-            ))
-        });
+        let mut background = Background::start(
+            &service,
+            &health,
+            self.metrics,
+            self.database_check_interval,
+        );
+
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder
@@ -219,8 +179,9 @@ impl Server {
         let router = builder
             .layer(server_layers(service.metrics().clone(), self.limits))
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
+            .add_service(reflection().build_v1()?)
+            // grpcurl 1.8 speaks only v1alpha.
+            .add_service(reflection().build_v1alpha()?)
             .add_service(AuthorizeServiceServer::new(AuthorizeHandler::new(
                 service.clone(),
             )))
@@ -233,15 +194,10 @@ impl Server {
             .add_service(AccountServiceServer::new(AccountHandler::new(
                 service.clone(),
             )));
+        let (stop_accepting, stopped_accepting) = tokio::sync::oneshot::channel::<()>();
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-            let _ = stop_rx.await;
+            let _ = stopped_accepting.await;
         }));
-        let check_every = self.database_check_interval;
-        let database_health = tokio::spawn(
-            health
-                .clone()
-                .track_database(service.repository().clone(), check_every),
-        );
         tracing::info!(%addr, "serving");
 
         tokio::select! {
@@ -252,13 +208,11 @@ impl Server {
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-        // Stopped first, so a recovering database cannot report SERVING again while draining.
-        database_health.abort();
-        let _ = database_health.await;
+        background.stop_health().await;
         health.draining().await;
         // Watch streams never end by themselves: end them so the drain can finish.
         service.begin_shutdown();
-        let _ = stop_tx.send(());
+        let _ = stop_accepting.send(());
         match tokio::time::timeout(self.drain_timeout, &mut serving).await {
             Ok(result) => result
                 .context("server task failed")?
@@ -268,22 +222,19 @@ impl Server {
                 serving.abort();
             }
         }
-        let _ = stop_background.send(true);
-        for task in background {
-            let _ = task.await;
-        }
-        // Metrics stay up through the drain, so the last calls are counted and scraped.
-        let _ = stop_metrics.send(());
-        if let Some(task) = metrics_server {
-            let _ = task.await;
-        }
-        // The last batch of last-used times is written before the database closes.
-        let _ = stop_writer.send(());
-        let _ = last_used_writer.await;
+        background.finish().await;
         service.repository().clone().close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Reflection over our services, the rich error details and health, so grpcurl can decode all of them.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or SIGINT (Ctrl-C).

@@ -1,0 +1,101 @@
+//! The server's background work, started together and stopped in the order shutdown needs:
+//! database health first (so it cannot undo NOT_SERVING), then, after the drain, the event
+//! hub, change listener and compaction, then metrics (so the last calls are scraped), and
+//! last the last-used writer (its final batch before the database closes).
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::health::Health;
+use crate::metrics::MetricsServer;
+use crate::service::Service;
+
+/// How often the event log is compacted (events older than the retention age are deleted).
+const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
+
+pub struct Background {
+    database_health: JoinHandle<()>,
+    stop_workers: watch::Sender<bool>,
+    workers: Vec<JoinHandle<()>>,
+    stop_metrics: oneshot::Sender<()>,
+    metrics: Option<JoinHandle<()>>,
+    stop_last_used: oneshot::Sender<()>,
+    last_used: JoinHandle<()>,
+}
+
+async fn on_signal(rx: oneshot::Receiver<()>) {
+    let _ = rx.await;
+}
+
+impl Background {
+    pub fn start(
+        service: &Service,
+        health: &Health,
+        metrics: Option<MetricsServer>,
+        check_every: Duration,
+    ) -> Self {
+        let (stop_workers, workers_stopped) = watch::channel(false);
+        let stopped = || {
+            let mut rx = workers_stopped.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let workers = vec![
+            tokio::spawn(service.clone().run_event_hub(stopped())),
+            tokio::spawn(service.clone().run_change_listener(stopped())),
+            tokio::spawn(
+                service
+                    .clone()
+                    .run_event_compaction(COMPACTION_INTERVAL, stopped()),
+            ),
+        ];
+        let (stop_metrics, metrics_stopped) = oneshot::channel();
+        let metrics = metrics.map(|server| {
+            let (registry, repo) = (service.metrics().clone(), service.repository().clone());
+            tokio::spawn(async move {
+                // The metrics port logs its own failures; there is nothing more to do with them here.
+                let _ = server.run(registry, repo, on_signal(metrics_stopped)).await;
+            })
+        });
+        let (stop_last_used, last_used_stopped) = oneshot::channel();
+        Background {
+            database_health: tokio::spawn(
+                health
+                    .clone()
+                    .track_database(service.repository().clone(), check_every),
+            ),
+            stop_workers,
+            workers,
+            stop_metrics,
+            metrics,
+            stop_last_used,
+            last_used: tokio::spawn(
+                service
+                    .clone()
+                    .run_last_used_writer(on_signal(last_used_stopped)),
+            ),
+        }
+    }
+
+    /// Stops the database health check; call before reporting NOT_SERVING for the drain.
+    pub async fn stop_health(&mut self) {
+        self.database_health.abort();
+        let _ = (&mut self.database_health).await;
+    }
+
+    /// Stops everything else, in order, once the drain is over.
+    pub async fn finish(self) {
+        let _ = self.stop_workers.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+        let _ = self.stop_metrics.send(());
+        if let Some(metrics) = self.metrics {
+            let _ = metrics.await;
+        }
+        let _ = self.stop_last_used.send(());
+        let _ = self.last_used.await;
+    }
+}
