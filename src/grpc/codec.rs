@@ -3,8 +3,9 @@
 use std::marker::PhantomData;
 
 use prost::Message;
-use tonic::codec::{BufferSettings, Codec};
-use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+use tonic::Status;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic_prost::{ProstCodec, ProstEncoder};
 
 /// Bytes reserved per call for encoding or decoding; a larger message grows the buffer.
 const BUFFER_SIZE: usize = 1024;
@@ -30,13 +31,43 @@ where
     type Encode = T;
     type Decode = U;
     type Encoder = ProstEncoder<T>;
-    type Decoder = ProstDecoder<U>;
+    type Decoder = CallerBytesDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
         ProstCodec::<T, U>::raw_encoder(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        ProstCodec::<T, U>::raw_decoder(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+        CallerBytesDecoder {
+            settings: BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD),
+            message: PhantomData,
+        }
+    }
+}
+
+/// prost's decoding with one change: bytes that are not a valid message (invalid UTF-8 in a
+/// string field, a wrong wire type, a truncated field) are INVALID_ARGUMENT, not the INTERNAL
+/// that tonic-prost answers by gRPC's status-code table. The server decodes only what a caller
+/// sent, so it is the caller's mistake, and INTERNAL is what alerts count as a server bug
+/// (tests/hostile_input.rs). A client of this crate decoding a malformed response sees
+/// INVALID_ARGUMENT too; the message says what failed to decode.
+#[derive(Debug)]
+pub struct CallerBytesDecoder<U> {
+    settings: BufferSettings,
+    message: PhantomData<U>,
+}
+
+impl<U: Message + Default> Decoder for CallerBytesDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        U::decode(buf)
+            .map(Some)
+            .map_err(|error| Status::invalid_argument(error.to_string()))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        self.settings
     }
 }
