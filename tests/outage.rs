@@ -1,8 +1,10 @@
-//! A database outage under a running server (PostgreSQL): warm decisions stay right, cold ones
-//! are UNAVAILABLE (never a wrong decision), health reports the outage, and the server and its
-//! watch streams recover on their own when the database comes back.
+//! A database outage under a running server and under load (PostgreSQL): warm decisions stay
+//! right, cold ones are UNAVAILABLE (never a wrong decision), health reports the outage, and
+//! the server and its watch streams recover on their own when the database comes back.
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_tokens::grpc::pb;
@@ -34,6 +36,56 @@ async fn wait_status(app: &TestApp, service: &str, wanted: ServingStatus) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[derive(Debug, Default)]
+struct LoadCounts {
+    warm_allowed: u64,
+    unknown_refused: u64,
+    unavailable: u64,
+    /// Anything else: a wrong decision or an error other than UNAVAILABLE.
+    wrong: u64,
+}
+
+impl LoadCounts {
+    fn add(&mut self, other: LoadCounts) {
+        self.warm_allowed += other.warm_allowed;
+        self.unknown_refused += other.unknown_refused;
+        self.unavailable += other.unavailable;
+        self.wrong += other.wrong;
+    }
+}
+
+/// Alternates a warm token and a fresh unknown secret until told to stop. The warm one must
+/// be allowed (from memory) and the unknown one refused, or UNAVAILABLE while it cannot be looked up.
+async fn authorize_load(
+    mut client: pb::authorize_service_client::AuthorizeServiceClient<tonic::transport::Channel>,
+    warm: String,
+    worker: u64,
+    stop: Arc<AtomicBool>,
+) -> LoadCounts {
+    let mut counts = LoadCounts::default();
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let unknown = format!("0badc0de-0000-4000-8000-{:012x}", (worker << 32) | i);
+        for (secret, is_warm) in [(warm.clone(), true), (unknown, false)] {
+            let reply = client
+                .authorize(pb::AuthorizeRequest {
+                    token: secret,
+                    app_name: "deployer".into(),
+                    required_privilege: 0,
+                })
+                .await;
+            match (reply.map(|r| r.into_inner().decision()), is_warm) {
+                (Ok(pb::Decision::Allow), true) => counts.warm_allowed += 1,
+                (Ok(pb::Decision::UnknownToken), false) => counts.unknown_refused += 1,
+                (Err(status), _) if status.code() == Code::Unavailable => counts.unavailable += 1,
+                _ => counts.wrong += 1,
+            }
+        }
+    }
+    counts
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,6 +141,19 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         events.next().await.expect("open").expect("ok").r#type(),
         pb::WatchEventType::SnapshotEnd
     );
+
+    // Load through the whole outage: warm and unknown Authorize calls, counted by answer.
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|worker| {
+            tokio::spawn(authorize_load(
+                app.authorize.clone(),
+                warm.clone(),
+                worker,
+                stop_load.clone(),
+            ))
+        })
+        .collect();
 
     // The outage: no new connections, and every open one cut.
     app.database
@@ -159,6 +224,18 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    stop_load.store(true, Ordering::Relaxed);
+    let mut totals = LoadCounts::default();
+    for worker in load {
+        totals.add(worker.await.expect("load task"));
+    }
+    println!("under the outage: {totals:?}");
+    assert_eq!(totals.wrong, 0, "no wrong decision under load: {totals:?}");
+    assert!(
+        totals.warm_allowed > 0 && totals.unavailable > 0,
+        "the load saw both sides of the outage: {totals:?}"
+    );
+
     // The watch stream opened before the outage delivers what happens after it.
     assert_eq!(
         app.authorize(&pending, "after the outage", pb::Privilege::ReadOnly)
