@@ -52,8 +52,8 @@ fn valid_broker_id(id: &str) -> bool {
 pub fn install_app_name(token_id: Uuid) -> AppName {
     let digest = Sha256::digest(format!("api-tokens/one-step-install/{token_id}"));
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    // ok: 77 printable ASCII characters always parse.
-    AppName::parse(&format!("circonus:osi:{hex}")).expect("install app name is valid")
+    let name = format!("circonus:osi:{hex}");
+    AppName::parse(&name).expect("install app name is valid") // ok: 77 printable ASCII characters always parse
 }
 
 impl Service {
