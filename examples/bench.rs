@@ -182,7 +182,7 @@ impl BenchDatabase {
                     .await?;
                 let _ = admin.close().await;
                 Ok(BenchDatabase {
-                    url: replace_database(admin_url, &name),
+                    url: api_tokens::storage::url_with_database(admin_url, &name),
                     postgres: Some((admin_url.to_owned(), name)),
                     _dir: None,
                 })
@@ -207,23 +207,6 @@ impl BenchDatabase {
             None => "SQLite (temporary file)".into(),
         }
     }
-}
-
-/// The same server URL pointing at another database.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_end..]
-        .find('/')
-        .map_or(base.len(), |i| authority_end + i);
-    let mut out = format!("{}/{}", &base[..path_start], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 fn main() -> anyhow::Result<()> {

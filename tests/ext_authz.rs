@@ -250,14 +250,7 @@ async fn read_only_token_may_read_but_not_write(backend: Backend) {
 
 async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let reply = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "new-robot")]).await;
     let (status, body) = refusal(&reply);
     assert_eq!(status, 401);

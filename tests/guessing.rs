@@ -142,14 +142,7 @@ async fn unknown_secrets_of_every_shape_get_one_answer(backend: Backend) {
 
     // A retired secret is refused with the same code and the same gateway answer. Its
     // reason says "retired", which only the holder of that exact secret can learn.
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     app.tokens
         .clone()
         .retire_token(app.admin.req(pb::RetireTokenRequest { id: token.id }))

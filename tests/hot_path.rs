@@ -91,14 +91,7 @@ async fn warm_authorize_sends_no_query_and_cold_sends_one(backend: Backend) {
 
 async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     let mut tokens = app.tokens.clone();
     // Warm the cache, then deny the application: the next call is refused.
     assert_eq!(
@@ -164,14 +157,7 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
 
 async fn a_thousand_concurrent_first_uses_record_one_row_and_one_event(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let channels: Vec<_> = futures_channels(&app, 8).await;
     let calls = (0..1000).map(|i| {
         let mut client = pb::authorize_service_client::AuthorizeServiceClient::new(
@@ -254,14 +240,7 @@ async fn the_flood_cap_refuses_new_names_and_writes_nothing(backend: Backend) {
         ..ServiceSettings::default()
     };
     let app = spawn_app_with(backend, settings).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     for name in ["one", "two", "three"] {
         assert_eq!(
             app.authorize(&secret, name, pb::Privilege::ReadOnly)
@@ -327,14 +306,7 @@ async fn last_used_is_written_behind_and_flushed_on_shutdown(backend: Backend) {
         ..ServiceSettings::default()
     };
     let app = spawn_app_with(backend, settings).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     assert!(token.last_used_time.is_none());
     for _ in 0..50 {
         app.authorize(&secret, "poller", pb::Privilege::ReadOnly)

@@ -108,22 +108,8 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         ..OperationsSettings::default()
     };
     let app = spawn_with_operations(database, service, operations).await;
-    let (_, warm) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
-    let (_, pending) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
+    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
     assert_eq!(
         app.authorize(&warm, "deployer", pb::Privilege::Normal)
             .await

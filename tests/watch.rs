@@ -57,14 +57,7 @@ fn all_states() -> Vec<i32> {
 
 async fn a_snapshot_then_every_new_pending_application(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     app.authorize(&secret, "already waiting", pb::Privilege::ReadOnly)
         .await;
     let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
@@ -93,14 +86,7 @@ async fn a_snapshot_then_every_new_pending_application(backend: Backend) {
 
 async fn a_watcher_resumes_by_cursor_with_no_gap_and_no_duplicate(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let request = || pb::WatchApplicationsRequest {
         states: all_states(),
         ..Default::default()
@@ -216,14 +202,7 @@ async fn an_expired_cursor_is_out_of_range_with_a_stable_reason(backend: Backend
         ..ServiceSettings::default()
     };
     let app = spawn_app_with(backend, settings).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
     next(&mut events).await;
     app.authorize(&secret, "old news", pb::Privilege::ReadOnly)
@@ -289,14 +268,7 @@ async fn a_slow_consumer_blocks_nobody_and_catches_up(backend: Backend) {
         ..ServiceSettings::default()
     };
     let app = spawn_app_with(backend, settings).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Pending,
-        )
-        .await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let mut slow = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
     // The slow watcher reads nothing while 1500 new names are recorded: far more than its
     // buffer and the hub's, so it must fall back to the log.

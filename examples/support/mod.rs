@@ -131,18 +131,7 @@ impl ScratchDatabase {
             .await
             .expect("create database");
         let _ = admin.close().await;
-        let (base, query) = server_url
-            .split_once('?')
-            .map_or((server_url, None), |(b, q)| (b, Some(q)));
-        let cut = base
-            .rfind('/')
-            .filter(|i| *i > base.find("://").map_or(0, |s| s + 2))
-            .unwrap_or(base.len());
-        let url = format!(
-            "{}/{name}{}",
-            &base[..cut],
-            query.map(|q| format!("?{q}")).unwrap_or_default()
-        );
+        let url = api_tokens::storage::url_with_database(server_url, &name);
         ScratchDatabase {
             server_url: server_url.to_owned(),
             name,

@@ -128,3 +128,37 @@ impl Repository {
         self.db.get_database_backend() == DatabaseBackend::Postgres
     }
 }
+
+/// The same database server's URL, pointing at the database `name` instead: the tests and
+/// benchmarks create a database of their own on a shared PostgreSQL and connect to it.
+pub fn url_with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[authority_end..]
+        .find('/')
+        .map_or(base.len(), |i| authority_end + i);
+    match query {
+        Some(q) => format!("{}/{name}?{q}", &base[..path_start]),
+        None => format!("{}/{name}", &base[..path_start]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_with_database;
+
+    #[test]
+    fn another_database_on_the_same_server() {
+        assert_eq!(
+            url_with_database("postgres://u:p@h:5432/postgres", "x"),
+            "postgres://u:p@h:5432/x"
+        );
+        assert_eq!(url_with_database("postgres://h", "x"), "postgres://h/x");
+        assert_eq!(
+            url_with_database("postgres://h/db?sslmode=disable", "x"),
+            "postgres://h/x?sslmode=disable"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 //! database with a random name, dropped when the test ends.
 use std::time::Duration;
 
-use api_tokens::storage::DatabaseSettings;
+use api_tokens::storage::{DatabaseSettings, url_with_database};
 use sea_orm::{ConnectionTrait, Database};
 
 /// Where the PostgreSQL tests find their server; `.ci/run` sets it.
@@ -53,7 +53,7 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 let _ = admin.close().await;
-                let url = replace_database(&admin_url, &name);
+                let url = url_with_database(&admin_url, &name);
                 TestDatabase {
                     backend,
                     url,
@@ -109,23 +109,6 @@ impl TestDatabase {
             connect_timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// The same server URL pointing at another database.
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let authority_end = base.find("://").map_or(0, |i| i + 3);
-    let path_start = base[authority_end..]
-        .find('/')
-        .map_or(base.len(), |i| authority_end + i);
-    let mut out = format!("{}/{}", &base[..path_start], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
 }
 
 impl Drop for TestDatabase {

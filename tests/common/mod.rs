@@ -301,6 +301,17 @@ impl TestApp {
         (reply.token.expect("token"), reply.secret)
     }
 
+    /// A user token of the bootstrap Admin with Normal privilege: what most tests drive.
+    pub async fn admin_user_token(&self, default_app_state: pb::AppState) -> (pb::Token, String) {
+        self.create_token(
+            &self.admin,
+            pb::TokenType::User,
+            pb::Privilege::Normal,
+            default_app_state,
+        )
+        .await
+    }
+
     /// A member of the given role with a user token of that privilege and default Allow,
     /// issued the way an operator (or a sign-in front end) would.
     pub async fn member_with_token(
