@@ -4,8 +4,9 @@ mod common;
 
 use std::time::Duration;
 
+use api_tokens::domain::{AppName, Secret};
 use api_tokens::grpc::pb;
-use api_tokens::service::ServiceSettings;
+use api_tokens::service::{Credentials, ServiceSettings, WatchEvent, WatchRequest};
 use common::{As, Backend, TestApp, spawn_app, spawn_app_with};
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
@@ -338,6 +339,55 @@ async fn shutdown_ends_streams_so_the_drain_is_quick(backend: Backend) {
     stopping.await.expect("server stopped");
 }
 
+/// A replica still starting up may take a watch before its event hub has read where the log
+/// stands; an application first used in between must still reach that watcher.
+async fn a_stream_opened_before_its_event_hub_starts_misses_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
+    // `app.local` is a second replica on the same database whose hub has not started.
+    let replica = app.local.clone();
+    let admin = replica
+        .authenticate(&Credentials {
+            secret: Secret::parse(&app.admin.secret).expect("secret"),
+            app: AppName::parse(&app.admin.app).expect("app"),
+        })
+        .await
+        .expect("the admin authenticates");
+    let request = WatchRequest {
+        cursor: None,
+        states: Vec::new(),
+        token_id: None,
+    };
+    let mut events = Box::pin(
+        replica
+            .watch_applications(admin, request)
+            .await
+            .expect("watch starts"),
+    );
+    app.authorize(&secret, "used before the hub", pb::Privilege::ReadOnly)
+        .await;
+    let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
+    let hub = tokio::spawn(replica.clone().run_event_hub(async {
+        let _ = hub_stopped.await;
+    }));
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(item) = events.next().await {
+            match item.expect("no error").event {
+                WatchEvent::Snapshot(app) => return app.name.as_str().to_owned(),
+                WatchEvent::Recorded(change) => return change.name.as_str().to_owned(),
+                _ => {}
+            }
+        }
+        panic!("the stream ended");
+    })
+    .await
+    .expect("the watcher hears of the application (as snapshot or as an event) within 10 s");
+    assert_eq!(heard, "used before the hub");
+    let _ = stop_hub.send(());
+    hub.await.expect("hub stops");
+    app.stop().await;
+}
+
 on_both_backends!(
     a_snapshot_then_every_new_pending_application,
     a_watcher_resumes_by_cursor_with_no_gap_and_no_duplicate,
@@ -346,4 +396,5 @@ on_both_backends!(
     idle_streams_hear_heartbeats,
     a_slow_consumer_blocks_nobody_and_catches_up,
     shutdown_ends_streams_so_the_drain_is_quick,
+    a_stream_opened_before_its_event_hub_starts_misses_nothing,
 );

@@ -24,8 +24,10 @@ pub(crate) struct EventHub {
     pub wake: watch::Sender<u64>,
     /// New events, in log order, to every stream.
     pub fanout: broadcast::Sender<Arc<StoredEvent>>,
-    /// The newest position the hub has fanned out.
-    pub head: watch::Sender<i64>,
+    /// The newest position the hub has fanned out; `None` until the hub has read where the
+    /// log stood when it started. Events up to that point are never fanned out, so a stream
+    /// must not read the log before it (see `Service::stream`).
+    pub head: watch::Sender<Option<i64>>,
     /// Set when the server begins to shut down: streams end so the drain can finish.
     pub shutdown: watch::Sender<bool>,
 }
@@ -35,7 +37,7 @@ impl Default for EventHub {
         EventHub {
             wake: watch::channel(0).0,
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
-            head: watch::channel(0).0,
+            head: watch::channel(None).0,
             shutdown: watch::channel(false).0,
         }
     }
@@ -79,7 +81,7 @@ impl Service {
                 }
             }
         };
-        self.hub.head.send_replace(last);
+        self.hub.head.send_replace(Some(last));
         loop {
             wake.borrow_and_update();
             loop {
@@ -91,7 +93,7 @@ impl Service {
                             // No receivers is fine: nobody is watching.
                             let _ = self.hub.fanout.send(Arc::new(event));
                         }
-                        self.hub.head.send_replace(last);
+                        self.hub.head.send_replace(Some(last));
                         if !full {
                             break;
                         }

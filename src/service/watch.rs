@@ -177,6 +177,16 @@ impl Service {
         let mut fanout = self.hub.fanout.subscribe();
         let mut shutdown = self.hub.shutdown.subscribe();
         let heartbeat = self.settings.watch_heartbeat;
+        // A hub that starts after this stream read the log would skip what was appended in
+        // between: neither the log read nor the fanout would carry it. Waiting for the hub to
+        // know its starting point first closes that gap (the hub retries while the database
+        // is unreachable; this stream waits with it).
+        let mut hub_head = self.hub.head.subscribe();
+        tokio::select! {
+            _ = hub_head.wait_for(Option::is_some) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return Ok(Err(shutting_down())),
+            () = out.tx.closed() => return Err(Gone),
+        }
         let mut cursor = match cursor {
             Some(cursor) => cursor,
             None => match self.send_snapshot(filter, out).await? {
