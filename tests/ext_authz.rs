@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 
 use api_tokens::domain::Privilege;
-use api_tokens::grpc::{ExtAuthzSettings, pb};
+use api_tokens::grpc::{ExtAuthzSettings, IDENTITY_HEADERS, pb};
 use api_tokens::service::ServiceSettings;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -21,13 +21,6 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus}
 
 const TOKEN: &str = "x-circonus-auth-token";
 const APP: &str = "x-circonus-app-name";
-const IDENTITY: [&str; 5] = [
-    "x-api-tokens-account-id",
-    "x-api-tokens-user-id",
-    "x-api-tokens-token-id",
-    "x-api-tokens-token-type",
-    "x-api-tokens-privilege",
-];
 
 /// The CheckRequest Envoy sends for an HTTP request (header names lower-cased, as Envoy does).
 fn http_check(method: &str, headers: &[(&str, &str)]) -> CheckRequest {
@@ -183,7 +176,7 @@ async fn account_token_has_no_user_and_a_spoofed_user_is_removed(backend: Backen
     assert_eq!(set["x-api-tokens-token-id"].0, token.id);
     assert_eq!(set["x-api-tokens-token-type"].0, "account");
     assert_eq!(set["x-api-tokens-privilege"].0, "normal");
-    for name in IDENTITY {
+    for name in IDENTITY_HEADERS {
         assert!(
             set.contains_key(name) || ok.headers_to_remove.iter().any(|h| h == name),
             "{name} is either set or removed"

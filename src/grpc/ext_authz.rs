@@ -25,7 +25,7 @@ use super::credentials::{
     is_basic,
 };
 use crate::domain::{AppName, Decision, Privilege, TokenGrant, TokenType};
-use crate::service::{AuthorizeOutcome, Service};
+use crate::service::{AuthorizeOutcome, Credentials, Service};
 
 /// Upstream identity headers. Set on every allowed request, overwriting whatever the client
 /// sent, so an upstream can trust them.
@@ -34,6 +34,14 @@ pub const USER_ID_HEADER: &str = "x-api-tokens-user-id";
 pub const TOKEN_ID_HEADER: &str = "x-api-tokens-token-id";
 pub const TOKEN_TYPE_HEADER: &str = "x-api-tokens-token-type";
 pub const PRIVILEGE_HEADER: &str = "x-api-tokens-privilege";
+/// Every upstream identity header.
+pub const IDENTITY_HEADERS: [&str; 5] = [
+    ACCOUNT_ID_HEADER,
+    USER_ID_HEADER,
+    TOKEN_ID_HEADER,
+    TOKEN_TYPE_HEADER,
+    PRIVILEGE_HEADER,
+];
 
 /// How HTTP requests map to the privilege they need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +86,32 @@ impl Authorization for ExtAuthzHandler {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let http = HttpHeaders::of(request.get_ref());
-        let credentials = match credentials(&http) {
-            Ok(credentials) => credentials,
-            Err(refusal) => return Ok(Response::new(refuse_credentials(&refusal))),
+        let check = request.get_ref();
+        let (credentials, required) = match read_check(check, &self.settings) {
+            Ok(asked) => asked,
+            Err(refusal) => return Ok(Response::new(*refusal)),
         };
-        let required = self.settings.required_privilege(http.method());
         let (secret, app) = (&credentials.secret, &credentials.app);
         let outcome = self.service.authorize(secret, app, required).await?;
-        Ok(Response::new(answer(&outcome, app, &http)))
+        Ok(Response::new(respond(check, app, &outcome)))
     }
+}
+
+/// What a Check asks, read before any lookup: the credentials and the privilege the HTTP
+/// method needs, or (missing or malformed credentials) the refusal to answer at once.
+pub fn read_check(
+    check: &CheckRequest,
+    settings: &ExtAuthzSettings,
+) -> Result<(Credentials, Privilege), Box<CheckResponse>> {
+    let http = HttpHeaders::of(check);
+    let credentials =
+        credentials(&http).map_err(|refusal| Box::new(refuse_credentials(&refusal)))?;
+    Ok((credentials, settings.required_privilege(http.method())))
+}
+
+/// The answer to a Check whose credentials were decided on.
+pub fn respond(check: &CheckRequest, app: &AppName, outcome: &AuthorizeOutcome) -> CheckResponse {
+    answer(outcome, app, &HttpHeaders::of(check))
 }
 
 /// The HTTP request Envoy asks about. Envoy lower-cases header names in `headers`; with

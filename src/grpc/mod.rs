@@ -14,8 +14,9 @@ pub use credentials::{
     CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
 };
 pub use ext_authz::{
-    ACCOUNT_ID_HEADER, ExtAuthzHandler, ExtAuthzSettings, PRIVILEGE_HEADER, TOKEN_ID_HEADER,
-    TOKEN_TYPE_HEADER, USER_ID_HEADER,
+    ACCOUNT_ID_HEADER, ExtAuthzHandler, ExtAuthzSettings, IDENTITY_HEADERS, PRIVILEGE_HEADER,
+    TOKEN_ID_HEADER, TOKEN_TYPE_HEADER, USER_ID_HEADER, read_check as ext_authz_read_check,
+    respond as ext_authz_respond,
 };
 pub use status::layer_error_status;
 pub use tokens::TokenHandler;
