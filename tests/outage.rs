@@ -1,6 +1,7 @@
-//! A database outage under a running server and under load (PostgreSQL): warm decisions stay
-//! right, cold ones are UNAVAILABLE (never a wrong decision), health reports the outage, and
-//! the server and its watch streams recover on their own when the database comes back.
+//! A database outage under a running server and under load (PostgreSQL), twice: its connections
+//! cut on the shared server, and a private server crashed and restarted. Warm decisions stay
+//! right, cold ones are UNAVAILABLE (never a wrong decision), health reports the outage, nothing
+//! acknowledged is lost, and the server and its watch streams recover without a restart.
 mod common;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use api_tokens::grpc::pb;
 use api_tokens::service::{CacheSettings, ServiceSettings};
 use api_tokens::startup::OperationsSettings;
+use common::cluster::PrivateCluster;
 use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
 use tokio_stream::StreamExt;
 use tonic::Code;
@@ -88,13 +90,47 @@ async fn authorize_load(
     counts
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
-async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
-    let mut database = TestDatabase::create(Backend::Postgres).await;
-    database.connect_timeout = Duration::from_secs(1);
-    let name = database.postgres_name().to_owned();
-    // A long cache TTL, so "warm" below is warm whatever the machine's speed.
+/// Four workers of `authorize_load` against one server, until `finish`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<LoadCounts>>,
+}
+
+impl Load {
+    fn start(app: &TestApp, warm: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..4)
+            .map(|worker| {
+                tokio::spawn(authorize_load(
+                    app.authorize.clone(),
+                    warm.to_owned(),
+                    worker,
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        Load { stop, workers }
+    }
+
+    /// Stops the workers and checks their answers: none wrong, and both sides of the outage seen.
+    async fn finish(self) -> LoadCounts {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut totals = LoadCounts::default();
+        for worker in self.workers {
+            totals.add(worker.await.expect("load task"));
+        }
+        println!("under the outage: {totals:?}");
+        assert_eq!(totals.wrong, 0, "no wrong decision under load: {totals:?}");
+        assert!(
+            totals.warm_allowed > 0 && totals.unavailable > 0,
+            "the load saw both sides of the outage: {totals:?}"
+        );
+        totals
+    }
+}
+
+/// A long cache TTL, so "warm" is warm whatever the machine's speed, and a quick database check.
+fn outage_settings() -> (ServiceSettings, OperationsSettings) {
     let cache = CacheSettings {
         ttl: Duration::from_secs(300),
         ..CacheSettings::default()
@@ -107,58 +143,27 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         database_check_interval: Some(Duration::from_millis(200)),
         ..OperationsSettings::default()
     };
-    let app = spawn_with_operations(database, service, operations).await;
-    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
-    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
-    assert_eq!(
-        app.authorize(&warm, "deployer", pb::Privilege::Normal)
-            .await
-            .decision(),
-        pb::Decision::Allow
-    );
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest::default()))
-        .await
-        .expect("watch")
-        .into_inner();
-    assert_eq!(
-        events.next().await.expect("open").expect("ok").r#type(),
-        pb::WatchEventType::SnapshotEnd
-    );
+    (service, operations)
+}
 
-    // Load through the whole outage: warm and unknown Authorize calls, counted by answer.
-    let stop_load = Arc::new(AtomicBool::new(false));
-    let load: Vec<_> = (0..4)
-        .map(|worker| {
-            tokio::spawn(authorize_load(
-                app.authorize.clone(),
-                warm.clone(),
-                worker,
-                stop_load.clone(),
-            ))
-        })
-        .collect();
-
-    // The outage: no new connections, and every open one cut.
-    app.database
-        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .await;
-    app.database
-        .admin_sql(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await;
-
+/// While the database is away: a warm token is allowed from memory until the replica notices
+/// that its LISTEN connection is gone too, then UNAVAILABLE (it can no longer hear other
+/// replicas' retirements, so it forgets what it cached); a cold lookup and a management call
+/// are UNAVAILABLE; health says so for the management services only.
+async fn answers_during_the_outage(app: &TestApp, warm: &str) {
     let still = app
-        .authorize(&warm, "deployer", pb::Privilege::Normal)
+        .authorize
+        .clone()
+        .authorize(pb::AuthorizeRequest {
+            token: warm.into(),
+            app_name: "deployer".into(),
+            required_privilege: pb::Privilege::Normal.into(),
+        })
         .await;
-    assert_eq!(
-        still.decision(),
-        pb::Decision::Allow,
-        "a warm token is still decided from memory"
-    );
+    match still {
+        Ok(reply) => assert_eq!(reply.into_inner().decision(), pb::Decision::Allow),
+        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+    }
     let cold = app
         .authorize
         .clone()
@@ -183,17 +188,16 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         listing.expect_err("management needs the database").code(),
         Code::Unavailable
     );
-    wait_status(&app, "apitokens.v1.TokenService", ServingStatus::NotServing).await;
+    wait_status(app, "apitokens.v1.TokenService", ServingStatus::NotServing).await;
     assert_eq!(
-        status(&app, "apitokens.v1.AuthorizeService").await,
+        status(app, "apitokens.v1.AuthorizeService").await,
         ServingStatus::Serving
     );
+}
 
-    // The database returns: the server recovers without a restart.
-    app.database
-        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .await;
-    wait_status(&app, "apitokens.v1.TokenService", ServingStatus::Serving).await;
+/// Once the database is back: health SERVING and management calls answered, no restart.
+async fn recovered(app: &TestApp) {
+    wait_status(app, "apitokens.v1.TokenService", ServingStatus::Serving).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match app
@@ -210,26 +214,25 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop_load.store(true, Ordering::Relaxed);
-    let mut totals = LoadCounts::default();
-    for worker in load {
-        totals.add(worker.await.expect("load task"));
-    }
-    println!("under the outage: {totals:?}");
-    assert_eq!(totals.wrong, 0, "no wrong decision under load: {totals:?}");
-    assert!(
-        totals.warm_allowed > 0 && totals.unavailable > 0,
-        "the load saw both sides of the outage: {totals:?}"
-    );
+}
 
-    // The watch stream opened before the outage delivers what happens after it.
-    assert_eq!(
-        app.authorize(&pending, "after the outage", pb::Privilege::ReadOnly)
-            .await
-            .decision(),
-        pb::Decision::Pending
-    );
-    let event = tokio::time::timeout(Duration::from_secs(20), async {
+type Events = tonic::Streaming<pb::WatchApplicationsResponse>;
+
+async fn watch(app: &TestApp, cursor: String) -> Events {
+    app.tokens
+        .clone()
+        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
+            cursor,
+            ..Default::default()
+        }))
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+/// The next message that is not a heartbeat.
+async fn next_event(events: &mut Events) -> pb::WatchApplicationsResponse {
+    tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let item = events.next().await.expect("open").expect("ok");
             if item.r#type() != pb::WatchEventType::Heartbeat {
@@ -238,7 +241,135 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
         }
     })
     .await
-    .expect("the stream survived the outage");
+    .expect("an event within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
+    let mut database = TestDatabase::create(Backend::Postgres).await;
+    database.connect_timeout = Duration::from_secs(1);
+    let name = database.postgres_name().to_owned();
+    let (service, operations) = outage_settings();
+    let app = spawn_with_operations(database, service, operations).await;
+    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
+    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
+    assert_eq!(
+        app.authorize(&warm, "deployer", pb::Privilege::Normal)
+            .await
+            .decision(),
+        pb::Decision::Allow
+    );
+    let mut events = watch(&app, String::new()).await;
+    assert_eq!(
+        next_event(&mut events).await.r#type(),
+        pb::WatchEventType::SnapshotEnd
+    );
+
+    // Load through the whole outage: no new connections, and every open one cut.
+    let load = Load::start(&app, &warm);
+    app.database
+        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .await;
+    app.database
+        .admin_sql(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await;
+    answers_during_the_outage(&app, &warm).await;
+
+    // The database returns: the server recovers without a restart.
+    app.database
+        .admin_sql(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .await;
+    recovered(&app).await;
+    load.finish().await;
+
+    // The watch stream opened before the outage delivers what happens after it.
+    assert_eq!(
+        app.authorize(&pending, "after the outage", pb::Privilege::ReadOnly)
+            .await
+            .decision(),
+        pb::Decision::Pending
+    );
+    let event = next_event(&mut events).await;
     assert_eq!(event.application.expect("app").name, "after the outage");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+async fn a_postgresql_crash_and_restart_under_load_loses_nothing() {
+    // A server of this test's own: crashing the shared one would fail every other test.
+    let cluster = PrivateCluster::start();
+    let mut database = TestDatabase::create_on_postgres(&cluster.admin_url()).await;
+    database.connect_timeout = Duration::from_secs(1);
+    let (service, operations) = outage_settings();
+    let app = spawn_with_operations(database, service, operations).await;
+    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
+    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
+    assert_eq!(
+        app.authorize(&warm, "deployer", pb::Privilege::Normal)
+            .await
+            .decision(),
+        pb::Decision::Allow
+    );
+    let mut events = watch(&app, String::new()).await;
+    let opened = next_event(&mut events).await;
+    assert_eq!(opened.r#type(), pb::WatchEventType::SnapshotEnd);
+
+    // Acknowledged just before the crash: a new token, and an application's first use.
+    let (kept, _) = app.admin_user_token(pb::AppState::Allow).await;
+    assert_eq!(
+        app.authorize(&pending, "before the crash", pb::Privilege::ReadOnly)
+            .await
+            .decision(),
+        pb::Decision::Pending
+    );
+    let before = next_event(&mut events).await;
+    assert_eq!(before.application.expect("app").name, "before the crash");
+
+    let load = Load::start(&app, &warm);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    cluster.crash();
+    answers_during_the_outage(&app, &warm).await;
+    cluster.start_again();
+    recovered(&app).await;
+    load.finish().await;
+
+    let found = app
+        .tokens
+        .clone()
+        .get_token(app.admin.req(pb::GetTokenRequest {
+            id: kept.id.clone(),
+        }))
+        .await;
+    assert!(
+        found.is_ok(),
+        "the token acknowledged before the crash: {found:?}"
+    );
+
+    // The stream opened before the crash hears what comes after the restart...
+    assert_eq!(
+        app.authorize(&pending, "after the restart", pb::Privilege::ReadOnly)
+            .await
+            .decision(),
+        pb::Decision::Pending
+    );
+    let after = next_event(&mut events).await;
+    assert_eq!(after.application.expect("app").name, "after the restart");
+    // ...and a watcher resuming from before the crash gets both, in order, nothing in between.
+    let mut resumed = watch(&app, opened.cursor).await;
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        names.push(
+            next_event(&mut resumed)
+                .await
+                .application
+                .expect("app")
+                .name,
+        );
+    }
+    assert_eq!(names, ["before the crash", "after the restart"]);
     app.stop().await;
 }

@@ -44,24 +44,28 @@ impl TestDatabase {
                 let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
                     panic!("{POSTGRES_URL_VAR} is not set: the PostgreSQL tests need a server (see .ci/run)")
                 });
-                let name = format!("apitokens_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(admin_url.as_str())
-                    .await
-                    .expect("PostgreSQL reachable");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .expect("create test database");
-                let _ = admin.close().await;
-                let url = url_with_database(&admin_url, &name);
-                TestDatabase {
-                    backend,
-                    url,
-                    connect_timeout: Duration::from_secs(5),
-                    postgres: Some((admin_url, name)),
-                    _dir: None,
-                }
+                TestDatabase::create_on_postgres(&admin_url).await
             }
+        }
+    }
+
+    /// A fresh database on the PostgreSQL server at `admin_url` (the shared one, or a test's own).
+    pub async fn create_on_postgres(admin_url: &str) -> TestDatabase {
+        let name = format!("apitokens_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        TestDatabase {
+            backend: Backend::Postgres,
+            url: url_with_database(admin_url, &name),
+            connect_timeout: Duration::from_secs(5),
+            postgres: Some((admin_url.to_owned(), name)),
+            _dir: None,
         }
     }
 
@@ -106,7 +110,7 @@ impl TestDatabase {
         DatabaseSettings {
             url: self.url.clone(),
             max_connections: 10,
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: self.connect_timeout,
         }
     }
 }

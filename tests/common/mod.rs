@@ -1,6 +1,7 @@
 //! Test harness: the real server on 127.0.0.1:0 with a fresh database, and typed tonic clients.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod db;
 pub mod process;
 
