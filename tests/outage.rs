@@ -129,8 +129,23 @@ impl Load {
     }
 }
 
-/// A long cache TTL, so "warm" is warm whatever the machine's speed, and a quick database check.
-fn outage_settings() -> (ServiceSettings, OperationsSettings) {
+/// A server ready for an outage, with what the test watches through it.
+struct Before {
+    app: TestApp,
+    /// Allowed and used once: warm in the cache.
+    warm: String,
+    /// New applications of this token wait as Pending, so each first use is a watch event.
+    pending: String,
+    /// An Admin's stream, past its snapshot.
+    events: Events,
+    /// The cursor the snapshot ended at.
+    opened: String,
+}
+
+/// Starts a server on `database` with a long cache TTL (so "warm" is warm whatever the
+/// machine's speed), a quick database check and a 1 s connect timeout.
+async fn before_the_outage(mut database: TestDatabase) -> Before {
+    database.connect_timeout = Duration::from_secs(1);
     let cache = CacheSettings {
         ttl: Duration::from_secs(300),
         ..CacheSettings::default()
@@ -143,7 +158,25 @@ fn outage_settings() -> (ServiceSettings, OperationsSettings) {
         database_check_interval: Some(Duration::from_millis(200)),
         ..OperationsSettings::default()
     };
-    (service, operations)
+    let app = spawn_with_operations(database, service, operations).await;
+    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
+    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
+    assert_eq!(
+        app.authorize(&warm, "deployer", pb::Privilege::Normal)
+            .await
+            .decision(),
+        pb::Decision::Allow
+    );
+    let mut events = watch(&app, String::new()).await;
+    let snapshot_end = next_event(&mut events).await;
+    assert_eq!(snapshot_end.r#type(), pb::WatchEventType::SnapshotEnd);
+    Before {
+        app,
+        warm,
+        pending,
+        events,
+        opened: snapshot_end.cursor,
+    }
 }
 
 /// While the database is away: a warm token is allowed from memory until the replica notices
@@ -247,24 +280,15 @@ async fn next_event(events: &mut Events) -> pb::WatchApplicationsResponse {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
 async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
-    let mut database = TestDatabase::create(Backend::Postgres).await;
-    database.connect_timeout = Duration::from_secs(1);
+    let database = TestDatabase::create(Backend::Postgres).await;
     let name = database.postgres_name().to_owned();
-    let (service, operations) = outage_settings();
-    let app = spawn_with_operations(database, service, operations).await;
-    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
-    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
-    assert_eq!(
-        app.authorize(&warm, "deployer", pb::Privilege::Normal)
-            .await
-            .decision(),
-        pb::Decision::Allow
-    );
-    let mut events = watch(&app, String::new()).await;
-    assert_eq!(
-        next_event(&mut events).await.r#type(),
-        pb::WatchEventType::SnapshotEnd
-    );
+    let Before {
+        app,
+        warm,
+        pending,
+        mut events,
+        ..
+    } = before_the_outage(database).await;
 
     // Load through the whole outage: no new connections, and every open one cut.
     let load = Load::start(&app, &warm);
@@ -302,21 +326,14 @@ async fn a_database_outage_is_unavailable_then_recovered_without_a_restart() {
 async fn a_postgresql_crash_and_restart_under_load_loses_nothing() {
     // A server of this test's own: crashing the shared one would fail every other test.
     let cluster = PrivateCluster::start();
-    let mut database = TestDatabase::create_on_postgres(&cluster.admin_url()).await;
-    database.connect_timeout = Duration::from_secs(1);
-    let (service, operations) = outage_settings();
-    let app = spawn_with_operations(database, service, operations).await;
-    let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
-    let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
-    assert_eq!(
-        app.authorize(&warm, "deployer", pb::Privilege::Normal)
-            .await
-            .decision(),
-        pb::Decision::Allow
-    );
-    let mut events = watch(&app, String::new()).await;
-    let opened = next_event(&mut events).await;
-    assert_eq!(opened.r#type(), pb::WatchEventType::SnapshotEnd);
+    let database = TestDatabase::create_on_postgres(&cluster.admin_url()).await;
+    let Before {
+        app,
+        warm,
+        pending,
+        mut events,
+        opened,
+    } = before_the_outage(database).await;
 
     // Acknowledged just before the crash: a new token, and an application's first use.
     let (kept, _) = app.admin_user_token(pb::AppState::Allow).await;
@@ -359,7 +376,7 @@ async fn a_postgresql_crash_and_restart_under_load_loses_nothing() {
     let after = next_event(&mut events).await;
     assert_eq!(after.application.expect("app").name, "after the restart");
     // ...and a watcher resuming from before the crash gets both, in order, nothing in between.
-    let mut resumed = watch(&app, opened.cursor).await;
+    let mut resumed = watch(&app, opened).await;
     let mut names = Vec::new();
     for _ in 0..2 {
         names.push(

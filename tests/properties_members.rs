@@ -12,7 +12,7 @@ use std::time::Duration;
 use api_tokens::grpc::pb;
 use common::{As, Backend, TestApp, spawn_app};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -101,6 +101,15 @@ fn op(callers: usize) -> impl Strategy<Value = Op> {
         4 => (t, role).prop_map(|(target, required)| Op::Authorize { target, required }),
         1 => c.prop_map(|caller| Op::Watch { caller }),
     ]
+}
+
+/// What UpdateMember and RemoveMember answer: Admins only, and only for a member who is there.
+fn member_change_code(admin: bool, present: bool) -> Code {
+    match (admin, present) {
+        (false, _) => Code::PermissionDenied,
+        (true, false) => Code::NotFound,
+        (true, true) => Code::Ok,
+    }
 }
 
 impl World {
@@ -231,11 +240,7 @@ impl World {
                             role,
                         }))
                         .await;
-                    let expected = match (who.admin, t.present) {
-                        (false, _) => Code::PermissionDenied,
-                        (true, false) => Code::NotFound,
-                        (true, true) => Code::Ok,
-                    };
+                    let expected = member_change_code(who.admin, t.present);
                     self.expect_code(op, &result, expected)?;
                     if expected == Code::Ok {
                         self.update(target, |t| t.role = role);
@@ -251,11 +256,7 @@ impl World {
                             user_id: t.user_id.clone(),
                         }))
                         .await;
-                    let expected = match (who.admin, t.present) {
-                        (false, _) => Code::PermissionDenied,
-                        (true, false) => Code::NotFound,
-                        (true, true) => Code::Ok,
-                    };
+                    let expected = member_change_code(who.admin, t.present);
                     self.expect_code(op, &result, expected)?;
                     if expected == Code::Ok {
                         self.update(target, |t| {
@@ -465,23 +466,13 @@ const MAX_OPS: usize = 16;
 
 async fn random_member_authorize_and_watch_calls_match_the_model(backend: Backend) {
     let world = Arc::new(World::new(backend).await);
-    let handle = tokio::runtime::Handle::current();
     let played = Arc::clone(&world);
-    // As in properties_server.rs: each case blocks on the runtime from a blocking thread.
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut runner = TestRunner::new(Config {
-            cases: CASES,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        let strategy = proptest::collection::vec(op(played.callers.len()), 1..=MAX_OPS);
-        runner.run(&strategy, |ops| handle.block_on(played.play(ops)))
+    let strategy = proptest::collection::vec(op(world.callers.len()), 1..=MAX_OPS);
+    common::props::run_cases(CASES, strategy, move |ops| {
+        let world = Arc::clone(&played);
+        async move { world.play(ops).await }
     })
-    .await
-    .expect("the property runner");
-    if let Err(failure) = outcome {
-        panic!("{failure}");
-    }
+    .await;
     let codes = world.codes.lock().expect("codes").clone();
     eprintln!(
         "{CASES} cases, {} member calls, codes: {codes:?}",

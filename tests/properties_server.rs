@@ -8,7 +8,7 @@ use api_tokens::domain::Privilege;
 use api_tokens::grpc::pb;
 use common::{As, Backend, TestApp, spawn_app};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use prost_types::FieldMask;
 use tonic::Code;
 use uuid::Uuid;
@@ -416,24 +416,13 @@ const MAX_OPS: usize = 16;
 
 async fn random_management_calls_never_leak_or_escalate(backend: Backend) {
     let world = Arc::new(World::new(backend).await);
-    let handle = tokio::runtime::Handle::current();
     let played = Arc::clone(&world);
-    // proptest drives synchronous closures; each case blocks on the runtime from a blocking
-    // thread, so shrinking works as usual and the server keeps running on the workers.
-    let outcome = tokio::task::spawn_blocking(move || {
-        let mut runner = TestRunner::new(Config {
-            cases: SERVER_CASES,
-            failure_persistence: None,
-            ..Config::default()
-        });
-        let strategy = proptest::collection::vec(op(played.callers.len()), 1..=MAX_OPS);
-        runner.run(&strategy, |ops| handle.block_on(played.play(ops)))
+    let strategy = proptest::collection::vec(op(world.callers.len()), 1..=MAX_OPS);
+    common::props::run_cases(SERVER_CASES, strategy, move |ops| {
+        let world = Arc::clone(&played);
+        async move { world.play(ops).await }
     })
-    .await
-    .expect("the property runner");
-    if let Err(failure) = outcome {
-        panic!("{failure}");
-    }
+    .await;
     let codes = world.codes.lock().expect("codes").clone();
     eprintln!(
         "{SERVER_CASES} cases, {} calls, codes: {codes:?}",

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod db;
 pub mod process;
+pub mod props;
 
 use std::net::SocketAddr;
 use std::time::Duration;
