@@ -14,5 +14,5 @@ pub use caller::{Caller, PolicyDenial};
 pub use member::{Account, Member, UserName, validate_account_name};
 pub use privilege::Privilege;
 pub use secret::{Secret, SecretDigest, SecretParseError};
-pub use token::{Description, Token, TokenState, TokenType};
+pub use token::{Description, Token, TokenDraft, TokenState, TokenType};
 pub use validate::FieldViolation;

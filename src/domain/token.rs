@@ -81,6 +81,39 @@ pub struct Token {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// What the maker of a new token chooses; its id and times are set when it is made.
+#[derive(Debug, Clone)]
+pub struct TokenDraft {
+    pub account_id: Uuid,
+    pub token_type: TokenType,
+    pub owner_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub privilege: Privilege,
+    pub default_app_state: AppState,
+    pub description: Description,
+}
+
+impl TokenDraft {
+    /// The token, made at `now` under a new id: active, never used.
+    pub fn made_at(self, now: DateTime<Utc>) -> Token {
+        Token {
+            id: Uuid::new_v4(),
+            account_id: self.account_id,
+            token_type: self.token_type,
+            owner_id: self.owner_id,
+            privilege: self.privilege,
+            default_app_state: self.default_app_state,
+            description: self.description,
+            creator_id: self.creator_id,
+            created_at: now,
+            updated_at: now,
+            retired_at: None,
+            promoted_at: None,
+            last_used_at: None,
+        }
+    }
+}
+
 impl Token {
     pub fn state(&self) -> TokenState {
         if self.retired_at.is_some() {

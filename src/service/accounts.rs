@@ -3,7 +3,8 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
-    Account, AppState, Caller, Description, Member, Privilege, Secret, Token, TokenType, UserName,
+    Account, AppState, Caller, Description, Member, Privilege, Secret, Token, TokenDraft,
+    TokenType, UserName,
 };
 use crate::storage::{Actor, MemberChange, NewToken, StorageError};
 
@@ -57,26 +58,16 @@ impl Service {
             updated_at: now,
             removed_at: None,
         };
-        let secret = Secret::generate();
-        let token = Token {
-            id: Uuid::new_v4(),
+        let draft = TokenDraft {
             account_id: account.id,
             token_type: TokenType::User,
             owner_id: Some(admin.id),
+            creator_id: Some(admin.id),
             privilege: Privilege::Admin,
             default_app_state: AppState::Allow,
             description: Description::parse("created by api-tokens bootstrap").unwrap_or_default(),
-            creator_id: Some(admin.id),
-            created_at: now,
-            updated_at: now,
-            retired_at: None,
-            promoted_at: None,
-            last_used_at: None,
         };
-        let new = NewToken {
-            token,
-            digest: secret.digest(),
-        };
+        let (new, secret) = NewToken::mint(draft, now);
         match self.repo.bootstrap(&account, &admin, &new).await {
             Ok(()) => Ok(Bootstrapped {
                 account,
@@ -229,27 +220,16 @@ impl Service {
             }
             .into());
         }
-        let now = Utc::now();
-        let secret = Secret::generate();
-        let token = Token {
-            id: Uuid::new_v4(),
+        let draft = TokenDraft {
             account_id: account.id,
             token_type: TokenType::User,
             owner_id: Some(member.id),
+            creator_id: Some(member.id),
             privilege,
             default_app_state,
             description: Description::parse("issued by api-tokens issue-token").unwrap_or_default(),
-            creator_id: Some(member.id),
-            created_at: now,
-            updated_at: now,
-            retired_at: None,
-            promoted_at: None,
-            last_used_at: None,
         };
-        let new = NewToken {
-            token,
-            digest: secret.digest(),
-        };
+        let (new, secret) = NewToken::mint(draft, Utc::now());
         self.repo.create_token(&new, Actor::default()).await?;
         Ok((new.token, secret))
     }

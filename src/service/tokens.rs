@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     AppName, AppState, Application, Caller, Description, PolicyDenial, Privilege, Secret, Token,
-    TokenState, TokenType,
+    TokenDraft, TokenState, TokenType,
 };
 use crate::storage::{Actor, AuditRecord, NewToken, TokenFilter};
 
@@ -59,10 +59,7 @@ impl Service {
         req: NewTokenRequest,
     ) -> Result<(TokenView, Secret), ServiceError> {
         caller.may_create(req.token_type, req.privilege)?;
-        let now = Utc::now();
-        let secret = Secret::generate();
-        let token = Token {
-            id: Uuid::new_v4(),
+        let draft = TokenDraft {
             account_id: caller.account_id,
             token_type: req.token_type,
             owner_id: if req.token_type == TokenType::User {
@@ -70,20 +67,12 @@ impl Service {
             } else {
                 None
             },
+            creator_id: caller.member_id,
             privilege: req.privilege,
             default_app_state: req.default_app_state,
             description: req.description,
-            creator_id: caller.member_id,
-            created_at: now,
-            updated_at: now,
-            retired_at: None,
-            promoted_at: None,
-            last_used_at: None,
         };
-        let new = NewToken {
-            token,
-            digest: secret.digest(),
-        };
+        let (new, secret) = NewToken::mint(draft, Utc::now());
         self.repo.create_token(&new, Actor::of(caller)).await?;
         // A guess of this very secret may be remembered as unknown.
         self.cache.grants.invalidate(&new.digest).await;

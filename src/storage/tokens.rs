@@ -11,13 +11,26 @@ use super::convert::{self, micros};
 use super::entities::tokens;
 use super::notify::{Change, publish};
 use super::{Repository, StorageError};
-use crate::domain::{SecretDigest, Token, TokenState, TokenType};
+use crate::domain::{Secret, SecretDigest, Token, TokenDraft, TokenState, TokenType};
 
 /// A token about to be stored, with the digest of its secret.
 #[derive(Debug, Clone)]
 pub struct NewToken {
     pub token: Token,
     pub digest: SecretDigest,
+}
+
+impl NewToken {
+    /// The token of `draft`, made at `now`, with a fresh secret: the secret goes to the caller
+    /// once; only its digest is stored.
+    pub fn mint(draft: TokenDraft, now: chrono::DateTime<Utc>) -> (NewToken, Secret) {
+        let secret = Secret::generate();
+        let new = NewToken {
+            token: draft.made_at(now),
+            digest: secret.digest(),
+        };
+        (new, secret)
+    }
 }
 
 /// Which tokens of an account to list.
