@@ -158,14 +158,18 @@ fn structured_check(data: &[u8]) -> CheckRequest {
     }
 }
 
-/// Every value the request presents under `name`, from either header form.
-fn presented(check: &CheckRequest, name: &str) -> Vec<String> {
-    let Some(http) = check
+/// The HTTP request a Check asks about, if it says.
+fn http_of(check: &CheckRequest) -> Option<&HttpRequest> {
+    check
         .attributes
         .as_ref()
         .and_then(|a| a.request.as_ref())
         .and_then(|r| r.http.as_ref())
-    else {
+}
+
+/// Every value the request presents under `name`, from either header form.
+fn presented(check: &CheckRequest, name: &str) -> Vec<String> {
+    let Some(http) = http_of(check) else {
         return Vec::new();
     };
     let raw = http.header_map.iter().flat_map(|map| &map.headers);
@@ -186,12 +190,7 @@ fn presented(check: &CheckRequest, name: &str) -> Vec<String> {
 }
 
 fn check_ext_authz(check: &CheckRequest) {
-    let method = check
-        .attributes
-        .as_ref()
-        .and_then(|a| a.request.as_ref())
-        .and_then(|r| r.http.as_ref())
-        .map_or("", |http| http.method.as_str());
+    let method = http_of(check).map_or("", |http| http.method.as_str());
     let mut secrets = presented(check, TOKEN_HEADER);
     secrets.extend(presented(check, AUTHORIZATION_HEADER));
     secrets.push(KNOWN_SECRET.to_owned());

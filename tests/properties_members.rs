@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_tokens::grpc::pb;
+use common::props::CodeTally;
 use common::{As, Backend, TestApp, spawn_app};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -53,7 +54,7 @@ struct World {
     /// The members that are callers, with their fixed roles.
     fixed_members: BTreeSet<(String, i32)>,
     model: Mutex<Model>,
-    codes: Mutex<std::collections::BTreeMap<String, u32>>,
+    codes: CodeTally,
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +182,7 @@ impl World {
             callers,
             fixed_members,
             model: Mutex::new(Model { targets, owners }),
-            codes: Mutex::default(),
+            codes: CodeTally::default(),
         }
     }
 
@@ -200,13 +201,7 @@ impl World {
         result: &Result<T, tonic::Status>,
         expected: Code,
     ) -> Result<(), TestCaseError> {
-        let code = result.as_ref().map_or_else(|s| s.code(), |_| Code::Ok);
-        *self
-            .codes
-            .lock()
-            .expect("codes")
-            .entry(format!("{code:?}"))
-            .or_default() += 1;
+        let code = self.codes.count(result);
         prop_assert_eq!(
             code,
             expected,
@@ -473,14 +468,10 @@ async fn random_member_authorize_and_watch_calls_match_the_model(backend: Backen
         async move { world.play(ops).await }
     })
     .await;
-    let codes = world.codes.lock().expect("codes").clone();
-    eprintln!(
-        "{CASES} cases, {} member calls, codes: {codes:?}",
-        codes.values().sum::<u32>()
+    world.codes.assert_reached(
+        &format!("{CASES} cases of member calls"),
+        &["Ok", "NotFound", "PermissionDenied", "AlreadyExists"],
     );
-    for expected in ["Ok", "NotFound", "PermissionDenied", "AlreadyExists"] {
-        assert!(codes.contains_key(expected), "no {expected} in {codes:?}");
-    }
 }
 
 on_both_backends!(random_member_authorize_and_watch_calls_match_the_model);

@@ -30,3 +30,36 @@ where
         panic!("{failure}");
     }
 }
+
+/// The gRPC codes a property run's calls got, so a run can show it reached the interesting
+/// answers and not only refusals.
+#[derive(Default)]
+pub struct CodeTally(std::sync::Mutex<std::collections::BTreeMap<String, u32>>);
+
+impl CodeTally {
+    /// Counts the code of `result` and returns it.
+    pub fn count<T>(&self, result: &Result<T, tonic::Status>) -> tonic::Code {
+        let code = result
+            .as_ref()
+            .map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        *self
+            .0
+            .lock()
+            .expect("tally")
+            .entry(format!("{code:?}"))
+            .or_default() += 1;
+        code
+    }
+
+    /// Prints the tally and panics unless every code in `expected` was seen.
+    pub fn assert_reached(&self, run: &str, expected: &[&str]) {
+        let codes = self.0.lock().expect("tally").clone();
+        eprintln!(
+            "{run}: {} calls, codes: {codes:?}",
+            codes.values().sum::<u32>()
+        );
+        for code in expected {
+            assert!(codes.contains_key(*code), "no {code} in {codes:?}");
+        }
+    }
+}
