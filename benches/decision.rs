@@ -54,7 +54,9 @@ fn service_authorize(c: &mut Criterion) {
     };
     let (service, secret, app) = runtime.block_on(async {
         let repo = Repository::connect(&settings).await.expect("database");
-        let service = Service::new(repo, ServiceSettings::default());
+        let service = Service::open(repo, ServiceSettings::default())
+            .await
+            .expect("service");
         let made = service
             .bootstrap(
                 "bench",

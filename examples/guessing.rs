@@ -101,7 +101,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("connect")?;
-    let service = Service::new(repo, ServiceSettings::default());
+    let service = Service::open(repo, ServiceSettings::default())
+        .await
+        .expect("service");
     let made = service
         .bootstrap(
             "acme",

@@ -10,7 +10,7 @@ use api_tokens::domain::{
 use api_tokens::grpc::{
     ExtAuthzSettings, credentials, ext_authz_read_check, ext_authz_respond, pb,
 };
-use api_tokens::service::{AuthorizeOutcome, PageRequest, decode_cursor};
+use api_tokens::service::{AuthorizeOutcome, PageRequest, Purpose, Sealer};
 use envoy_types::ext_authz::v3::pb::{CheckRequest, CheckResponse, HttpResponse};
 use envoy_types::pb::envoy::config::core::v3::{HeaderMap, HeaderValue};
 use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
@@ -85,7 +85,8 @@ pub fn request_parsing(data: &[u8]) {
     let _ = Secret::parse(&text);
     let _ = Description::parse(&text);
     let _ = UserName::parse(&text);
-    let _ = decode_cursor(&text);
+    static SEALER: std::sync::LazyLock<Sealer> = std::sync::LazyLock::new(Sealer::random);
+    let _ = SEALER.open(Purpose::WatchCursor, Some(Uuid::nil()), &text);
     let size = data
         .get(..4)
         .map_or(0, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));

@@ -1,6 +1,6 @@
 //! The server's background work, started together and stopped in the order shutdown needs:
-//! database health first (so it cannot undo NOT_SERVING), then, after the drain, the event
-//! hub, change listener and compaction, then metrics (so the last calls are scraped), and
+//! database health first (so it cannot undo NOT_SERVING), then, after the drain, the change
+//! log follower (with its listener) and compaction, then metrics (so the last calls are scraped), and
 //! last the last-used writer (its final batch before the database closes).
 use std::time::Duration;
 
@@ -43,8 +43,7 @@ impl Background {
             }
         };
         let workers = vec![
-            tokio::spawn(service.clone().run_event_hub(stopped())),
-            tokio::spawn(service.clone().run_change_listener(stopped())),
+            tokio::spawn(service.clone().run_replica(stopped())),
             tokio::spawn(
                 service
                     .clone()

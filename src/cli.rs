@@ -11,7 +11,10 @@ use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AppState, Privilege, UserName};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
-use crate::service::{CacheSettings, InstallSettings, Service, ServiceError, ServiceSettings};
+use crate::service::{
+    CacheSettings, DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, InstallSettings,
+    Service, ServiceError, ServiceSettings,
+};
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
 use crate::telemetry::{self, LogFormat};
@@ -122,10 +125,14 @@ pub struct ServeArgs {
         default_value = "https://setup.circonus.com/"
     )]
     pub install_cosi_url: String,
-    /// Milliseconds a known token or an application state is served from memory. Writes on
-    /// this replica take effect at once; this bounds how stale a change made elsewhere can be.
-    #[arg(long, env = "API_TOKENS_CACHE_TTL_MS", default_value_t = 1000)]
-    pub cache_ttl_ms: u64,
+    /// Milliseconds between reads of the change log when no notification woke the replica
+    /// (the safety net for a lost NOTIFY; one indexed query, whatever the number of tokens).
+    #[arg(long, env = "API_TOKENS_LOG_POLL_MS", default_value_t = DEFAULT_LOG_POLL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub log_poll_ms: u64,
+    /// Seconds a replica that cannot read the change log keeps deciding warm tokens from
+    /// memory; after that every decision fails closed (UNAVAILABLE) until it reads the log again.
+    #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_staleness_secs: u64,
     /// Milliseconds an unknown secret is remembered as unknown.
     #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = 2000)]
     pub negative_cache_ttl_ms: u64,
@@ -167,8 +174,11 @@ impl ServeArgs {
                 cache: CacheSettings {
                     max_tokens: self.cache_max_tokens,
                     max_apps: self.cache_max_tokens.saturating_mul(10),
-                    ttl: Duration::from_millis(self.cache_ttl_ms),
                     negative_ttl: Duration::from_millis(self.negative_cache_ttl_ms),
+                },
+                follow: FollowSettings {
+                    poll: Duration::from_millis(self.log_poll_ms),
+                    max_staleness: Duration::from_secs(self.max_staleness_secs),
                 },
                 last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
                 watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs.max(1)),
@@ -286,7 +296,7 @@ async fn local_service(database: &DatabaseArgs) -> anyhow::Result<Service> {
     let repo = Repository::connect(&settings)
         .await
         .with_context(|| format!("cannot open the database at {}", redact_url(&settings.url)))?;
-    Ok(Service::new(repo, ServiceSettings::default()))
+    Ok(Service::open(repo, ServiceSettings::default()).await?)
 }
 
 async fn issue_token(args: IssueTokenArgs) -> anyhow::Result<()> {

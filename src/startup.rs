@@ -121,6 +121,9 @@ impl Server {
                     redact_url(&settings.database.url)
                 )
             })?;
+        let service = Service::open(repo, settings.service)
+            .await
+            .context("cannot read the shared keys from the database")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -130,7 +133,7 @@ impl Server {
         };
         Ok(Server {
             listener,
-            service: Service::new(repo, settings.service),
+            service,
             ext_authz: settings.ext_authz,
             drain_timeout: settings.drain_timeout,
             metrics,

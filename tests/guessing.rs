@@ -20,7 +20,9 @@ async fn local_service(backend: Backend) -> (TestDatabase, Service) {
     let repo = Repository::connect(&database.settings())
         .await
         .expect("connect");
-    let service = Service::new(repo, ServiceSettings::default());
+    let service = Service::open(repo, ServiceSettings::default())
+        .await
+        .expect("service");
     service
         .bootstrap(
             "acme",

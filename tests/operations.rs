@@ -505,7 +505,9 @@ async fn spawn_tls(tls: TlsSettings) -> TlsServer {
     let repo = Repository::connect(&database.settings())
         .await
         .expect("connect");
-    let made = Service::new(repo.clone(), ServiceSettings::default())
+    let made = Service::open(repo.clone(), ServiceSettings::default())
+        .await
+        .expect("service")
         .bootstrap(
             "acme",
             api_tokens::domain::UserName::parse("admin@example.com").expect("name"),

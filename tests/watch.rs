@@ -339,20 +339,17 @@ async fn shutdown_ends_streams_so_the_drain_is_quick(backend: Backend) {
     stopping.await.expect("server stopped");
 }
 
-/// A replica still starting up may take a watch before its event hub has read where the log
-/// stands; an application first used in between must still reach that watcher.
+/// A replica still starting up may take a watch before its log follower runs; an application
+/// first used in between must still reach that watcher.
 async fn a_stream_opened_before_its_event_hub_starts_misses_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    // `app.local` is a second replica on the same database whose hub has not started.
+    // `app.local` is a second replica on the same database whose follower has not started.
     let replica = app.local.clone();
-    let admin = replica
-        .authenticate(&Credentials {
-            secret: Secret::parse(&app.admin.secret).expect("secret"),
-            app: AppName::parse(&app.admin.app).expect("app"),
-        })
-        .await
-        .expect("the admin authenticates");
+    let admin = Credentials {
+        secret: Secret::parse(&app.admin.secret).expect("secret"),
+        app: AppName::parse(&app.admin.app).expect("app"),
+    };
     let request = WatchRequest {
         cursor: None,
         states: Vec::new(),
@@ -367,7 +364,7 @@ async fn a_stream_opened_before_its_event_hub_starts_misses_nothing(backend: Bac
     app.authorize(&secret, "used before the hub", pb::Privilege::ReadOnly)
         .await;
     let (stop_hub, hub_stopped) = tokio::sync::oneshot::channel::<()>();
-    let hub = tokio::spawn(replica.clone().run_event_hub(async {
+    let hub = tokio::spawn(replica.clone().run_replica(async {
         let _ = hub_stopped.await;
     }));
     let heard = tokio::time::timeout(Duration::from_secs(10), async {

@@ -10,9 +10,8 @@ use crate::domain::{
     TokenGrant, TokenState, TokenType,
 };
 use crate::service::{
-    AppChange, ServiceError, TokenView, WatchEvent, WatchItem, WatchRequest, decode_cursor,
+    AppChange, AuditView, ServiceError, TokenView, WatchEvent, WatchItem, WatchRequest,
 };
-use crate::storage::AuditRecord;
 
 /// Collects the field violations of one request, so the caller learns all of them at once.
 #[derive(Default)]
@@ -195,9 +194,10 @@ pub fn account_pb(a: Account) -> pb::Account {
     }
 }
 
-pub fn audit_pb(r: AuditRecord) -> pb::AuditEvent {
+pub fn audit_pb(view: AuditView) -> pb::AuditEvent {
+    let r = view.record;
     pb::AuditEvent {
-        id: r.seq.to_string(),
+        id: view.id,
         account_id: r.account_id.to_string(),
         actor_user_id: id_or_empty(r.actor.member_id),
         actor_token_id: id_or_empty(r.actor.token_id),
@@ -268,11 +268,7 @@ pub fn watch_request(req: &pb::WatchApplicationsRequest) -> Result<WatchRequest,
     let mut v = Violations::default();
     let cursor = v.check(
         "cursor",
-        if req.cursor.is_empty() {
-            Ok(None)
-        } else {
-            decode_cursor(&req.cursor).map(Some)
-        },
+        Ok::<_, String>(Some(req.cursor.clone()).filter(|c| !c.is_empty())),
     );
     let mut states = Vec::new();
     for (i, state) in req.states.iter().enumerate() {

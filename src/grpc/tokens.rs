@@ -260,9 +260,9 @@ impl TokenService for TokenHandler {
         &self,
         request: Request<pb::WatchApplicationsRequest>,
     ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
-        let caller = self.caller(&request).await?;
+        let credentials = credentials_from_metadata(request.metadata())?;
         let watch = convert::watch_request(request.get_ref())?;
-        let stream = self.service.watch_applications(caller, watch).await?;
+        let stream = self.service.watch_applications(credentials, watch).await?;
         Ok(Response::new(Box::pin(stream.map(|item| {
             item.map(convert::watch_item_pb).map_err(Status::from)
         }))))

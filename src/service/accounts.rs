@@ -8,6 +8,8 @@ use crate::domain::{
 };
 use crate::storage::{Actor, MemberChange, NewToken, StorageError};
 
+use super::cache::StaleKey;
+use super::positions::Purpose;
 use super::{Page, PageRequest, Service, ServiceError};
 
 /// What `api-tokens bootstrap` made. The secret is shown once and never again.
@@ -103,11 +105,12 @@ impl Service {
         caller: &Caller,
         page: PageRequest,
     ) -> Result<Page<Member>, ServiceError> {
+        let pager = self.pager(&page, Purpose::MembersPage, caller.account_id)?;
         let rows = self
             .repo
-            .list_members(caller.account_id, page.after, page.fetch())
+            .list_members(caller.account_id, pager.after, pager.fetch())
             .await?;
-        Ok(page.page(rows))
+        Ok(pager.page(rows))
     }
 
     pub async fn add_member(
@@ -165,7 +168,7 @@ impl Service {
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.cache.forget_owner(id);
+        self.changed_here(StaleKey::Owner(id)).await;
         Ok(member)
     }
 
@@ -187,7 +190,7 @@ impl Service {
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.cache.forget_owner(id);
+        self.changed_here(StaleKey::Owner(id)).await;
         Ok(())
     }
 }

@@ -2,7 +2,9 @@
 //!
 //! Warm, a decision is two memory lookups. Cold, one indexed query fetches the token,
 //! its owner's role and the application's state together; a new application name adds
-//! one transaction. Concurrent misses for one key share one load.
+//! one transaction. Concurrent misses for one key share one load. Memory decides only
+//! while the replica has read the change log within the maximum staleness; a cold call
+//! while the database is known to be unreachable fails at once.
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -38,10 +40,6 @@ enum AppLoadError {
     Storage(StorageError),
 }
 
-fn storage(e: Arc<StorageError>) -> ServiceError {
-    StorageError::clone(&e).into()
-}
-
 impl Service {
     /// Decides one request. The first use of a name records it under the token's
     /// default state (with its event) before the decision is made. The decision is
@@ -68,21 +66,27 @@ impl Service {
         app: &AppName,
         required: Privilege,
     ) -> Result<AuthorizeOutcome, ServiceError> {
+        self.replica.check_fresh()?;
+        let cache = &self.replica.cache;
         let digest = secret.digest();
         // Set when this call's own cold lookup already saw that the name is new to the token.
         let app_is_new = AtomicBool::new(false);
-        let cached = self.cache.grants.get(&digest).await;
+        let cached = cache.grants().get(&digest).await;
         self.metrics
             .cache_lookup(CacheName::Tokens, cached.is_some());
         let cached = match cached {
             Some(hit) => hit,
             None => {
-                let load = self.load_grant(&digest, app, &app_is_new);
-                self.cache
-                    .grants
+                self.replica.check_reachable()?;
+                let loaded_at = self.loaded_at();
+                let load = self.load_grant(&digest, app, &app_is_new, loaded_at);
+                let grant = cache
+                    .grants()
                     .try_get_with(digest, load)
                     .await
-                    .map_err(storage)?
+                    .map_err(|e| self.storage_failed(e))?;
+                cache.drop_if_stale_grant(&digest, &grant, loaded_at).await;
+                grant
             }
         };
         let CachedGrant::Known(grant) = cached else {
@@ -98,15 +102,20 @@ impl Service {
             });
         }
         let key = (grant.token_id, app.as_str().to_owned());
-        let state = self.cache.apps.get(&key).await;
+        let state = cache.apps().get(&key).await;
         self.metrics
             .cache_lookup(CacheName::Applications, state.is_some());
         let state = match state {
             Some(state) => state,
             None => {
+                self.replica.check_reachable()?;
+                let loaded_at = self.loaded_at();
                 let load = self.load_app_state(&grant, app, &app_is_new);
-                match self.cache.apps.try_get_with(key, load).await {
-                    Ok(state) => state,
+                match cache.apps().try_get_with(key.clone(), load).await {
+                    Ok(state) => {
+                        cache.drop_if_stale_app(&key, loaded_at).await;
+                        state
+                    }
                     Err(e) => match &*e {
                         AppLoadError::LimitReached => {
                             return Ok(AuthorizeOutcome {
@@ -114,7 +123,9 @@ impl Service {
                                 grant: Some(grant),
                             });
                         }
-                        AppLoadError::Storage(e) => return Err(e.clone().into()),
+                        AppLoadError::Storage(e) => {
+                            return Err(self.storage_failed(Arc::new(e.clone())));
+                        }
                     },
                 }
             }
@@ -132,22 +143,35 @@ impl Service {
         })
     }
 
+    /// Where the replica stands before a load: a change applied after it may make the
+    /// loaded value stale. Before the follower starts nothing loaded is kept.
+    fn loaded_at(&self) -> i64 {
+        self.replica.position().unwrap_or(-1)
+    }
+
+    /// A storage failure on the hot path; an outage also opens the replica's breaker.
+    fn storage_failed(&self, e: Arc<StorageError>) -> ServiceError {
+        if matches!(*e, StorageError::Unavailable(_)) {
+            self.replica.note_unreachable();
+        }
+        StorageError::clone(&e).into()
+    }
+
     /// The cold path: one query for the token and, while at it, the application's state.
     async fn load_grant(
         &self,
         digest: &crate::domain::SecretDigest,
         app: &AppName,
         app_is_new: &AtomicBool,
+        loaded_at: i64,
     ) -> Result<CachedGrant, StorageError> {
         let Some(lookup) = self.repo.find_grant(digest, app).await? else {
             return Ok(CachedGrant::Unknown);
         };
         match lookup.app_state {
             Some(state) => {
-                self.cache
-                    .apps
-                    .insert((lookup.grant.token_id, app.as_str().to_owned()), state)
-                    .await
+                let key = (lookup.grant.token_id, app.as_str().to_owned());
+                self.replica.cache.keep_app(key, state, loaded_at).await
             }
             None => app_is_new.store(true, Ordering::Relaxed),
         }
@@ -176,7 +200,7 @@ impl Service {
             .await
         {
             Ok(RecordOutcome::Recorded(state)) => {
-                self.hub.signal();
+                self.replica.wake();
                 Ok(state)
             }
             Ok(RecordOutcome::Existing(state)) => Ok(state),

@@ -1,6 +1,8 @@
 //! The hot path's memory: grants by secret digest (with brief negative entries) and
-//! application states by (token, name). Writes on this replica invalidate at once.
-use std::sync::Arc;
+//! application states by (token, name). Entries do not expire by time: they are forgotten
+//! when the change log says their key changed, and are exact as of the replica's position.
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
@@ -8,27 +10,27 @@ use uuid::Uuid;
 
 use crate::domain::{AppState, SecretDigest, TokenGrant};
 
-/// Sizes and lifetimes of the caches.
+/// Sizes of the caches, and how long an unknown secret is remembered as unknown.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
     /// Most tokens (known or unknown secrets) held.
     pub max_tokens: u64,
     /// Most (token, application) states held.
     pub max_apps: u64,
-    /// How long a known token or an application state may be served from memory. Local
-    /// writes invalidate at once; this bounds how long a change made elsewhere can go unseen.
-    pub ttl: Duration,
-    /// How long an unknown secret is remembered as unknown, so guesses cannot hammer the database.
+    /// How long an unknown secret is remembered as unknown, so guesses cannot hammer the
+    /// database. (A new token's secret is random: no creation can make a cached guess stale.)
     pub negative_ttl: Duration,
 }
+
+pub const DEFAULT_MAX_TOKENS: u64 = 100_000;
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(2);
 
 impl Default for CacheSettings {
     fn default() -> Self {
         CacheSettings {
-            max_tokens: 100_000,
-            max_apps: 1_000_000,
-            ttl: Duration::from_secs(1),
-            negative_ttl: Duration::from_secs(2),
+            max_tokens: DEFAULT_MAX_TOKENS,
+            max_apps: DEFAULT_MAX_TOKENS * 10,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
         }
     }
 }
@@ -41,7 +43,6 @@ pub(crate) enum CachedGrant {
 }
 
 struct GrantExpiry {
-    ttl: Duration,
     negative_ttl: Duration,
 }
 
@@ -52,19 +53,60 @@ impl moka::Expiry<SecretDigest, CachedGrant> for GrantExpiry {
         value: &CachedGrant,
         _: Instant,
     ) -> Option<Duration> {
-        Some(match value {
-            CachedGrant::Known(_) => self.ttl,
-            CachedGrant::Unknown => self.negative_ttl,
-        })
+        match value {
+            CachedGrant::Known(_) => None,
+            CachedGrant::Unknown => Some(self.negative_ttl),
+        }
     }
 }
 
 pub(crate) type AppKey = (Uuid, String);
 
+/// What a change makes stale.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum StaleKey {
+    Token(Uuid),
+    Owner(Uuid),
+    App(Uuid, String),
+}
+
+/// How many recent invalidations are remembered for loads that were under way meanwhile.
+const RECENT_CAPACITY: usize = 16_384;
+
+/// The newest position at which each recently changed key was forgotten. A load that began
+/// at position `p` and finds its key forgotten after `p` may hold a value from before the
+/// change, so it is not kept. Past capacity the oldest are dropped and `floor` says how far.
+#[derive(Default)]
+struct Recent {
+    newest: HashMap<StaleKey, i64>,
+    order: VecDeque<(i64, StaleKey)>,
+    floor: i64,
+}
+
+impl Recent {
+    fn note(&mut self, key: StaleKey, position: i64) {
+        self.newest.insert(key.clone(), position);
+        self.order.push_back((position, key));
+        while self.order.len() > RECENT_CAPACITY {
+            if let Some((old, key)) = self.order.pop_front() {
+                self.floor = self.floor.max(old);
+                if self.newest.get(&key) == Some(&old) {
+                    self.newest.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn changed_since(&self, key: &StaleKey, since: i64) -> bool {
+        since < self.floor || self.newest.get(key).is_some_and(|&at| at > since)
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct AuthCache {
-    pub grants: Cache<SecretDigest, CachedGrant>,
-    pub apps: Cache<AppKey, AppState>,
+    grants: Cache<SecretDigest, CachedGrant>,
+    apps: Cache<AppKey, AppState>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl AuthCache {
@@ -73,36 +115,93 @@ impl AuthCache {
             grants: Cache::builder()
                 .max_capacity(settings.max_tokens)
                 .expire_after(GrantExpiry {
-                    ttl: settings.ttl,
                     negative_ttl: settings.negative_ttl,
                 })
                 .support_invalidation_closures()
                 .build(),
-            apps: Cache::builder()
-                .max_capacity(settings.max_apps)
-                .time_to_live(settings.ttl)
-                .build(),
+            apps: Cache::builder().max_capacity(settings.max_apps).build(),
+            recent: Arc::default(),
         }
     }
 
-    /// Forgets a token after it changed (retire, update, promote).
-    pub fn forget_token(&self, token_id: Uuid) {
-        self.forget_grants_where(move |g| g.token_id == token_id);
+    pub fn grants(&self) -> &Cache<SecretDigest, CachedGrant> {
+        &self.grants
     }
 
-    /// Forgets a member's user tokens after their role changed or they were removed.
-    pub fn forget_owner(&self, member_id: Uuid) {
-        self.forget_grants_where(move |g| g.owner_id == Some(member_id));
+    pub fn apps(&self) -> &Cache<AppKey, AppState> {
+        &self.apps
     }
 
-    pub async fn forget_app(&self, token_id: Uuid, name: &str) {
-        self.apps.invalidate(&(token_id, name.to_owned())).await;
+    /// After a grant was loaded while the replica stood at `loaded_at`: forgets it again if
+    /// its token or owner changed since, so the next call loads it afresh.
+    pub async fn drop_if_stale_grant(
+        &self,
+        digest: &SecretDigest,
+        grant: &CachedGrant,
+        loaded_at: i64,
+    ) {
+        let CachedGrant::Known(g) = grant else { return };
+        let stale = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.changed_since(&StaleKey::Token(g.token_id), loaded_at)
+                || g.owner_id
+                    .is_some_and(|o| recent.changed_since(&StaleKey::Owner(o), loaded_at))
+        };
+        if stale {
+            self.grants.invalidate(digest).await;
+        }
     }
 
-    /// Forgets everything: after a replica may have missed invalidations.
+    /// After an application state was loaded at `loaded_at`: forgets it again if it changed since.
+    pub async fn drop_if_stale_app(&self, key: &AppKey, loaded_at: i64) {
+        let stale = {
+            let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.changed_since(&StaleKey::App(key.0, key.1.clone()), loaded_at)
+        };
+        if stale {
+            self.apps.invalidate(key).await;
+        }
+    }
+
+    /// Keeps an application state loaded at `loaded_at` (unless it changed since).
+    pub async fn keep_app(&self, key: AppKey, state: AppState, loaded_at: i64) {
+        self.apps.insert(key.clone(), state).await;
+        self.drop_if_stale_app(&key, loaded_at).await;
+    }
+
+    /// Forgets what `key` made stale, as of log position `position`.
+    pub async fn forget(&self, key: StaleKey, position: i64) {
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(key.clone(), position);
+        self.forget_now(key).await;
+    }
+
+    /// Forgets at once what a write on this replica made stale (the log follower will note it
+    /// with its position shortly).
+    pub async fn forget_now(&self, key: StaleKey) {
+        match key {
+            StaleKey::Token(id) => self.forget_grants_where(move |g| g.token_id == id),
+            StaleKey::Owner(id) => self.forget_grants_where(move |g| g.owner_id == Some(id)),
+            StaleKey::App(token, name) => self.apps.invalidate(&(token, name)).await,
+        }
+    }
+
+    /// Forgets one secret's entry (a token was made with it: no stale "unknown" may remain).
+    pub async fn forget_secret(&self, digest: &SecretDigest) {
+        self.grants.invalidate(digest).await;
+    }
+
+    /// Forgets everything: when the replica's position fell behind the retained log.
     pub fn forget_all(&self) {
         self.grants.invalidate_all();
         self.apps.invalidate_all();
+    }
+
+    /// Entries held now (approximate: moka counts lazily), for metrics and benchmarks.
+    pub fn sizes(&self) -> (u64, u64) {
+        (self.grants.entry_count(), self.apps.entry_count())
     }
 
     fn forget_grants_where(&self, matches: impl Fn(&TokenGrant) -> bool + Send + Sync + 'static) {
@@ -111,5 +210,33 @@ impl AuthCache {
             // Only fails if closures were not enabled at build time; stay correct regardless.
             self.grants.invalidate_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_that_straddles_a_change_is_stale_and_one_after_it_is_not() {
+        let mut recent = Recent::default();
+        let token = StaleKey::Token(Uuid::new_v4());
+        recent.note(token.clone(), 10);
+        assert!(recent.changed_since(&token, 9));
+        assert!(!recent.changed_since(&token, 10));
+        assert!(!recent.changed_since(&StaleKey::Owner(Uuid::new_v4()), 0));
+    }
+
+    #[test]
+    fn past_capacity_old_loads_count_as_stale() {
+        let mut recent = Recent::default();
+        for i in 0..(RECENT_CAPACITY as i64 + 10) {
+            recent.note(StaleKey::Token(Uuid::new_v4()), i + 1);
+        }
+        assert!(recent.changed_since(&StaleKey::Owner(Uuid::new_v4()), 5));
+        assert!(!recent.changed_since(
+            &StaleKey::Owner(Uuid::new_v4()),
+            RECENT_CAPACITY as i64 + 10
+        ));
     }
 }

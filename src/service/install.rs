@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
 use crate::storage::Actor;
 
+use super::cache::StaleKey;
 use super::{Service, ServiceError};
 
 /// Where installers are sent.
@@ -88,8 +89,8 @@ impl Service {
         self.repo
             .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
             .await?;
-        self.cache.forget_app(token_id, app.as_str()).await;
-        self.hub.signal();
+        self.changed_here(StaleKey::App(token_id, app.as_str().to_owned()))
+            .await;
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
         let mut command = format!(
             "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"

@@ -2,11 +2,13 @@
 mod accounts;
 mod authorize;
 mod cache;
-mod changes;
+mod compaction;
 mod error;
 mod install;
 mod last_used;
 mod page;
+mod positions;
+mod replica;
 mod tokens;
 mod watch;
 
@@ -14,10 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Metrics;
-use crate::storage::Repository;
-use cache::AuthCache;
-use changes::EventHub;
+use crate::storage::{KEY_LEN, Repository};
 use last_used::LastUsed;
+use replica::Replica;
 
 pub use accounts::{AccountView, Bootstrapped};
 pub use authorize::{AuthorizeOutcome, Credentials};
@@ -25,8 +26,10 @@ pub use cache::CacheSettings;
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
-pub use tokens::{NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
-pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest, decode_cursor, encode_cursor};
+pub use positions::{Purpose, Sealer};
+pub use replica::{DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, Lag};
+pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
+pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
 
 /// Settings of the use cases, from the command line.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub struct ServiceSettings {
     pub max_apps_per_token: Option<u64>,
     pub install: InstallSettings,
     pub cache: CacheSettings,
+    /// How this replica follows the change log.
+    pub follow: FollowSettings,
     /// How often last-used times are written: at most one write per key per interval.
     pub last_used_interval: Duration,
     /// How often an idle watch stream hears a heartbeat.
@@ -43,12 +48,16 @@ pub struct ServiceSettings {
     pub event_retention: Duration,
 }
 
+/// How long a read waits for this replica to catch up with a requested revision.
+const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
+
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
             max_apps_per_token: Some(1000),
             install: InstallSettings::default(),
             cache: CacheSettings::default(),
+            follow: FollowSettings::default(),
             last_used_interval: Duration::from_secs(30),
             watch_heartbeat: watch::DEFAULT_HEARTBEAT,
             event_retention: Duration::from_secs(7 * 24 * 3600),
@@ -56,28 +65,107 @@ impl Default for ServiceSettings {
     }
 }
 
-/// The service: every RPC handler calls one method of this.
+/// The service: every RPC handler calls one method of this. A cheap handle: clones share
+/// the replica (caches, log follower, streams' fanout) and the last-used writer.
 #[derive(Clone)]
 pub struct Service {
     repo: Repository,
-    settings: ServiceSettings,
-    cache: AuthCache,
+    settings: Arc<ServiceSettings>,
+    replica: Arc<Replica>,
+    sealer: Arc<Sealer>,
     last_used: Arc<LastUsed>,
-    hub: Arc<EventHub>,
     metrics: Metrics,
 }
 
+/// The name of the shared key that seals positions.
+const POSITIONS_KEY: &str = "positions";
+
 impl Service {
-    pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
-        let cache = AuthCache::new(&settings.cache);
-        Service {
+    /// The service over `repo`, with the key every replica seals positions with (made on
+    /// first use), standing at the change log's head. `run_replica` follows the log from
+    /// there; without it, memory decides for the maximum staleness only.
+    pub async fn open(repo: Repository, settings: ServiceSettings) -> Result<Self, ServiceError> {
+        let mut fresh = [0u8; KEY_LEN];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+            .map_err(|_| ServiceError::Internal("the system random source failed".into()))?;
+        let key = repo.shared_key(POSITIONS_KEY, fresh).await?;
+        let replica = Replica::new(&settings.cache, settings.follow.clone());
+        replica.start_at_head(&repo).await?;
+        Ok(Service {
             repo,
-            settings,
-            cache,
+            settings: Arc::new(settings),
+            replica: Arc::new(replica),
+            sealer: Arc::new(Sealer::new(&key.0)),
             last_used: Arc::default(),
-            hub: Arc::default(),
             metrics: Metrics::new(),
+        })
+    }
+
+    /// Follows the change log (and, on PostgreSQL, listens for other replicas' appends)
+    /// until `stop`. Decisions fail closed until the log has been read once.
+    pub async fn run_replica(self, stop: impl std::future::Future<Output = ()>) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let follower = tokio::spawn(
+            self.replica
+                .clone()
+                .run_follower(self.repo.clone(), stopped()),
+        );
+        let listener = tokio::spawn(
+            self.replica
+                .clone()
+                .run_listener(self.repo.clone(), stopped()),
+        );
+        stop.await;
+        let _ = stop_tx.send(true);
+        let _ = follower.await;
+        let _ = listener.await;
+    }
+
+    /// Ends every watch stream; the server calls this when shutdown begins.
+    pub fn begin_shutdown(&self) {
+        self.replica.begin_shutdown();
+    }
+
+    /// How far this replica has followed the change log.
+    pub fn lag(&self) -> Lag {
+        self.replica.lag()
+    }
+
+    /// Cached tokens and application states held now (approximate).
+    pub fn cache_sizes(&self) -> (u64, u64) {
+        self.replica.cache.sizes()
+    }
+
+    /// Waits (bounded) until this replica has applied the revision a mutation answered with.
+    pub async fn at_least(&self, revision: Option<&str>) -> Result<(), ServiceError> {
+        let Some(revision) = revision.filter(|r| !r.is_empty()) else {
+            return Ok(());
+        };
+        let position = self
+            .sealer
+            .open(Purpose::Revision, None, revision)
+            .ok_or_else(|| {
+                ServiceError::invalid("min_revision", "is not a revision this service issued")
+            })?;
+        self.replica.wait_for(position, MAX_REVISION_WAIT).await
+    }
+
+    /// The revision to answer a mutation with: this replica's position once it has applied
+    /// the write (the follower is woken at once; bounded wait).
+    pub(crate) async fn revision_after_write(&self) -> String {
+        self.replica.wake();
+        let head = self.repo.log_head().await.ok();
+        if let Some(head) = head {
+            let _ = self.replica.wait_for(head, MAX_REVISION_WAIT).await;
         }
+        let position = head.or(self.replica.position()).unwrap_or(0);
+        self.sealer.seal(Purpose::Revision, None, position)
     }
 
     /// Writes gathered last-used times now (the server calls this every interval and on shutdown).
@@ -104,9 +192,16 @@ impl Service {
         }
     }
 
+    /// After a write on this replica: forgets what it made stale at once, and wakes the log
+    /// follower so streams and the revision see it without waiting for a poll.
+    pub(crate) async fn changed_here(&self, key: cache::StaleKey) {
+        self.replica.cache.forget_now(key).await;
+        self.replica.wake();
+    }
+
     /// Forgets every cached grant and application state.
     pub fn forget_cached(&self) {
-        self.cache.forget_all();
+        self.replica.cache.forget_all();
     }
 
     pub fn repository(&self) -> &Repository {

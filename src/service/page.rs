@@ -1,17 +1,19 @@
-//! Pagination: page sizes and opaque page tokens over a table's increasing sequence.
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+//! Pagination: page sizes, and page tokens sealed over a table's increasing sequence, bound
+//! to the listing and the caller's account (see `positions`).
+use uuid::Uuid;
 
-use super::ServiceError;
+use super::positions::{Purpose, Sealer};
+use super::{Service, ServiceError};
 
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 1000;
 
-/// A validated page request: how many, and after which position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page request as received: its size validated; its token opened by the service, which
+/// knows the caller's account.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
     pub size: u64,
-    pub after: Option<i64>,
+    pub token: Option<String>,
 }
 
 /// One page of results and the token for the next, empty on the last page.
@@ -31,12 +33,25 @@ impl PageRequest {
             0 => DEFAULT_PAGE_SIZE,
             n => n.min(MAX_PAGE_SIZE),
         };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            Some(decode(page_token)?)
-        };
-        Ok(PageRequest { size, after })
+        let token = Some(page_token.to_owned()).filter(|t| !t.is_empty());
+        Ok(PageRequest { size, token })
+    }
+}
+
+/// A page request opened for one listing of one account.
+pub(crate) struct Pager<'a> {
+    sealer: &'a Sealer,
+    purpose: Purpose,
+    account: Uuid,
+    size: u64,
+    /// Rows after this position.
+    pub after: Option<i64>,
+}
+
+impl Pager<'_> {
+    /// How many rows to fetch: one more than the page, to learn whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.size + 1
     }
 
     /// Builds the page from up to `size + 1` rows fetched in order.
@@ -44,7 +59,7 @@ impl PageRequest {
         let more = rows.len() as u64 > self.size;
         rows.truncate(self.size as usize);
         let next_page_token = match rows.last() {
-            Some((seq, _)) if more => encode(*seq),
+            Some((seq, _)) if more => self.sealer.seal(self.purpose, Some(self.account), *seq),
             _ => String::new(),
         };
         Page {
@@ -52,26 +67,36 @@ impl PageRequest {
             next_page_token,
         }
     }
-
-    /// How many rows to fetch: one more than the page, to learn whether another follows.
-    pub fn fetch(&self) -> u64 {
-        self.size + 1
-    }
 }
 
-fn encode(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("p1:{seq}"))
-}
-
-fn decode(token: &str) -> Result<i64, ServiceError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("p1:")?.parse().ok())
-        .ok_or_else(|| {
-            ServiceError::invalid("page_token", "is not a page token this service issued")
+impl Service {
+    /// Opens a page request for `purpose` in `account`: a token issued for another listing
+    /// or another account is refused.
+    pub(crate) fn pager(
+        &self,
+        request: &PageRequest,
+        purpose: Purpose,
+        account: Uuid,
+    ) -> Result<Pager<'_>, ServiceError> {
+        let after = match &request.token {
+            None => None,
+            Some(token) => Some(self.sealer.open(purpose, Some(account), token).ok_or_else(
+                || {
+                    ServiceError::invalid(
+                        "page_token",
+                        "is not a page token this service issued for this listing",
+                    )
+                },
+            )?),
+        };
+        Ok(Pager {
+            sealer: &self.sealer,
+            purpose,
+            account,
+            size: request.size,
+            after,
         })
+    }
 }
 
 #[cfg(test)]
@@ -79,20 +104,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip_and_pages_end() {
-        let req = PageRequest::parse(2, "").unwrap();
-        let page = req.page(vec![(1, 'a'), (5, 'b'), (9, 'c')]);
+    fn pages_end_and_tokens_round_trip() {
+        let sealer = Sealer::random();
+        let account = Uuid::new_v4();
+        let pager = Pager {
+            sealer: &sealer,
+            purpose: Purpose::TokensPage,
+            account,
+            size: 2,
+            after: None,
+        };
+        let page = pager.page(vec![(1, 'a'), (5, 'b'), (9, 'c')]);
         assert_eq!(page.items, vec!['a', 'b']);
-        let next = PageRequest::parse(2, &page.next_page_token).unwrap();
-        assert_eq!(next.after, Some(5));
-        assert!(next.page(vec![(9, 'c')]).next_page_token.is_empty());
+        let next = sealer.open(Purpose::TokensPage, Some(account), &page.next_page_token);
+        assert_eq!(next, Some(5));
+        assert!(pager.page(vec![(9, 'c')]).next_page_token.is_empty());
     }
 
     #[test]
-    fn bad_input_is_invalid_argument() {
+    fn bad_sizes_are_invalid_argument() {
         assert!(PageRequest::parse(-1, "").is_err());
-        assert!(PageRequest::parse(0, "garbage!").is_err());
         assert_eq!(PageRequest::parse(0, "").unwrap().size, DEFAULT_PAGE_SIZE);
         assert_eq!(PageRequest::parse(5000, "").unwrap().size, MAX_PAGE_SIZE);
+        assert_eq!(
+            PageRequest::parse(0, "x").unwrap().token.as_deref(),
+            Some("x")
+        );
     }
 }

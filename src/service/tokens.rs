@@ -10,6 +10,8 @@ use crate::domain::{
 };
 use crate::storage::{Actor, AuditRecord, NewToken, TokenFilter};
 
+use super::cache::StaleKey;
+use super::positions::Purpose;
 use super::{Page, PageRequest, Service, ServiceError};
 
 /// What CreateToken asks for, validated.
@@ -75,7 +77,8 @@ impl Service {
         let (new, secret) = NewToken::mint(draft, Utc::now());
         self.repo.create_token(&new, Actor::of(caller)).await?;
         // A guess of this very secret may be remembered as unknown.
-        self.cache.grants.invalidate(&new.digest).await;
+        self.replica.cache.forget_secret(&new.digest).await;
+        self.replica.wake();
         Ok((self.view(new.token).await?, secret))
     }
 
@@ -104,6 +107,7 @@ impl Service {
                 }
             }
         };
+        let pager = self.pager(&page, Purpose::TokensPage, caller.account_id)?;
         let filter = TokenFilter {
             account_id: caller.account_id,
             visible_to_member,
@@ -113,14 +117,14 @@ impl Service {
         };
         let rows = self
             .repo
-            .list_tokens(&filter, page.after, page.fetch())
+            .list_tokens(&filter, pager.after, pager.fetch())
             .await?;
         let roles = self.repo.current_roles(caller.account_id).await?;
         let rows = rows
             .into_iter()
             .map(|(seq, token)| (seq, view_with(&roles, token)))
             .collect();
-        Ok(page.page(rows))
+        Ok(pager.page(rows))
     }
 
     pub async fn update_token(
@@ -226,12 +230,13 @@ impl Service {
         state: Option<AppState>,
         page: PageRequest,
     ) -> Result<Page<Application>, ServiceError> {
+        let pager = self.pager(&page, Purpose::ApplicationsPage, caller.account_id)?;
         self.visible_token(caller, token_id).await?;
         let rows = self
             .repo
-            .list_applications(token_id, state, page.after, page.fetch())
+            .list_applications(token_id, state, pager.after, pager.fetch())
             .await?;
-        Ok(page.page(rows))
+        Ok(pager.page(rows))
     }
 
     pub async fn set_application_state(
@@ -250,8 +255,8 @@ impl Service {
             .repo
             .set_application_state(caller.account_id, token_id, name, state, Actor::of(caller))
             .await?;
-        self.cache.forget_app(token_id, name.as_str()).await;
-        self.hub.signal();
+        self.changed_here(StaleKey::App(token_id, name.as_str().to_owned()))
+            .await;
         Ok(app)
     }
 
@@ -260,16 +265,23 @@ impl Service {
         caller: &Caller,
         target_id: Option<&str>,
         page: PageRequest,
-    ) -> Result<Page<AuditRecord>, ServiceError> {
+    ) -> Result<Page<AuditView>, ServiceError> {
         if !caller.is_admin() {
             return Err(PolicyDenial::AdminRequired.into());
         }
+        let pager = self.pager(&page, Purpose::AuditPage, caller.account_id)?;
         let rows = self
             .repo
-            .list_audit(caller.account_id, target_id, page.after, page.fetch())
+            .list_audit(caller.account_id, target_id, pager.after, pager.fetch())
             .await?;
-        let rows = rows.into_iter().map(|r| (r.seq, r)).collect();
-        Ok(page.page(rows))
+        let rows = rows
+            .into_iter()
+            .map(|record| {
+                let id = self.sealer.opaque_id(record.account_id, record.seq);
+                (record.seq, AuditView { id, record })
+            })
+            .collect();
+        Ok(pager.page(rows))
     }
 
     /// The token if the caller may see it; NOT_FOUND otherwise, whether or not it exists.
@@ -304,12 +316,19 @@ impl Service {
     ) -> Result<TokenView, ServiceError> {
         match changed {
             Some((_, after)) => {
-                self.cache.forget_token(id);
+                self.changed_here(StaleKey::Token(id)).await;
                 self.view(after).await
             }
             None => Err(ServiceError::not_found("token", id)),
         }
     }
+}
+
+/// An audit entry as callers see it: its id is opaque, not the server-wide sequence.
+#[derive(Debug, Clone)]
+pub struct AuditView {
+    pub id: String,
+    pub record: AuditRecord,
 }
 
 fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token) -> TokenView {

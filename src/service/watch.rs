@@ -1,10 +1,10 @@
 //! WatchApplications: a snapshot of the matching applications, then every later change,
-//! each with a cursor to resume after. Live events come from the replica's event hub;
-//! a stream that starts from a cursor or falls behind reads the log instead.
+//! each with a sealed cursor to resume after. Live changes come from the replica's log
+//! follower; a stream that starts from a cursor or falls behind reads the log instead.
+//! Every change that could affect the caller judges the stream again: it ends with the
+//! status a new call would get, or goes on seeing only what the caller may see now.
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -12,21 +12,23 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller, TokenType};
-use crate::storage::StoredEvent;
+use crate::domain::{AppName, AppState, Application, Caller};
+use crate::storage::{AppChangeKind, Change, LoggedChange};
 
-use super::{Service, ServiceError};
+use super::cache::StaleKey;
+use super::positions::Purpose;
+use super::{Credentials, Service, ServiceError};
 
 /// Messages buffered per stream; a consumer slower than this makes its stream wait (reading
 /// the log later), never the writers or other streams.
 const STREAM_BUFFER: usize = 64;
 const CATCH_UP_BATCH: u64 = 256;
 
-/// What a watcher asks for, validated.
+/// What a watcher asks for, validated except for the cursor, which only the service can open.
 #[derive(Debug, Clone)]
 pub struct WatchRequest {
-    /// Resume after this position; `None` starts with a snapshot.
-    pub cursor: Option<i64>,
+    /// Resume after this sealed position; `None` starts with a snapshot.
+    pub cursor: Option<String>,
     /// Only these states; empty means Pending only.
     pub states: Vec<AppState>,
     pub token_id: Option<Uuid>,
@@ -57,46 +59,68 @@ pub struct WatchItem {
     pub cursor: String,
 }
 
-pub fn encode_cursor(seq: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("c1:{seq}"))
-}
-
-pub fn decode_cursor(cursor: &str) -> Result<i64, String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix("c1:")?.parse().ok())
-        .filter(|seq: &i64| *seq >= 0)
-        .ok_or_else(|| "is not a cursor this service issued".to_owned())
-}
-
-fn expired(cursor: i64, horizon: i64) -> ServiceError {
+fn expired() -> ServiceError {
     ServiceError::OutOfRange {
         reason: "CURSOR_EXPIRED",
-        message: format!(
-            "the cursor points at position {cursor}, but events up to {horizon} were compacted away; \
-             watch again without a cursor to re-list"
-        ),
+        message: "the changes after this cursor were compacted away; watch again without a cursor to re-list".into(),
     }
 }
 
-/// What one stream filters by.
-struct Filter {
+/// One stream: who watches (judged again as changes come), what it filters by, where it is.
+struct Watcher {
+    credentials: Credentials,
     caller: Caller,
     states: Vec<AppState>,
     token_id: Option<Uuid>,
 }
 
-impl Filter {
-    fn visible(&self, account_id: Uuid, token_type: TokenType, owner_id: Option<Uuid>) -> bool {
-        self.caller.can_see_token(account_id, token_type, owner_id)
+impl Watcher {
+    /// Whether a change could alter what this caller may do or see.
+    fn concerns_caller(&self, change: &LoggedChange) -> bool {
+        if change.account_id != self.caller.account_id {
+            return false;
+        }
+        match &change.change {
+            Change::Token { token_id, .. } => {
+                *token_id == self.caller.token_id || Some(*token_id) == self.token_id
+            }
+            Change::Member { member_id, .. } => Some(*member_id) == self.caller.member_id,
+            Change::Application { token_id, name, .. } => {
+                *token_id == self.caller.token_id && *name == self.credentials.app
+            }
+        }
     }
 
-    fn matches(&self, event: &StoredEvent) -> bool {
-        self.states.contains(&event.state)
-            && self.token_id.is_none_or(|t| t == event.token_id)
-            && self.visible(event.account_id, event.token_type, event.owner_id)
+    /// The event this change makes for this caller, if it may see it.
+    fn event(&self, change: &LoggedChange) -> Option<WatchEvent> {
+        let Change::Application {
+            token_id,
+            name,
+            state,
+            kind,
+        } = &change.change
+        else {
+            return None;
+        };
+        let token = change.token?;
+        let visible = self.states.contains(state)
+            && self.token_id.is_none_or(|t| t == *token_id)
+            && self
+                .caller
+                .can_see_token(change.account_id, token.token_type, token.owner_id);
+        if !visible {
+            return None;
+        }
+        let app = AppChange {
+            token_id: *token_id,
+            name: name.clone(),
+            state: *state,
+            at: change.at,
+        };
+        Some(match kind {
+            AppChangeKind::Recorded => WatchEvent::Recorded(app),
+            AppChangeKind::StateChanged => WatchEvent::StateChanged(app),
+        })
     }
 }
 
@@ -104,49 +128,47 @@ impl Filter {
 /// snapshot), so slots must be small for thousands of idle streams to stay cheap.
 type Queued = Box<Result<WatchItem, ServiceError>>;
 
-/// The client went away: the stream ends quietly.
-struct Gone;
-
-struct Stream {
-    tx: mpsc::Sender<Queued>,
-    last_sent: Instant,
+/// Why a stream stops feeding: the client went away (quietly), or an error to send.
+enum Stop {
+    Gone,
+    Error(ServiceError),
 }
 
-impl Stream {
-    async fn send(&mut self, event: WatchEvent, cursor: i64) -> Result<(), Gone> {
-        self.last_sent = Instant::now();
-        let item = WatchItem {
-            event,
-            cursor: encode_cursor(cursor),
-        };
-        self.tx.send(Box::new(Ok(item))).await.map_err(|_| Gone)
+impl From<ServiceError> for Stop {
+    fn from(e: ServiceError) -> Self {
+        Stop::Error(e)
     }
+}
+
+struct Outbox {
+    tx: mpsc::Sender<Queued>,
+    last_sent: Instant,
 }
 
 impl Service {
     pub async fn watch_applications(
         &self,
-        caller: Caller,
+        credentials: Credentials,
         request: WatchRequest,
     ) -> Result<
         impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
         ServiceError,
     > {
+        let caller = self.authenticate(&credentials).await?;
         if let Some(token) = request.token_id {
             self.visible_token(&caller, token).await?;
         }
-        if let Some(cursor) = request.cursor {
-            let horizon = self.repo.compacted_through().await?;
-            if cursor < horizon {
-                return Err(expired(cursor, horizon));
-            }
-        }
+        let cursor = match &request.cursor {
+            Some(sealed) => Some(self.open_cursor(&caller, sealed).await?),
+            None => None,
+        };
         let states = if request.states.is_empty() {
             vec![AppState::Pending]
         } else {
             request.states
         };
-        let filter = Filter {
+        let mut watcher = Watcher {
+            credentials,
             caller,
             states,
             token_id: request.token_id,
@@ -157,134 +179,202 @@ impl Service {
             // Counted open while this task feeds the stream (it ends when the client goes).
             let _open = service.metrics().watch_stream_opened();
             let errors = tx.clone();
-            let mut stream = Stream {
+            let mut out = Outbox {
                 tx,
                 last_sent: Instant::now(),
             };
-            if let Ok(Err(e)) = service.stream(&filter, request.cursor, &mut stream).await {
+            if let Err(Stop::Error(e)) = service.stream(&mut watcher, cursor, &mut out).await {
                 let _ = errors.send(Box::new(Err(e))).await;
             }
         });
         Ok(ReceiverStream::new(rx).map(|queued| *queued))
     }
 
+    /// The position a cursor sealed for this caller's account stands for, if it is still in
+    /// the retained log and not past its head.
+    async fn open_cursor(&self, caller: &Caller, sealed: &str) -> Result<i64, ServiceError> {
+        let position = self
+            .sealer
+            .open(Purpose::WatchCursor, Some(caller.account_id), sealed)
+            .ok_or_else(|| {
+                ServiceError::invalid(
+                    "cursor",
+                    "is not a cursor this service issued to this account",
+                )
+            })?;
+        if position < self.repo.compacted_through().await? {
+            return Err(expired());
+        }
+        if position > self.repo.log_head().await? {
+            return Err(ServiceError::invalid(
+                "cursor",
+                "points past the end of the log (was the database restored from a backup?); watch again without a cursor",
+            ));
+        }
+        Ok(position)
+    }
+
+    async fn send(
+        &self,
+        watcher: &Watcher,
+        out: &mut Outbox,
+        event: WatchEvent,
+        position: i64,
+    ) -> Result<(), Stop> {
+        out.last_sent = Instant::now();
+        let item = WatchItem {
+            event,
+            cursor: self.sealer.seal(
+                Purpose::WatchCursor,
+                Some(watcher.caller.account_id),
+                position,
+            ),
+        };
+        out.tx
+            .send(Box::new(Ok(item)))
+            .await
+            .map_err(|_| Stop::Gone)
+    }
+
+    /// Judges the stream's caller again after a change that concerns it: its credentials
+    /// decide as a new call's would, and a watched token must still be visible to it.
+    async fn judge_again(&self, watcher: &mut Watcher, change: &LoggedChange) -> Result<(), Stop> {
+        // The follower forgot this key before fanning the change out; a stream catching up
+        // from the log may be ahead of it, so forget it here too.
+        let key = match &change.change {
+            Change::Token { token_id, .. } => StaleKey::Token(*token_id),
+            Change::Member { member_id, .. } => StaleKey::Owner(*member_id),
+            Change::Application { token_id, name, .. } => {
+                StaleKey::App(*token_id, name.as_str().to_owned())
+            }
+        };
+        self.replica.cache.forget_now(key).await;
+        watcher.caller = self.authenticate(&watcher.credentials).await?;
+        if let Some(token) = watcher.token_id {
+            self.visible_token(&watcher.caller, token).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies one change to a stream: judges it again if needed, then sends what it may see.
+    async fn handle(
+        &self,
+        watcher: &mut Watcher,
+        out: &mut Outbox,
+        change: &LoggedChange,
+    ) -> Result<(), Stop> {
+        if watcher.concerns_caller(change) {
+            self.judge_again(watcher, change).await?;
+        }
+        if let Some(event) = watcher.event(change) {
+            self.send(watcher, out, event, change.seq).await?;
+        }
+        Ok(())
+    }
+
     async fn stream(
         &self,
-        filter: &Filter,
+        watcher: &mut Watcher,
         cursor: Option<i64>,
-        out: &mut Stream,
-    ) -> Result<Result<(), ServiceError>, Gone> {
-        let mut fanout = self.hub.fanout.subscribe();
-        let mut shutdown = self.hub.shutdown.subscribe();
+        out: &mut Outbox,
+    ) -> Result<(), Stop> {
+        let mut fanout = self.replica.subscribe();
+        let mut shutdown = self.replica.shutdown_signal();
         let heartbeat = self.settings.watch_heartbeat;
-        // A hub that starts after this stream read the log would skip what was appended in
-        // between: neither the log read nor the fanout would carry it. Waiting for the hub to
-        // know its starting point first closes that gap (the hub retries while the database
-        // is unreachable; this stream waits with it).
-        let mut hub_head = self.hub.head.subscribe();
+        // A follower that starts after this stream read the log would skip what was appended
+        // in between: neither the log read nor the fanout would carry it. Waiting for the
+        // follower to know its starting point first closes that gap (it retries while the
+        // database is unreachable; this stream waits with it).
+        let mut applied = self.replica.applied();
         tokio::select! {
-            _ = hub_head.wait_for(Option::is_some) => {}
-            _ = shutdown.wait_for(|stopping| *stopping) => return Ok(Err(shutting_down())),
-            () = out.tx.closed() => return Err(Gone),
+            _ = applied.wait_for(Option::is_some) => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => return Err(shutting_down().into()),
+            () = out.tx.closed() => return Err(Stop::Gone),
         }
-        let mut cursor = match cursor {
+        let mut position = match cursor {
             Some(cursor) => cursor,
-            None => match self.send_snapshot(filter, out).await? {
-                Ok(head) => head,
-                Err(e) => return Ok(Err(e)),
-            },
+            None => self.send_snapshot(watcher, out).await?,
         };
-        if let Err(e) = self.catch_up(filter, &mut cursor, out).await? {
-            return Ok(Err(e));
-        }
+        self.catch_up(watcher, &mut position, out).await?;
         if *shutdown.borrow_and_update() {
-            return Ok(Err(shutting_down()));
+            return Err(shutting_down().into());
         }
         loop {
             tokio::select! {
                 received = fanout.recv() => match received {
-                    Ok(event) if event.seq > cursor => {
-                        cursor = event.seq;
-                        if filter.matches(&event) {
-                            out.send(event_from(&event), cursor).await?;
-                        }
+                    Ok(change) if change.seq > position => {
+                        position = change.seq;
+                        self.handle(watcher, out, &change).await?;
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Too far behind for the hub's buffer: read the log from where we are.
+                        // Too far behind for the fanout's buffer: read the log from where we are.
                         fanout = fanout.resubscribe();
-                        if let Err(e) = self.catch_up(filter, &mut cursor, out).await? {
-                            return Ok(Err(e));
-                        }
+                        self.catch_up(watcher, &mut position, out).await?;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return Ok(Err(shutting_down())),
+                    Err(broadcast::error::RecvError::Closed) => return Err(shutting_down().into()),
                 },
                 () = tokio::time::sleep_until(out.last_sent + heartbeat) => {
-                    out.send(WatchEvent::Heartbeat, cursor).await?;
+                    self.send(watcher, out, WatchEvent::Heartbeat, position).await?;
                 }
                 // The flag only ever turns on.
-                _ = shutdown.changed() => return Ok(Err(shutting_down())),
-                () = out.tx.closed() => return Err(Gone),
+                _ = shutdown.changed() => return Err(shutting_down().into()),
+                () = out.tx.closed() => return Err(Stop::Gone),
             }
         }
     }
 
     /// Sends the matching applications now; returns the log position they reflect.
-    async fn send_snapshot(
-        &self,
-        filter: &Filter,
-        out: &mut Stream,
-    ) -> Result<Result<i64, ServiceError>, Gone> {
-        let (head, items) = match self
+    async fn send_snapshot(&self, watcher: &Watcher, out: &mut Outbox) -> Result<i64, Stop> {
+        let (head, items) = self
             .repo
-            .snapshot(filter.caller.account_id, &filter.states, filter.token_id)
+            .snapshot(watcher.caller.account_id, &watcher.states, watcher.token_id)
             .await
-        {
-            Ok(snapshot) => snapshot,
-            Err(e) => return Ok(Err(e.into())),
-        };
+            .map_err(ServiceError::from)?;
         for item in items {
-            if filter.visible(filter.caller.account_id, item.token_type, item.owner_id) {
-                out.send(WatchEvent::Snapshot(item.application), head)
+            if watcher.caller.can_see_token(
+                watcher.caller.account_id,
+                item.token_type,
+                item.owner_id,
+            ) {
+                self.send(watcher, out, WatchEvent::Snapshot(item.application), head)
                     .await?;
             }
         }
-        out.send(WatchEvent::SnapshotEnd, head).await?;
-        Ok(Ok(head))
+        self.send(watcher, out, WatchEvent::SnapshotEnd, head)
+            .await?;
+        Ok(head)
     }
 
-    /// Reads the log after `cursor` until the end, sending what matches.
+    /// Reads the log after `position` until the end, handling each change of the account.
     async fn catch_up(
         &self,
-        filter: &Filter,
-        cursor: &mut i64,
-        out: &mut Stream,
-    ) -> Result<Result<(), ServiceError>, Gone> {
-        let horizon = match self.repo.compacted_through().await {
-            Ok(horizon) => horizon,
-            Err(e) => return Ok(Err(e.into())),
-        };
-        if *cursor < horizon {
-            return Ok(Err(expired(*cursor, horizon)));
+        watcher: &mut Watcher,
+        position: &mut i64,
+        out: &mut Outbox,
+    ) -> Result<(), Stop> {
+        if *position
+            < self
+                .repo
+                .compacted_through()
+                .await
+                .map_err(ServiceError::from)?
+        {
+            return Err(expired().into());
         }
         loop {
-            let batch = match self
+            let batch = self
                 .repo
-                .events_after(Some(filter.caller.account_id), *cursor, CATCH_UP_BATCH)
+                .changes_after(Some(watcher.caller.account_id), *position, CATCH_UP_BATCH)
                 .await
-            {
-                Ok(batch) => batch,
-                Err(e) => return Ok(Err(e.into())),
-            };
+                .map_err(ServiceError::from)?;
             let full = batch.len() as u64 == CATCH_UP_BATCH;
-            for event in batch {
-                *cursor = event.seq;
-                if filter.matches(&event) {
-                    out.send(event_from(&event), *cursor).await?;
-                }
+            for change in batch {
+                *position = change.seq;
+                self.handle(watcher, out, &change).await?;
             }
             if !full {
-                return Ok(Ok(()));
+                return Ok(());
             }
         }
     }
@@ -296,31 +386,5 @@ fn shutting_down() -> ServiceError {
     )
 }
 
-fn event_from(event: &StoredEvent) -> WatchEvent {
-    let change = AppChange {
-        token_id: event.token_id,
-        name: event.app_name.clone(),
-        state: event.state,
-        at: event.at,
-    };
-    if event.recorded {
-        WatchEvent::Recorded(change)
-    } else {
-        WatchEvent::StateChanged(change)
-    }
-}
-
 /// How often an idle stream hears a heartbeat, by default.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Ok(42));
-        assert!(decode_cursor("nope").is_err());
-        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode("c1:-5")).is_err());
-    }
-}

@@ -9,9 +9,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, Actor, member_json};
+use super::change_log::{self, Change};
 use super::convert::{self, micros};
 use super::entities::{accounts, members};
-use super::notify::{Change, publish};
 use super::tokens::{NewToken, insert_token};
 use super::{Repository, StorageError};
 use crate::domain::{Account, Member, Privilege};
@@ -207,7 +207,11 @@ impl Repository {
             now,
         )
         .await?;
-        publish(&tx, &Change::Owner(id)).await?;
+        let logged = Change::Member {
+            member_id: id,
+            removed: change == MemberChange::Remove,
+        };
+        change_log::append(&tx, account_id, &logged, now).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(Some(after))
     }

@@ -9,10 +9,10 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, Actor, application_json};
+use super::change_log::AppChangeKind;
 use super::convert::{self, micros};
 use super::entities::{applications, members, tokens};
-use super::events::{EVENT_RECORDED, EVENT_STATE_CHANGED, write_event};
-use super::notify::{Change, publish};
+use super::events::write_app_change;
 use super::{Repository, StorageError};
 use crate::domain::{
     AppName, AppState, Application, OwnerStatus, SecretDigest, TokenGrant, TokenType,
@@ -182,12 +182,12 @@ impl Repository {
                 .map(RecordOutcome::Existing)
                 .ok_or(StorageError::Conflict);
         }
-        write_event(
+        write_app_change(
             &tx,
             grant.account_id,
             grant.token_id,
             name,
-            EVENT_RECORDED,
+            AppChangeKind::Recorded,
             state,
             now,
         )
@@ -250,17 +250,16 @@ impl Repository {
                 (None, after)
             }
         };
-        write_event(
+        write_app_change(
             &tx,
             account_id,
             token_id,
             name,
-            EVENT_STATE_CHANGED,
+            AppChangeKind::StateChanged,
             state,
             now,
         )
         .await?;
-        publish(&tx, &Change::App(token_id, name.as_str().to_owned())).await?;
         audit::write(
             &tx,
             account_id,

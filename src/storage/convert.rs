@@ -29,6 +29,10 @@ pub(crate) fn privilege(s: &str) -> Result<Privilege, StorageError> {
     Privilege::parse(s).ok_or_else(|| corrupt("privilege", s))
 }
 
+pub(crate) fn token_type(s: &str) -> Result<TokenType, StorageError> {
+    TokenType::parse(s).ok_or_else(|| corrupt("token type", s))
+}
+
 pub(crate) fn app_state(s: &str) -> Result<AppState, StorageError> {
     AppState::parse(s).ok_or_else(|| corrupt("app state", s))
 }

@@ -2,10 +2,12 @@
 mod accounts;
 mod applications;
 mod audit;
+mod change_log;
 mod convert;
 mod entities;
 mod error;
 mod events;
+mod keys;
 mod last_used;
 mod migrations;
 mod notify;
@@ -22,9 +24,11 @@ use sea_orm_migration::MigratorTrait;
 pub use accounts::MemberChange;
 pub use applications::{GrantLookup, RecordOutcome};
 pub use audit::{Actor, AuditRecord};
+pub use change_log::{AppChangeKind, Change, LoggedChange, TokenChange, TokenOwnership};
 pub use error::StorageError;
-pub use events::{SnapshotItem, StoredEvent};
-pub use notify::{Change, ChangeListener, Heard};
+pub use events::SnapshotItem;
+pub use keys::{KEY_LEN, SharedKey};
+pub use notify::{ChangeListener, Heard};
 pub use tokens::{NewToken, TokenFilter};
 
 /// How to reach the database.

@@ -7,9 +7,9 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::audit::{self, Actor, token_json};
+use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::tokens;
-use super::notify::{Change, publish};
 use super::{Repository, StorageError};
 use crate::domain::{Secret, SecretDigest, Token, TokenDraft, TokenState, TokenType};
 
@@ -68,7 +68,11 @@ pub(crate) async fn insert_token(
     })
     .exec_without_returning(conn)
     .await?;
-    Ok(())
+    let created = Change::Token {
+        token_id: t.id,
+        what: TokenChange::Created,
+    };
+    change_log::append(conn, t.account_id, &created, t.created_at).await
 }
 
 impl Repository {
@@ -202,7 +206,14 @@ impl Repository {
             now,
         )
         .await?;
-        publish(&tx, &Change::Token(id)).await?;
+        let what = if after.retired_at.is_some() && before.retired_at.is_none() {
+            TokenChange::Retired
+        } else if after.promoted_at.is_some() && before.promoted_at.is_none() {
+            TokenChange::Promoted
+        } else {
+            TokenChange::Updated
+        };
+        change_log::append(&tx, account_id, &Change::Token { token_id: id, what }, now).await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(Some((before, after)))
     }

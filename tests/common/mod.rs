@@ -142,7 +142,7 @@ async fn spawn_full(
     let repo = Repository::connect(&db_settings)
         .await
         .expect("connect for bootstrap");
-    let local = Service::new(repo, service.clone());
+    let local = Service::open(repo, service.clone()).await.expect("service");
     let made = local
         .bootstrap(
             "acme",

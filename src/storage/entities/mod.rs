@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod app_events;
 pub mod applications;
 pub mod audit_events;
+pub mod change_log;
 pub mod members;
 pub mod tokens;

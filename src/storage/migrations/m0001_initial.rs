@@ -89,7 +89,7 @@ const TABLES: &[&str] = &[
     "CREATE INDEX audit_events_target ON audit_events (account_id, target_id, seq)",
 ];
 
-fn dialect(sql: &str, backend: DatabaseBackend) -> String {
+pub(super) fn dialect(sql: &str, backend: DatabaseBackend) -> String {
     let (uuid, bytes, pk) = match backend {
         DatabaseBackend::Postgres => (
             "UUID",

@@ -1,0 +1,41 @@
+//! Compaction of the change log: changes older than the retention age are deleted, and
+//! cursors before them answer CURSOR_EXPIRED.
+use std::time::Duration;
+
+use super::{Service, ServiceError};
+
+impl Service {
+    /// Deletes changes older than the retention age, every `every`, until `stop`.
+    pub async fn run_event_compaction(
+        self,
+        every: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut stop => return,
+            }
+            if let Err(e) = self.compact_events().await {
+                tracing::warn!(error = %e, "change log compaction failed; will retry");
+            }
+        }
+    }
+
+    /// Deletes changes older than the retention age now. Returns how many were deleted.
+    pub async fn compact_events(&self) -> Result<u64, ServiceError> {
+        let retention = chrono::Duration::from_std(self.settings.event_retention)
+            .unwrap_or(chrono::Duration::MAX);
+        let before = chrono::Utc::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let deleted = self.repo.compact_events(before).await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "compacted the change log");
+        }
+        Ok(deleted)
+    }
+}

@@ -1,0 +1,329 @@
+//! A replica's machinery: its caches, the follower that applies the change log to them in
+//! order and fans each change out to this replica's watch streams, the LISTEN connection
+//! that wakes the follower, and the staleness and database-reachability it reports.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::storage::{Change, Heard, LoggedChange, Repository};
+
+use super::ServiceError;
+use super::cache::{AuthCache, CacheSettings, StaleKey};
+
+/// How many changes the fanout keeps for streams that are briefly behind; a stream further
+/// behind catches up from the log instead, so memory stays bounded whatever the consumer.
+const FANOUT_CAPACITY: usize = 1024;
+/// Changes read from the log per query.
+const READ_BATCH: u64 = 500;
+/// A log read slower than this counts as the database being unreachable.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub const DEFAULT_LOG_POLL: Duration = Duration::from_millis(250);
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
+
+/// How a replica follows the log.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    /// How often the log is read even when no notification came: a lost NOTIFY costs at most this.
+    pub poll: Duration,
+    /// How long warm decisions are served from memory after the last successful read of the
+    /// log; past it, every decision fails closed (UNAVAILABLE) until the log is read again.
+    pub max_staleness: Duration,
+}
+
+impl Default for FollowSettings {
+    fn default() -> Self {
+        FollowSettings {
+            poll: DEFAULT_LOG_POLL,
+            max_staleness: DEFAULT_MAX_STALENESS,
+        }
+    }
+}
+
+/// How far a replica has followed the log, for health and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The newest change applied; `None` until the follower started.
+    pub position: Option<i64>,
+    /// Time since the log was last read successfully; `None` before the first read.
+    pub since_last_read: Option<Duration>,
+    pub database_reachable: bool,
+}
+
+pub(crate) struct Replica {
+    pub cache: AuthCache,
+    settings: FollowSettings,
+    /// The newest position applied; `None` until the follower read where the log stood.
+    applied: watch::Sender<Option<i64>>,
+    /// Every change, in log order, after its keys were forgotten.
+    fanout: broadcast::Sender<Arc<LoggedChange>>,
+    wake: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    /// When the log was last read, in milliseconds since `epoch`; -1 before the first read.
+    last_read_ms: AtomicI64,
+    epoch: tokio::time::Instant,
+    reachable: AtomicBool,
+}
+
+impl Replica {
+    pub fn new(cache: &CacheSettings, settings: FollowSettings) -> Self {
+        Replica {
+            cache: AuthCache::new(cache),
+            settings,
+            applied: watch::channel(None).0,
+            fanout: broadcast::channel(FANOUT_CAPACITY).0,
+            wake: watch::channel(0).0,
+            shutdown: watch::channel(false).0,
+            last_read_ms: AtomicI64::new(-1),
+            epoch: tokio::time::Instant::now(),
+            reachable: AtomicBool::new(true),
+        }
+    }
+
+    /// Asks the follower to read the log now (after a write on this replica).
+    pub fn wake(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The newest position applied, if the follower has started.
+    pub fn position(&self) -> Option<i64> {
+        *self.applied.borrow()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<LoggedChange>> {
+        self.fanout.subscribe()
+    }
+
+    pub fn applied(&self) -> watch::Receiver<Option<i64>> {
+        self.applied.subscribe()
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Ends every watch stream; the server calls this when shutdown begins.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether memory may still decide: the log was read within the maximum staleness.
+    pub fn check_fresh(&self) -> Result<(), ServiceError> {
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        let max = i64::try_from(self.settings.max_staleness.as_millis()).unwrap_or(i64::MAX);
+        if last >= 0 && self.now_ms().saturating_sub(last) <= max {
+            return Ok(());
+        }
+        Err(ServiceError::Unavailable(
+            "this replica cannot read the change log and its memory is older than the maximum staleness; retry".into(),
+        ))
+    }
+
+    /// Fails fast while the database is known to be unreachable: the follower probes it in
+    /// the background, so a call need not wait for a connect timeout to learn the same.
+    pub fn check_reachable(&self) -> Result<(), ServiceError> {
+        if self.reachable.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err(ServiceError::Unavailable(
+                "the database is unreachable from this replica; retry".into(),
+            ))
+        }
+    }
+
+    /// Notes that a call found the database unreachable; the follower's next read decides again.
+    pub fn note_unreachable(&self) {
+        self.reachable.store(false, Ordering::Relaxed);
+    }
+
+    pub fn lag(&self) -> Lag {
+        let last = self.last_read_ms.load(Ordering::Relaxed);
+        Lag {
+            position: self.position(),
+            since_last_read: (last >= 0).then(|| {
+                Duration::from_millis(
+                    u64::try_from(self.now_ms().saturating_sub(last)).unwrap_or(0),
+                )
+            }),
+            database_reachable: self.reachable.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Waits until this replica has applied `position`, for at most `wait`.
+    pub async fn wait_for(&self, position: i64, wait: Duration) -> Result<(), ServiceError> {
+        let mut applied = self.applied.subscribe();
+        self.wake();
+        match tokio::time::timeout(wait, applied.wait_for(|p| p.is_some_and(|p| p >= position)))
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ServiceError::Unavailable(
+                "this replica has not caught up with the requested revision yet; retry".into(),
+            )),
+        }
+    }
+
+    async fn apply(&self, change: &LoggedChange) {
+        let key = match &change.change {
+            Change::Token { token_id, .. } => StaleKey::Token(*token_id),
+            Change::Member { member_id, .. } => StaleKey::Owner(*member_id),
+            Change::Application { token_id, name, .. } => {
+                StaleKey::App(*token_id, name.as_str().to_owned())
+            }
+        };
+        self.cache.forget(key, change.seq).await;
+    }
+
+    /// Reads the log after `position` until its end, applying and fanning out each change.
+    /// Returns the new position, or `None` if the log could not be read.
+    async fn read_from(&self, repo: &Repository, mut position: i64) -> Option<i64> {
+        loop {
+            let batch = match tokio::time::timeout(
+                READ_TIMEOUT,
+                repo.changes_after(None, position, READ_BATCH),
+            )
+            .await
+            {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot read the change log; serving from memory within the maximum staleness");
+                    self.note_unreachable();
+                    return None;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "reading the change log timed out; serving from memory within the maximum staleness"
+                    );
+                    self.note_unreachable();
+                    return None;
+                }
+            };
+            let full = batch.len() as u64 == READ_BATCH;
+            for change in batch {
+                self.apply(&change).await;
+                position = change.seq;
+                self.applied.send_replace(Some(position));
+                // No receivers is fine: nobody is watching.
+                let _ = self.fanout.send(Arc::new(change));
+            }
+            if !full {
+                self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
+                self.reachable.store(true, Ordering::Relaxed);
+                return Some(position);
+            }
+        }
+    }
+
+    /// Starts at the log's head: what came before is in the database that loads read.
+    pub async fn start_at_head(&self, repo: &Repository) -> Result<(), ServiceError> {
+        let head = repo.log_head().await?;
+        self.applied.send_replace(Some(head));
+        self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.reachable.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Follows the log until `stop`: woken by writes here and notifications from other
+    /// replicas, and polling as a safety net. A replica whose position fell behind the
+    /// retained log cannot know what it missed, and forgets everything.
+    pub async fn run_follower(
+        self: Arc<Self>,
+        repo: Repository,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut wake = self.wake.subscribe();
+        let mut position = loop {
+            if let Some(position) = self.position() {
+                break position;
+            }
+            if let Err(e) = self.start_at_head(&repo).await {
+                tracing::warn!(error = %e, "cannot read the change log's head; retrying");
+                self.note_unreachable();
+                tokio::select! {
+                    () = tokio::time::sleep(self.settings.poll) => {}
+                    () = &mut stop => return,
+                }
+            }
+        };
+        let mut was_cut_off = false;
+        loop {
+            wake.borrow_and_update();
+            if was_cut_off {
+                match repo.compacted_through().await {
+                    Ok(horizon) if position < horizon => {
+                        tracing::warn!(
+                            position,
+                            horizon,
+                            "this replica fell behind the retained change log; forgetting every cached decision"
+                        );
+                        self.cache.forget_all();
+                        position = horizon;
+                    }
+                    _ => {}
+                }
+            }
+            match self.read_from(&repo, position).await {
+                Some(p) => {
+                    position = p;
+                    was_cut_off = false;
+                }
+                None => was_cut_off = true,
+            }
+            tokio::select! {
+                _ = wake.changed() => {}
+                () = tokio::time::sleep(self.settings.poll) => {}
+                () = &mut stop => return,
+            }
+        }
+    }
+
+    /// Listens for other replicas' appends (PostgreSQL) until `stop`, waking the follower.
+    /// After a lost connection the follower reads what it missed from its position.
+    pub async fn run_listener(
+        self: Arc<Self>,
+        repo: Repository,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            let mut listener = match repo.change_listener().await {
+                Ok(Some(listener)) => listener,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for changes; polling meanwhile");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        () = &mut stop => return,
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    heard = listener.next() => match heard {
+                        Ok(Heard::Appended) => self.wake(),
+                        Ok(Heard::Reconnected) => {
+                            tracing::info!("change listener reconnected; the follower reads what it missed");
+                            self.wake();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change listener failed; polling meanwhile");
+                            self.wake();
+                            tokio::select! {
+                                () = tokio::time::sleep(Duration::from_secs(1)) => break,
+                                () = &mut stop => return,
+                            }
+                        }
+                    },
+                    () = &mut stop => return,
+                }
+            }
+        }
+    }
+}

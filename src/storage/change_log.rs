@@ -1,0 +1,268 @@
+//! The change log: appended in the transaction of every change that can alter a decision or
+//! what a caller may see, in commit order; followed by every replica, compacted past retention.
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement,
+};
+use uuid::Uuid;
+
+use super::convert::{self, micros, time};
+use super::entities::{change_log, tokens};
+use super::notify::notify_appended;
+use super::{Repository, StorageError};
+use crate::domain::{AppName, AppState, TokenType};
+
+/// Serialises appends on PostgreSQL so sequence order is commit order: a reader that has
+/// seen change N can never later find a committed change below N. (SQLite has one writer.)
+const LOG_LOCK_KEY: i64 = 0x6170_692d_6576_656e; // "api-even": the key the event log used
+
+/// What happened to a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenChange {
+    Created,
+    Updated,
+    Retired,
+    Promoted,
+}
+
+/// Whether an application's change is its first use or a decision about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppChangeKind {
+    /// First used: recorded under the token's default state.
+    Recorded,
+    /// Its state was set by an owner or an Admin (or pre-allowed).
+    StateChanged,
+}
+
+/// One change, as a writer appends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Token {
+        token_id: Uuid,
+        what: TokenChange,
+    },
+    /// A member's role changed (`removed: false`) or they left the account.
+    Member {
+        member_id: Uuid,
+        removed: bool,
+    },
+    Application {
+        token_id: Uuid,
+        name: AppName,
+        state: AppState,
+        kind: AppChangeKind,
+    },
+}
+
+impl Change {
+    fn kind(&self) -> &'static str {
+        match self {
+            Change::Token { what, .. } => match what {
+                TokenChange::Created => "token.created",
+                TokenChange::Updated => "token.updated",
+                TokenChange::Retired => "token.retired",
+                TokenChange::Promoted => "token.promoted",
+            },
+            Change::Member { removed: false, .. } => "member.changed",
+            Change::Member { removed: true, .. } => "member.removed",
+            Change::Application { kind, .. } => match kind {
+                AppChangeKind::Recorded => "application.recorded",
+                AppChangeKind::StateChanged => "application.state_changed",
+            },
+        }
+    }
+
+    fn parse(row: &change_log::Model) -> Result<Change, StorageError> {
+        let corrupt =
+            || StorageError::Corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
+        let token_id = || row.token_id.ok_or_else(corrupt);
+        let token = |what| {
+            Ok(Change::Token {
+                token_id: token_id()?,
+                what,
+            })
+        };
+        let application = |kind| {
+            let name = row.app_name.as_deref().ok_or_else(corrupt)?;
+            let state = row.state.as_deref().ok_or_else(corrupt)?;
+            Ok(Change::Application {
+                token_id: token_id()?,
+                name: AppName::parse(name).map_err(StorageError::Corrupt)?,
+                state: convert::app_state(state)?,
+                kind,
+            })
+        };
+        let member = |removed| {
+            Ok(Change::Member {
+                member_id: row.member_id.ok_or_else(corrupt)?,
+                removed,
+            })
+        };
+        match row.kind.as_str() {
+            "token.created" => token(TokenChange::Created),
+            "token.updated" => token(TokenChange::Updated),
+            "token.retired" => token(TokenChange::Retired),
+            "token.promoted" => token(TokenChange::Promoted),
+            "member.changed" => member(false),
+            "member.removed" => member(true),
+            "application.recorded" => application(AppChangeKind::Recorded),
+            "application.state_changed" => application(AppChangeKind::StateChanged),
+            _ => Err(corrupt()),
+        }
+    }
+}
+
+/// The token a logged change is about, as it is now: what visibility rules need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwnership {
+    pub token_type: TokenType,
+    pub owner_id: Option<Uuid>,
+}
+
+/// One change as read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedChange {
+    pub seq: i64,
+    pub account_id: Uuid,
+    pub change: Change,
+    /// The changed token's type and owner now; `None` for a member change.
+    pub token: Option<TokenOwnership>,
+    pub at: DateTime<Utc>,
+}
+
+/// Appends a change; call inside the transaction of the change it records. Other replicas
+/// are woken when the transaction commits.
+pub(crate) async fn append(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        conn.execute_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [LOG_LOCK_KEY.into()],
+        ))
+        .await?;
+    }
+    let (token_id, member_id, app_name, state) = match change {
+        Change::Token { token_id, .. } => (Some(*token_id), None, None, None),
+        Change::Member { member_id, .. } => (None, Some(*member_id), None, None),
+        Change::Application {
+            token_id,
+            name,
+            state,
+            ..
+        } => (
+            Some(*token_id),
+            None,
+            Some(name.as_str().to_owned()),
+            Some(state.as_str().to_owned()),
+        ),
+    };
+    change_log::Entity::insert(change_log::ActiveModel {
+        account_id: Set(account_id),
+        kind: Set(change.kind().to_owned()),
+        token_id: Set(token_id),
+        member_id: Set(member_id),
+        app_name: Set(app_name),
+        state: Set(state),
+        created_at: Set(micros(now)),
+        ..Default::default()
+    })
+    .exec_without_returning(conn)
+    .await?;
+    notify_appended(conn).await
+}
+
+impl Repository {
+    /// Changes after `after_seq` (of one account, or of all), oldest first, at most `limit`.
+    pub async fn changes_after(
+        &self,
+        account_id: Option<Uuid>,
+        after_seq: i64,
+        limit: u64,
+    ) -> Result<Vec<LoggedChange>, StorageError> {
+        use change_log::Column as C;
+        let (log, t) = (change_log::Entity, tokens::Entity);
+        let stmt = Query::select()
+            .columns([
+                (log, C::Seq),
+                (log, C::AccountId),
+                (log, C::Kind),
+                (log, C::TokenId),
+                (log, C::MemberId),
+                (log, C::AppName),
+                (log, C::State),
+                (log, C::CreatedAt),
+            ])
+            .expr_as(
+                Expr::col((t, tokens::Column::TokenType)),
+                Alias::new("token_type"),
+            )
+            .expr_as(
+                Expr::col((t, tokens::Column::OwnerId)),
+                Alias::new("owner_id"),
+            )
+            .from(log)
+            .left_join(
+                t,
+                Expr::col((t, tokens::Column::Id)).equals((log, C::TokenId)),
+            )
+            .and_where(Expr::col((log, C::Seq)).gt(after_seq))
+            .and_where_option(account_id.map(|id| Expr::col((log, C::AccountId)).eq(id)))
+            .order_by((log, C::Seq), sea_orm::Order::Asc)
+            .limit(limit)
+            .to_owned();
+        let rows = self.db.query_all(&stmt).await?;
+        rows.into_iter()
+            .map(|row| {
+                let model = change_log::Model {
+                    seq: row.try_get("", "seq")?,
+                    account_id: row.try_get("", "account_id")?,
+                    kind: row.try_get("", "kind")?,
+                    token_id: row.try_get("", "token_id")?,
+                    member_id: row.try_get("", "member_id")?,
+                    app_name: row.try_get("", "app_name")?,
+                    state: row.try_get("", "state")?,
+                    created_at: row.try_get("", "created_at")?,
+                };
+                let token_type: Option<String> = row.try_get("", "token_type")?;
+                let token = token_type
+                    .map(|ty| {
+                        Ok::<_, StorageError>(TokenOwnership {
+                            token_type: convert::token_type(&ty)?,
+                            owner_id: row.try_get("", "owner_id")?,
+                        })
+                    })
+                    .transpose()?;
+                Ok(LoggedChange {
+                    seq: model.seq,
+                    account_id: model.account_id,
+                    change: Change::parse(&model)?,
+                    token,
+                    at: time(model.created_at)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest change's position (0 for an empty log).
+    pub async fn log_head(&self) -> Result<i64, StorageError> {
+        log_head(&self.db).await
+    }
+}
+
+/// The newest change's position, read on `conn` (inside a snapshot's transaction, say).
+pub(crate) async fn log_head(conn: &impl ConnectionTrait) -> Result<i64, StorageError> {
+    let head: Option<i64> = change_log::Entity::find()
+        .select_only()
+        .expr(Expr::col(change_log::Column::Seq).max())
+        .into_tuple()
+        .one(conn)
+        .await?
+        .flatten();
+    Ok(head.unwrap_or(0))
+}
