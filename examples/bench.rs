@@ -327,6 +327,7 @@ async fn measure(args: &Args, binary: &Path, database: &BenchDatabase) -> anyhow
         token: secret,
         app_name: "bench".into(),
         required_privilege: pb::Privilege::ReadOnly.into(),
+        ..Default::default()
     };
     // The first call records the app name; then the token is warm.
     let first = AuthorizeServiceClient::new(channels[0].clone())

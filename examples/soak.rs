@@ -69,6 +69,7 @@ async fn authorize_worker(
                 token,
                 app_name: app,
                 required_privilege: 0,
+                ..Default::default()
             })
             .await
         {

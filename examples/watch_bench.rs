@@ -90,6 +90,7 @@ async fn delivery(name: &str, writer: &Server, reader: &Server, admin: &str, eve
                 token: secret.clone(),
                 app_name: app.clone(),
                 required_privilege: 0,
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -131,6 +132,7 @@ async fn retire_across(writer: &Server, reader: &Server, admin: &str, rounds: us
                         token: secret,
                         app_name: "warm".into(),
                         required_privilege: 0,
+                        ..Default::default()
                     })
                     .await
                     .unwrap()

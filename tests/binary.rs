@@ -143,6 +143,7 @@ async fn no_secret_reaches_the_log_or_the_database() {
                 token: secret.clone(),
                 app_name: app.into(),
                 required_privilege: 0,
+                ..Default::default()
             })
             .await
             .expect("authorize");
@@ -156,6 +157,7 @@ async fn no_secret_reaches_the_log_or_the_database() {
                 token: token.clone(),
                 app_name: "x".into(),
                 required_privilege: 0,
+                ..Default::default()
             })
             .await;
         let _ = tokens

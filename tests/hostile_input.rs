@@ -81,6 +81,7 @@ fn authorize_request(token: &str, app_name: &str) -> pb::AuthorizeRequest {
         token: token.into(),
         app_name: app_name.into(),
         required_privilege: pb::Privilege::ReadOnly.into(),
+        ..Default::default()
     }
 }
 
@@ -477,6 +478,7 @@ async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
                     token: admin.secret.clone(),
                     app_name: "curl".into(),
                     required_privilege: value,
+                    ..Default::default()
                 })
                 .await,
             "required_privilege",

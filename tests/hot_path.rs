@@ -173,6 +173,7 @@ async fn a_thousand_concurrent_first_uses_record_one_row_and_one_event(backend: 
                     token: secret,
                     app_name: "stampede".into(),
                     required_privilege: 0,
+                    ..Default::default()
                 })
                 .await
                 .map(|r| r.into_inner().decision())
@@ -360,6 +361,7 @@ async fn malformed_authorize_requests_are_invalid_argument_with_fields(backend: 
             token: "abc-123".into(),
             app_name: "tab\there".into(),
             required_privilege: 42,
+            ..Default::default()
         })
         .await
         .expect_err("malformed");

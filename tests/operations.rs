@@ -99,6 +99,7 @@ async fn metrics_after_real_calls(backend: Backend) {
             token: "not-a-token".into(),
             app_name: "metrics-test".into(),
             required_privilege: 0,
+            ..Default::default()
         })
         .await
         .expect_err("malformed");
@@ -270,6 +271,7 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
             token: secret.clone(),
             app_name: "x".into(),
             required_privilege: 0,
+            ..Default::default()
         })
         .await
         .expect_err("shed");

@@ -77,6 +77,7 @@ async fn authorize_load(
                     token: secret,
                     app_name: "deployer".into(),
                     required_privilege: 0,
+                    ..Default::default()
                 })
                 .await;
             match (reply.map(|r| r.into_inner().decision()), is_warm) {
@@ -185,6 +186,7 @@ async fn answers_during_the_outage(app: &TestApp, warm: &str) {
             token: warm.into(),
             app_name: "deployer".into(),
             required_privilege: pb::Privilege::Normal.into(),
+            ..Default::default()
         })
         .await;
     match still {
@@ -198,6 +200,7 @@ async fn answers_during_the_outage(app: &TestApp, warm: &str) {
             token: "0badc0de-0000-4000-8000-00000000beef".into(),
             app_name: "x".into(),
             required_privilege: 0,
+            ..Default::default()
         })
         .await
         .expect_err("a cold lookup cannot be decided");

@@ -1,5 +1,5 @@
 //! Two real server processes on one PostgreSQL database: events and retirements cross
-//! replicas through LISTEN/NOTIFY, not through cache expiry.
+//! replicas through the change log (NOTIFY wakes the follower), never through cache expiry.
 mod common;
 
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ async fn authorize(server: &ServerProcess, secret: &str, app: &str) -> pb::Decis
             token: secret.into(),
             app_name: app.into(),
             required_privilege: 0,
+            ..Default::default()
         })
         .await
         .expect("authorize")
@@ -32,8 +33,9 @@ async fn two_replicas_share_events_and_retirements() {
     let dir = tempfile::tempdir().expect("dir");
     let url = database.url.clone();
     let admin = bootstrap(dir.path(), &url, "replica-test");
-    // A minute of cache on both: only LISTEN/NOTIFY can make a change visible across them in time.
-    let flags = ["--database-url", url.as_str(), "--cache-ttl-ms", "60000"];
+    // Cached decisions never expire by time: only the change log can make a change visible
+    // across replicas.
+    let flags = ["--database-url", url.as_str()];
     let a = ServerProcess::start(dir.path(), &flags, "info").await;
     let b = ServerProcess::start(dir.path(), &flags, "info").await;
 

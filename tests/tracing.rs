@@ -105,6 +105,7 @@ async fn authorize_span_continues_the_callers_trace_without_secrets() {
         token: app.admin.secret.clone(),
         app_name: "traced-app".into(),
         required_privilege: pb::Privilege::ReadOnly.into(),
+        ..Default::default()
     });
     request.metadata_mut().insert(
         "traceparent",

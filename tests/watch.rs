@@ -283,6 +283,7 @@ async fn a_slow_consumer_blocks_nobody_and_catches_up(backend: Backend) {
                         token: secret,
                         app_name: name,
                         required_privilege: 0,
+                        ..Default::default()
                     })
                     .await
             }

@@ -1,8 +1,8 @@
 //! AccountService: members and roles.
 use tonic::{Request, Response, Status};
 
+use super::consistency;
 use super::convert::{self, Violations};
-use super::credentials::credentials_from_metadata;
 use super::pb::{self, account_service_server::AccountService};
 use crate::domain::{Caller, UserName};
 use crate::service::{PageRequest, Service};
@@ -17,8 +17,7 @@ impl AccountHandler {
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let credentials = credentials_from_metadata(request.metadata())?;
-        Ok(self.service.authenticate(&credentials).await?)
+        consistency::caller(&self.service, request).await
     }
 }
 
@@ -63,9 +62,13 @@ impl AccountService for AccountHandler {
         let role = v.check("role", convert::required(convert::privilege(req.role)));
         let (user_name, role) = v.finish(|| Some((user_name?, role?)))?;
         let member = self.service.add_member(&caller, user_name, role).await?;
-        Ok(Response::new(pb::AddMemberResponse {
-            member: Some(convert::member_pb(member)),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::AddMemberResponse {
+                member: Some(convert::member_pb(member)),
+            },
+        )
+        .await)
     }
 
     async fn update_member(
@@ -79,9 +82,13 @@ impl AccountService for AccountHandler {
         let role = v.check("role", convert::required(convert::privilege(req.role)));
         let (id, role) = v.finish(|| Some((id?, role?)))?;
         let member = self.service.update_member(&caller, id, role).await?;
-        Ok(Response::new(pb::UpdateMemberResponse {
-            member: Some(convert::member_pb(member)),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::UpdateMemberResponse {
+                member: Some(convert::member_pb(member)),
+            },
+        )
+        .await)
     }
 
     async fn remove_member(
@@ -93,6 +100,6 @@ impl AccountService for AccountHandler {
         let id = v.check("user_id", convert::uuid(&request.get_ref().user_id));
         let id = v.finish(|| id)?;
         self.service.remove_member(&caller, id).await?;
-        Ok(Response::new(pb::RemoveMemberResponse {}))
+        Ok(consistency::with_revision(&self.service, pb::RemoveMemberResponse {}).await)
     }
 }

@@ -55,6 +55,8 @@ impl AuthorizeService for AuthorizeHandler {
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let (secret, app, required) = parse(request.get_ref())?;
+        let min_revision = Some(request.get_ref().min_revision.as_str());
+        self.service.at_least("min_revision", min_revision).await?;
         let outcome = self.service.authorize(&secret, &app, required).await?;
         Ok(Response::new(response(&outcome, &app)))
     }

@@ -2,6 +2,7 @@
 mod accounts;
 mod authorize;
 pub mod codec;
+mod consistency;
 mod convert;
 mod credentials;
 mod ext_authz;
@@ -10,6 +11,7 @@ mod tokens;
 
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
+pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
 pub use credentials::{
     CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
 };

@@ -4,6 +4,7 @@ use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::consistency;
 use super::convert::{self, Violations};
 use super::credentials::credentials_from_metadata;
 use super::pb::{self, token_service_server::TokenService};
@@ -22,8 +23,7 @@ impl TokenHandler {
     }
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let credentials = credentials_from_metadata(request.metadata())?;
-        Ok(self.service.authenticate(&credentials).await?)
+        consistency::caller(&self.service, request).await
     }
 }
 
@@ -108,10 +108,14 @@ impl TokenService for TokenHandler {
         let caller = self.caller(&request).await?;
         let req = parse_create(request.get_ref())?;
         let (view, secret) = self.service.create_token(&caller, req).await?;
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: token_reply(view),
-            secret: secret.expose().to_owned(),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::CreateTokenResponse {
+                token: token_reply(view),
+                secret: secret.expose().to_owned(),
+            },
+        )
+        .await)
     }
 
     async fn get_token(
@@ -158,9 +162,13 @@ impl TokenService for TokenHandler {
         let caller = self.caller(&request).await?;
         let (id, update) = parse_update(request.get_ref())?;
         let view = self.service.update_token(&caller, id, update).await?;
-        Ok(Response::new(pb::UpdateTokenResponse {
-            token: token_reply(view),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::UpdateTokenResponse {
+                token: token_reply(view),
+            },
+        )
+        .await)
     }
 
     async fn retire_token(
@@ -170,9 +178,13 @@ impl TokenService for TokenHandler {
         let caller = self.caller(&request).await?;
         let id = parse_id("id", &request.get_ref().id)?;
         let view = self.service.retire_token(&caller, id).await?;
-        Ok(Response::new(pb::RetireTokenResponse {
-            token: token_reply(view),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::RetireTokenResponse {
+                token: token_reply(view),
+            },
+        )
+        .await)
     }
 
     async fn promote_token(
@@ -182,9 +194,13 @@ impl TokenService for TokenHandler {
         let caller = self.caller(&request).await?;
         let id = parse_id("id", &request.get_ref().id)?;
         let view = self.service.promote_token(&caller, id).await?;
-        Ok(Response::new(pb::PromoteTokenResponse {
-            token: token_reply(view),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::PromoteTokenResponse {
+                token: token_reply(view),
+            },
+        )
+        .await)
     }
 
     async fn list_applications(
@@ -227,9 +243,13 @@ impl TokenService for TokenHandler {
             .service
             .set_application_state(&caller, token_id, &name, state)
             .await?;
-        Ok(Response::new(pb::SetApplicationStateResponse {
-            application: Some(convert::application_pb(app)),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::SetApplicationStateResponse {
+                application: Some(convert::application_pb(app)),
+            },
+        )
+        .await)
     }
 
     async fn get_install_command(
@@ -244,14 +264,18 @@ impl TokenService for TokenHandler {
             .service
             .install_command(&caller, token_id, broker)
             .await?;
-        Ok(Response::new(pb::GetInstallCommandResponse {
-            command: install.command,
-            app_name: install.app_name.as_str().to_owned(),
-            api_url: install.api_url,
-            cosi_url: install.cosi_url,
-            config_json: install.config_json,
-            key_env_var: install.key_env_var.to_owned(),
-        }))
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::GetInstallCommandResponse {
+                command: install.command,
+                app_name: install.app_name.as_str().to_owned(),
+                api_url: install.api_url,
+                cosi_url: install.cosi_url,
+                config_json: install.config_json,
+                key_env_var: install.key_env_var.to_owned(),
+            },
+        )
+        .await)
     }
 
     type WatchApplicationsStream = WatchStream;

@@ -169,13 +169,26 @@ impl AuthCache {
         self.drop_if_stale_app(&key, loaded_at).await;
     }
 
-    /// Forgets what `key` made stale, as of log position `position`.
-    pub async fn forget(&self, key: StaleKey, position: i64) {
+    /// Notes that `key` changed at log position `position`, so loads under way keep nothing.
+    pub fn note(&self, key: StaleKey, position: i64) {
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .note(key.clone(), position);
+            .note(key, position);
+    }
+
+    /// Forgets what `key` made stale, as of log position `position`.
+    pub async fn forget(&self, key: StaleKey, position: i64) {
+        self.note(key.clone(), position);
         self.forget_now(key).await;
+    }
+
+    /// An application's state changed at `position`: a held entry takes the new state.
+    pub async fn changed_app(&self, key: AppKey, state: AppState, position: i64) {
+        self.note(StaleKey::App(key.0, key.1.clone()), position);
+        if self.apps.contains_key(&key) {
+            self.apps.insert(key, state).await;
+        }
     }
 
     /// Forgets at once what a write on this replica made stale (the log follower will note it

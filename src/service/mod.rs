@@ -127,6 +127,13 @@ impl Service {
         let _ = listener.await;
     }
 
+    /// Reads the change log now and applies what it holds (the follower does this on every
+    /// wake and poll), checking it has not fallen behind the retained log. Returns whether
+    /// the log could be read.
+    pub async fn catch_up_now(&self) -> bool {
+        self.replica.catch_up(&self.repo, true).await
+    }
+
     /// Ends every watch stream; the server calls this when shutdown begins.
     pub fn begin_shutdown(&self) {
         self.replica.begin_shutdown();
@@ -143,22 +150,20 @@ impl Service {
     }
 
     /// Waits (bounded) until this replica has applied the revision a mutation answered with.
-    pub async fn at_least(&self, revision: Option<&str>) -> Result<(), ServiceError> {
+    pub async fn at_least(&self, field: &str, revision: Option<&str>) -> Result<(), ServiceError> {
         let Some(revision) = revision.filter(|r| !r.is_empty()) else {
             return Ok(());
         };
         let position = self
             .sealer
             .open(Purpose::Revision, None, revision)
-            .ok_or_else(|| {
-                ServiceError::invalid("min_revision", "is not a revision this service issued")
-            })?;
+            .ok_or_else(|| ServiceError::invalid(field, "is not a revision this service issued"))?;
         self.replica.wait_for(position, MAX_REVISION_WAIT).await
     }
 
     /// The revision to answer a mutation with: this replica's position once it has applied
     /// the write (the follower is woken at once; bounded wait).
-    pub(crate) async fn revision_after_write(&self) -> String {
+    pub async fn revision_after_write(&self) -> String {
         self.replica.wake();
         let head = self.repo.log_head().await.ok();
         if let Some(head) = head {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
-use crate::storage::{Change, Heard, LoggedChange, Repository};
+use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
 
 use super::ServiceError;
 use super::cache::{AuthCache, CacheSettings, StaleKey};
@@ -19,6 +19,8 @@ const FANOUT_CAPACITY: usize = 1024;
 const READ_BATCH: u64 = 500;
 /// A log read slower than this counts as the database being unreachable.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a follower that reads fine still checks it has not fallen behind the retained log.
+const HORIZON_CHECK: Duration = Duration::from_secs(10);
 
 pub const DEFAULT_LOG_POLL: Duration = Duration::from_millis(250);
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
@@ -65,6 +67,8 @@ pub(crate) struct Replica {
     last_read_ms: AtomicI64,
     epoch: tokio::time::Instant,
     reachable: AtomicBool,
+    /// One reader of the log at a time, so changes are applied once and in order.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl Replica {
@@ -79,6 +83,7 @@ impl Replica {
             last_read_ms: AtomicI64::new(-1),
             epoch: tokio::time::Instant::now(),
             reachable: AtomicBool::new(true),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -170,14 +175,31 @@ impl Replica {
     }
 
     async fn apply(&self, change: &LoggedChange) {
-        let key = match &change.change {
-            Change::Token { token_id, .. } => StaleKey::Token(*token_id),
-            Change::Member { member_id, .. } => StaleKey::Owner(*member_id),
-            Change::Application { token_id, name, .. } => {
-                StaleKey::App(*token_id, name.as_str().to_owned())
+        let seq = change.seq;
+        match &change.change {
+            // Nothing can be cached yet for a token just made.
+            Change::Token {
+                token_id,
+                what: TokenChange::Created,
+            } => self.cache.note(StaleKey::Token(*token_id), seq),
+            Change::Token { token_id, .. } => {
+                self.cache.forget(StaleKey::Token(*token_id), seq).await
             }
-        };
-        self.cache.forget(key, change.seq).await;
+            Change::Member { member_id, .. } => {
+                self.cache.forget(StaleKey::Owner(*member_id), seq).await
+            }
+            // The log carries the new state: a held entry takes it, so the replica that
+            // recorded a first use does not read it back.
+            Change::Application {
+                token_id,
+                name,
+                state,
+                ..
+            } => {
+                let key = (*token_id, name.as_str().to_owned());
+                self.cache.changed_app(key, *state, seq).await
+            }
+        }
     }
 
     /// Reads the log after `position` until its end, applying and fanning out each change.
@@ -229,6 +251,43 @@ impl Replica {
         Ok(())
     }
 
+    /// Reads what the log holds after this replica's position and applies it. A replica
+    /// whose position fell behind the retained log cannot know what it missed: it forgets
+    /// everything (checked when `check_horizon`). Returns whether the log was read.
+    pub async fn catch_up(&self, repo: &Repository, check_horizon: bool) -> bool {
+        let _one_at_a_time = self.reading.lock().await;
+        let position = match self.position() {
+            Some(position) => position,
+            None => match self.start_at_head(repo).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the change log's head; retrying");
+                    self.note_unreachable();
+                    return false;
+                }
+            },
+        };
+        let horizon = if check_horizon {
+            repo.compacted_through().await.ok()
+        } else {
+            None
+        };
+        let position = match horizon {
+            Some(horizon) if position < horizon => {
+                tracing::warn!(
+                    position,
+                    horizon,
+                    "this replica fell behind the retained change log; forgetting every cached decision"
+                );
+                self.cache.forget_all();
+                self.applied.send_replace(Some(horizon));
+                horizon
+            }
+            _ => position,
+        };
+        self.read_from(repo, position).await.is_some()
+    }
+
     /// Follows the log until `stop`: woken by writes here and notifications from other
     /// replicas, and polling as a safety net. A replica whose position fell behind the
     /// retained log cannot know what it missed, and forgets everything.
@@ -239,43 +298,17 @@ impl Replica {
     ) {
         tokio::pin!(stop);
         let mut wake = self.wake.subscribe();
-        let mut position = loop {
-            if let Some(position) = self.position() {
-                break position;
-            }
-            if let Err(e) = self.start_at_head(&repo).await {
-                tracing::warn!(error = %e, "cannot read the change log's head; retrying");
-                self.note_unreachable();
-                tokio::select! {
-                    () = tokio::time::sleep(self.settings.poll) => {}
-                    () = &mut stop => return,
-                }
-            }
-        };
-        let mut was_cut_off = false;
+        let mut cut_off = true;
+        let mut horizon_checked = tokio::time::Instant::now();
         loop {
             wake.borrow_and_update();
-            if was_cut_off {
-                match repo.compacted_through().await {
-                    Ok(horizon) if position < horizon => {
-                        tracing::warn!(
-                            position,
-                            horizon,
-                            "this replica fell behind the retained change log; forgetting every cached decision"
-                        );
-                        self.cache.forget_all();
-                        position = horizon;
-                    }
-                    _ => {}
-                }
+            // Falling behind the retained log takes a long outage or a paused process: look
+            // at the horizon after a failed read and now and then, not on every poll.
+            let check_horizon = cut_off || horizon_checked.elapsed() >= HORIZON_CHECK;
+            if check_horizon {
+                horizon_checked = tokio::time::Instant::now();
             }
-            match self.read_from(&repo, position).await {
-                Some(p) => {
-                    position = p;
-                    was_cut_off = false;
-                }
-                None => was_cut_off = true,
-            }
+            cut_off = !self.catch_up(&repo, check_horizon).await;
             tokio::select! {
                 _ = wake.changed() => {}
                 () = tokio::time::sleep(self.settings.poll) => {}

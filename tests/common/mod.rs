@@ -179,6 +179,21 @@ async fn spawn_full(
     }
 }
 
+/// Another replica of a `TestApp`, stopped when dropped.
+pub struct Replica {
+    pub tokens: TokenServiceClient<Channel>,
+    pub authorize: AuthorizeServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
 struct Running {
     addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
@@ -230,6 +245,29 @@ impl TestApp {
         }
     }
 
+    /// A second server on the same database and settings: another replica, in process.
+    pub async fn second_replica(&self) -> Replica {
+        let running = start(self.settings.clone()).await;
+        Replica {
+            tokens: TokenServiceClient::new(running.channel.clone()),
+            authorize: AuthorizeServiceClient::new(running.channel.clone()),
+            stop: Some(running.stop),
+        }
+    }
+
+    /// A second account on the same server: its bootstrap Admin's credentials.
+    pub async fn second_account(&self, name: &str) -> As {
+        let made = self
+            .local
+            .bootstrap(
+                name,
+                api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
+            )
+            .await
+            .expect("bootstrap a second account");
+        As::new(made.secret.expose(), "test-suite")
+    }
+
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(mut self) -> TestApp {
         self.stop_server().await;
@@ -258,6 +296,7 @@ impl TestApp {
                 token: secret.into(),
                 app_name: app.into(),
                 required_privilege: required.into(),
+                ..Default::default()
             })
             .await
             .expect("authorize answers")

@@ -1,0 +1,40 @@
+//! Read your own writes on any replica: every mutation answers with the revision it committed
+//! at (response header `x-api-tokens-revision`); a management call may ask for at least a
+//! revision (request header `x-api-tokens-min-revision`), and Authorize has a field for it.
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status};
+
+use super::credentials::credentials_from_metadata;
+use crate::domain::Caller;
+use crate::service::{Service, ServiceError};
+
+pub const REVISION_HEADER: &str = "x-api-tokens-revision";
+pub const MIN_REVISION_HEADER: &str = "x-api-tokens-min-revision";
+
+fn min_revision(metadata: &MetadataMap) -> Result<Option<&str>, ServiceError> {
+    match metadata.get(MIN_REVISION_HEADER) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            ServiceError::invalid(MIN_REVISION_HEADER, "is not a revision this service issued")
+        }),
+    }
+}
+
+/// Authenticates a management caller, once this replica is at least as fresh as asked.
+pub async fn caller<T>(service: &Service, request: &Request<T>) -> Result<Caller, Status> {
+    let metadata = request.metadata();
+    service
+        .at_least(MIN_REVISION_HEADER, min_revision(metadata)?)
+        .await?;
+    let credentials = credentials_from_metadata(metadata)?;
+    Ok(service.authenticate(&credentials).await?)
+}
+
+/// A mutation's response, with the revision it committed at.
+pub async fn with_revision<T>(service: &Service, message: T) -> Response<T> {
+    let mut response = Response::new(message);
+    if let Ok(value) = MetadataValue::try_from(service.revision_after_write().await) {
+        response.metadata_mut().insert(REVISION_HEADER, value);
+    }
+    response
+}
