@@ -20,7 +20,11 @@ fn documented_sql(marker: &str) -> Vec<String> {
         lines.next().is_some(),
         "docs/DEPLOYMENT.md has no block marked sql:{marker}"
     );
-    assert_eq!(lines.next(), Some("```sql"), "the marker precedes a sql block");
+    assert_eq!(
+        lines.next(),
+        Some("```sql"),
+        "the marker precedes a sql block"
+    );
     let body: Vec<&str> = lines
         .take_while(|l| *l != "```")
         .filter(|l| !l.trim_start().starts_with("--"))
