@@ -5,10 +5,12 @@
 1. `helm lint --strict` (helm-python-sdk, Helm 4 as a library) with default and all-on values.
 2. Renders (`helm template`) several value sets, writes every manifest to a temporary
    directory, checks the contract the Deployment must keep (probes, security context,
-   grace period, env, ports), and runs `kubernetes-validate -k 1.30.0 --strict` on every
+   grace period, env, ports, checksums, the headless Service and the migration hook Job when
+   asked for), and runs `kubernetes-validate -k 1.30.0 --strict` on every
    built-in resource. The ServiceMonitor is a CRD that kubernetes-validate has no schema for:
    it is validated against the Prometheus Operator's generated models instead, unknown
    fields rejected, and that is printed.
+   Secret and setting changes change the pod template's checksums (so the pods roll).
 3. Value sets that must fail do fail, with the expected message (the SQLite guard for
    several replicas, schema errors, the grace period check, ...).
 4. The chart's README.md has a row for every value in values.yaml.
@@ -55,7 +57,8 @@ ALL_ON: dict[str, Any] = {
     "podLabels": {"example.com/tier": "backend"},
     "config": {"extra": {"API_TOKENS_CACHE_TTL_MS": 1000, "API_TOKENS_CACHE_MAX_TOKENS": "100000"}},
     "database": {"driver": "postgres", "url": PG_URL, "maxConnections": 20},
-    "service": {"annotations": {"example.com/lb": "internal"}},
+    "service": {"annotations": {"example.com/lb": "internal"}, "headless": {"enabled": True}},
+    "deploymentAnnotations": {"example.com/owner": "identity"},
     "metrics": {"enabled": True,
                 "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}}},
     "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8,
@@ -74,7 +77,7 @@ ALL_ON: dict[str, Any] = {
                    "extraRules": [{"to": [{"podSelector": {"matchLabels": {"app": "otel"}}}],
                                    "ports": [{"port": 4317, "protocol": "TCP"}]}]},
     },
-    "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+    "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}, {"name": "RUST_LOG", "value": "info,sqlx=warn"}],
     "priorityClassName": "high",
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "api",
@@ -102,9 +105,19 @@ RENDERS: dict[str, tuple[dict[str, Any], set[str], set[str]]] = {
     "postgres-existing-secret": ({"replicaCount": 2,
                                   "database": {"driver": "postgres",
                                                "existingSecret": "api-tokens-db",
-                                               "existingSecretKey": "url"}},
+                                               "existingSecretKey": "url"},
+                                  "deploymentAnnotations": {
+                                      "secret.reloader.stakater.com/reload": "api-tokens-db"}},
                                  {"Deployment", "Service", "ConfigMap"},
-                                 {"Secret", "PersistentVolumeClaim"}),
+                                 {"Secret", "PersistentVolumeClaim", "Job"}),
+    "postgres-migration-job": ({"replicaCount": 2,
+                                "database": {"driver": "postgres",
+                                             "existingSecret": "api-tokens-db"},
+                                "migrations": {"job": {"enabled": True}},
+                                "service": {"headless": {"enabled": True}},
+                                "extraEnv": [{"name": "RUST_LOG", "value": "debug"}]},
+                               {"Deployment", "Service", "ConfigMap", "Job"},
+                               {"Secret", "PersistentVolumeClaim"}),
     "sqlite-emptydir": ({"sqlite": {"persistence": {"enabled": False}},
                          "podDisruptionBudget": {"enabled": False},
                          "serviceAccount": {"create": False}, "preStopSleepSeconds": 0},
@@ -149,6 +162,18 @@ MUST_FAIL: dict[str, tuple[dict[str, Any], str, str]] = {
     "schema: the database URL through config.extra": (
         {"config": {"extra": {"API_TOKENS_DATABASE_URL": "postgres://a@b/c"}}}, "HelmValuesError",
         "invalid propertyName 'API_TOKENS_DATABASE_URL'"),
+    "migration Job with SQLite": (
+        {"migrations": {"job": {"enabled": True}}}, "HelmRenderError",
+        "migrations.job.enabled needs database.driver=postgres"),
+    "migration Job with the chart's own Secret": (
+        {"database": {"driver": "postgres", "url": PG_URL}, "migrations": {"job": {"enabled": True}}},
+        "HelmRenderError", "migrations.job.enabled needs database.existingSecret"),
+    "schema: RUST_LOG through config.extra (it goes in extraEnv)": (
+        {"config": {"extra": {"RUST_LOG": "debug"}}}, "HelmValuesError",
+        "invalid propertyName 'RUST_LOG'"),
+    "schema: the migrate mode through config.extra": (
+        {"config": {"extra": {"API_TOKENS_MIGRATE": "check"}}}, "HelmValuesError",
+        "invalid propertyName 'API_TOKENS_MIGRATE'"),
     "schema: log format": (
         {"config": {"logFormat": "pretty"}}, "HelmValuesError", "/config/logFormat"),
 }
@@ -286,11 +311,53 @@ def check_contract(name: str, docs: list[tuple[str, dict[str, Any]]], values: di
     pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     expect(pod["terminationGracePeriodSeconds"] > drain + pre,
            "terminationGracePeriodSeconds > preStop sleep + drain timeout")
-    svc = find(docs, "Service")
+    job_on = values.get("migrations", {}).get("job", {}).get("enabled", False)
+    expect(cm.get("API_TOKENS_MIGRATE") == ("check" if job_on else "auto"),
+           "API_TOKENS_MIGRATE=check iff the migration Job runs, else auto")
+    expect(int(cm.get("API_TOKENS_MAX_CONNECTION_AGE_SECS", "-1")) >= 0, "API_TOKENS_MAX_CONNECTION_AGE_SECS set")
+    expect("API_TOKENS_MAX_CONNECTION_AGE_GRACE_SECS" in cm, "API_TOKENS_MAX_CONNECTION_AGE_GRACE_SECS set")
+    for env in values.get("extraEnv", []):
+        expect(env in c["env"], f"extraEnv {env['name']} in the container's env")
+    annotations = dep["spec"]["template"]["metadata"]["annotations"]
+    existing = values.get("database", {}).get("existingSecret")
+    expect("checksum/config" in annotations, "pod template annotated checksum/config")
+    expect(("checksum/secret" in annotations) == (not existing),
+           "pod template annotated checksum/secret iff the chart makes the Secret")
+    for key, value in values.get("deploymentAnnotations", {}).items():
+        expect(dep["metadata"].get("annotations", {}).get(key) == value, f"Deployment annotation {key}")
+    fullname = dep["metadata"]["name"]
+    services = {d["metadata"]["name"]: d for _, d in docs if d["kind"] == "Service"}
+    svc = services.pop(fullname)
     expect(svc["spec"]["type"] == "ClusterIP", "Service type ClusterIP")
     grpc = [p for p in svc["spec"]["ports"] if p["name"] == "grpc"]
     expect(len(grpc) == 1 and grpc[0]["appProtocol"] == "grpc", "Service port grpc with appProtocol grpc")
-    ok(f"{name}: Deployment/Service/ConfigMap contract (probes, security, env, grace {pod['terminationGracePeriodSeconds']}s > {pre}s + {drain}s)")
+    headless_on = values.get("service", {}).get("headless", {}).get("enabled", False)
+    headless = services.pop(f"{fullname}-headless", None)
+    expect(not services, f"no other Service: {sorted(services)}")
+    expect((headless is not None) == headless_on, "a headless Service iff service.headless.enabled")
+    if headless is not None:
+        expect(headless["spec"].get("clusterIP") == "None", "the headless Service has clusterIP None")
+        expect(headless["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"],
+               "the headless Service selects the Deployment's pods")
+        expect(headless["spec"].get("publishNotReadyAddresses") is False,
+               "the headless Service lists ready pods only")
+        expect([p["name"] for p in headless["spec"]["ports"]] == ["grpc"], "the headless Service has port grpc only")
+    jobs = [d for _, d in docs if d["kind"] == "Job"]
+    expect(len(jobs) == (1 if job_on else 0), "a migration Job iff migrations.job.enabled")
+    for job in jobs:
+        hooks = job["metadata"]["annotations"]
+        expect(hooks.get("helm.sh/hook") == "pre-install,pre-upgrade", "the Job is a pre-install/pre-upgrade hook")
+        jpod = job["spec"]["template"]["spec"]
+        (jc,) = jpod["containers"]
+        expect(jc["args"] == ["migrate"], "the Job runs `api-tokens migrate`")
+        expect(jc["image"] == c["image"], "the Job runs the Deployment's image")
+        expect(jc["securityContext"] == c["securityContext"], "the Job has the server's security context")
+        expect(jpod["restartPolicy"] == "Never" and "serviceAccountName" not in jpod and "envFrom" not in jc,
+               "the Job needs nothing the chart creates after its hooks (ServiceAccount, ConfigMap)")
+        (jdb,) = [e for e in jc["env"] if e["name"] == "API_TOKENS_DATABASE_URL"]
+        expect(jdb["valueFrom"] == db["valueFrom"], "the Job reads the URL from the pods' Secret")
+    ok(f"{name}: Deployment/Service/ConfigMap contract (probes, security, env, grace {pod['terminationGracePeriodSeconds']}s > {pre}s + {drain}s)"
+       + (", headless Service" if headless_on else "") + (", migration hook Job" if job_on else ""))
 
 
 def validate_servicemonitor(doc: dict[str, Any]) -> None:
@@ -363,6 +430,32 @@ def check_renders(out_dir: Path) -> None:
             print(f"  note  {name}: {doc['kind']} is a CRD, which kubernetes-validate has no schema for; "
                   f"checked instead against the Prometheus Operator models "
                   f"(cloudcoil-models-prometheus-operator), unknown fields rejected: {Path(path).name}")
+
+
+def pod_annotations(values: dict[str, Any]) -> dict[str, str]:
+    dep = find(docs_of(render(values)), "Deployment")
+    return dep["spec"]["template"]["metadata"]["annotations"]
+
+
+def check_rollouts() -> None:
+    heading("secret and setting changes roll the pods (pod-template checksums)")
+    pg = {"replicaCount": 2, "database": {"driver": "postgres", "url": PG_URL}}
+    before = pod_annotations(pg)
+    rotated = copy.deepcopy(pg)
+    rotated["database"]["url"] = PG_URL.replace("change-me", "new-password")
+    after = pod_annotations(rotated)
+    expect(before["checksum/secret"] != after["checksum/secret"],
+           "a new database.url changes checksum/secret, so the pods roll")
+    expect(before["checksum/config"] == after["checksum/config"], "the ConfigMap is unchanged by a new URL")
+    ok("a new database.url (the chart's Secret) changes checksum/secret: helm upgrade rolls the pods")
+    more = copy.deepcopy(pg)
+    more["config"] = {"extra": {"API_TOKENS_CACHE_TTL_MS": "500"}}
+    expect(pod_annotations(more)["checksum/config"] != before["checksum/config"],
+           "a new setting changes checksum/config")
+    ok("a new setting (the ConfigMap) changes checksum/config")
+    existing = pod_annotations({"database": {"driver": "postgres", "existingSecret": "api-tokens-db"}})
+    expect("checksum/secret" not in existing, "no checksum of a Secret the chart does not render")
+    ok("with existingSecret there is no checksum/secret (docs/DEPLOYMENT.md: reloader annotation or rollout restart)")
 
 
 def check_must_fail() -> None:
@@ -457,6 +550,7 @@ def main() -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="api-tokens-chart-") as tmp:
                 check_renders(Path(tmp))
+        check_rollouts()
         check_must_fail()
         check_readme()
         check_yamllint()

@@ -52,6 +52,10 @@ pub enum Command {
     IssueToken(IssueTokenArgs),
     /// Run the reference approval bot: allow or deny newly pending applications by rules.
     ApproveBot(ApproveBotArgs),
+    /// Apply pending database migrations and exit (e.g. from a Helm hook before `serve --migrate=check`).
+    Migrate(crate::maintenance::MigrateArgs),
+    /// Copy an SQLite database to a new file while servers keep serving from it (VACUUM INTO).
+    Backup(crate::maintenance::BackupArgs),
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -266,6 +270,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap(args).await,
         Command::IssueToken(args) => issue_token(args).await,
         Command::ApproveBot(args) => approve_bot(args).await,
+        Command::Migrate(args) => crate::maintenance::migrate(args).await,
+        Command::Backup(args) => crate::maintenance::backup(args).await,
         Command::Admin(command) => crate::admin::run(command).await,
     };
     // The last spans go out before the process exits.

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod grpc;
 pub mod health;
 pub mod layers;
+pub mod maintenance;
 pub mod metrics;
 pub mod operations;
 pub mod service;

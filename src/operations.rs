@@ -1,12 +1,14 @@
-//! Flags of `serve` for the operational features: metrics port, OTLP tracing, TLS/mTLS and limits.
+//! Flags of `serve` for the operational features: metrics port, OTLP tracing, TLS/mTLS, limits,
+//! connection age and the schema mode.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::layers::LimitSettings;
 use crate::startup::{OperationsSettings, TlsSettings};
+use crate::storage::SchemaMode;
 use crate::telemetry::OtlpSettings;
 
 #[derive(Debug, Clone, Args)]
@@ -64,6 +66,37 @@ pub struct OperationsArgs {
         default_value_t = 5
     )]
     pub database_check_interval_secs: u64,
+
+    /// At start, apply pending migrations (auto), or only check that this binary can run on
+    /// the schema and exit otherwise (check: `api-tokens migrate` runs first, e.g. a Helm hook).
+    #[arg(
+        long,
+        env = "API_TOKENS_MIGRATE",
+        value_enum,
+        default_value = "auto",
+        value_name = "MODE"
+    )]
+    pub migrate: MigrateMode,
+
+    /// Seconds after which a client connection is sent GOAWAY, so long-lived HTTP/2 clients
+    /// reconnect and spread over new replicas. 0: never.
+    #[arg(long, env = "API_TOKENS_MAX_CONNECTION_AGE_SECS", default_value_t = 0)]
+    pub max_connection_age_secs: u64,
+    /// Seconds calls and streams may go on over a connection sent GOAWAY for its age, before
+    /// it is closed (open WatchApplications streams then resume elsewhere). 0: no bound.
+    #[arg(
+        long,
+        env = "API_TOKENS_MAX_CONNECTION_AGE_GRACE_SECS",
+        default_value_t = 0
+    )]
+    pub max_connection_age_grace_secs: u64,
+}
+
+/// `--migrate`: what `serve` does about the schema at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateMode {
+    Auto,
+    Check,
 }
 
 impl OperationsArgs {
@@ -88,6 +121,14 @@ impl OperationsArgs {
                 request_timeout: (self.request_timeout_ms > 0)
                     .then(|| Duration::from_millis(self.request_timeout_ms)),
             },
+            schema: match self.migrate {
+                MigrateMode::Auto => SchemaMode::Migrate,
+                MigrateMode::Check => SchemaMode::Check,
+            },
+            max_connection_age: (self.max_connection_age_secs > 0)
+                .then(|| Duration::from_secs(self.max_connection_age_secs)),
+            max_connection_age_grace: (self.max_connection_age_grace_secs > 0)
+                .then(|| Duration::from_secs(self.max_connection_age_grace_secs)),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
 use crate::layers::{LimitSettings, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
 use crate::service::{Service, ServiceSettings};
-use crate::storage::{DatabaseSettings, Repository};
+use crate::storage::{DatabaseSettings, Repository, SchemaMode};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -45,6 +45,13 @@ pub struct OperationsSettings {
     pub limits: LimitSettings,
     /// How often health checks the database; `None`: every 5 s.
     pub database_check_interval: Option<Duration>,
+    /// Migrate at start (the default), or only check the schema (`api-tokens migrate` ran first).
+    pub schema: SchemaMode,
+    /// Connections older than this get a GOAWAY, so clients reconnect and rebalance over
+    /// new replicas; `None`: connections live as long as the client keeps them.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls and streams on a connection past its age may go on; `None`: no bound.
+    pub max_connection_age_grace: Option<Duration>,
 }
 
 /// PEM files for TLS on the gRPC port.
@@ -105,15 +112,17 @@ pub struct Server {
     tls: Option<ServerTlsConfig>,
     limits: LimitSettings,
     database_check_interval: Duration,
+    max_connection_age: Option<Duration>,
+    max_connection_age_grace: Option<Duration>,
 }
 
 impl Server {
-    /// Connects to the database (running migrations) and binds the listen address.
+    /// Connects to the database (migrating or checking the schema) and binds the listen address.
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
         let ops = &settings.operations;
         ops.limits.validate().map_err(anyhow::Error::msg)?;
         let tls = ops.tls.as_ref().map(TlsSettings::load).transpose()?;
-        let repo = Repository::connect(&settings.database)
+        let repo = Repository::connect_with(&settings.database, ops.schema)
             .await
             .with_context(|| {
                 format!(
@@ -142,6 +151,8 @@ impl Server {
             database_check_interval: ops
                 .database_check_interval
                 .unwrap_or(DEFAULT_DATABASE_CHECK_INTERVAL),
+            max_connection_age: ops.max_connection_age,
+            max_connection_age_grace: ops.max_connection_age_grace,
         })
     }
 
@@ -174,6 +185,12 @@ impl Server {
         );
 
         let mut builder = tonic::transport::Server::builder();
+        if let Some(age) = self.max_connection_age {
+            builder = builder.max_connection_age(age);
+        }
+        if let Some(grace) = self.max_connection_age_grace {
+            builder = builder.max_connection_age_grace(grace);
+        }
         if let Some(tls) = self.tls {
             builder = builder
                 .tls_config(tls)

@@ -12,6 +12,10 @@ pub enum StorageError {
     /// A row holds a value the code does not know: a bug or a hand-edited database.
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// The schema is one this binary cannot run on (older with `--migrate=check`, or newer
+    /// and not declared compatible): the message names both versions.
+    #[error("{0}")]
+    Schema(String),
     /// Anything else the database refused.
     #[error("database error: {0}")]
     Database(String),

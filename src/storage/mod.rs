@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection};
-use sea_orm_migration::MigratorTrait;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+
+use migrations::SchemaState;
 
 pub use accounts::MemberChange;
 pub use applications::{GrantLookup, RecordOutcome};
@@ -30,6 +31,27 @@ pub use events::SnapshotItem;
 pub use keys::{KEY_LEN, SharedKey};
 pub use notify::{ChangeListener, Heard};
 pub use tokens::{NewToken, TokenFilter};
+
+/// What start-up does about the schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SchemaMode {
+    /// Apply pending migrations (under an advisory lock on PostgreSQL).
+    #[default]
+    Migrate,
+    /// Apply nothing; refuse a schema this binary cannot run on (`api-tokens migrate` ran first).
+    Check,
+}
+
+/// What `Repository::migrate` found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Migrated {
+    /// These migrations were applied now, oldest first.
+    Applied(Vec<String>),
+    /// Nothing to apply: the schema is at this binary's newest migration.
+    UpToDate(String),
+    /// Nothing to apply: the schema is newer than this binary and declares it compatible.
+    NewerCompatible { database: String, binary: String },
+}
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -54,6 +76,28 @@ const MIGRATION_LOCK_KEY: i64 = 0x6170_692d_746f_6b65; // "api-toke"
 impl Repository {
     /// Connects, then brings the schema up to date.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        Self::connect_with(settings, SchemaMode::Migrate).await
+    }
+
+    /// Connects, then migrates or only checks the schema.
+    pub async fn connect_with(
+        settings: &DatabaseSettings,
+        mode: SchemaMode,
+    ) -> Result<Self, StorageError> {
+        let repo = Self::open(settings, true).await?;
+        let ready = match mode {
+            SchemaMode::Migrate => repo.migrate().await.map(drop),
+            SchemaMode::Check => repo.check_schema().await,
+        };
+        if let Err(e) = ready {
+            repo.close().await;
+            return Err(e);
+        }
+        Ok(repo)
+    }
+
+    /// Connects without touching the schema; `create` lets SQLite create a missing file.
+    async fn open(settings: &DatabaseSettings, create: bool) -> Result<Self, StorageError> {
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .connect_timeout(settings.connect_timeout)
@@ -64,8 +108,8 @@ impl Repository {
             options
                 .max_connections(1)
                 .min_connections(1)
-                .map_sqlx_sqlite_opts(|o| {
-                    o.create_if_missing(true)
+                .map_sqlx_sqlite_opts(move |o| {
+                    o.create_if_missing(create)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Full)
                         .busy_timeout(Duration::from_secs(5))
@@ -82,16 +126,15 @@ impl Repository {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        let repo = Repository { db, queries };
-        repo.migrate().await?;
-        Ok(repo)
+        Ok(Repository { db, queries })
     }
 
     /// Runs pending migrations. On PostgreSQL an advisory lock makes replicas that
-    /// start at once take turns; the later ones find nothing left to do.
-    pub async fn migrate(&self) -> Result<(), StorageError> {
+    /// start at once take turns; the later ones find nothing left to do. A schema newer
+    /// than this binary is left alone when it declares itself compatible, refused otherwise.
+    pub async fn migrate(&self) -> Result<Migrated, StorageError> {
         if self.db.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(migrations::Migrator::up(&self.db, None).await?);
+            return self.migrate_now().await;
         }
         let pool = self.db.get_postgres_connection_pool();
         let mut lock_conn = pool
@@ -103,13 +146,82 @@ impl Repository {
             .execute(&mut *lock_conn)
             .await
             .map_err(|e| StorageError::from_sqlx(&e))?;
-        let result = migrations::Migrator::up(&self.db, None).await;
+        let result = self.migrate_now().await;
         let unlock = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await;
-        result?;
+        let migrated = result?;
         unlock.map_err(|e| StorageError::from_sqlx(&e))?;
+        Ok(migrated)
+    }
+
+    async fn migrate_now(&self) -> Result<Migrated, StorageError> {
+        migrations::ensure_compat_table(&sea_orm_migration::SchemaManager::new(&self.db)).await?;
+        let binary = migrations::known().last().cloned().unwrap_or_default();
+        match migrations::inspect(&self.db).await? {
+            Err(mismatch) => Err(StorageError::Schema(mismatch.to_string())),
+            Ok(SchemaState::Current) => Ok(Migrated::UpToDate(binary)),
+            Ok(SchemaState::NewerCompatible { newest }) => {
+                tracing::info!(database = %newest, binary = %binary, "schema newer than this binary and compatible with it: nothing to migrate");
+                Ok(Migrated::NewerCompatible {
+                    database: newest,
+                    binary,
+                })
+            }
+            Ok(SchemaState::Behind { pending, .. }) => {
+                migrations::up(&self.db).await?;
+                Ok(Migrated::Applied(pending))
+            }
+        }
+    }
+
+    /// Refuses, with one line naming both versions, a schema this binary cannot run on:
+    /// older than it (migrations pending) or newer and not declared compatible.
+    pub async fn check_schema(&self) -> Result<(), StorageError> {
+        let binary = migrations::known().last().cloned().unwrap_or_default();
+        match migrations::inspect(&self.db).await? {
+            Err(mismatch) => Err(StorageError::Schema(mismatch.to_string())),
+            Ok(SchemaState::Current | SchemaState::NewerCompatible { .. }) => Ok(()),
+            Ok(SchemaState::Behind { database, pending }) => Err(StorageError::Schema(format!(
+                "the database schema is at {}, older than this binary's {binary} ({} migration(s) pending): run `api-tokens migrate` first, or serve with --migrate=auto",
+                database.as_deref().unwrap_or("nothing (an empty database)"),
+                pending.len()
+            ))),
+        }
+    }
+
+    /// Connects without touching the schema (creating a missing SQLite file), for
+    /// `api-tokens migrate`, which reports what `migrate` did.
+    pub async fn open_unchecked(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        Self::open(settings, true).await
+    }
+
+    /// Opens an existing database as it is: no migration, no schema check, and no SQLite
+    /// file created where none is (a mistyped path must not back up an empty database).
+    pub async fn open_existing(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        Self::open(settings, false).await
+    }
+
+    /// Writes a consistent copy of this SQLite database to the new file `to` with
+    /// `VACUUM INTO`, while servers go on reading and writing it (WAL lets the copy read a
+    /// snapshot beside the writer). The copy is compact and needs no `-wal` file beside it.
+    pub async fn backup_sqlite_to(&self, to: &std::path::Path) -> Result<(), StorageError> {
+        if self.db.get_database_backend() != DatabaseBackend::Sqlite {
+            return Err(StorageError::Database(
+                "VACUUM INTO backs up SQLite only".into(),
+            ));
+        }
+        let target = to.to_str().ok_or_else(|| {
+            StorageError::Database(format!("{} is not a UTF-8 path", to.display()))
+        })?;
+        self.db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DatabaseBackend::Sqlite,
+                "VACUUM INTO ?",
+                [target.into()],
+            ))
+            .await?;
         Ok(())
     }
 

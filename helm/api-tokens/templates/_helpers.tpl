@@ -130,6 +130,14 @@ this, so `helm template` and `helm install` fail early with one clear message.
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $needed) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds + config.drainTimeoutSeconds (%v), or the kubelet kills the pod mid-drain" .Values.terminationGracePeriodSeconds $needed) }}
 {{- end }}
+{{- if .Values.migrations.job.enabled }}
+{{- if ne $db.driver "postgres" }}
+{{- fail "migrations.job.enabled needs database.driver=postgres: with SQLite the single pod migrates its own file at start" }}
+{{- end }}
+{{- if not $db.existingSecret }}
+{{- fail "migrations.job.enabled needs database.existingSecret: the hook Job runs before the chart creates its own Secret, so the URL must already be in a Secret you manage" }}
+{{- end }}
+{{- end }}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.enabled" }}
 {{- end }}
