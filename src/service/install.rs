@@ -4,8 +4,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
-use crate::storage::Actor;
+use crate::storage::{Actor, Locked};
 
+use super::guard::visible_now;
 use super::{Service, ServiceError};
 
 /// Where installers are sent.
@@ -70,24 +71,38 @@ impl Service {
             ));
         }
         caller.require_write()?;
-        let token = self.visible_token(caller, token_id).await?;
-        if token.state() == TokenState::Retired {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "TOKEN_RETIRED",
-                message: "a retired token cannot install anything".into(),
-            });
-        }
-        if token.privilege < Privilege::Normal {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "TOKEN_PRIVILEGE_TOO_LOW",
-                message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
-            });
-        }
         let app = install_app_name(token_id);
         let actor = Actor::of(caller);
+        // The checks run inside the pre-allow's transaction: a retire that commits first wins.
+        let check = |locked: &Locked| {
+            let (caller, token, _) = visible_now(locked, token_id)?;
+            caller.require_write()?;
+            if token.state() == TokenState::Retired {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "TOKEN_RETIRED",
+                    message: "a retired token cannot install anything".into(),
+                });
+            }
+            if token.privilege < Privilege::Normal {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "TOKEN_PRIVILEGE_TOO_LOW",
+                    message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
+                });
+            }
+            Ok(())
+        };
         self.repo
-            .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
-            .await?;
+            .set_application_state(
+                caller.account_id,
+                token_id,
+                &app,
+                AppState::Allow,
+                actor,
+                caller.token_id,
+                check,
+            )
+            .await?
+            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
         self.cache.forget_app(token_id, app.as_str()).await;
         self.hub.signal();
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();

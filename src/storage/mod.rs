@@ -6,6 +6,7 @@ mod convert;
 mod entities;
 mod error;
 mod events;
+mod guard;
 mod last_used;
 mod migrations;
 mod notify;
@@ -24,6 +25,7 @@ pub use applications::{GrantLookup, RecordOutcome};
 pub use audit::{Actor, AuditRecord};
 pub use error::StorageError;
 pub use events::{SnapshotItem, StoredEvent};
+pub use guard::Locked;
 pub use notify::{Change, ChangeListener, Heard};
 pub use tokens::{NewToken, TokenFilter};
 
