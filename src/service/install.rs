@@ -29,6 +29,12 @@ impl Default for InstallSettings {
 /// stored, so the service cannot print it, and a command line would leak it to `ps` anyway.
 pub const KEY_ENV_VAR: &str = "CIRCONUS_API_KEY";
 
+/// The environment variable the installer (cosi-install.sh) takes its key from instead of
+/// `--key`. The command hands the key over in the installer's environment, never in its
+/// arguments: arguments are visible to every user of the host in `ps` (and the installer
+/// writes its arguments to its log).
+pub const INSTALLER_KEY_ENV_VAR: &str = "COSI_KEY";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallCommand {
     pub command: String,
@@ -107,7 +113,7 @@ impl Service {
         self.hub.signal();
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
         let mut command = format!(
-            "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"
+            "curl -sSL {cosi_url}install | {INSTALLER_KEY_ENV_VAR}=\"${KEY_ENV_VAR}\" bash -s -- --cosiurl {cosi_url} --app '{app}' --apiurl {api_url}"
         );
         if let Some(id) = broker_id {
             command.push_str(&format!(" --broker {id}"));
