@@ -145,7 +145,7 @@ impl Service {
                     member.user_name.as_str()
                 ),
             }),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 

@@ -150,41 +150,44 @@ impl Repository {
         max_apps_per_token: Option<u64>,
     ) -> Result<RecordOutcome, StorageError> {
         let tx = self.begin_write().await?;
-        let (locked, _) = guard::lock(
-            &tx,
-            grant.account_id,
-            grant.token_id,
-            None,
-            AccountLock::Shared,
-        )
-        .await?;
-        let refusal = match &locked.caller {
-            Some(now) => now.usable().err(),
-            None => Some(Decision::UnknownToken),
-        };
-        if let Some(refusal) = refusal {
-            tx.rollback().await?;
-            return Ok(RecordOutcome::Refused(refusal));
-        }
+        // Counting takes the token's row lock; the conditions are evaluated under it (PostgreSQL
+        // re-checks them once a concurrent retire commits), so no name lands after a retire.
+        let t = tokens::Entity;
+        let m = members::Entity;
+        let owner_is_member = Query::select()
+            .expr(Expr::val(1))
+            .from(m)
+            .and_where(col(m, members::Column::Id).equals((t, tokens::Column::OwnerId)))
+            .and_where(col(m, members::Column::RemovedAt).is_null())
+            .to_owned();
         let mut counted = tokens::Entity::update_many()
             .col_expr(
                 tokens::Column::AppCount,
                 Expr::col(tokens::Column::AppCount).add(1),
             )
-            .filter(tokens::Column::Id.eq(grant.token_id));
+            .filter(tokens::Column::Id.eq(grant.token_id))
+            .filter(tokens::Column::RetiredAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(tokens::Column::TokenType.eq(TokenType::Account.as_str()))
+                    .add(Expr::exists(owner_is_member)),
+            );
         if let Some(max) = max_apps_per_token {
             counted =
                 counted.filter(tokens::Column::AppCount.lt(i64::try_from(max).unwrap_or(i64::MAX)));
         }
         if counted.exec(&tx).await?.rows_affected == 0 {
             tx.rollback().await?;
+            if let Some(refusal) = self.refusal_now(grant.token_id).await? {
+                return Ok(RecordOutcome::Refused(refusal));
+            }
             // The cap is reached, unless another call recorded this very name meanwhile.
             return Ok(match self.app_state(grant.token_id, name).await? {
                 Some(state) => RecordOutcome::Existing(state),
                 None => RecordOutcome::LimitReached,
             });
         }
-        let now = locked.now;
+        let now = crate::domain::now();
         let state = grant.default_app_state;
         let inserted = insert_application(
             &tx,
@@ -215,6 +218,19 @@ impl Repository {
         .await?;
         tx.commit().await?;
         Ok(RecordOutcome::Recorded(state))
+    }
+
+    /// Why a token cannot act now, if it cannot: retired, owner removed, or gone.
+    async fn refusal_now(&self, token_id: Uuid) -> Result<Option<Decision>, StorageError> {
+        let Some(row) = tokens::Entity::find()
+            .filter(tokens::Column::Id.eq(token_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Some(Decision::UnknownToken));
+        };
+        let owner = guard::owner_status(&self.db, &row).await?;
+        Ok(guard::grant(&row, owner)?.usable().err())
     }
 
     /// Sets a name's state on a token once `check` approves, recording the name if it is new,

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -103,9 +103,10 @@ pub(crate) async fn lock(
     Ok((locked, target_row))
 }
 
-/// The standing of a token's owner now. Read under the account lock, so it holds until commit.
+/// The standing of a token's owner now. In a write transaction it is read under the account
+/// lock, so it holds until commit.
 pub(crate) async fn owner_status(
-    tx: &DatabaseTransaction,
+    tx: &impl ConnectionTrait,
     row: &tokens::Model,
 ) -> Result<OwnerStatus, StorageError> {
     if row.token_type == TokenType::Account.as_str() {
