@@ -17,4 +17,4 @@ pub use privilege::Privilege;
 pub use secret::{Secret, SecretDigest, SecretParseError};
 pub use time::{now, truncate_to_micros};
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};
-pub use validate::FieldViolation;
+pub use validate::{FieldViolation, is_invisible};

@@ -53,7 +53,7 @@ pub(crate) fn no_invisible(value: &str) -> Result<(), String> {
 
 /// Unicode 15.1's general category Cf (format), and the separators and fillers that
 /// render as nothing. Hand-listed: the standard library has no category table.
-pub(crate) fn is_invisible(c: char) -> bool {
+pub fn is_invisible(c: char) -> bool {
     matches!(
         u32::from(c),
         0x00AD
