@@ -187,12 +187,10 @@ async fn apps_allow_and_members_add(backend: Backend) {
     assert_eq!(members.as_array().expect("array").len(), 1);
 
     let install = json(&app, &["install-command", token]).await;
+    let command = install["command"].as_str().expect("command");
     assert!(
-        install["command"]
-            .as_str()
-            .expect("command")
-            .contains("--key"),
-        "{install}"
+        command.contains("COSI_KEY=\"$CIRCONUS_API_KEY\" bash") && !command.contains("--key"),
+        "the key goes to the installer in its environment, never in its arguments: {install}"
     );
     app.stop().await;
 }

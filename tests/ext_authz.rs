@@ -358,7 +358,81 @@ async fn health_reports_the_envoy_service(backend: Backend) {
     app.stop().await;
 }
 
+/// Basic credentials split at the last colon: the installer's own app name has two.
+async fn basic_credentials_with_colons_in_the_app_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let install = app
+        .tokens
+        .clone()
+        .get_install_command(app.admin.req(pb::GetInstallCommandRequest {
+            token_id: app.admin_token_id.clone(),
+            broker_id: String::new(),
+        }))
+        .await
+        .expect("install command")
+        .into_inner();
+    assert!(install.app_name.starts_with("circonus:osi:"));
+    let basic = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", install.app_name, app.admin.secret))
+    );
+    let reply = get_with(&app, "GET", &[("authorization", &basic)]).await;
+    ok_response(&reply);
+    app.stop().await;
+}
+
+/// Two different tokens, or headers and Basic credentials that disagree: 401, never a guess.
+async fn ambiguous_credentials_are_401(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (_, other) = app.admin_user_token(pb::AppState::Allow).await;
+    // Envoy joins a repeated header's values with a comma in `headers`.
+    let joined = format!("{},{other}", app.admin.secret);
+    let basic_other = format!("Basic {}", STANDARD.encode(format!("curl:{other}")));
+    for headers in [
+        vec![(TOKEN, joined.as_str()), (APP, "curl")],
+        vec![
+            (TOKEN, app.admin.secret.as_str()),
+            (APP, "curl"),
+            ("authorization", basic_other.as_str()),
+        ],
+    ] {
+        let (status, body) = refusal(&get_with(&app, "GET", &headers).await);
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["code"], "Unauthorized.AmbiguousCredentials", "{body}");
+    }
+    // `header_map` (encode_raw_headers) lists each occurrence of a header.
+    let mut request = http_check("GET", &[]);
+    let http = request
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .expect("http");
+    http.header_map = Some(envoy_types::pb::envoy::config::core::v3::HeaderMap {
+        headers: [
+            (TOKEN, app.admin.secret.as_str()),
+            (TOKEN, other.as_str()),
+            (APP, "curl"),
+        ]
+        .into_iter()
+        .map(
+            |(k, v)| envoy_types::pb::envoy::config::core::v3::HeaderValue {
+                key: k.into(),
+                value: v.into(),
+                ..Default::default()
+            },
+        )
+        .collect(),
+    });
+    let (status, body) = refusal(&check(&app, request).await);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], "Unauthorized.AmbiguousCredentials", "{body}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    basic_credentials_with_colons_in_the_app_name,
+    ambiguous_credentials_are_401,
     allowed_get_passes_identity_and_drops_spoofs_and_the_secret,
     account_token_has_no_user_and_a_spoofed_user_is_removed,
     basic_credentials_are_accepted_and_not_forwarded,

@@ -236,7 +236,10 @@ impl World {
             ),
             "PromoteToken" => code(
                 tokens
-                    .promote_token(who.req(pb::PromoteTokenRequest { id: target }))
+                    .promote_token(who.req(pb::PromoteTokenRequest {
+                        id: target,
+                        ..Default::default()
+                    }))
                     .await
                     .map(drop),
             ),

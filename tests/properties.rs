@@ -258,13 +258,15 @@ proptest! {
         }
     }
 
-    /// Descriptions: at most 1000 characters, no control characters but newlines.
+    /// Descriptions: at most 1000 characters, no control characters but newlines, no
+    /// invisible or bidirectional control characters.
     #[test]
     fn description_accepts_exactly_what_it_documents(
-        text in prop_oneof!["[ -~\n\t\u{7}\u{e9}]{990,1010}", any::<String>()]
+        text in prop_oneof!["[ -~\n\t\u{7}\u{e9}\u{202e}\u{200b}]{990,1010}", any::<String>()]
     ) {
         let valid = text.chars().count() <= 1000
-            && !text.chars().any(|c| c.is_control() && c != '\n');
+            && !text.chars().any(|c| c.is_control() && c != '\n')
+            && !text.chars().any(api_tokens::domain::is_invisible);
         prop_assert_eq!(Description::parse(&text).is_ok(), valid);
     }
 }

@@ -376,6 +376,7 @@ impl World {
                     let result = tokens
                         .promote_token(who.creds.req(pb::PromoteTokenRequest {
                             id: self.target(*target),
+                            ..Default::default()
                         }))
                         .await;
                     if self.code(op, &result)? == Code::Ok {

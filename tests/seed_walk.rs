@@ -191,6 +191,7 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
     let promoted = tokens
         .promote_token(admin.req(pb::PromoteTokenRequest {
             id: integration.id.clone(),
+            ..Default::default()
         }))
         .await
         .expect("promote")
@@ -212,6 +213,7 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
     let err = tokens
         .promote_token(admin.req(pb::PromoteTokenRequest {
             id: integration.id.clone(),
+            ..Default::default()
         }))
         .await
         .expect_err("no demotion, no second promotion");

@@ -369,7 +369,10 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
         }
         TokensCommand::Promote { id } => {
             let reply = client
-                .promote_token(pb::PromoteTokenRequest { id })
+                .promote_token(pb::PromoteTokenRequest {
+                    id,
+                    ..Default::default()
+                })
                 .await
                 .map_err(status_error)?;
             show_token(output, reply.into_inner().token)?;

@@ -1,7 +1,7 @@
 //! Who is calling a management RPC, and what the seed lets them do.
 use uuid::Uuid;
 
-use super::{Privilege, Token, TokenType};
+use super::{Decision, OwnerStatus, Privilege, Token, TokenGrant, TokenType};
 
 /// An authenticated caller of TokenService or AccountService.
 ///
@@ -59,6 +59,43 @@ impl PolicyDenial {
 }
 
 impl Caller {
+    /// The caller a token is, as the token and its owner stand: `Err` holds the refusal
+    /// when the token cannot act (retired, owner removed).
+    pub fn from_grant(grant: &TokenGrant) -> Result<Caller, Decision> {
+        let privilege = grant.usable()?;
+        Ok(Caller {
+            account_id: grant.account_id,
+            token_id: grant.token_id,
+            token_type: grant.token_type,
+            member_id: match grant.token_type {
+                TokenType::User => grant.owner_id,
+                TokenType::Account => None,
+            },
+            privilege,
+        })
+    }
+
+    /// The privilege a user token keeps when this caller promotes it to an account token.
+    /// Promotion never raises what a token can do: without `requested` it keeps the lower
+    /// of its own privilege and its owner's role at that moment (Read-Only when the owner
+    /// is gone). An Admin may set it in the same call, never above their own.
+    pub fn promoted_privilege(
+        &self,
+        current: Privilege,
+        owner: OwnerStatus,
+        requested: Option<Privilege>,
+    ) -> Result<Privilege, PolicyDenial> {
+        if let Some(requested) = requested {
+            self.require_may_grant(requested)?;
+            return Ok(requested);
+        }
+        Ok(match owner {
+            OwnerStatus::Account => current,
+            OwnerStatus::Member(role) => current.min(role),
+            OwnerStatus::Removed => Privilege::ReadOnly,
+        })
+    }
+
     pub fn is_admin(&self) -> bool {
         self.privilege == Privilege::Admin
     }
@@ -176,6 +213,32 @@ mod tests {
         let mut foreign = token(TokenType::User, Some(me));
         foreign.account_id = Uuid::new_v4();
         assert!(!admin.can_see(&foreign));
+    }
+
+    #[test]
+    fn promotion_never_raises_privilege() {
+        let admin = caller(Privilege::Admin, Some(Uuid::new_v4()));
+        let demoted = OwnerStatus::Member(Privilege::Normal);
+        assert_eq!(
+            admin.promoted_privilege(Privilege::Admin, demoted, None),
+            Ok(Privilege::Normal)
+        );
+        assert_eq!(
+            admin.promoted_privilege(Privilege::Admin, OwnerStatus::Removed, None),
+            Ok(Privilege::ReadOnly)
+        );
+        assert_eq!(
+            admin.promoted_privilege(Privilege::ReadOnly, demoted, Some(Privilege::Admin)),
+            Ok(Privilege::Admin)
+        );
+        let capped = Caller {
+            privilege: Privilege::Normal,
+            ..admin
+        };
+        assert!(matches!(
+            capped.promoted_privilege(Privilege::Normal, demoted, Some(Privilege::Admin)),
+            Err(PolicyDenial::AboveOwnPrivilege { .. })
+        ));
     }
 
     #[test]

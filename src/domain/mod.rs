@@ -5,6 +5,7 @@ mod caller;
 mod member;
 mod privilege;
 mod secret;
+mod time;
 mod token;
 mod validate;
 
@@ -14,5 +15,6 @@ pub use caller::{Caller, PolicyDenial};
 pub use member::{Account, Member, UserName, validate_account_name};
 pub use privilege::Privilege;
 pub use secret::{Secret, SecretDigest, SecretParseError};
+pub use time::{now, truncate_to_micros};
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};
-pub use validate::FieldViolation;
+pub use validate::{FieldViolation, is_invisible};

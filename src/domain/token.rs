@@ -53,6 +53,7 @@ impl Description {
         if text.chars().any(|c| c.is_control() && c != '\n') {
             return Err("must not contain control characters other than newlines".into());
         }
+        super::validate::no_invisible(text)?;
         Ok(Description(text.to_owned()))
     }
 
@@ -133,5 +134,6 @@ mod tests {
         assert!(Description::parse("CI deploys\nsecond line").is_ok());
         assert!(Description::parse(&"d".repeat(1001)).is_err());
         assert!(Description::parse("bell\u{7}").is_err());
+        assert!(Description::parse("deploys \u{202E}gnp.exe").is_err());
     }
 }

@@ -135,25 +135,29 @@ impl<'a> HttpHeaders<'a> {
 }
 
 impl HeaderSource for HttpHeaders<'_> {
-    fn header(&self, name: &str) -> Result<Option<&str>, NotText> {
+    /// Envoy's `headers` map joins a repeated header's values with commas; `header_map`
+    /// lists each occurrence. Every value found is returned, so repeats can be compared.
+    fn header_values(&self, name: &str) -> Result<Vec<&str>, NotText> {
         let Some(http) = self.0 else {
-            return Ok(None);
+            return Ok(vec![]);
         };
         if let Some(value) = http.headers.get(name) {
-            return Ok(Some(value));
+            return Ok(vec![value]);
         }
-        let raw = http.header_map.as_ref().and_then(|map| {
-            map.headers
-                .iter()
-                .find(|h| h.key.eq_ignore_ascii_case(name))
-        });
-        match raw {
-            None => Ok(None),
-            Some(h) if h.raw_value.is_empty() => Ok(Some(&h.value)),
-            Some(h) => std::str::from_utf8(&h.raw_value)
-                .map(Some)
-                .map_err(|_| NotText),
-        }
+        let Some(map) = http.header_map.as_ref() else {
+            return Ok(vec![]);
+        };
+        map.headers
+            .iter()
+            .filter(|h| h.key.eq_ignore_ascii_case(name))
+            .map(|h| {
+                if h.raw_value.is_empty() {
+                    Ok(h.value.as_str())
+                } else {
+                    std::str::from_utf8(&h.raw_value).map_err(|_| NotText)
+                }
+            })
+            .collect()
     }
 }
 
@@ -251,6 +255,11 @@ fn refuse_credentials(refusal: &CredentialsError) -> CheckResponse {
             400,
             "BadRequest.MalformedAppName",
             "The application name is malformed",
+        ),
+        CredentialsError::Ambiguous(_) => (
+            401,
+            "Unauthorized.AmbiguousCredentials",
+            "The request carries more than one set of credentials",
         ),
     };
     denied(status, code, message.to_owned(), refusal.to_string())

@@ -57,6 +57,20 @@ impl From<ServiceError> for Status {
             ServiceError::OutOfRange { reason, message } => {
                 with_reason(Code::OutOfRange, reason, message)
             }
+            ServiceError::Aborted(detail) => {
+                tracing::warn!(error = %detail, "transaction aborted by a concurrent one");
+                let mut details = ErrorDetails::with_error_info(
+                    "CONCURRENT_CHANGE",
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                );
+                details.set_retry_info(Some(std::time::Duration::from_millis(100)));
+                Status::with_error_details(
+                    Code::Aborted,
+                    "a concurrent change aborted this one; nothing was written, retry",
+                    details,
+                )
+            }
             ServiceError::ShuttingDown(message) => {
                 with_reason(Code::Unavailable, "SHUTTING_DOWN", message)
             }

@@ -192,8 +192,12 @@ impl TokenService for TokenHandler {
         request: Request<pb::PromoteTokenRequest>,
     ) -> Result<Response<pb::PromoteTokenResponse>, Status> {
         let caller = self.caller(&request).await?;
-        let id = parse_id("id", &request.get_ref().id)?;
-        let view = self.service.promote_token(&caller, id).await?;
+        let req = request.get_ref();
+        let mut v = Violations::default();
+        let id = v.check("id", convert::uuid(&req.id));
+        let privilege = v.check("privilege", convert::privilege(req.privilege));
+        let (id, privilege) = v.finish(|| Some((id?, privilege?)))?;
+        let view = self.service.promote_token(&caller, id, privilege).await?;
         Ok(consistency::with_revision(
             &self.service,
             pb::PromoteTokenResponse {

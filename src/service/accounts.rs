@@ -1,5 +1,4 @@
 //! Accounts and members: bootstrap from the command line, and the AccountService use cases.
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -9,6 +8,7 @@ use crate::domain::{
 use crate::storage::{Actor, MemberChange, NewToken, StorageError};
 
 use super::cache::StaleKey;
+use super::guard::caller_now;
 use super::positions::Purpose;
 use super::{Page, PageRequest, Service, ServiceError};
 
@@ -45,7 +45,7 @@ impl Service {
     ) -> Result<Bootstrapped, ServiceError> {
         crate::domain::validate_account_name(account_name)
             .map_err(|e| ServiceError::invalid("account", e))?;
-        let now = Utc::now();
+        let now = crate::domain::now();
         let account = Account {
             id: Uuid::new_v4(),
             name: account_name.to_owned(),
@@ -120,7 +120,7 @@ impl Service {
         role: Privilege,
     ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
-        let now = Utc::now();
+        let now = crate::domain::now();
         let member = Member {
             id: Uuid::new_v4(),
             account_id: caller.account_id,
@@ -130,16 +130,25 @@ impl Service {
             updated_at: now,
             removed_at: None,
         };
-        match self.repo.add_member(&member, Actor::of(caller)).await {
+        let added = self
+            .repo
+            .add_member(&member, Actor::of(caller), |locked| {
+                caller_now(locked)?.require_admin()?;
+                Ok::<_, ServiceError>(())
+            })
+            .await;
+        match added {
             Ok(()) => Ok(member),
-            Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
+            Err(ServiceError::AlreadyExists {
+                reason: "CONFLICT", ..
+            }) => Err(ServiceError::AlreadyExists {
                 reason: "MEMBER_EXISTS",
                 message: format!(
                     "'{}' is already a member of the account",
                     member.user_name.as_str()
                 ),
             }),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 
@@ -159,7 +168,9 @@ impl Service {
                 id,
                 MemberChange::SetRole(role),
                 Actor::of(caller),
-                |current, admins| {
+                |locked, current, admins| {
+                    caller_now(locked)?.require_admin()?;
+                    let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
                     if current.role == Privilege::Admin && role != Privilege::Admin && admins <= 1 {
                         return Err(last_admin());
                     }
@@ -181,7 +192,9 @@ impl Service {
                 id,
                 MemberChange::Remove,
                 Actor::of(caller),
-                |current, admins| {
+                |locked, current, admins| {
+                    caller_now(locked)?.require_admin()?;
+                    let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
                     if current.role == Privilege::Admin && admins <= 1 {
                         return Err(last_admin());
                     }
@@ -232,8 +245,10 @@ impl Service {
             default_app_state,
             description: Description::parse("issued by api-tokens issue-token").unwrap_or_default(),
         };
-        let (new, secret) = NewToken::mint(draft, Utc::now());
-        self.repo.create_token(&new, Actor::default()).await?;
+        let (new, secret) = NewToken::mint(draft, crate::domain::now());
+        self.repo
+            .create_token(&new, Actor::default(), |_| Ok::<_, ServiceError>(()))
+            .await?;
         Ok((new.token, secret))
     }
 }

@@ -10,9 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 
-use crate::domain::{
-    AppName, AppState, Caller, Decision, Privilege, Secret, TokenGrant, TokenType, decide,
-};
+use crate::domain::{AppName, AppState, Caller, Decision, Privilege, Secret, TokenGrant, decide};
 use crate::storage::{RecordOutcome, StorageError};
 
 use super::cache::CachedGrant;
@@ -37,6 +35,8 @@ pub struct AuthorizeOutcome {
 #[derive(Debug)]
 enum AppLoadError {
     LimitReached,
+    /// The token stopped being usable between its lookup and the name's recording.
+    Refused(Decision),
     Storage(StorageError),
 }
 
@@ -123,6 +123,12 @@ impl Service {
                                 grant: Some(grant),
                             });
                         }
+                        AppLoadError::Refused(refusal) => {
+                            return Ok(AuthorizeOutcome {
+                                decision: *refusal,
+                                grant: Some(grant),
+                            });
+                        }
                         AppLoadError::Storage(e) => {
                             return Err(self.storage_failed(Arc::new(e.clone())));
                         }
@@ -205,6 +211,7 @@ impl Service {
             }
             Ok(RecordOutcome::Existing(state)) => Ok(state),
             Ok(RecordOutcome::LimitReached) => Err(AppLoadError::LimitReached),
+            Ok(RecordOutcome::Refused(refusal)) => Err(AppLoadError::Refused(refusal)),
             Err(e) => Err(AppLoadError::Storage(e)),
         }
     }
@@ -217,15 +224,9 @@ impl Service {
             .await?;
         match (outcome.decision, outcome.grant) {
             (Decision::Allow { effective }, Some(grant)) => Ok(Caller {
-                account_id: grant.account_id,
-                token_id: grant.token_id,
-                token_type: grant.token_type,
-                member_id: if grant.token_type == TokenType::User {
-                    grant.owner_id
-                } else {
-                    None
-                },
                 privilege: effective,
+                ..Caller::from_grant(&grant)
+                    .map_err(|refusal| ServiceError::refused(refusal, credentials.app.as_str()))?
             }),
             (decision, _) => Err(ServiceError::refused(decision, credentials.app.as_str())),
         }

@@ -33,6 +33,9 @@ pub enum ServiceError {
         reason: &'static str,
         message: String,
     },
+    /// A concurrent change made the database abort this one; nothing was written.
+    #[error("aborted by a concurrent change: {0}")]
+    Aborted(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -86,6 +89,7 @@ impl From<StorageError> for ServiceError {
     fn from(err: StorageError) -> Self {
         match err {
             StorageError::Unavailable(msg) => ServiceError::Unavailable(msg),
+            StorageError::Aborted(msg) => ServiceError::Aborted(msg),
             StorageError::Conflict => ServiceError::AlreadyExists {
                 reason: "CONFLICT",
                 message: "the change conflicts with an existing resource".into(),

@@ -4,9 +4,10 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
-use crate::storage::Actor;
+use crate::storage::{Actor, Locked};
 
 use super::cache::StaleKey;
+use super::guard::visible_now;
 use super::{Service, ServiceError};
 
 /// Where installers are sent.
@@ -28,6 +29,12 @@ impl Default for InstallSettings {
 /// The environment variable the pasted command reads the secret from: the secret is never
 /// stored, so the service cannot print it, and a command line would leak it to `ps` anyway.
 pub const KEY_ENV_VAR: &str = "CIRCONUS_API_KEY";
+
+/// The environment variable the installer (cosi-install.sh) takes its key from instead of
+/// `--key`. The command hands the key over in the installer's environment, never in its
+/// arguments: arguments are visible to every user of the host in `ps` (and the installer
+/// writes its arguments to its log).
+pub const INSTALLER_KEY_ENV_VAR: &str = "COSI_KEY";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallCommand {
@@ -71,29 +78,43 @@ impl Service {
             ));
         }
         caller.require_write()?;
-        let token = self.visible_token(caller, token_id).await?;
-        if token.state() == TokenState::Retired {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "TOKEN_RETIRED",
-                message: "a retired token cannot install anything".into(),
-            });
-        }
-        if token.privilege < Privilege::Normal {
-            return Err(ServiceError::FailedPrecondition {
-                reason: "TOKEN_PRIVILEGE_TOO_LOW",
-                message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
-            });
-        }
         let app = install_app_name(token_id);
         let actor = Actor::of(caller);
+        // The checks run inside the pre-allow's transaction: a retire that commits first wins.
+        let check = |locked: &Locked| {
+            let (caller, token, _) = visible_now(locked, token_id)?;
+            caller.require_write()?;
+            if token.state() == TokenState::Retired {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "TOKEN_RETIRED",
+                    message: "a retired token cannot install anything".into(),
+                });
+            }
+            if token.privilege < Privilege::Normal {
+                return Err(ServiceError::FailedPrecondition {
+                    reason: "TOKEN_PRIVILEGE_TOO_LOW",
+                    message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
+                });
+            }
+            Ok(())
+        };
         self.repo
-            .set_application_state(caller.account_id, token_id, &app, AppState::Allow, actor)
-            .await?;
+            .set_application_state(
+                caller.account_id,
+                token_id,
+                &app,
+                AppState::Allow,
+                actor,
+                caller.token_id,
+                check,
+            )
+            .await?
+            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
         self.changed_here(StaleKey::App(token_id, app.as_str().to_owned()))
             .await;
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();
         let mut command = format!(
-            "curl -sSL {cosi_url}install | bash -s -- --cosiurl {cosi_url} --key \"${KEY_ENV_VAR}\" --app '{app}' --apiurl {api_url}"
+            "curl -sSL {cosi_url}install | {INSTALLER_KEY_ENV_VAR}=\"${KEY_ENV_VAR}\" bash -s -- --cosiurl {cosi_url} --app '{app}' --apiurl {api_url}"
         );
         if let Some(id) = broker_id {
             command.push_str(&format!(" --broker {id}"));

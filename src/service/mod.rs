@@ -4,6 +4,7 @@ mod authorize;
 mod cache;
 mod compaction;
 mod error;
+mod guard;
 mod install;
 mod last_used;
 mod page;

@@ -1,7 +1,6 @@
 //! Token lifecycle and applications under tokens, with the seed's rules applied per caller.
 use std::collections::HashMap;
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::{
@@ -11,6 +10,7 @@ use crate::domain::{
 use crate::storage::{Actor, AuditRecord, NewToken, TokenFilter};
 
 use super::cache::StaleKey;
+use super::guard::{caller_now, visible_now};
 use super::positions::Purpose;
 use super::{Page, PageRequest, Service, ServiceError};
 
@@ -74,8 +74,13 @@ impl Service {
             default_app_state: req.default_app_state,
             description: req.description,
         };
-        let (new, secret) = NewToken::mint(draft, Utc::now());
-        self.repo.create_token(&new, Actor::of(caller)).await?;
+        let (new, secret) = NewToken::mint(draft, crate::domain::now());
+        self.repo
+            .create_token(&new, Actor::of(caller), |locked| {
+                caller_now(locked)?.may_create(req.token_type, req.privilege)?;
+                Ok::<_, ServiceError>(())
+            })
+            .await?;
         // A guess of this very secret may be remembered as unknown.
         self.replica.cache.forget_secret(&new.digest).await;
         self.replica.wake();
@@ -142,11 +147,14 @@ impl Service {
             .change_token(
                 caller.account_id,
                 id,
+                caller.token_id,
                 "token.update",
                 Actor::of(caller),
-                |current| {
-                    if !caller.can_see(current) {
-                        return Err(ServiceError::not_found("token", id));
+                |locked| {
+                    let (caller, current, _) = visible_now(locked, id)?;
+                    caller.require_write()?;
+                    if let Some(privilege) = update.privilege {
+                        caller.require_may_grant(privilege)?;
                     }
                     if current.retired_at.is_some() {
                         return Err(retired_error());
@@ -171,17 +179,17 @@ impl Service {
             .change_token(
                 caller.account_id,
                 id,
+                caller.token_id,
                 "token.retire",
                 Actor::of(caller),
-                |current| {
-                    if !caller.can_see(current) {
-                        return Err(ServiceError::not_found("token", id));
-                    }
+                |locked| -> Result<_, ServiceError> {
+                    let (caller, current, _) = visible_now(locked, id)?;
+                    caller.require_write()?;
                     if current.retired_at.is_some() {
                         return Ok(None);
                     }
                     Ok(Some(Token {
-                        retired_at: Some(Utc::now()),
+                        retired_at: Some(locked.now),
                         ..current.clone()
                     }))
                 },
@@ -191,34 +199,47 @@ impl Service {
     }
 
     /// User → Account, Admin only, for good. The token then outlives its creator's membership.
+    /// It never gains privilege by it: see `Caller::promoted_privilege`.
     pub async fn promote_token(
         &self,
         caller: &Caller,
         id: Uuid,
+        privilege: Option<Privilege>,
     ) -> Result<TokenView, ServiceError> {
         caller.require_admin()?;
+        if let Some(privilege) = privilege {
+            caller.require_may_grant(privilege)?;
+        }
         let changed = self
             .repo
-            .change_token(caller.account_id, id, "token.promote", Actor::of(caller), |current| {
-                if !caller.can_see(current) {
-                    return Err(ServiceError::not_found("token", id));
-                }
-                if current.retired_at.is_some() {
-                    return Err(retired_error());
-                }
-                if current.token_type == TokenType::Account {
-                    return Err(ServiceError::FailedPrecondition {
-                        reason: "ALREADY_ACCOUNT_TOKEN",
-                        message: "the token is already an account token; promotion cannot be undone or repeated".into(),
-                    });
-                }
-                Ok(Some(Token {
-                    token_type: TokenType::Account,
-                    owner_id: None,
-                    promoted_at: Some(Utc::now()),
-                    ..current.clone()
-                }))
-            })
+            .change_token(
+                caller.account_id,
+                id,
+                caller.token_id,
+                "token.promote",
+                Actor::of(caller),
+                |locked| {
+                    let (caller, current, owner) = visible_now(locked, id)?;
+                    caller.require_admin()?;
+                    if current.retired_at.is_some() {
+                        return Err(retired_error());
+                    }
+                    if current.token_type == TokenType::Account {
+                        return Err(ServiceError::FailedPrecondition {
+                            reason: "ALREADY_ACCOUNT_TOKEN",
+                            message: "the token is already an account token; promotion cannot be undone or repeated".into(),
+                        });
+                    }
+                    let privilege = caller.promoted_privilege(current.privilege, owner, privilege)?;
+                    Ok(Some(Token {
+                        token_type: TokenType::Account,
+                        owner_id: None,
+                        privilege,
+                        promoted_at: Some(locked.now),
+                        ..current.clone()
+                    }))
+                },
+            )
             .await?;
         self.changed_view(changed, id).await
     }
@@ -247,14 +268,26 @@ impl Service {
         state: AppState,
     ) -> Result<Application, ServiceError> {
         caller.require_write()?;
-        let token = self.visible_token(caller, token_id).await?;
-        if token.retired_at.is_some() {
-            return Err(retired_error());
-        }
         let app = self
             .repo
-            .set_application_state(caller.account_id, token_id, name, state, Actor::of(caller))
-            .await?;
+            .set_application_state(
+                caller.account_id,
+                token_id,
+                name,
+                state,
+                Actor::of(caller),
+                caller.token_id,
+                |locked| {
+                    let (caller, token, _) = visible_now(locked, token_id)?;
+                    caller.require_write()?;
+                    if token.retired_at.is_some() {
+                        return Err(retired_error());
+                    }
+                    Ok(())
+                },
+            )
+            .await?
+            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
         self.changed_here(StaleKey::App(token_id, name.as_str().to_owned()))
             .await;
         Ok(app)

@@ -1,7 +1,6 @@
 //! Accounts and members: bootstrap, membership changes with their audit entries.
 use std::collections::HashMap;
 
-use chrono::Utc;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -12,6 +11,7 @@ use super::audit::{self, Actor, member_json};
 use super::change_log::{self, Change};
 use super::convert::{self, micros};
 use super::entities::{accounts, members};
+use super::guard::{self, AccountLock, Locked};
 use super::tokens::{NewToken, insert_token};
 use super::{Repository, StorageError};
 use crate::domain::{Account, Member, Privilege};
@@ -121,9 +121,21 @@ impl Repository {
             .collect()
     }
 
-    /// `Conflict` if a current member already has the user name.
-    pub async fn add_member(&self, member: &Member, actor: Actor) -> Result<(), StorageError> {
-        let tx = self.db.begin().await?;
+    /// Adds a member once `check` approves the caller as its token stands now, under the
+    /// locks of a membership change (see `guard`). `Conflict` if a current member already
+    /// has the user name.
+    pub async fn add_member<E: From<StorageError>>(
+        &self,
+        member: &Member,
+        actor: Actor,
+        check: impl FnOnce(&Locked) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tx = self.begin_write().await?;
+        if let Some(caller) = actor.token_id {
+            let (locked, _) =
+                guard::lock(&tx, member.account_id, caller, None, AccountLock::Exclusive).await?;
+            check(&locked)?;
+        }
         insert_member(&tx, member).await?;
         audit::write(
             &tx,
@@ -137,43 +149,57 @@ impl Repository {
             member.created_at,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
 
-    /// Changes a current membership after `check` approves it, given the member and the
-    /// number of current Admins, all in one transaction. `Ok(None)`: no such current member.
+    /// Changes a current membership after `check` approves it, given the caller's token as
+    /// it stands now, the member and the number of current Admins, all in one transaction.
+    /// The account row is locked first (see `guard`), so two Admins changing each other
+    /// take turns instead of deadlocking. `Ok(None)`: no such current member.
     pub async fn change_member<E: From<StorageError>>(
         &self,
         account_id: Uuid,
         id: Uuid,
         change: MemberChange,
         actor: Actor,
-        check: impl FnOnce(&Member, u64) -> Result<(), E>,
+        check: impl FnOnce(&Locked, Option<&Member>, u64) -> Result<(), E>,
     ) -> Result<Option<Member>, E> {
-        let tx = self.db.begin().await.map_err(StorageError::from)?;
+        let tx = self.begin_write().await?;
+        let (locked, _) = match actor.token_id {
+            Some(caller) => {
+                guard::lock(&tx, account_id, caller, None, AccountLock::Exclusive).await?
+            }
+            None => {
+                return Err(
+                    StorageError::Database("a membership change needs a caller".into()).into(),
+                );
+            }
+        };
         let current = members::Entity::find()
             .filter(members::Column::AccountId.eq(account_id))
             .filter(members::Column::Id.eq(id))
             .filter(members::Column::RemovedAt.is_null())
-            .lock_exclusive()
             .one(&tx)
             .await
             .map_err(StorageError::from)?;
-        let Some(row) = current else { return Ok(None) };
-        let before = convert::member(row.clone())?;
-        // Lock every Admin row so two Admins demoting each other cannot leave none.
+        let before = current
+            .as_ref()
+            .map(|row| convert::member(row.clone()))
+            .transpose()?;
+        // Under the exclusive account lock no other membership change runs: a plain count holds.
         let admins = members::Entity::find()
             .filter(members::Column::AccountId.eq(account_id))
             .filter(members::Column::RemovedAt.is_null())
             .filter(members::Column::Role.eq(Privilege::Admin.as_str()))
-            .lock_exclusive()
-            .all(&tx)
+            .count(&tx)
             .await
-            .map_err(StorageError::from)?
-            .len() as u64;
-        check(&before, admins)?;
-        let now = Utc::now();
+            .map_err(StorageError::from)?;
+        check(&locked, before.as_ref(), admins)?;
+        let (Some(row), Some(before)) = (current, before) else {
+            return Ok(None);
+        };
+        let now = locked.now;
         let mut after = before.clone();
         let mut active: members::ActiveModel = row.into();
         active.updated_at = Set(micros(now));

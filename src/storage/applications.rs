@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -13,9 +13,10 @@ use super::change_log::AppChangeKind;
 use super::convert::{self, micros};
 use super::entities::{applications, members, tokens};
 use super::events::write_app_change;
+use super::guard::{self, AccountLock, Locked};
 use super::{Repository, StorageError};
 use crate::domain::{
-    AppName, AppState, Application, OwnerStatus, SecretDigest, TokenGrant, TokenType,
+    AppName, AppState, Application, Decision, OwnerStatus, SecretDigest, TokenGrant, TokenType,
 };
 
 /// What the Authorize lookup finds for a secret and an application name.
@@ -35,6 +36,9 @@ pub enum RecordOutcome {
     Existing(AppState),
     /// The token has as many names as it may record; nothing was written.
     LimitReached,
+    /// The token can no longer act (retired, or its owner removed) since it was looked up;
+    /// nothing was written.
+    Refused(Decision),
 }
 
 fn col<C: sea_orm::sea_query::IntoIden>(
@@ -135,35 +139,55 @@ impl Repository {
     }
 
     /// Records a name's first use under the token's default state, with its event, in one
-    /// transaction of three statements: count it against the cap (which also locks the
-    /// token's row), insert it if absent, and append the event. Idempotent: of many
-    /// concurrent first uses one records, the rest find it.
+    /// transaction: lock the token's row and check it can still act (a retire or an owner's
+    /// removal that committed first wins), count the name against the cap, insert it if
+    /// absent, and append the event. Idempotent: of many concurrent first uses one records,
+    /// the rest find it.
     pub async fn record_application(
         &self,
         grant: &TokenGrant,
         name: &AppName,
         max_apps_per_token: Option<u64>,
     ) -> Result<RecordOutcome, StorageError> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_write().await?;
+        // Counting takes the token's row lock; the conditions are evaluated under it (PostgreSQL
+        // re-checks them once a concurrent retire commits), so no name lands after a retire.
+        let t = tokens::Entity;
+        let m = members::Entity;
+        let owner_is_member = Query::select()
+            .expr(Expr::val(1))
+            .from(m)
+            .and_where(col(m, members::Column::Id).equals((t, tokens::Column::OwnerId)))
+            .and_where(col(m, members::Column::RemovedAt).is_null())
+            .to_owned();
         let mut counted = tokens::Entity::update_many()
             .col_expr(
                 tokens::Column::AppCount,
                 Expr::col(tokens::Column::AppCount).add(1),
             )
-            .filter(tokens::Column::Id.eq(grant.token_id));
+            .filter(tokens::Column::Id.eq(grant.token_id))
+            .filter(tokens::Column::RetiredAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(tokens::Column::TokenType.eq(TokenType::Account.as_str()))
+                    .add(Expr::exists(owner_is_member)),
+            );
         if let Some(max) = max_apps_per_token {
             counted =
                 counted.filter(tokens::Column::AppCount.lt(i64::try_from(max).unwrap_or(i64::MAX)));
         }
         if counted.exec(&tx).await?.rows_affected == 0 {
             tx.rollback().await?;
+            if let Some(refusal) = self.refusal_now(grant.token_id).await? {
+                return Ok(RecordOutcome::Refused(refusal));
+            }
             // The cap is reached, unless another call recorded this very name meanwhile.
             return Ok(match self.app_state(grant.token_id, name).await? {
                 Some(state) => RecordOutcome::Existing(state),
                 None => RecordOutcome::LimitReached,
             });
         }
-        let now = Utc::now();
+        let now = crate::domain::now();
         let state = grant.default_app_state;
         let inserted = insert_application(
             &tx,
@@ -196,31 +220,63 @@ impl Repository {
         Ok(RecordOutcome::Recorded(state))
     }
 
-    /// Sets a name's state on a token, recording the name if it is new, with its event
-    /// and audit entry. Setting the state it already has changes nothing.
-    pub async fn set_application_state(
+    /// Why a token cannot act now, if it cannot: retired, owner removed, or gone.
+    async fn refusal_now(&self, token_id: Uuid) -> Result<Option<Decision>, StorageError> {
+        let Some(row) = tokens::Entity::find()
+            .filter(tokens::Column::Id.eq(token_id))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Some(Decision::UnknownToken));
+        };
+        let owner = guard::owner_status(&self.db, &row).await?;
+        Ok(guard::grant(&row, owner)?.usable().err())
+    }
+
+    /// Sets a name's state on a token once `check` approves, recording the name if it is new,
+    /// with its event and audit entry. `check` sees the caller's token and the target token
+    /// as they stand under the transaction's locks. Setting the state it already has changes
+    /// nothing. `Ok(None)`: no such token.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn set_application_state<E: From<StorageError>>(
         &self,
         account_id: Uuid,
         token_id: Uuid,
         name: &AppName,
         state: AppState,
         actor: Actor,
-    ) -> Result<Application, StorageError> {
-        let tx = self.db.begin().await?;
-        lock_token(&tx, token_id).await?;
+        caller_token: Uuid,
+        check: impl FnOnce(&Locked) -> Result<(), E>,
+    ) -> Result<Option<Application>, E> {
+        let tx = self.begin_write().await?;
+        let (locked, _) = guard::lock(
+            &tx,
+            account_id,
+            caller_token,
+            Some(token_id),
+            AccountLock::Shared,
+        )
+        .await?;
+        check(&locked)?;
+        if locked.target.is_none() {
+            return Ok(None);
+        }
         let existing = application_row(&tx, token_id, name).await?;
-        let now = Utc::now();
+        let now = locked.now;
         let (before, after) = match existing {
             Some(row) if row.state == state.as_str() => {
                 let app = convert::application(row)?;
-                return Ok(app);
+                return Ok(Some(app));
             }
             Some(row) => {
                 let before = convert::application(row.clone())?;
                 let mut active: applications::ActiveModel = row.into();
                 active.state = Set(state.as_str().to_owned());
                 active.updated_at = Set(micros(now));
-                applications::Entity::update(active).exec(&tx).await?;
+                applications::Entity::update(active)
+                    .exec(&tx)
+                    .await
+                    .map_err(StorageError::from)?;
                 let after = Application {
                     state,
                     updated_at: now,
@@ -237,7 +293,8 @@ impl Repository {
                     )
                     .filter(tokens::Column::Id.eq(token_id))
                     .exec(&tx)
-                    .await?;
+                    .await
+                    .map_err(StorageError::from)?;
                 insert_application(&tx, account_id, token_id, name, state, now, false).await?;
                 let after = Application {
                     token_id,
@@ -272,8 +329,8 @@ impl Repository {
             now,
         )
         .await?;
-        tx.commit().await?;
-        Ok(after)
+        tx.commit().await.map_err(StorageError::from)?;
+        Ok(Some(after))
     }
 
     /// How many application names wait for approval, over all accounts: one COUNT for
@@ -310,17 +367,6 @@ impl Repository {
             .map(|m| Ok((m.seq, convert::application(m)?)))
             .collect()
     }
-}
-
-/// Locks a token's row for the rest of the transaction (a no-op on SQLite, whose one
-/// connection already serialises writers).
-async fn lock_token(conn: &impl ConnectionTrait, id: Uuid) -> Result<(), StorageError> {
-    tokens::Entity::find()
-        .filter(tokens::Column::Id.eq(id))
-        .lock_exclusive()
-        .one(conn)
-        .await?;
-    Ok(())
 }
 
 /// Inserts a new application row; with `if_absent`, a name already there is left alone

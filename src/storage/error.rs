@@ -6,6 +6,10 @@ pub enum StorageError {
     /// The database cannot be reached or is shutting down: the caller may retry.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database aborted the transaction to break a deadlock or keep it serializable:
+    /// nothing was written, and the same call may succeed if retried.
+    #[error("transaction aborted by a concurrent one: {0}")]
+    Aborted(String),
     /// A uniqueness rule refused the write.
     #[error("conflict with an existing row")]
     Conflict,
@@ -32,6 +36,8 @@ impl StorageError {
             | sqlx::Error::Protocol(_) => StorageError::Unavailable(err.to_string()),
             sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict,
             sqlx::Error::Database(db) => match db.code().as_deref() {
+                // PostgreSQL 40001 (serialization failure), 40P01 (deadlock detected).
+                Some("40001" | "40P01") => StorageError::Aborted(err.to_string()),
                 // PostgreSQL class 08 (connection), 57P0x (shutdown, cannot connect now),
                 // 53300 (too many connections); SQLite 5 and 6 (busy, locked).
                 Some(code)

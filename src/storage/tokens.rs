@@ -1,15 +1,13 @@
 //! Tokens: creation, lookup, listing and changes, each change with its audit entry.
 use chrono::Utc;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::audit::{self, Actor, token_json};
 use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::tokens;
+use super::guard::{self, AccountLock, Locked};
 use super::{Repository, StorageError};
 use crate::domain::{Secret, SecretDigest, Token, TokenDraft, TokenState, TokenType};
 
@@ -76,8 +74,20 @@ pub(crate) async fn insert_token(
 }
 
 impl Repository {
-    pub async fn create_token(&self, new: &NewToken, actor: Actor) -> Result<(), StorageError> {
-        let tx = self.db.begin().await?;
+    /// Stores a new token once `check` approves its maker as the maker's token stands now,
+    /// under the locks of a write (see `guard`).
+    pub async fn create_token<E: From<StorageError>>(
+        &self,
+        new: &NewToken,
+        actor: Actor,
+        check: impl FnOnce(&Locked) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let tx = self.begin_write().await?;
+        if let Some(maker) = actor.token_id {
+            let (locked, _) =
+                guard::lock(&tx, new.token.account_id, maker, None, AccountLock::Shared).await?;
+            check(&locked)?;
+        }
         insert_token(&tx, new).await?;
         let t = &new.token;
         audit::write(
@@ -92,7 +102,7 @@ impl Repository {
             t.created_at,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(StorageError::from)?;
         Ok(())
     }
 
@@ -155,31 +165,29 @@ impl Repository {
             .await?)
     }
 
-    /// Changes a token in one transaction: `change` sees the current token and returns
-    /// the new one, or `None` when there is nothing to do. `Ok(None)`: no such token.
-    /// Returns the token before and after.
+    /// Changes a token in one transaction: `change` sees the caller's token and the target as
+    /// they stand under the transaction's locks, and returns the new token, or `None` when
+    /// there is nothing to do. `Ok(None)`: no such token. Returns the token before and after.
     pub async fn change_token<E: From<StorageError>>(
         &self,
         account_id: Uuid,
         id: Uuid,
+        caller_token: Uuid,
         action: &str,
         actor: Actor,
-        change: impl FnOnce(&Token) -> Result<Option<Token>, E>,
+        change: impl FnOnce(&Locked) -> Result<Option<Token>, E>,
     ) -> Result<Option<(Token, Token)>, E> {
-        let tx = self.db.begin().await.map_err(StorageError::from)?;
-        let row = tokens::Entity::find()
-            .filter(tokens::Column::AccountId.eq(account_id))
-            .filter(tokens::Column::Id.eq(id))
-            .lock_exclusive()
-            .one(&tx)
-            .await
-            .map_err(StorageError::from)?;
-        let Some(row) = row else { return Ok(None) };
-        let before = convert::token(row.clone())?;
-        let Some(mut after) = change(&before)? else {
+        let tx = self.begin_write().await?;
+        let (locked, row) =
+            guard::lock(&tx, account_id, caller_token, Some(id), AccountLock::Shared).await?;
+        let next = change(&locked)?;
+        let (Some(row), Some((before, _))) = (row, locked.target) else {
+            return Ok(None);
+        };
+        let Some(mut after) = next else {
             return Ok(Some((before.clone(), before)));
         };
-        let now = Utc::now();
+        let now = locked.now;
         after.updated_at = now;
         let mut active: tokens::ActiveModel = row.into();
         active.token_type = Set(after.token_type.as_str().to_owned());

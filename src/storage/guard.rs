@@ -1,0 +1,142 @@
+//! Write guards: what a write checks inside its own transaction, under locks, before it writes.
+//!
+//! Every transaction that checks a token or a membership and then writes takes its locks in
+//! one order, so no two can wait on each other: token rows (in id order, in one statement),
+//! then the account row, then member rows. A write about tokens holds the account row shared;
+//! a membership change holds it exclusively, so the roles a token write reads cannot change
+//! under it, and two membership changes of one account take turns. SQLite has one writer:
+//! its write transactions start IMMEDIATE, so what they read is what they write over.
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::LockType;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+use uuid::Uuid;
+
+use super::convert;
+use super::entities::{accounts, members, tokens};
+use super::{Repository, StorageError};
+use crate::domain::{OwnerStatus, Token, TokenGrant, TokenType};
+
+/// What a write sees inside its transaction, under its locks, before it writes.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    /// The caller's own token as it stands now; `None` if it is gone.
+    pub caller: Option<TokenGrant>,
+    /// The token written to, with its owner's standing now; `None` if the account has no such token.
+    pub target: Option<(Token, OwnerStatus)>,
+    /// The time of the write, as stored.
+    pub now: DateTime<Utc>,
+}
+
+/// How a write holds the account row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountLock {
+    /// Token writes: memberships may not change until they commit.
+    Shared,
+    /// Membership changes: one at a time per account, and no token write in between.
+    Exclusive,
+}
+
+impl Repository {
+    /// A transaction that will write: on SQLite it takes the write lock at BEGIN, so its
+    /// checks and its writes see the same database.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, StorageError> {
+        let options = if self.is_postgres() {
+            TransactionOptions::default()
+        } else {
+            TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            }
+        };
+        Ok(self.db.begin_with_options(options).await?)
+    }
+}
+
+/// Locks the caller's token and the target token (in id order), then the account row, and
+/// reads both tokens and their owners' standing as they are now.
+pub(crate) async fn lock(
+    tx: &DatabaseTransaction,
+    account_id: Uuid,
+    caller_token: Uuid,
+    target: Option<Uuid>,
+    account_lock: AccountLock,
+) -> Result<(Locked, Option<tokens::Model>), StorageError> {
+    let mut ids = vec![caller_token];
+    ids.extend(target);
+    ids.sort();
+    ids.dedup();
+    let rows = tokens::Entity::find()
+        .filter(tokens::Column::Id.is_in(ids))
+        .order_by_asc(tokens::Column::Id)
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    let lock_type = match account_lock {
+        AccountLock::Shared => LockType::Share,
+        AccountLock::Exclusive => LockType::NoKeyUpdate,
+    };
+    accounts::Entity::find_by_id(account_id)
+        .lock(lock_type)
+        .one(tx)
+        .await?;
+    let caller = match rows.iter().find(|r| r.id == caller_token) {
+        Some(row) => Some(grant(row, owner_status(tx, row).await?)?),
+        None => None,
+    };
+    let target_row = target.and_then(|id| {
+        rows.iter()
+            .find(|r| r.id == id && r.account_id == account_id)
+            .cloned()
+    });
+    let target = match &target_row {
+        Some(row) => Some((convert::token(row.clone())?, owner_status(tx, row).await?)),
+        None => None,
+    };
+    let locked = Locked {
+        caller,
+        target,
+        now: crate::domain::now(),
+    };
+    Ok((locked, target_row))
+}
+
+/// The standing of a token's owner now. In a write transaction it is read under the account
+/// lock, so it holds until commit.
+pub(crate) async fn owner_status(
+    tx: &impl ConnectionTrait,
+    row: &tokens::Model,
+) -> Result<OwnerStatus, StorageError> {
+    if row.token_type == TokenType::Account.as_str() {
+        return Ok(OwnerStatus::Account);
+    }
+    let Some(owner) = row.owner_id else {
+        return Ok(OwnerStatus::Removed);
+    };
+    let member = members::Entity::find()
+        .filter(members::Column::Id.eq(owner))
+        .filter(members::Column::RemovedAt.is_null())
+        .one(tx)
+        .await?;
+    Ok(match member {
+        Some(m) => OwnerStatus::Member(convert::privilege(&m.role)?),
+        None => OwnerStatus::Removed,
+    })
+}
+
+/// What the Authorize decision knows of a token row.
+pub(crate) fn grant(row: &tokens::Model, owner: OwnerStatus) -> Result<TokenGrant, StorageError> {
+    let token = convert::token(row.clone())?;
+    Ok(TokenGrant {
+        token_id: token.id,
+        account_id: token.account_id,
+        token_type: token.token_type,
+        owner_id: token.owner_id,
+        privilege: token.privilege,
+        default_app_state: token.default_app_state,
+        retired: token.retired_at.is_some(),
+        owner,
+    })
+}
