@@ -15,7 +15,11 @@ fn main() -> ExitCode {
     match runtime.block_on(api_tokens::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("api-tokens: {e:#}");
+            // The database password is hidden from errors too, whatever library wrote them.
+            eprintln!(
+                "api-tokens: {}",
+                api_tokens::telemetry::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -267,29 +267,5 @@ pub async fn shutdown_signal() {
 
 /// A database URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/tokens"),
-            "postgres://app:***@db:5432/tokens"
-        );
-        assert_eq!(
-            redact_url("sqlite://api-tokens.db?mode=rwc"),
-            "sqlite://api-tokens.db?mode=rwc"
-        );
-    }
+    crate::storage::redact_url(url)
 }

@@ -90,7 +90,9 @@ impl From<StorageError> for ServiceError {
                 reason: "CONFLICT",
                 message: "the change conflicts with an existing resource".into(),
             },
-            StorageError::Corrupt(msg) | StorageError::Database(msg) => ServiceError::Internal(msg),
+            StorageError::Corrupt(msg)
+            | StorageError::Database(msg)
+            | StorageError::Config(msg) => ServiceError::Internal(msg),
         }
     }
 }

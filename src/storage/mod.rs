@@ -10,6 +10,7 @@ mod last_used;
 mod migrations;
 mod notify;
 mod tokens;
+mod url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,15 +27,26 @@ pub use error::StorageError;
 pub use events::{SnapshotItem, StoredEvent};
 pub use notify::{Change, ChangeListener, Heard};
 pub use tokens::{NewToken, TokenFilter};
+pub use url::{Backend, backend_of, password_forms, redact_in, redact_url};
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// How to reach the database. Its Debug hides the URL's password.
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
     /// Pool size for PostgreSQL. SQLite always uses one connection: one writer is
     /// simpler and faster than retrying "database is locked".
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 /// The repository: every read and write of the service goes through here.
@@ -50,13 +62,30 @@ const MIGRATION_LOCK_KEY: i64 = 0x6170_692d_746f_6b65; // "api-toke"
 impl Repository {
     /// Connects, then brings the schema up to date.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let repo = Self::open(settings).await?;
+        repo.migrate()
+            .await
+            .map_err(|e| e.redacted(&settings.url))?;
+        Ok(repo)
+    }
+
+    /// Opens the database without migrating. SQLite is opened at once (a failure there is
+    /// the configuration's); PostgreSQL connects on first use, so a server can start while
+    /// its database is still unreachable and keep trying (`migrate` is the first use).
+    ///
+    /// Errors never hold the URL or its password: the drivers' errors repeat the URL, so
+    /// they are redacted, and the password's every form is hidden from the logs, where the
+    /// drivers' TRACE spans print their connect options.
+    pub async fn open(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        let backend = backend_of(&settings.url).map_err(StorageError::Config)?;
+        crate::telemetry::hide_in_logs(password_forms(&settings.url));
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .connect_timeout(settings.connect_timeout)
             .acquire_timeout(settings.connect_timeout)
             // sea-orm would log every statement; ours carry no secrets, but logs are not the place.
             .sqlx_logging(false);
-        if settings.url.starts_with("sqlite:") {
+        if backend == Backend::Sqlite {
             options
                 .max_connections(1)
                 .min_connections(1)
@@ -68,19 +97,19 @@ impl Repository {
                         .foreign_keys(true)
                 });
         } else {
-            options.max_connections(settings.max_connections);
+            options
+                .max_connections(settings.max_connections)
+                .connect_lazy(true);
         }
         let mut db = Database::connect(options)
             .await
-            .map_err(StorageError::from)?;
+            .map_err(|e| StorageError::from(e).redacted(&settings.url))?;
         let queries = Arc::new(AtomicU64::new(0));
         let counter = queries.clone();
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        let repo = Repository { db, queries };
-        repo.migrate().await?;
-        Ok(repo)
+        Ok(Repository { db, queries })
     }
 
     /// Runs pending migrations. On PostgreSQL an advisory lock makes replicas that
