@@ -1,4 +1,5 @@
-//! grpc.health.v1 as this server reports it: SERVING once ready; TokenService and
+//! grpc.health.v1 as this server reports it: NOT_SERVING while it waits for its database
+//! at start-up, SERVING once ready; TokenService and
 //! AccountService NOT_SERVING while the database cannot be reached; everything NOT_SERVING
 //! once draining starts.
 //!
@@ -36,8 +37,16 @@ impl Health {
         }
     }
 
+    /// Started without its database: nothing is ready, the server as a whole ("") included,
+    /// so readiness probes keep the pod out of the load balancer until it is.
+    pub async fn starting(&self) {
+        self.set(&[""], ServingStatus::NotServing).await;
+        self.set(&SERVICE_NAMES, ServingStatus::NotServing).await;
+    }
+
     pub async fn serving(&self) {
         self.set(&SERVICE_NAMES, ServingStatus::Serving).await;
+        self.set(&[""], ServingStatus::Serving).await;
     }
 
     /// Draining: every service, and the server as a whole ("").

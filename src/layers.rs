@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -65,12 +66,36 @@ impl LimitSettings {
     }
 }
 
+/// Whether the server has its database: until then only health and reflection are served,
+/// and every other call is answered UNAVAILABLE (`STARTING`) at once.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn new(ready: bool) -> Self {
+        Readiness(Arc::new(AtomicBool::new(ready)))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// The error of a call that arrives before the database is reachable.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the server is starting: its database is not reachable yet; retry with backoff")]
+pub struct NotReady;
+
 /// The whole stack, as `tonic::transport::Server::layer` takes it.
 pub type ServerLayers =
     Stack<UnaryTimeoutLayer, Stack<ShedLayer, Stack<StatusLayer, Stack<ObserveLayer, Identity>>>>;
 
 /// Composes the layers in their one order.
-pub fn server_layers(metrics: Metrics, limits: LimitSettings) -> ServerLayers {
+pub fn server_layers(metrics: Metrics, limits: LimitSettings, ready: Readiness) -> ServerLayers {
     // No limit is a semaphore too large to run out, so the stack has one shape either way.
     let permits = limits
         .max_concurrent_requests
@@ -81,6 +106,7 @@ pub fn server_layers(metrics: Metrics, limits: LimitSettings) -> ServerLayers {
         .layer(StatusLayer)
         .layer(ShedLayer {
             permits: Arc::new(Semaphore::new(permits)),
+            ready,
         })
         .layer(UnaryTimeoutLayer {
             timeout: limits.request_timeout,
@@ -403,14 +429,18 @@ where
 }
 
 // ---------------------------------------------------------------------------------------
-// 3. The concurrency limit, shedding the excess, health exempt
+// 3. The concurrency limit, shedding the excess, health exempt; nothing but health and
+// reflection before the database is there
 
 /// Calls under this prefix are probes: they take no permit and are never shed.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
+/// Reflection needs no database either: served while the server starts.
+const REFLECTION_PREFIX: &str = "/grpc.reflection.";
 
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     permits: Arc<Semaphore>,
+    ready: Readiness,
 }
 
 impl<S> Layer<S> for ShedLayer {
@@ -420,6 +450,7 @@ impl<S> Layer<S> for ShedLayer {
         Shed {
             inner,
             permits: self.permits.clone(),
+            ready: self.ready.clone(),
         }
     }
 }
@@ -428,6 +459,7 @@ impl<S> Layer<S> for ShedLayer {
 pub struct Shed<S> {
     inner: S,
     permits: Arc<Semaphore>,
+    ready: Readiness,
 }
 
 impl<S> Service<Request<Body>> for Shed<S>
@@ -447,9 +479,13 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if request.uri().path().starts_with(HEALTH_PREFIX) {
+        let path = request.uri().path();
+        if path.starts_with(HEALTH_PREFIX) {
             let future = self.inner.call(request);
             return Box::pin(async move { future.await.map_err(Into::into) });
+        }
+        if !self.ready.is_ready() && !path.starts_with(REFLECTION_PREFIX) {
+            return Box::pin(async { Err(Box::new(NotReady) as BoxError) });
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return Box::pin(async { Err(Box::new(Overloaded::new()) as BoxError) });

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::background::Background;
+use crate::background::{Background, MetricsTask};
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
@@ -18,10 +18,10 @@ use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
 };
 use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
-use crate::layers::{LimitSettings, server_layers};
+use crate::layers::{LimitSettings, Readiness, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
 use crate::service::{Service, ServiceSettings};
-use crate::storage::{DatabaseSettings, Repository};
+use crate::storage::{Backend, DatabaseSettings, Repository, StorageError, backend_of};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -95,8 +95,11 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "envoy.service.auth.v3.Authorization",
 ];
 
-/// A server bound to its socket with its database ready, not yet serving.
+/// A server bound to its sockets, not yet serving; its database ready, or (PostgreSQL
+/// unreachable at start-up) to be waited for while serving NOT_SERVING.
 pub struct Server {
+    /// Whether the database was reached and migrated while building.
+    database_ready: bool,
     listener: TcpListener,
     service: Service,
     ext_authz: ExtAuthzSettings,
@@ -108,19 +111,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Connects to the database (running migrations) and binds the listen address.
+    /// Checks the settings, binds the ports, then connects to the database and migrates.
+    ///
+    /// A setting that cannot work (a bad URL, a busy port, an unreadable certificate, a
+    /// database that refuses us) fails here, before anything is written. A PostgreSQL
+    /// server that cannot be reached does not: the server starts NOT_SERVING and keeps
+    /// trying (a pod started during an outage must not crash-loop).
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
         let ops = &settings.operations;
         ops.limits.validate().map_err(anyhow::Error::msg)?;
         let tls = ops.tls.as_ref().map(TlsSettings::load).transpose()?;
-        let repo = Repository::connect(&settings.database)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}",
-                    redact_url(&settings.database.url)
-                )
-            })?;
+        let url = &settings.database.url;
+        let cannot_open = || format!("cannot open the database at {}", redact_url(url));
+        let backend = backend_of(url)
+            .map_err(anyhow::Error::msg)
+            .with_context(cannot_open)?;
+        // The ports first: a busy port must stop start-up before migrations run or an
+        // SQLite file is created.
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -128,7 +135,22 @@ impl Server {
             Some(addr) => Some(bind_metrics(addr).await?),
             None => None,
         };
+        let repo = Repository::open(&settings.database)
+            .await
+            .with_context(cannot_open)?;
+        let database_ready = match repo.migrate().await.map_err(|e| e.redacted(url)) {
+            Ok(()) => true,
+            Err(StorageError::Unavailable(e)) if backend == Backend::Postgres => {
+                tracing::warn!(
+                    error = %e,
+                    "database unreachable: serving NOT_SERVING and retrying until it is"
+                );
+                false
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(cannot_open())),
+        };
         Ok(Server {
+            database_ready,
             listener,
             service: Service::new(repo, settings.service),
             ext_authz: settings.ext_authz,
@@ -159,16 +181,27 @@ impl Server {
     ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
-        health.serving().await;
+        let readiness = Readiness::new(self.database_ready);
         let service = self.service;
         let addr = self.listener.local_addr()?;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let mut background = Background::start(
-            &service,
-            &health,
-            self.metrics,
-            self.database_check_interval,
-        );
+        let metrics = MetricsTask::start(&service, self.metrics);
+        let workers = if self.database_ready {
+            health.serving().await;
+            Workers::Running(Background::start(
+                &service,
+                &health,
+                self.database_check_interval,
+            ))
+        } else {
+            health.starting().await;
+            Workers::Waiting(tokio::spawn(wait_for_database(
+                service.clone(),
+                health.clone(),
+                readiness.clone(),
+                self.database_check_interval,
+            )))
+        };
 
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
@@ -177,7 +210,11 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
-            .layer(server_layers(service.metrics().clone(), self.limits))
+            .layer(server_layers(
+                service.metrics().clone(),
+                self.limits,
+                readiness,
+            ))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             // grpcurl 1.8 speaks only v1alpha.
@@ -208,7 +245,17 @@ impl Server {
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-        background.stop_health().await;
+        let mut background = match workers {
+            Workers::Running(background) => Some(background),
+            // Still waiting for the database: stop waiting (a finished wait hands its workers over).
+            Workers::Waiting(waiting) => {
+                waiting.abort();
+                waiting.await.ok()
+            }
+        };
+        if let Some(background) = &mut background {
+            background.stop_health().await;
+        }
         health.draining().await;
         // Watch streams never end by themselves: end them so the drain can finish.
         service.begin_shutdown();
@@ -222,11 +269,41 @@ impl Server {
                 serving.abort();
             }
         }
-        background.finish().await;
+        match background {
+            Some(background) => background.finish(metrics).await,
+            None => metrics.finish().await,
+        }
         service.repository().clone().close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The background work: running, or waiting for the database to start it.
+enum Workers {
+    Running(Background),
+    Waiting(tokio::task::JoinHandle<Background>),
+}
+
+/// Tries the database every `interval` until it answers and its schema is migrated, then
+/// lets calls in, reports SERVING and starts the background work.
+async fn wait_for_database(
+    service: Service,
+    health: Health,
+    readiness: Readiness,
+    interval: Duration,
+) -> Background {
+    loop {
+        tokio::time::sleep(interval).await;
+        match service.repository().migrate().await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, "database still unreachable; retrying"),
+        }
+    }
+    readiness.set_ready();
+    health.serving().await;
+    tracing::info!("database reachable and migrated: SERVING");
+    Background::start(&service, &health, interval)
 }
 
 /// Reflection over our services, the rich error details and health, so grpcurl can decode all of them.

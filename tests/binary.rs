@@ -36,14 +36,45 @@ async fn fresh_folder_serves_on_sqlite_and_sigterm_drains_to_exit_zero() {
 #[test]
 fn bad_flags_and_unreachable_databases_fail_with_one_clear_line() {
     let dir = tempfile::tempdir().expect("dir");
+    for args in [
+        &["serve", "--listen", "not-an-address"][..],
+        &["serve", "--no-such-flag"],
+        &["bootstrap", "--account", "acme"],
+        &["watch", "--state", "sideways"],
+    ] {
+        let out = run(dir.path(), args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: one line: {stderr}");
+        assert!(lines[0].starts_with("api-tokens: "), "{stderr}");
+    }
     let bad_flag = run(dir.path(), &["serve", "--listen", "not-an-address"]);
-    assert!(!bad_flag.status.success());
     assert!(String::from_utf8_lossy(&bad_flag.stderr).contains("--listen"));
+    let missing = run(dir.path(), &["bootstrap", "--account", "acme"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--admin"));
 
+    // A busy port is found before anything is written: no database file appears.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_addr = busy.local_addr().expect("addr").to_string();
+    let taken = run(dir.path(), &["serve", "--listen", &busy_addr]);
+    assert!(!taken.status.success());
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(
+        !dir.path().join("api-tokens.db").exists(),
+        "the ports are checked before the database is created"
+    );
+
+    // `serve` waits for an unreachable database (tests/outage.rs); a one-shot command does not.
     let unreachable = run(
         dir.path(),
         &[
-            "serve",
+            "bootstrap",
+            "--account",
+            "acme",
+            "--admin",
+            "ops@example.com",
             "--database-url",
             "postgres://nobody:hunter2@127.0.0.1:1/none",
             "--db-connect-timeout-secs",
