@@ -218,6 +218,7 @@ fn create_request(app: &TestApp) -> tonic::Request<pb::CreateTokenRequest> {
         privilege: pb::Privilege::ReadOnly.into(),
         default_app_state: pb::AppState::Allow.into(),
         description: String::new(),
+        request_id: String::new(),
     })
 }
 

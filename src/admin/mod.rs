@@ -248,6 +248,8 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     privilege: privilege.map(|p| p.pb().into()).unwrap_or_default(),
                     default_app_state: default_app_state.map(|s| s.pb().into()).unwrap_or_default(),
                     description,
+                    // Safe to resend: should this call be retried, no second token is made.
+                    request_id: uuid::Uuid::new_v4().to_string(),
                 })
                 .await
                 .map_err(status_error)?

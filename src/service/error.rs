@@ -2,7 +2,7 @@
 use crate::domain::{Decision, FieldViolation, PolicyDenial};
 use crate::storage::StorageError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),

@@ -4,6 +4,7 @@ mod authorize;
 mod cache;
 mod changes;
 mod error;
+mod idempotency;
 mod install;
 mod last_used;
 mod page;
@@ -65,6 +66,8 @@ pub struct Service {
     last_used: Arc<LastUsed>,
     hub: Arc<EventHub>,
     metrics: Metrics,
+    /// First responses of CreateToken calls with a request_id (see `idempotency`).
+    created: idempotency::CreatedCache,
 }
 
 impl Service {
@@ -77,6 +80,7 @@ impl Service {
             last_used: Arc::default(),
             hub: Arc::default(),
             metrics: Metrics::new(),
+            created: idempotency::new_cache(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::domain::{
     AppName, AppState, Application, Caller, Description, PolicyDenial, Privilege, Secret, Token,
     TokenDraft, TokenState, TokenType,
 };
-use crate::storage::{Actor, AuditRecord, NewToken, TokenFilter};
+use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter};
 
 use super::{Page, PageRequest, Service, ServiceError};
 
@@ -19,6 +19,8 @@ pub struct NewTokenRequest {
     pub privilege: Privilege,
     pub default_app_state: AppState,
     pub description: Description,
+    /// AIP-155 idempotency key: a retry with the same one creates nothing more.
+    pub request_id: Option<Uuid>,
 }
 
 /// The fields UpdateToken may change; `None` leaves one as it is.
@@ -59,6 +61,19 @@ impl Service {
         req: NewTokenRequest,
     ) -> Result<(TokenView, Secret), ServiceError> {
         caller.may_create(req.token_type, req.privilege)?;
+        match req.request_id {
+            Some(request_id) => self.create_token_once(caller, req, request_id).await,
+            None => self.create_new_token(caller, req, None).await,
+        }
+    }
+
+    /// Makes the token (and records `request`'s key with it, in one transaction).
+    pub(super) async fn create_new_token(
+        &self,
+        caller: &Caller,
+        req: NewTokenRequest,
+        request: Option<&CreateRequest>,
+    ) -> Result<(TokenView, Secret), ServiceError> {
         let draft = TokenDraft {
             account_id: caller.account_id,
             token_type: req.token_type,
@@ -73,7 +88,9 @@ impl Service {
             description: req.description,
         };
         let (new, secret) = NewToken::mint(draft, Utc::now());
-        self.repo.create_token(&new, Actor::of(caller)).await?;
+        self.repo
+            .create_token_once(&new, Actor::of(caller), request)
+            .await?;
         // A guess of this very secret may be remembered as unknown.
         self.cache.grants.invalidate(&new.digest).await;
         Ok((self.view(new.token).await?, secret))
@@ -284,7 +301,7 @@ impl Service {
         }
     }
 
-    async fn view(&self, token: Token) -> Result<TokenView, ServiceError> {
+    pub(super) async fn view(&self, token: Token) -> Result<TokenView, ServiceError> {
         let roles = match token.owner_id {
             Some(owner) => self
                 .repo

@@ -26,7 +26,7 @@ pub use audit::{Actor, AuditRecord};
 pub use error::StorageError;
 pub use events::{SnapshotItem, StoredEvent};
 pub use notify::{Change, ChangeListener, Heard};
-pub use tokens::{NewToken, TokenFilter};
+pub use tokens::{CreateRequest, NewToken, TokenFilter};
 pub use url::{Backend, backend_of, password_forms, redact_in, redact_url};
 
 /// How to reach the database. Its Debug hides the URL's password.

@@ -3,6 +3,7 @@ use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_event_horizon;
+mod m0003_create_requests;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_event_horizon::Migration),
+            Box::new(m0003_create_requests::Migration),
         ]
     }
 }
