@@ -41,6 +41,12 @@ fn bad_flags_and_unreachable_databases_fail_with_one_clear_line() {
         &["serve", "--no-such-flag"],
         &["bootstrap", "--account", "acme"],
         &["watch", "--state", "sideways"],
+        // Settings that cannot work are refused at start-up, not silently adjusted.
+        &["serve", "--otlp-sample-ratio", "2"],
+        &["serve", "--install-api-url", "not a url"],
+        &["serve", "--install-cosi-url", "ftp://setup.example.com/"],
+        &["serve", "--database-check-interval-secs", "0"],
+        &["serve", "--watch-heartbeat-secs", "0"],
     ] {
         let out = run(dir.path(), args);
         assert!(!out.status.success());
@@ -48,7 +54,14 @@ fn bad_flags_and_unreachable_databases_fail_with_one_clear_line() {
         let lines: Vec<_> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{args:?}: one line: {stderr}");
         assert!(lines[0].starts_with("api-tokens: "), "{stderr}");
+        if let (&"serve", Some(flag)) = (&args[0], args.iter().find(|a| a.starts_with("--"))) {
+            assert!(stderr.contains(flag), "{args:?} names {flag}: {stderr}");
+        }
     }
+    assert!(
+        !dir.path().join("api-tokens.db").exists(),
+        "a refused setting creates no database"
+    );
     let bad_flag = run(dir.path(), &["serve", "--listen", "not-an-address"]);
     assert!(String::from_utf8_lossy(&bad_flag.stderr).contains("--listen"));
     let missing = run(dir.path(), &["bootstrap", "--account", "acme"]);

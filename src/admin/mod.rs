@@ -200,7 +200,7 @@ pub struct WatchArgs {
     /// Resume after this cursor (the last one printed) instead of starting with a snapshot.
     #[arg(long)]
     pub cursor: Option<String>,
-    /// Only applications in these states (repeatable; default: all).
+    /// Only applications in these states (repeatable; default: pending only).
     #[arg(long = "state", value_enum)]
     pub states: Vec<AppStateArg>,
     /// Only the applications of this token.
