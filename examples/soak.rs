@@ -169,6 +169,7 @@ async fn create_token(server: &Server, admin: &str, state: pb::AppState) -> Stri
         privilege: pb::Privilege::Normal.into(),
         default_app_state: state.into(),
         description: "soak".into(),
+        request_id: String::new(),
     };
     let mut tokens = TokenServiceClient::new(server.channel.clone());
     tokens

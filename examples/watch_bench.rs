@@ -50,6 +50,7 @@ async fn pending_token(server: &Server, admin: &str) -> (String, String) {
                 privilege: pb::Privilege::Normal.into(),
                 default_app_state: pb::AppState::Pending.into(),
                 description: String::new(),
+                request_id: String::new(),
             },
         ))
         .await

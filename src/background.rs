@@ -2,6 +2,9 @@
 //! database health first (so it cannot undo NOT_SERVING), then, after the drain, the change
 //! log follower (with its listener) and compaction, then metrics (so the last calls are scraped), and
 //! last the last-used writer (its final batch before the database closes).
+//!
+//! The metrics port starts first and on its own: it serves while the server waits for its
+//! database; the rest starts once the database is there.
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
@@ -18,10 +21,35 @@ pub struct Background {
     database_health: JoinHandle<()>,
     stop_workers: watch::Sender<bool>,
     workers: Vec<JoinHandle<()>>,
-    stop_metrics: oneshot::Sender<()>,
-    metrics: Option<JoinHandle<()>>,
     stop_last_used: oneshot::Sender<()>,
     last_used: JoinHandle<()>,
+}
+
+/// The metrics port's task.
+pub struct MetricsTask {
+    stop: oneshot::Sender<()>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MetricsTask {
+    pub fn start(service: &Service, metrics: Option<MetricsServer>) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let task = metrics.map(|server| {
+            let (registry, repo) = (service.metrics().clone(), service.repository().clone());
+            tokio::spawn(async move {
+                // The metrics port logs its own failures; there is nothing more to do with them here.
+                let _ = server.run(registry, repo, on_signal(stopped)).await;
+            })
+        });
+        MetricsTask { stop, task }
+    }
+
+    pub async fn finish(self) {
+        let _ = self.stop.send(());
+        if let Some(task) = self.task {
+            let _ = task.await;
+        }
+    }
 }
 
 async fn on_signal(rx: oneshot::Receiver<()>) {
@@ -29,12 +57,7 @@ async fn on_signal(rx: oneshot::Receiver<()>) {
 }
 
 impl Background {
-    pub fn start(
-        service: &Service,
-        health: &Health,
-        metrics: Option<MetricsServer>,
-        check_every: Duration,
-    ) -> Self {
+    pub fn start(service: &Service, health: &Health, check_every: Duration) -> Self {
         let (stop_workers, workers_stopped) = watch::channel(false);
         let stopped = || {
             let mut rx = workers_stopped.clone();
@@ -50,25 +73,13 @@ impl Background {
                     .run_event_compaction(COMPACTION_INTERVAL, stopped()),
             ),
         ];
-        let (stop_metrics, metrics_stopped) = oneshot::channel();
-        let metrics = metrics.map(|server| {
-            let (registry, repo) = (service.metrics().clone(), service.repository().clone());
-            tokio::spawn(async move {
-                // The metrics port logs its own failures; there is nothing more to do with them here.
-                let _ = server.run(registry, repo, on_signal(metrics_stopped)).await;
-            })
-        });
         let (stop_last_used, last_used_stopped) = oneshot::channel();
         Background {
             database_health: tokio::spawn(
-                health
-                    .clone()
-                    .track_database(service.repository().clone(), check_every),
+                health.clone().track_database(service.clone(), check_every),
             ),
             stop_workers,
             workers,
-            stop_metrics,
-            metrics,
             stop_last_used,
             last_used: tokio::spawn(
                 service
@@ -85,15 +96,12 @@ impl Background {
     }
 
     /// Stops everything else, in order, once the drain is over.
-    pub async fn finish(self) {
+    pub async fn finish(self, metrics: MetricsTask) {
         let _ = self.stop_workers.send(true);
         for worker in self.workers {
             let _ = worker.await;
         }
-        let _ = self.stop_metrics.send(());
-        if let Some(metrics) = self.metrics {
-            let _ = metrics.await;
-        }
+        metrics.finish().await;
         let _ = self.stop_last_used.send(());
         let _ = self.last_used.await;
     }

@@ -119,14 +119,16 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_API_URL",
-        default_value = "https://api.circonus.com/"
+        default_value = "https://api.circonus.com/",
+        value_parser = parse_http_url
     )]
     pub install_api_url: String,
     /// One-Step-Install URL.
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_COSI_URL",
-        default_value = "https://setup.circonus.com/"
+        default_value = "https://setup.circonus.com/",
+        value_parser = parse_http_url
     )]
     pub install_cosi_url: String,
     /// Milliseconds between reads of the change log when no notification woke the replica
@@ -147,7 +149,7 @@ pub struct ServeArgs {
     #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = 30)]
     pub last_used_interval_secs: u64,
     /// Seconds between heartbeats on an idle WatchApplications stream.
-    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15)]
+    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_heartbeat_secs: u64,
     /// Hours application events are kept; a watcher's cursor older than that must re-list.
     #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
@@ -185,7 +187,7 @@ impl ServeArgs {
                     max_staleness: Duration::from_secs(self.max_staleness_secs),
                 },
                 last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
-                watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs.max(1)),
+                watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs),
                 event_retention: Duration::from_secs(
                     self.event_retention_hours.saturating_mul(3600),
                 ),
@@ -239,6 +241,17 @@ pub struct IssueTokenArgs {
     /// How to print the result.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
+}
+
+/// An absolute http(s) URL with a host: what hosts running the install command can reach.
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|_| "expected an http:// or https:// URL")?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(s.to_owned()),
+        _ => Err("expected an http:// or https:// URL with a host".into()),
+    }
 }
 
 fn parse_privilege(s: &str) -> Result<Privilege, String> {

@@ -1,4 +1,5 @@
-//! grpc.health.v1 as this server reports it: SERVING once ready; TokenService and
+//! grpc.health.v1 as this server reports it: NOT_SERVING while it waits for its database
+//! at start-up, SERVING once ready; TokenService and
 //! AccountService NOT_SERVING while the database cannot be reached; everything NOT_SERVING
 //! once draining starts.
 //!
@@ -11,8 +12,8 @@ use std::time::Duration;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::service::Service;
 use crate::startup::SERVICE_NAMES;
-use crate::storage::Repository;
 
 /// How often the database is checked when nothing else is configured.
 pub const DEFAULT_DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
@@ -36,8 +37,16 @@ impl Health {
         }
     }
 
+    /// Started without its database: nothing is ready, the server as a whole ("") included,
+    /// so readiness probes keep the pod out of the load balancer until it is.
+    pub async fn starting(&self) {
+        self.set(&[""], ServingStatus::NotServing).await;
+        self.set(&SERVICE_NAMES, ServingStatus::NotServing).await;
+    }
+
     pub async fn serving(&self) {
         self.set(&SERVICE_NAMES, ServingStatus::Serving).await;
+        self.set(&[""], ServingStatus::Serving).await;
     }
 
     /// Draining: every service, and the server as a whole ("").
@@ -46,18 +55,17 @@ impl Health {
         self.set(&SERVICE_NAMES, ServingStatus::NotServing).await;
     }
 
-    /// Pings the database every `interval` and reports the database-backed services
+    /// Looks at the replica's view of the database every `interval` and reports the database-backed services
     /// accordingly, until the task is aborted (the server does so when draining starts).
-    pub async fn track_database(self, repo: Repository, interval: Duration) {
+    pub async fn track_database(self, service: Service, interval: Duration) {
         let mut up = true;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let reachable = matches!(
-                tokio::time::timeout(interval, repo.ping()).await,
-                Ok(Ok(()))
-            );
+            // The replica's log follower reads the database every poll: it is the probe, and
+            // the same breaker fails cold calls fast, so health and answers agree.
+            let reachable = service.lag().database_reachable;
             if reachable == up {
                 continue;
             }

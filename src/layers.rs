@@ -8,9 +8,10 @@
 //!    outside the limits so shed and timed-out calls are counted and traced too.
 //! 2. `StatusLayer`: turns errors of the layers below into proper gRPC statuses
 //!    (`grpc::layer_error_status`), never an HTTP error.
-//! 3. `LoadShed` + `GlobalConcurrencyLimit`: at most N calls at once over all connections;
-//!    one more is refused at once with UNAVAILABLE, so the client retries elsewhere
-//!    instead of queueing behind a stuck database.
+//! 3. `ShedLayer`: at most N calls at once over all connections; one more is refused at
+//!    once with UNAVAILABLE, so the client retries elsewhere instead of queueing behind a
+//!    stuck database. Health (`grpc.health.v1.Health`) is never limited nor shed: a probe
+//!    answered UNAVAILABLE under load would unready or restart a pod that is only busy.
 //! 4. `UnaryTimeoutLayer`: a deadline for unary calls only. Streaming calls
 //!    (WatchApplications, health Watch, reflection) are long-lived by design and exempt;
 //!    which methods stream is read from the descriptor sets, not kept by hand.
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
@@ -32,8 +34,7 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::layer::util::{Identity, Stack};
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
+use tower::load_shed::error::Overloaded;
 use tower::{BoxError, Layer, Service};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -65,17 +66,36 @@ impl LimitSettings {
     }
 }
 
+/// Whether the server has its database: until then only health and reflection are served,
+/// and every other call is answered UNAVAILABLE (`STARTING`) at once.
+#[derive(Debug, Clone)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn new(ready: bool) -> Self {
+        Readiness(Arc::new(AtomicBool::new(ready)))
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// The error of a call that arrives before the database is reachable.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the server is starting: its database is not reachable yet; retry with backoff")]
+pub struct NotReady;
+
 /// The whole stack, as `tonic::transport::Server::layer` takes it.
-pub type ServerLayers = Stack<
-    UnaryTimeoutLayer,
-    Stack<
-        GlobalConcurrencyLimitLayer,
-        Stack<LoadShedLayer, Stack<StatusLayer, Stack<ObserveLayer, Identity>>>,
-    >,
->;
+pub type ServerLayers =
+    Stack<UnaryTimeoutLayer, Stack<ShedLayer, Stack<StatusLayer, Stack<ObserveLayer, Identity>>>>;
 
 /// Composes the layers in their one order.
-pub fn server_layers(metrics: Metrics, limits: LimitSettings) -> ServerLayers {
+pub fn server_layers(metrics: Metrics, limits: LimitSettings, ready: Readiness) -> ServerLayers {
     // No limit is a semaphore too large to run out, so the stack has one shape either way.
     let permits = limits
         .max_concurrent_requests
@@ -84,10 +104,10 @@ pub fn server_layers(metrics: Metrics, limits: LimitSettings) -> ServerLayers {
     tower::ServiceBuilder::new()
         .layer(ObserveLayer { metrics })
         .layer(StatusLayer)
-        .layer(LoadShedLayer::new())
-        .layer(GlobalConcurrencyLimitLayer::with_semaphore(Arc::new(
-            Semaphore::new(permits),
-        )))
+        .layer(ShedLayer {
+            permits: Arc::new(Semaphore::new(permits)),
+            ready,
+        })
         .layer(UnaryTimeoutLayer {
             timeout: limits.request_timeout,
         })
@@ -404,6 +424,77 @@ where
                 Ok(response) => response,
                 Err(e) => layer_error_status(&*e.into()).into_http(),
             })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. The concurrency limit, shedding the excess, health exempt; nothing but health and
+// reflection before the database is there
+
+/// Calls under this prefix are probes: they take no permit and are never shed.
+const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
+/// Reflection needs no database either: served while the server starts.
+const REFLECTION_PREFIX: &str = "/grpc.reflection.";
+
+#[derive(Debug, Clone)]
+pub struct ShedLayer {
+    permits: Arc<Semaphore>,
+    ready: Readiness,
+}
+
+impl<S> Layer<S> for ShedLayer {
+    type Service = Shed<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Shed {
+            inner,
+            permits: self.permits.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Shed<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+    ready: Readiness,
+}
+
+impl<S> Service<Request<Body>> for Shed<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // The permit is taken per call, in `call`: readiness must not wait on the limit,
+        // or a probe would queue behind the calls it is exempt from.
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let path = request.uri().path();
+        if path.starts_with(HEALTH_PREFIX) {
+            let future = self.inner.call(request);
+            return Box::pin(async move { future.await.map_err(Into::into) });
+        }
+        if !self.ready.is_ready() && !path.starts_with(REFLECTION_PREFIX) {
+            return Box::pin(async { Err(Box::new(NotReady) as BoxError) });
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Box::pin(async { Err(Box::new(Overloaded::new()) as BoxError) });
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await.map_err(Into::into);
+            drop(permit);
+            result
         })
     }
 }

@@ -4,7 +4,17 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = api_tokens::cli::Cli::parse();
+    let cli = match api_tokens::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as clap prints them.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A bad flag: one line, as every other start-up failure (clap's own message spans
+        // a paragraph, a usage line and a hint).
+        Err(e) => {
+            eprintln!("api-tokens: {}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -15,8 +25,24 @@ fn main() -> ExitCode {
     match runtime.block_on(api_tokens::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("api-tokens: {e:#}");
+            // The database password is hidden from errors too, whatever library wrote them.
+            eprintln!(
+                "api-tokens: {}",
+                api_tokens::telemetry::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// The first paragraph of clap's message, without its "error: " prefix, on one line.
+fn one_line(message: &str) -> String {
+    let paragraph: Vec<&str> = message
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("{text} (see --help)")
 }

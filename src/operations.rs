@@ -21,7 +21,7 @@ pub struct OperationsArgs {
     #[arg(long, env = "API_TOKENS_OTLP_ENDPOINT", value_name = "URL")]
     pub otlp_endpoint: Option<String>,
     /// Share of new traces to sample, 0.0 to 1.0; a caller's sampled traceparent is always followed.
-    #[arg(long, env = "API_TOKENS_OTLP_SAMPLE_RATIO", default_value_t = 1.0)]
+    #[arg(long, env = "API_TOKENS_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = parse_ratio)]
     pub otlp_sample_ratio: f64,
 
     /// PEM certificate chain of the gRPC port: serve TLS (needs --tls-key).
@@ -63,7 +63,8 @@ pub struct OperationsArgs {
     #[arg(
         long,
         env = "API_TOKENS_DATABASE_CHECK_INTERVAL_SECS",
-        default_value_t = 5
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub database_check_interval_secs: u64,
 
@@ -99,12 +100,18 @@ pub enum MigrateMode {
     Check,
 }
 
+/// A share between 0.0 and 1.0: anything else cannot be a sampling ratio.
+fn parse_ratio(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err("expected a number from 0.0 to 1.0".into()),
+    }
+}
+
 impl OperationsArgs {
     pub fn settings(&self) -> OperationsSettings {
         OperationsSettings {
-            database_check_interval: Some(Duration::from_secs(
-                self.database_check_interval_secs.max(1),
-            )),
+            database_check_interval: Some(Duration::from_secs(self.database_check_interval_secs)),
             metrics_listen: self.metrics_listen,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::background::Background;
+use crate::background::{Background, MetricsTask};
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
@@ -18,10 +18,10 @@ use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
 };
 use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
-use crate::layers::{LimitSettings, server_layers};
+use crate::layers::{LimitSettings, Readiness, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
 use crate::service::{Service, ServiceSettings};
-use crate::storage::{DatabaseSettings, Repository, SchemaMode};
+use crate::storage::{Backend, DatabaseSettings, Repository, SchemaMode, StorageError, backend_of};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -102,8 +102,11 @@ pub const SERVICE_NAMES: [&str; 4] = [
     "envoy.service.auth.v3.Authorization",
 ];
 
-/// A server bound to its socket with its database ready, not yet serving.
+/// A server bound to its sockets, not yet serving; its database ready, or (PostgreSQL
+/// unreachable at start-up) to be waited for while serving NOT_SERVING.
 pub struct Server {
+    /// Whether the database was reached and migrated while building.
+    database_ready: bool,
     listener: TcpListener,
     service: Service,
     ext_authz: ExtAuthzSettings,
@@ -114,25 +117,27 @@ pub struct Server {
     database_check_interval: Duration,
     max_connection_age: Option<Duration>,
     max_connection_age_grace: Option<Duration>,
+    schema: SchemaMode,
 }
 
 impl Server {
-    /// Connects to the database (migrating or checking the schema) and binds the listen address.
+    /// Checks the settings, binds the ports, then connects to the database and migrates (or checks the schema).
+    ///
+    /// A setting that cannot work (a bad URL, a busy port, an unreadable certificate, a
+    /// database that refuses us) fails here, before anything is written. A PostgreSQL
+    /// server that cannot be reached does not: the server starts NOT_SERVING and keeps
+    /// trying (a pod started during an outage must not crash-loop).
     pub async fn build(settings: ServerSettings) -> anyhow::Result<Self> {
         let ops = &settings.operations;
         ops.limits.validate().map_err(anyhow::Error::msg)?;
         let tls = ops.tls.as_ref().map(TlsSettings::load).transpose()?;
-        let repo = Repository::connect_with(&settings.database, ops.schema)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database at {}",
-                    redact_url(&settings.database.url)
-                )
-            })?;
-        let service = Service::open(repo, settings.service)
-            .await
-            .context("cannot read the shared keys from the database")?;
+        let url = &settings.database.url;
+        let cannot_open = || format!("cannot open the database at {}", redact_url(url));
+        let backend = backend_of(url)
+            .map_err(anyhow::Error::msg)
+            .with_context(cannot_open)?;
+        // The ports first: a busy port must stop start-up before migrations run or an
+        // SQLite file is created.
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -140,7 +145,26 @@ impl Server {
             Some(addr) => Some(bind_metrics(addr).await?),
             None => None,
         };
+        let repo = Repository::open(&settings.database)
+            .await
+            .with_context(cannot_open)?;
+        let service = Service::new(repo, settings.service);
+        let database_ready = match prepare(&service, ops.schema)
+            .await
+            .map_err(|e| e.redacted(url))
+        {
+            Ok(()) => true,
+            Err(StorageError::Unavailable(e)) if backend == Backend::Postgres => {
+                tracing::warn!(
+                    error = %e,
+                    "database unreachable: serving NOT_SERVING and retrying until it is"
+                );
+                false
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(cannot_open())),
+        };
         Ok(Server {
+            database_ready,
             listener,
             service,
             ext_authz: settings.ext_authz,
@@ -153,6 +177,7 @@ impl Server {
                 .unwrap_or(DEFAULT_DATABASE_CHECK_INTERVAL),
             max_connection_age: ops.max_connection_age,
             max_connection_age_grace: ops.max_connection_age_grace,
+            schema: ops.schema,
         })
     }
 
@@ -173,16 +198,28 @@ impl Server {
     ) -> anyhow::Result<()> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter);
-        health.serving().await;
+        let readiness = Readiness::new(self.database_ready);
         let service = self.service;
         let addr = self.listener.local_addr()?;
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let mut background = Background::start(
-            &service,
-            &health,
-            self.metrics,
-            self.database_check_interval,
-        );
+        let metrics = MetricsTask::start(&service, self.metrics);
+        let workers = if self.database_ready {
+            health.serving().await;
+            Workers::Running(Background::start(
+                &service,
+                &health,
+                self.database_check_interval,
+            ))
+        } else {
+            health.starting().await;
+            Workers::Waiting(tokio::spawn(wait_for_database(
+                service.clone(),
+                health.clone(),
+                readiness.clone(),
+                self.database_check_interval,
+                self.schema,
+            )))
+        };
 
         let mut builder = tonic::transport::Server::builder();
         if let Some(age) = self.max_connection_age {
@@ -197,7 +234,11 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
-            .layer(server_layers(service.metrics().clone(), self.limits))
+            .layer(server_layers(
+                service.metrics().clone(),
+                self.limits,
+                readiness,
+            ))
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             // grpcurl 1.8 speaks only v1alpha.
@@ -228,7 +269,17 @@ impl Server {
             () = shutdown => {}
         }
         tracing::info!("shutting down: health NOT_SERVING, draining in-flight calls");
-        background.stop_health().await;
+        let mut background = match workers {
+            Workers::Running(background) => Some(background),
+            // Still waiting for the database: stop waiting (a finished wait hands its workers over).
+            Workers::Waiting(waiting) => {
+                waiting.abort();
+                waiting.await.ok()
+            }
+        };
+        if let Some(background) = &mut background {
+            background.stop_health().await;
+        }
         health.draining().await;
         // Watch streams never end by themselves: end them so the drain can finish.
         service.begin_shutdown();
@@ -242,11 +293,51 @@ impl Server {
                 serving.abort();
             }
         }
-        background.finish().await;
+        match background {
+            Some(background) => background.finish(metrics).await,
+            None => metrics.finish().await,
+        }
         service.repository().clone().close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The background work: running, or waiting for the database to start it.
+enum Workers {
+    Running(Background),
+    Waiting(tokio::task::JoinHandle<Background>),
+}
+
+/// Brings the schema up (or checks it), then reads what the service needs from the database.
+async fn prepare(service: &Service, schema: SchemaMode) -> Result<(), StorageError> {
+    service.repository().prepare_schema(schema).await?;
+    service.prepare().await.map_err(|e| match e {
+        crate::service::ServiceError::Unavailable(e) => StorageError::Unavailable(e),
+        other => StorageError::Database(other.to_string()),
+    })
+}
+
+/// Tries the database every `interval` until it answers and its schema is migrated, then
+/// lets calls in, reports SERVING and starts the background work.
+async fn wait_for_database(
+    service: Service,
+    health: Health,
+    readiness: Readiness,
+    interval: Duration,
+    schema: SchemaMode,
+) -> Background {
+    loop {
+        tokio::time::sleep(interval).await;
+        match prepare(&service, schema).await {
+            Ok(()) => break,
+            Err(e) => tracing::warn!(error = %e, "database still unreachable; retrying"),
+        }
+    }
+    readiness.set_ready();
+    health.serving().await;
+    tracing::info!("database reachable and migrated: SERVING");
+    Background::start(&service, &health, interval)
 }
 
 /// Reflection over our services, the rich error details and health, so grpcurl can decode all of them.
@@ -287,29 +378,5 @@ pub async fn shutdown_signal() {
 
 /// A database URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{}:***@{}", &url[..scheme_end], user, &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://app:s3cret@db:5432/tokens"),
-            "postgres://app:***@db:5432/tokens"
-        );
-        assert_eq!(
-            redact_url("sqlite://api-tokens.db?mode=rwc"),
-            "sqlite://api-tokens.db?mode=rwc"
-        );
-    }
+    crate::storage::redact_url(url)
 }

@@ -1,5 +1,7 @@
 //! Logging and tracing: tracing to stderr (text for people, JSON for log pipelines) and,
 //! when an endpoint is configured, spans exported over OTLP/gRPC.
+use std::io::Write;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
@@ -81,7 +83,7 @@ pub fn init_with(
 ) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(RedactingStderr);
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
@@ -110,6 +112,74 @@ pub fn init_with(
     Ok(Telemetry { provider })
 }
 
+/// Texts that must never be written to the log: the forms of the database password.
+/// The database libraries print their connect options (URL and password included) in
+/// TRACE spans and repeat the URL in errors; filtering their targets would only hide the
+/// ones known today, so every line is checked on its way out instead.
+static HIDDEN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Hides these texts from every later log line (replaced by `***`) and from `redact`.
+pub fn hide_in_logs(secrets: impl IntoIterator<Item = String>) {
+    let Ok(mut hidden) = HIDDEN.write() else {
+        return;
+    };
+    for secret in secrets {
+        if !secret.is_empty() && !hidden.contains(&secret) {
+            hidden.push(secret);
+        }
+    }
+    // Longest first, so a form containing another is replaced whole.
+    hidden.sort_by_key(|s| std::cmp::Reverse(s.len()));
+}
+
+/// `text` with every hidden text replaced by `***`: for messages printed outside the log.
+pub fn redact(text: &str) -> String {
+    let Ok(hidden) = HIDDEN.read() else {
+        return text.to_owned();
+    };
+    let mut text = text.to_owned();
+    for secret in hidden.iter() {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
+/// Stderr, through `redact`. The fmt layer formats each event whole and writes it once,
+/// so a line is redacted whole: a secret cannot be split between two writes.
+struct RedactingStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingLine(Vec::new())
+    }
+}
+
+/// One event's text, written to stderr redacted when dropped.
+struct RedactingLine(Vec<u8>);
+
+impl Write for RedactingLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        // Nothing to report a failed write to: this is the log.
+        let _ = std::io::stderr().write_all(redact(&text).as_bytes());
+    }
+}
+
 fn tracer_provider(settings: &OtlpSettings) -> anyhow::Result<SdkTracerProvider> {
     if !(0.0..=1.0).contains(&settings.sample_ratio) {
         anyhow::bail!(
@@ -131,4 +201,18 @@ fn tracer_provider(settings: &OtlpSettings) -> anyhow::Result<SdkTracerProvider>
         ))))
         .with_resource(Resource::builder().with_service_name(service_name).build())
         .build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_texts_never_pass() {
+        hide_in_logs(["Pa55".to_owned(), "Pa55-word".to_owned()]);
+        assert_eq!(
+            redact("options: { url: \"postgres://u:Pa55-word@h\", password: Some(\"Pa55\") }"),
+            "options: { url: \"postgres://u:***@h\", password: Some(\"***\") }"
+        );
+    }
 }

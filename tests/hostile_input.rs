@@ -490,6 +490,7 @@ async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
                 privilege: value,
                 default_app_state: value,
                 description: String::new(),
+                request_id: String::new(),
             }))
             .await
             .expect_err(&what);

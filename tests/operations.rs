@@ -17,7 +17,9 @@ use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_types::StatusExt;
 
 fn with_metrics() -> OperationsSettings {
@@ -217,6 +219,7 @@ fn create_request(app: &TestApp) -> tonic::Request<pb::CreateTokenRequest> {
         privilege: pb::Privilege::ReadOnly.into(),
         default_app_state: pb::AppState::Allow.into(),
         description: String::new(),
+        request_id: String::new(),
     })
 }
 
@@ -301,6 +304,84 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
         1.0,
         "shed calls are counted: {text}"
     );
+    app.stop().await;
+}
+
+/// Readiness and liveness probes must not fail because the pod is busy: with the only slot
+/// held by a slow call, a burst of Health checks (and a Health watch) all answer SERVING
+/// while API calls are shed, and the metrics port answers too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_are_never_shed() {
+    let operations = OperationsSettings {
+        limits: LimitSettings {
+            max_concurrent_requests: Some(1),
+            request_timeout: None,
+        },
+        ..with_metrics()
+    };
+    let app = spawn_with_operations(
+        TestDatabase::create(Backend::Sqlite).await,
+        ServiceSettings::default(),
+        operations,
+    )
+    .await;
+    let mut lock = hold_write_lock(&app.database).await;
+    let mut tokens = app.tokens.clone();
+    let slow = tokio::spawn({
+        let request = create_request(&app);
+        async move { tokens.create_token(request).await }
+    });
+    let mut waited = 0;
+    while sample(&scrape(&app).await, "api_tokens_rpc_in_flight") < 1.0 {
+        waited += 1;
+        assert!(waited < 500, "the slow call never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The limit is in force: an API call is shed.
+    let shed = app
+        .tokens
+        .clone()
+        .list_tokens(app.admin.req(pb::ListTokensRequest::default()))
+        .await
+        .expect_err("shed");
+    assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
+
+    let mut watch = HealthClient::new(app.channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("a health watch is not shed")
+        .into_inner();
+    let first = watch.message().await.expect("watch").expect("a status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let mut checks = tokio::task::JoinSet::new();
+    for i in 0..64 {
+        let mut health = HealthClient::new(app.channel.clone());
+        let service = [
+            "",
+            "apitokens.v1.AuthorizeService",
+            "apitokens.v1.TokenService",
+        ][i % 3];
+        checks.spawn(async move {
+            health
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .map(|r| r.into_inner().status)
+        });
+    }
+    while let Some(result) = checks.join_next().await {
+        assert_eq!(
+            result.expect("task").expect("health is never shed"),
+            ServingStatus::Serving as i32
+        );
+    }
+    assert!(scrape(&app).await.contains("api_tokens_rpc_in_flight"));
+
+    conn_rollback(&mut lock).await;
+    slow.await.expect("task").expect("the slow call completes");
     app.stop().await;
 }
 

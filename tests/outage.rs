@@ -2,6 +2,8 @@
 //! cut on the shared server, and a private server crashed and restarted. Warm decisions stay
 //! right, cold ones are UNAVAILABLE (never a wrong decision), health reports the outage, nothing
 //! acknowledged is lost, and the server and its watch streams recover without a restart.
+//! And a server started while its database is unreachable: it serves NOT_SERVING, refuses
+//! calls with UNAVAILABLE, and becomes SERVING when the database comes.
 mod common;
 
 use std::sync::Arc;
@@ -386,4 +388,146 @@ async fn a_postgresql_crash_and_restart_under_load_loses_nothing() {
     }
     assert_eq!(names, ["before the crash", "after the restart"]);
     app.stop().await;
+}
+
+/// A server built on a PostgreSQL URL nothing answers at, with short waits.
+fn settings_unreachable_at(url: String) -> api_tokens::startup::ServerSettings {
+    api_tokens::startup::ServerSettings {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        database: api_tokens::storage::DatabaseSettings {
+            url,
+            max_connections: 4,
+            connect_timeout: Duration::from_secs(1),
+        },
+        service: ServiceSettings::default(),
+        ext_authz: api_tokens::grpc::ExtAuthzSettings::default(),
+        drain_timeout: Duration::from_secs(5),
+        operations: OperationsSettings {
+            database_check_interval: Some(Duration::from_secs(1)),
+            ..OperationsSettings::default()
+        },
+    }
+}
+
+type Health = tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>;
+
+async fn check(health: &mut Health, service: &str) -> ServingStatus {
+    let reply = health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health answers while the database is away");
+    ServingStatus::try_from(reply.into_inner().status).expect("known status")
+}
+
+/// Every service, and the server as a whole, is NOT_SERVING; an API call is UNAVAILABLE
+/// with reason STARTING, at once.
+async fn assert_starting(channel: &tonic::transport::Channel) {
+    let mut health = Health::new(channel.clone());
+    for service in [
+        "",
+        "apitokens.v1.TokenService",
+        "apitokens.v1.AuthorizeService",
+    ] {
+        assert_eq!(
+            check(&mut health, service).await,
+            ServingStatus::NotServing,
+            "{service:?} while the database is away"
+        );
+    }
+    let refused = pb::authorize_service_client::AuthorizeServiceClient::new(channel.clone())
+        .authorize(pb::AuthorizeRequest {
+            token: "0badc0de-0000-4000-8000-000000000001".into(),
+            app_name: "x".into(),
+            required_privilege: 0,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no database yet");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    use tonic_types::StatusExt;
+    assert_eq!(
+        refused.get_details_error_info().map(|i| i.reason),
+        Some("STARTING".to_owned())
+    );
+}
+
+/// Nothing listens on port 1: the server must start anyway, report NOT_SERVING, and stop
+/// cleanly on shutdown while still waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_without_its_database_waits_not_serving() {
+    let server = api_tokens::startup::Server::build(settings_unreachable_at(
+        "postgres://nobody:hunter2@127.0.0.1:1/none".into(),
+    ))
+    .await
+    .expect("an unreachable database does not stop start-up");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let channel = common::connect(addr).await;
+    assert_starting(&channel).await;
+    let _ = stop.send(());
+    running
+        .await
+        .expect("server task")
+        .expect("stops cleanly while waiting");
+}
+
+/// A pod started during an outage: its private PostgreSQL is down when the server starts,
+/// comes up later, and the server becomes SERVING and answers without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+async fn a_server_started_during_an_outage_serves_when_the_database_comes() {
+    let cluster = PrivateCluster::start();
+    let database = TestDatabase::create_on_postgres(&cluster.admin_url()).await;
+    cluster.crash();
+    let server = api_tokens::startup::Server::build(settings_unreachable_at(database.url.clone()))
+        .await
+        .expect("an unreachable database does not stop start-up");
+    let addr = server.local_addr().expect("bound");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let channel = common::connect(addr).await;
+    assert_starting(&channel).await;
+
+    cluster.start_again();
+    let mut health = Health::new(channel.clone());
+    let mut attempts = 0;
+    while check(&mut health, "").await != ServingStatus::Serving {
+        attempts += 1;
+        assert!(attempts < 600, "never SERVING after the database came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for service in api_tokens::startup::SERVICE_NAMES {
+        assert_eq!(check(&mut health, service).await, ServingStatus::Serving);
+    }
+    // Migrated and answering: an account made beside it, then a call through the server.
+    let local = api_tokens::service::Service::new(
+        api_tokens::storage::Repository::connect(&database.settings())
+            .await
+            .expect("the database is there now"),
+        ServiceSettings::default(),
+    );
+    let made = local
+        .bootstrap(
+            "acme",
+            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
+        )
+        .await
+        .expect("bootstrap");
+    let admin = common::As::new(made.secret.expose(), "after-the-outage");
+    pb::token_service_client::TokenServiceClient::new(channel.clone())
+        .create_token(admin.req(pb::CreateTokenRequest {
+            r#type: pb::TokenType::User.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("calls work once the database is there");
+    let _ = stop.send(());
+    running.await.expect("server task").expect("stops cleanly");
 }

@@ -262,6 +262,7 @@ impl World {
                             privilege: *privilege,
                             default_app_state: pb::AppState::Allow.into(),
                             description: String::new(),
+                            request_id: String::new(),
                         }))
                         .await;
                     if self.code(op, &result)? == Code::Ok {

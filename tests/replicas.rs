@@ -47,6 +47,7 @@ async fn two_replicas_share_events_and_retirements() {
             privilege: pb::Privilege::Normal.into(),
             default_app_state: pb::AppState::Pending.into(),
             description: String::new(),
+            request_id: String::new(),
         }))
         .await
         .expect("create on A")

@@ -200,7 +200,7 @@ pub struct WatchArgs {
     /// Resume after this cursor (the last one printed) instead of starting with a snapshot.
     #[arg(long)]
     pub cursor: Option<String>,
-    /// Only applications in these states (repeatable; default: all).
+    /// Only applications in these states (repeatable; default: pending only).
     #[arg(long = "state", value_enum)]
     pub states: Vec<AppStateArg>,
     /// Only the applications of this token.
@@ -248,6 +248,8 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     privilege: privilege.map(|p| p.pb().into()).unwrap_or_default(),
                     default_app_state: default_app_state.map(|s| s.pb().into()).unwrap_or_default(),
                     description,
+                    // Safe to resend: should this call be retried, no second token is made.
+                    request_id: uuid::Uuid::new_v4().to_string(),
                 })
                 .await
                 .map_err(status_error)?

@@ -105,6 +105,9 @@ pub fn layer_error_status(err: &(dyn std::error::Error + Send + Sync + 'static))
             details,
         );
     }
+    if err.is::<crate::layers::NotReady>() {
+        return with_reason(Code::Unavailable, "STARTING", err.to_string());
+    }
     if let Some(timeout) = err.downcast_ref::<crate::layers::RequestTimedOut>() {
         return with_reason(
             Code::DeadlineExceeded,

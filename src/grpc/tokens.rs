@@ -36,12 +36,14 @@ fn parse_create(req: &pb::CreateTokenRequest) -> Result<NewTokenRequest, Service
         convert::app_state(req.default_app_state),
     );
     let description = v.check("description", Description::parse(&req.description));
+    let request_id = v.check("request_id", convert::optional_uuid(&req.request_id));
     v.finish(|| {
         Some(NewTokenRequest {
             token_type: token_type?,
             privilege: privilege?.unwrap_or(Privilege::ReadOnly),
             default_app_state: default_app_state?.unwrap_or(AppState::Pending),
             description: description?,
+            request_id: request_id?,
         })
     })
 }

@@ -247,7 +247,7 @@ impl Service {
         };
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         self.repo
-            .create_token(&new, Actor::default(), |_| Ok::<_, ServiceError>(()))
+            .create_token(&new, Actor::default(), None, |_| Ok::<_, ServiceError>(()))
             .await?;
         Ok((new.token, secret))
     }

@@ -2,7 +2,7 @@
 use crate::domain::{Decision, FieldViolation, PolicyDenial};
 use crate::storage::StorageError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ServiceError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
@@ -96,7 +96,8 @@ impl From<StorageError> for ServiceError {
             },
             StorageError::Corrupt(msg)
             | StorageError::Database(msg)
-            | StorageError::Schema(msg) => ServiceError::Internal(msg),
+            | StorageError::Schema(msg)
+            | StorageError::Config(msg) => ServiceError::Internal(msg),
         }
     }
 }

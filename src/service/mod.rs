@@ -5,6 +5,7 @@ mod cache;
 mod compaction;
 mod error;
 mod guard;
+mod idempotency;
 mod install;
 mod last_used;
 mod page;
@@ -73,32 +74,62 @@ pub struct Service {
     repo: Repository,
     settings: Arc<ServiceSettings>,
     replica: Arc<Replica>,
-    sealer: Arc<Sealer>,
+    /// Set once by `prepare`: the database holds the key.
+    sealer: Arc<std::sync::OnceLock<Sealer>>,
     last_used: Arc<LastUsed>,
     metrics: Metrics,
+    /// First responses of CreateToken calls with a request_id (see `idempotency`).
+    created: idempotency::CreatedCache,
 }
 
 /// The name of the shared key that seals positions.
 const POSITIONS_KEY: &str = "positions";
 
 impl Service {
-    /// The service over `repo`, with the key every replica seals positions with (made on
-    /// first use), standing at the change log's head. `run_replica` follows the log from
-    /// there; without it, memory decides for the maximum staleness only.
-    pub async fn open(repo: Repository, settings: ServiceSettings) -> Result<Self, ServiceError> {
-        let mut fresh = [0u8; KEY_LEN];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
-            .map_err(|_| ServiceError::Internal("the system random source failed".into()))?;
-        let key = repo.shared_key(POSITIONS_KEY, fresh).await?;
+    /// The service over `repo`. It needs the database before it decides anything:
+    /// `prepare` (or `open`, which does both) reads the key that seals positions and where
+    /// the change log stands; until then calls answer UNAVAILABLE.
+    pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
         let replica = Replica::new(&settings.cache, settings.follow.clone());
-        replica.start_at_head(&repo).await?;
-        Ok(Service {
+        Service {
             repo,
             settings: Arc::new(settings),
             replica: Arc::new(replica),
-            sealer: Arc::new(Sealer::new(&key.0)),
+            sealer: Arc::default(),
             last_used: Arc::default(),
             metrics: Metrics::new(),
+            created: idempotency::new_cache(),
+        }
+    }
+
+    /// Reads (or, on first use, makes) the key every replica seals positions with, and
+    /// stands at the change log's head. `run_replica` follows the log from there; without
+    /// it, memory decides for the maximum staleness only.
+    pub async fn prepare(&self) -> Result<(), ServiceError> {
+        if self.sealer.get().is_none() {
+            let mut fresh = [0u8; KEY_LEN];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+                .map_err(|_| ServiceError::Internal("the system random source failed".into()))?;
+            let key = self.repo.shared_key(POSITIONS_KEY, fresh).await?;
+            let _ = self.sealer.set(Sealer::new(&key.0));
+        }
+        if self.replica.position().is_none() {
+            self.replica.start_at_head(&self.repo).await?;
+        }
+        Ok(())
+    }
+
+    /// `new`, then `prepare`: a service ready to decide.
+    pub async fn open(repo: Repository, settings: ServiceSettings) -> Result<Self, ServiceError> {
+        let service = Service::new(repo, settings);
+        service.prepare().await?;
+        Ok(service)
+    }
+
+    /// The sealer of positions, once `prepare` has read its key.
+    fn sealer(&self) -> Result<&Sealer, ServiceError> {
+        self.sealer.get().ok_or_else(|| {
+            ServiceError::Unavailable("the service has not reached its database yet; retry".into())
         })
     }
 
@@ -156,22 +187,23 @@ impl Service {
             return Ok(());
         };
         let position = self
-            .sealer
+            .sealer()?
             .open(Purpose::Revision, None, revision)
             .ok_or_else(|| ServiceError::invalid(field, "is not a revision this service issued"))?;
         self.replica.wait_for(position, MAX_REVISION_WAIT).await
     }
 
-    /// The revision to answer a mutation with: this replica's position once it has applied
-    /// the write (the follower is woken at once; bounded wait).
+    /// The revision to answer a mutation with: the change log's head once the write has
+    /// committed, so at least the write's own position. This replica forgot what the write
+    /// made stale already; another replica asked for this revision waits for its follower.
     pub async fn revision_after_write(&self) -> String {
         self.replica.wake();
-        let head = self.repo.log_head().await.ok();
-        if let Some(head) = head {
-            let _ = self.replica.wait_for(head, MAX_REVISION_WAIT).await;
-        }
-        let position = head.or(self.replica.position()).unwrap_or(0);
-        self.sealer.seal(Purpose::Revision, None, position)
+        let Ok(head) = self.repo.log_head().await else {
+            return String::new();
+        };
+        self.sealer()
+            .map(|sealer| sealer.seal(Purpose::Revision, None, head))
+            .unwrap_or_default()
     }
 
     /// Writes gathered last-used times now (the server calls this every interval and on shutdown).

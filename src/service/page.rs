@@ -78,19 +78,18 @@ impl Service {
         purpose: Purpose,
         account: Uuid,
     ) -> Result<Pager<'_>, ServiceError> {
+        let sealer = self.sealer()?;
         let after = match &request.token {
             None => None,
-            Some(token) => Some(self.sealer.open(purpose, Some(account), token).ok_or_else(
-                || {
-                    ServiceError::invalid(
-                        "page_token",
-                        "is not a page token this service issued for this listing",
-                    )
-                },
-            )?),
+            Some(token) => Some(sealer.open(purpose, Some(account), token).ok_or_else(|| {
+                ServiceError::invalid(
+                    "page_token",
+                    "is not a page token this service issued for this listing",
+                )
+            })?),
         };
         Ok(Pager {
-            sealer: &self.sealer,
+            sealer,
             purpose,
             account,
             size: request.size,

@@ -7,7 +7,7 @@ use crate::domain::{
     AppName, AppState, Application, Caller, Description, PolicyDenial, Privilege, Secret, Token,
     TokenDraft, TokenState, TokenType,
 };
-use crate::storage::{Actor, AuditRecord, NewToken, TokenFilter};
+use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter};
 
 use super::cache::StaleKey;
 use super::guard::{caller_now, visible_now};
@@ -21,6 +21,8 @@ pub struct NewTokenRequest {
     pub privilege: Privilege,
     pub default_app_state: AppState,
     pub description: Description,
+    /// AIP-155 idempotency key: a retry with the same one creates nothing more.
+    pub request_id: Option<Uuid>,
 }
 
 /// The fields UpdateToken may change; `None` leaves one as it is.
@@ -61,6 +63,19 @@ impl Service {
         req: NewTokenRequest,
     ) -> Result<(TokenView, Secret), ServiceError> {
         caller.may_create(req.token_type, req.privilege)?;
+        match req.request_id {
+            Some(request_id) => self.create_token_once(caller, req, request_id).await,
+            None => self.create_new_token(caller, req, None).await,
+        }
+    }
+
+    /// Makes the token (and records `request`'s key with it, in one transaction).
+    pub(super) async fn create_new_token(
+        &self,
+        caller: &Caller,
+        req: NewTokenRequest,
+        request: Option<&CreateRequest>,
+    ) -> Result<(TokenView, Secret), ServiceError> {
         let draft = TokenDraft {
             account_id: caller.account_id,
             token_type: req.token_type,
@@ -75,9 +90,10 @@ impl Service {
             description: req.description,
         };
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
+        let (token_type, privilege) = (req.token_type, req.privilege);
         self.repo
-            .create_token(&new, Actor::of(caller), |locked| {
-                caller_now(locked)?.may_create(req.token_type, req.privilege)?;
+            .create_token(&new, Actor::of(caller), request, |locked| {
+                caller_now(locked)?.may_create(token_type, privilege)?;
                 Ok::<_, ServiceError>(())
             })
             .await?;
@@ -307,10 +323,11 @@ impl Service {
             .repo
             .list_audit(caller.account_id, target_id, pager.after, pager.fetch())
             .await?;
+        let sealer = self.sealer()?;
         let rows = rows
             .into_iter()
             .map(|record| {
-                let id = self.sealer.opaque_id(record.account_id, record.seq);
+                let id = sealer.opaque_id(record.account_id, record.seq);
                 (record.seq, AuditView { id, record })
             })
             .collect();
@@ -329,7 +346,7 @@ impl Service {
         }
     }
 
-    async fn view(&self, token: Token) -> Result<TokenView, ServiceError> {
+    pub(super) async fn view(&self, token: Token) -> Result<TokenView, ServiceError> {
         let roles = match token.owner_id {
             Some(owner) => self
                 .repo

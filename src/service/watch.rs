@@ -194,7 +194,7 @@ impl Service {
     /// the retained log and not past its head.
     async fn open_cursor(&self, caller: &Caller, sealed: &str) -> Result<i64, ServiceError> {
         let position = self
-            .sealer
+            .sealer()?
             .open(Purpose::WatchCursor, Some(caller.account_id), sealed)
             .ok_or_else(|| {
                 ServiceError::invalid(
@@ -224,7 +224,7 @@ impl Service {
         out.last_sent = Instant::now();
         let item = WatchItem {
             event,
-            cursor: self.sealer.seal(
+            cursor: self.sealer()?.seal(
                 Purpose::WatchCursor,
                 Some(watcher.caller.account_id),
                 position,

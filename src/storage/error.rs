@@ -23,9 +23,27 @@ pub enum StorageError {
     /// Anything else the database refused.
     #[error("database error: {0}")]
     Database(String),
+    /// The settings cannot work (an unsupported database URL): retrying cannot help.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl StorageError {
+    /// The same error with `url` and its password taken out of the message: the drivers
+    /// repeat the connection string in theirs.
+    pub fn redacted(self, url: &str) -> Self {
+        use super::url::redact_in;
+        match self {
+            StorageError::Unavailable(m) => StorageError::Unavailable(redact_in(&m, url)),
+            StorageError::Aborted(m) => StorageError::Aborted(redact_in(&m, url)),
+            StorageError::Schema(m) => StorageError::Schema(redact_in(&m, url)),
+            StorageError::Conflict => StorageError::Conflict,
+            StorageError::Corrupt(m) => StorageError::Corrupt(redact_in(&m, url)),
+            StorageError::Database(m) => StorageError::Database(redact_in(&m, url)),
+            StorageError::Config(m) => StorageError::Config(redact_in(&m, url)),
+        }
+    }
+
     pub(crate) fn from_sqlx(err: &sqlx::Error) -> Self {
         match err {
             sqlx::Error::Io(_)

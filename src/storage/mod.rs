@@ -13,6 +13,7 @@ mod last_used;
 mod migrations;
 mod notify;
 mod tokens;
+mod url;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +33,8 @@ pub use events::SnapshotItem;
 pub use guard::Locked;
 pub use keys::{KEY_LEN, SharedKey};
 pub use notify::{ChangeListener, Heard};
-pub use tokens::{NewToken, TokenFilter};
+pub use tokens::{CreateRequest, NewToken, TokenFilter};
+pub use url::{Backend, backend_of, password_forms, redact_in, redact_url};
 
 /// What start-up does about the schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,14 +57,24 @@ pub enum Migrated {
     NewerCompatible { database: String, binary: String },
 }
 
-/// How to reach the database.
-#[derive(Debug, Clone)]
+/// How to reach the database. Its Debug hides the URL's password.
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
     /// Pool size for PostgreSQL. SQLite always uses one connection: one writer is
     /// simpler and faster than retrying "database is locked".
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
 }
 
 /// The repository: every read and write of the service goes through here.
@@ -81,32 +93,53 @@ impl Repository {
         Self::connect_with(settings, SchemaMode::Migrate).await
     }
 
-    /// Connects, then migrates or only checks the schema.
+    /// Connects, then migrates or only checks the schema (`prepare_schema`).
     pub async fn connect_with(
         settings: &DatabaseSettings,
         mode: SchemaMode,
     ) -> Result<Self, StorageError> {
-        let repo = Self::open(settings, true).await?;
-        let ready = match mode {
-            SchemaMode::Migrate => repo.migrate().await.map(drop),
-            SchemaMode::Check => repo.check_schema().await,
-        };
-        if let Err(e) = ready {
+        let repo = Self::open(settings).await?;
+        if let Err(e) = repo.prepare_schema(mode).await {
             repo.close().await;
-            return Err(e);
+            return Err(e.redacted(&settings.url));
         }
         Ok(repo)
     }
 
-    /// Connects without touching the schema; `create` lets SQLite create a missing file.
-    async fn open(settings: &DatabaseSettings, create: bool) -> Result<Self, StorageError> {
+    /// Migrates, or only checks the schema; the first use of a lazily connected database.
+    pub async fn prepare_schema(&self, mode: SchemaMode) -> Result<(), StorageError> {
+        match mode {
+            SchemaMode::Migrate => self.migrate().await.map(drop),
+            SchemaMode::Check => self.check_schema().await,
+        }
+    }
+
+    /// Opens the database without migrating, creating a missing SQLite file.
+    pub async fn open(settings: &DatabaseSettings) -> Result<Self, StorageError> {
+        Self::open_creating(settings, true).await
+    }
+
+    /// Opens the database without migrating. SQLite is opened at once (a failure there is
+    /// the configuration's; `create` lets it create a missing file); PostgreSQL connects on
+    /// first use, so a server can start while its database is still unreachable and keep
+    /// trying (`prepare_schema` is the first use).
+    ///
+    /// Errors never hold the URL or its password: the drivers' errors repeat the URL, so
+    /// they are redacted, and the password's every form is hidden from the logs, where the
+    /// drivers' TRACE spans print their connect options.
+    async fn open_creating(
+        settings: &DatabaseSettings,
+        create: bool,
+    ) -> Result<Self, StorageError> {
+        let backend = backend_of(&settings.url).map_err(StorageError::Config)?;
+        crate::telemetry::hide_in_logs(password_forms(&settings.url));
         let mut options = ConnectOptions::new(settings.url.clone());
         options
             .connect_timeout(settings.connect_timeout)
             .acquire_timeout(settings.connect_timeout)
             // sea-orm would log every statement; ours carry no secrets, but logs are not the place.
             .sqlx_logging(false);
-        if settings.url.starts_with("sqlite:") {
+        if backend == Backend::Sqlite {
             options
                 .max_connections(1)
                 .min_connections(1)
@@ -118,11 +151,13 @@ impl Repository {
                         .foreign_keys(true)
                 });
         } else {
-            options.max_connections(settings.max_connections);
+            options
+                .max_connections(settings.max_connections)
+                .connect_lazy(true);
         }
         let mut db = Database::connect(options)
             .await
-            .map_err(StorageError::from)?;
+            .map_err(|e| StorageError::from(e).redacted(&settings.url))?;
         let queries = Arc::new(AtomicU64::new(0));
         let counter = queries.clone();
         db.set_metric_callback(move |_| {
@@ -196,13 +231,13 @@ impl Repository {
     /// Connects without touching the schema (creating a missing SQLite file), for
     /// `api-tokens migrate`, which reports what `migrate` did.
     pub async fn open_unchecked(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        Self::open(settings, true).await
+        Self::open_creating(settings, true).await
     }
 
     /// Opens an existing database as it is: no migration, no schema check, and no SQLite
     /// file created where none is (a mistyped path must not back up an empty database).
     pub async fn open_existing(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        Self::open(settings, false).await
+        Self::open_creating(settings, false).await
     }
 
     /// Writes a consistent copy of this SQLite database to the new file `to` with

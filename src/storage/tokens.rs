@@ -1,6 +1,9 @@
 //! Tokens: creation, lookup, listing and changes, each change with its audit entry.
-use chrono::Utc;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Statement,
+};
 use uuid::Uuid;
 
 use super::audit::{self, Actor, token_json};
@@ -10,6 +13,17 @@ use super::entities::tokens;
 use super::guard::{self, AccountLock, Locked};
 use super::{Repository, StorageError};
 use crate::domain::{Secret, SecretDigest, Token, TokenDraft, TokenState, TokenType};
+
+/// The idempotency key of a create (AIP-155 `request_id`, per calling token) and a digest
+/// of the request's fields, recorded with the token it made.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub caller_token_id: Uuid,
+    pub request_id: Uuid,
+    pub fingerprint: String,
+    /// Records older than this are expired: deleted before this one is written.
+    pub expired_before: DateTime<Utc>,
+}
 
 /// A token about to be stored, with the digest of its secret.
 #[derive(Debug, Clone)]
@@ -75,11 +89,15 @@ pub(crate) async fn insert_token(
 
 impl Repository {
     /// Stores a new token once `check` approves its maker as the maker's token stands now,
-    /// under the locks of a write (see `guard`).
+    /// under the locks of a write (see `guard`). With a `request`, records in the same
+    /// transaction the request that made it: a second request with the same key is a
+    /// `Conflict` and creates nothing. Records older than the key's window are deleted
+    /// first, so an expired key may be used again.
     pub async fn create_token<E: From<StorageError>>(
         &self,
         new: &NewToken,
         actor: Actor,
+        request: Option<&CreateRequest>,
         check: impl FnOnce(&Locked) -> Result<(), E>,
     ) -> Result<(), E> {
         let tx = self.begin_write().await?;
@@ -87,6 +105,29 @@ impl Repository {
             let (locked, _) =
                 guard::lock(&tx, new.token.account_id, maker, None, AccountLock::Shared).await?;
             check(&locked)?;
+        }
+        if let Some(request) = request {
+            let backend = tx.get_database_backend();
+            tx.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "DELETE FROM create_requests WHERE created_at < $1",
+                [micros(request.expired_before).into()],
+            ))
+            .await
+            .map_err(StorageError::from)?;
+            tx.execute_raw(Statement::from_sql_and_values(
+                backend,
+                "INSERT INTO create_requests (caller_token_id, request_id, fingerprint, token_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+                [
+                    request.caller_token_id.to_string().into(),
+                    request.request_id.to_string().into(),
+                    request.fingerprint.clone().into(),
+                    new.token.id.to_string().into(),
+                    micros(new.token.created_at).into(),
+                ],
+            ))
+            .await
+            .map_err(StorageError::from)?;
         }
         insert_token(&tx, new).await?;
         let t = &new.token;
@@ -104,6 +145,35 @@ impl Repository {
         .await?;
         tx.commit().await.map_err(StorageError::from)?;
         Ok(())
+    }
+
+    /// The fingerprint and token of an earlier create with this key, made at or after `since`.
+    pub async fn created_by_request(
+        &self,
+        caller_token_id: Uuid,
+        request_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<Option<(String, Uuid)>, StorageError> {
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                self.db.get_database_backend(),
+                "SELECT fingerprint, token_id FROM create_requests WHERE caller_token_id = $1 AND request_id = $2 AND created_at >= $3",
+                [
+                    caller_token_id.to_string().into(),
+                    request_id.to_string().into(),
+                    micros(since).into(),
+                ],
+            ))
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let fingerprint: String = row.try_get_by_index(0)?;
+        let token_id: String = row.try_get_by_index(1)?;
+        let token_id = Uuid::parse_str(&token_id)
+            .map_err(|e| StorageError::Corrupt(format!("create_requests.token_id: {e}")))?;
+        Ok(Some((fingerprint, token_id)))
     }
 
     pub async fn token(&self, account_id: Uuid, id: Uuid) -> Result<Option<Token>, StorageError> {

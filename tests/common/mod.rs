@@ -335,6 +335,7 @@ impl TestApp {
                 privilege: privilege.into(),
                 default_app_state: default_app_state.into(),
                 description: String::new(),
+                request_id: String::new(),
             }))
             .await
             .expect("create token")

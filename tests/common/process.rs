@@ -28,6 +28,17 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
         .expect("run binary")
 }
 
+/// Runs a one-shot subcommand in `dir` with `RUST_LOG` set.
+pub fn run_logging(dir: &Path, args: &[&str], rust_log: &str) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("API_TOKENS_DATABASE_URL")
+        .env("RUST_LOG", rust_log)
+        .output()
+        .expect("run binary")
+}
+
 /// Runs `bootstrap` on the given database and returns the Admin's credentials.
 pub fn bootstrap(dir: &Path, database_url: &str, app: &str) -> super::As {
     let args = [

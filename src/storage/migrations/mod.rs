@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_event_horizon;
 mod m0003_change_log;
+mod m0004_create_requests;
 
 /// The migrations of the releases before the compatibility policy, tracked in sea-orm's
 /// `seaql_migrations` as those releases expect. Frozen: it never gains a migration, so a
@@ -42,7 +43,10 @@ impl MigratorTrait for Migrator {
     }
 
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![declared(m0003_change_log::Migration, "m0002_event_horizon")]
+        vec![
+            declared(m0003_change_log::Migration, "m0002_event_horizon"),
+            declared(m0004_create_requests::Migration, "m0003_change_log"),
+        ]
     }
 }
 

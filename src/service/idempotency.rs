@@ -1,0 +1,153 @@
+//! Idempotent CreateToken (AIP-155 `request_id`): a retry with the same key by the same
+//! calling token creates nothing more.
+//!
+//! The secret must never reach the database, so the first response (secret included) is
+//! kept only in this replica's memory, bounded in size and for `WINDOW`. The database keeps
+//! the key, a digest of the request and the token id, in the create's own transaction: a
+//! retry that reaches another replica, or this one after a restart, is told which token
+//! the key made (ALREADY_EXISTS) instead of making a second one.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::tokens::NewTokenRequest;
+use super::{Service, ServiceError, TokenView};
+use crate::domain::{Caller, Secret};
+use crate::storage::{CreateRequest, StorageError};
+
+/// How long a request_id is remembered.
+pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// Most first responses kept in memory; past it, the oldest retries get ALREADY_EXISTS.
+const MAX_REMEMBERED: u64 = 100_000;
+
+/// What the first call with a key made.
+#[derive(Clone)]
+pub(super) struct Created {
+    fingerprint: String,
+    token_id: Uuid,
+    secret: Secret,
+}
+
+/// First responses by (calling token, request_id).
+pub(super) type CreatedCache = Cache<(Uuid, Uuid), Created>;
+
+pub(super) fn new_cache() -> CreatedCache {
+    Cache::builder()
+        .max_capacity(MAX_REMEMBERED)
+        .time_to_live(WINDOW)
+        .build()
+}
+
+/// A digest of the fields that make the token, so a reused key with another body is told apart.
+fn fingerprint(req: &NewTokenRequest) -> String {
+    let text = format!(
+        "{}\n{}\n{}\n{}",
+        req.token_type.as_str(),
+        req.privilege.as_str(),
+        req.default_app_state.as_str(),
+        req.description.as_str()
+    );
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn different_request() -> ServiceError {
+    ServiceError::invalid(
+        "request_id",
+        "was already used for a different CreateToken request; use a new request_id for a new token",
+    )
+}
+
+impl Service {
+    /// CreateToken with a request_id: see the module's documentation.
+    pub(super) async fn create_token_once(
+        &self,
+        caller: &Caller,
+        req: NewTokenRequest,
+        request_id: Uuid,
+    ) -> Result<(TokenView, Secret), ServiceError> {
+        let fingerprint = fingerprint(&req);
+        // Concurrent retries of one key on this replica wait for the first: one create.
+        let created = self
+            .created
+            .try_get_with(
+                (caller.token_id, request_id),
+                self.create_remembered(caller, req, request_id, fingerprint.clone()),
+            )
+            .await
+            .map_err(|e: Arc<ServiceError>| (*e).clone())?;
+        if created.fingerprint != fingerprint {
+            return Err(different_request());
+        }
+        let token = self
+            .repo
+            .token(caller.account_id, created.token_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("token", created.token_id))?;
+        Ok((self.view(token).await?, created.secret))
+    }
+
+    async fn create_remembered(
+        &self,
+        caller: &Caller,
+        req: NewTokenRequest,
+        request_id: Uuid,
+        fingerprint: String,
+    ) -> Result<Created, ServiceError> {
+        let now = Utc::now();
+        let since = now - chrono::Duration::from_std(WINDOW).unwrap_or_default();
+        self.refuse_done(caller, request_id, &fingerprint, since)
+            .await?;
+        let request = CreateRequest {
+            caller_token_id: caller.token_id,
+            request_id,
+            fingerprint: fingerprint.clone(),
+            expired_before: since,
+        };
+        match self.create_new_token(caller, req, Some(&request)).await {
+            Ok((view, secret)) => Ok(Created {
+                fingerprint,
+                token_id: view.token.id,
+                secret,
+            }),
+            // Another replica recorded the key between our check and our write.
+            Err(ServiceError::AlreadyExists { .. }) => {
+                self.refuse_done(caller, request_id, &fingerprint, since)
+                    .await?;
+                Err(StorageError::Conflict.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuses a key the database says was used already (by another replica, or before a restart).
+    async fn refuse_done(
+        &self,
+        caller: &Caller,
+        request_id: Uuid,
+        fingerprint: &str,
+        since: chrono::DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        match self
+            .repo
+            .created_by_request(caller.token_id, request_id, since)
+            .await?
+        {
+            None => Ok(()),
+            Some((stored, _)) if stored != fingerprint => Err(different_request()),
+            Some((_, token_id)) => Err(ServiceError::AlreadyExists {
+                reason: "REQUEST_ALREADY_DONE",
+                message: format!(
+                    "request_id {request_id} already created token {token_id}; its secret was returned to that call and cannot be shown again here: use that token, or retire it and create another with a new request_id"
+                ),
+            }),
+        }
+    }
+}
