@@ -55,7 +55,7 @@ ALL_ON: dict[str, Any] = {
     "serviceAccount": {"annotations": {"example.com/role": "api-tokens"}},
     "podAnnotations": {"example.com/team": "identity"},
     "podLabels": {"example.com/tier": "backend"},
-    "config": {"extra": {"API_TOKENS_CACHE_TTL_MS": 1000, "API_TOKENS_CACHE_MAX_TOKENS": "100000"}},
+    "config": {"extra": {"API_TOKENS_MAX_STALENESS_SECS": 30, "API_TOKENS_CACHE_MAX_TOKENS": "100000"}},
     "database": {"driver": "postgres", "url": PG_URL, "maxConnections": 20},
     "service": {"annotations": {"example.com/lb": "internal"}, "headless": {"enabled": True}},
     "deploymentAnnotations": {"example.com/owner": "identity"},
@@ -449,7 +449,7 @@ def check_rollouts() -> None:
     expect(before["checksum/config"] == after["checksum/config"], "the ConfigMap is unchanged by a new URL")
     ok("a new database.url (the chart's Secret) changes checksum/secret: helm upgrade rolls the pods")
     more = copy.deepcopy(pg)
-    more["config"] = {"extra": {"API_TOKENS_CACHE_TTL_MS": "500"}}
+    more["config"] = {"extra": {"API_TOKENS_MAX_STALENESS_SECS": "45"}}
     expect(pod_annotations(more)["checksum/config"] != before["checksum/config"],
            "a new setting changes checksum/config")
     ok("a new setting (the ConfigMap) changes checksum/config")

@@ -23,6 +23,7 @@ fn min_revision(metadata: &MetadataMap) -> Result<Option<&str>, ServiceError> {
 /// Authenticates a management caller, once this replica is at least as fresh as asked.
 pub async fn caller<T>(service: &Service, request: &Request<T>) -> Result<Caller, Status> {
     let metadata = request.metadata();
+    service.require_database()?;
     service
         .at_least(MIN_REVISION_HEADER, min_revision(metadata)?)
         .await?;

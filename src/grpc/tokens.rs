@@ -290,6 +290,7 @@ impl TokenService for TokenHandler {
         &self,
         request: Request<pb::WatchApplicationsRequest>,
     ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
+        self.service.require_database()?;
         let credentials = credentials_from_metadata(request.metadata())?;
         let watch = convert::watch_request(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;

@@ -171,6 +171,12 @@ impl Service {
         self.replica.begin_shutdown();
     }
 
+    /// Fails fast while this replica knows the database is unreachable: every management
+    /// call needs it, and waiting for a connect timeout to learn the same helps nobody.
+    pub fn require_database(&self) -> Result<(), ServiceError> {
+        self.replica.check_reachable()
+    }
+
     /// How far this replica has followed the change log.
     pub fn lag(&self) -> Lag {
         self.replica.lag()

@@ -74,9 +74,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `serve` in `dir` on a free port with extra flags, and waits until it is SERVING.
     pub async fn start(dir: &Path, extra: &[&str], rust_log: &str) -> ServerProcess {
+        Self::start_binary(Path::new(BIN), dir, extra, rust_log).await
+    }
+
+    /// `start`, with another build of the binary (the previous release's, say).
+    pub async fn start_binary(
+        binary: &Path,
+        dir: &Path,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> ServerProcess {
         let port = free_port();
         let log = dir.join(format!("serve-{port}.log"));
-        let child = Command::new(BIN)
+        let child = Command::new(binary)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .current_dir(dir)
