@@ -1,0 +1,149 @@
+//! How long a retire on replica A takes to be refused on replica B: two release servers on one
+//! database, a token warm on B, retired on A, then B asked until it refuses. On PostgreSQL the
+//! change log's NOTIFY wakes B; on SQLite (two processes on one file) only B's poll can, so
+//! that run measures the bound without NOTIFY. Also checks that a check on B carrying the
+//! retire's revision is refused at once, every round.
+//!
+//! cargo build --release
+//! cargo run --release --example replica_lag -- [--rounds 200] [--postgres URL] [--log-poll-ms 250]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use api_tokens::grpc::pb::{
+    self, authorize_service_client::AuthorizeServiceClient,
+    token_service_client::TokenServiceClient,
+};
+use support::{ScratchDatabase, Server, bootstrap, req};
+
+struct Args {
+    rounds: usize,
+    postgres: Option<String>,
+    log_poll_ms: Option<String>,
+}
+
+fn args() -> Args {
+    let mut args = Args {
+        rounds: 200,
+        postgres: None,
+        log_poll_ms: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rounds" => args.rounds = value.parse().expect("--rounds N"),
+            "--postgres" => args.postgres = Some(value),
+            "--log-poll-ms" => args.log_poll_ms = Some(value),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    args
+}
+
+async fn decide(
+    client: &mut AuthorizeServiceClient<tonic::transport::Channel>,
+    secret: &str,
+    min_revision: &str,
+) -> pb::Decision {
+    client
+        .authorize(pb::AuthorizeRequest {
+            token: secret.into(),
+            app_name: "watch-bench".into(),
+            required_privilege: pb::Privilege::ReadOnly.into(),
+            min_revision: min_revision.into(),
+        })
+        .await
+        .expect("authorize")
+        .into_inner()
+        .decision()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let args = args();
+    let dir = tempfile::tempdir().expect("dir");
+    let scratch = match &args.postgres {
+        Some(url) => Some(ScratchDatabase::create(url).await),
+        None => None,
+    };
+    let database = match &scratch {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}/lag.db?mode=rwc", dir.path().display()),
+    };
+    let admin = bootstrap(dir.path(), &database);
+    let mut extra = Vec::new();
+    if let Some(poll) = &args.log_poll_ms {
+        extra.extend(["--log-poll-ms", poll.as_str()]);
+    }
+    let a = Server::start(dir.path(), &database, &extra).await;
+    let b = Server::start(dir.path(), &database, &extra).await;
+    let mut tokens_a = TokenServiceClient::new(a.channel.clone());
+    let mut on_b = AuthorizeServiceClient::new(b.channel.clone());
+
+    let mut lags = Vec::with_capacity(args.rounds);
+    let mut asks = 0u64;
+    for _ in 0..args.rounds {
+        let created = tokens_a
+            .create_token(req(
+                &admin,
+                pb::CreateTokenRequest {
+                    r#type: pb::TokenType::User.into(),
+                    default_app_state: pb::AppState::Allow.into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("create on A")
+            .into_inner();
+        let (id, secret) = (created.token.expect("token").id, created.secret);
+        assert_eq!(decide(&mut on_b, &secret, "").await, pb::Decision::Allow);
+        let retired = tokens_a
+            .retire_token(req(&admin, pb::RetireTokenRequest { id }))
+            .await
+            .expect("retire on A");
+        let started = Instant::now();
+        let revision = retired
+            .metadata()
+            .get(api_tokens::grpc::REVISION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        loop {
+            asks += 1;
+            if decide(&mut on_b, &secret, "").await == pb::Decision::Retired {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "B never refused it");
+        }
+        lags.push(started.elapsed());
+        assert_eq!(
+            decide(&mut on_b, &secret, &revision).await,
+            pb::Decision::Retired,
+            "with the retire's revision, B is exact"
+        );
+    }
+    lags.sort();
+    let backend = if args.postgres.is_some() {
+        "PostgreSQL (NOTIFY)"
+    } else {
+        "SQLite (poll only)"
+    };
+    println!(
+        "{backend}, {} rounds: retire on A refused on B after p50 {:?}, p90 {:?}, p99 {:?}, max {:?} ({asks} checks on B)",
+        args.rounds,
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.9),
+        percentile(&lags, 0.99),
+        lags[lags.len() - 1],
+    );
+    drop((a, b));
+    if let Some(db) = scratch {
+        db.drop().await;
+    }
+}
