@@ -105,7 +105,10 @@ impl PendingApplications {
 
 impl Collector for PendingApplications {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let gauge = ConstGauge::new(self.get().map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX)));
+        let gauge = ConstGauge::new(
+            self.get()
+                .map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX)),
+        );
         let metric = encoder.encode_descriptor(
             "pending_applications",
             "Application names waiting for approval in the whole database (read at scrape time; \
