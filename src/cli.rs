@@ -64,13 +64,9 @@ pub enum Command {
 /// stays out of `ps` and shell history.
 #[derive(Debug, Args)]
 pub struct ApproveBotArgs {
-    /// The server to watch.
-    #[arg(
-        long,
-        env = "API_TOKENS_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
+    /// The server to watch, and the TLS files to reach it (as the admin commands take them).
+    #[command(flatten)]
+    pub connection: crate::admin::ConnectionArgs,
     /// The application name the bot presents (it must be allowed on its token).
     #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
     pub app: String,
@@ -233,8 +229,10 @@ pub struct IssueTokenArgs {
     /// The token's privilege (default: the member's role).
     #[arg(long, value_parser = parse_privilege)]
     pub privilege: Option<Privilege>,
-    /// The state new application names get: allow, pending or deny.
-    #[arg(long, value_parser = parse_app_state, default_value = "pending")]
+    /// The state new application names get: allow, pending or deny. Allow by default, as for
+    /// bootstrap: this token is the member's way in, and with pending its first call (the
+    /// one that would allow an application) would wait for someone else's approval.
+    #[arg(long, value_parser = parse_app_state, default_value = "allow")]
     pub default_app_state: AppState,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -301,7 +299,7 @@ async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
     let rules =
         Rules::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.rules.display()))?;
     let settings = BotSettings {
-        server: args.server,
+        connection: args.connection,
         app_name: args.app,
         rules,
         state_file: args.state_file,

@@ -108,6 +108,16 @@ async fn tokens_create_list_retire(backend: Backend) {
             .any(|l| l.starts_with("state") && l.ends_with("retired")),
         "{shown}"
     );
+    // A retired token acts with no privilege: said so, not "unspecified".
+    assert_eq!(retired["effective_privilege"], "none");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("effective privilege") && l.ends_with(" none")),
+        "{shown}"
+    );
+    let table = ok(&app, &["tokens", "list"]).await;
+    assert!(!table.contains("unspecified"), "{table}");
     let active = json(&app, &["tokens", "list", "--state", "active"]).await;
     assert!(
         active
@@ -291,5 +301,138 @@ async fn watch_prints_the_stream_as_json_lines() {
     assert_eq!(recorded["application"]["state"], "pending");
     assert!(!recorded["cursor"].as_str().unwrap_or_default().is_empty());
     child.kill().await.expect("stop watch");
+    app.stop().await;
+}
+
+/// The start of each header column, as byte offsets.
+fn column_starts(header: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let bytes = header.as_bytes();
+    for i in 1..bytes.len() {
+        if bytes[i] != b' ' && bytes[i - 1] == b' ' {
+            starts.push(i);
+        }
+    }
+    starts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_table_lines_up_under_its_header() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let app = spawn_app(Backend::Sqlite).await;
+    let (_, secret) = app
+        .create_token(
+            &app.admin,
+            api_tokens::grpc::pb::TokenType::User,
+            api_tokens::grpc::pb::Privilege::ReadOnly,
+            api_tokens::grpc::pb::AppState::Pending,
+        )
+        .await;
+    // Pending before the watch: a snapshot row, then the snapshot's end.
+    app.authorize(
+        &secret,
+        "a rather long application name v1.2.3",
+        api_tokens::grpc::pb::Privilege::ReadOnly,
+    )
+    .await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
+        .args(["watch"])
+        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
+        .env_remove("API_TOKENS_APP")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start watch");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = async || lines.next_line().await.expect("read").expect("a line");
+    let header = next().await;
+    assert!(header.starts_with("EVENT"), "{header}");
+    let snapshot = next().await;
+    let end = next().await;
+    app.authorize(&secret, "x", api_tokens::grpc::pb::Privilege::ReadOnly)
+        .await;
+    let mut recorded = next().await;
+    while recorded.starts_with("heartbeat") {
+        recorded = next().await;
+    }
+    child.kill().await.expect("stop watch");
+    let starts = column_starts(&header);
+    let columns = header.split_whitespace().collect::<Vec<_>>();
+    let shown = format!("{header}\n{snapshot}\n{end}\n{recorded}");
+    for row in [&snapshot, &recorded] {
+        for (column, start) in columns.iter().zip(&starts) {
+            let before = row.as_bytes().get(start.wrapping_sub(1)).copied();
+            assert!(
+                *start == 0 || before == Some(b' '),
+                "{column} does not start a cell of this row:\n{shown}"
+            );
+            assert_ne!(
+                row.as_bytes().get(*start).copied(),
+                Some(b' '),
+                "{column} is empty in this row:\n{shown}"
+            );
+        }
+    }
+    assert_eq!(
+        columns,
+        ["EVENT", "TIME", "TOKEN", "STATE", "CURSOR", "NAME"]
+    );
+    assert!(
+        snapshot.starts_with("snapshot ")
+            && snapshot.ends_with("a rather long application name v1.2.3"),
+        "{shown}"
+    );
+    assert!(
+        recorded.starts_with("recorded ") && recorded.ends_with(" x"),
+        "{shown}"
+    );
+    // The snapshot's end concerns no application: no token, state or name, and the cursor
+    // still under its header.
+    assert!(end.starts_with("snapshot_end "), "{shown}");
+    assert!(!end.contains("unspecified"), "{shown}");
+    assert_eq!(
+        end.get(starts[4]..).map(str::len),
+        recorded
+            .get(starts[4]..starts[5])
+            .map(|c| c.trim_end().len()),
+        "{shown}"
+    );
+    app.stop().await;
+}
+
+/// A new token for an existing account, from `issue-token` with its defaults, is enough to
+/// drive the admin commands (and the README's tour): no one else has to allow its first app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_token_with_default_settings_can_manage() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
+        .args([
+            "issue-token",
+            "--account",
+            "acme",
+            "--user",
+            "admin@example.com",
+            "--output",
+            "json",
+            "--database-url",
+            &app.database.url,
+        ])
+        .output()
+        .await
+        .expect("run issue-token");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issued: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let secret = issued["secret"].as_str().expect("secret");
+    let run = cli(&app, Some(secret), &["tokens", "list"]).await;
+    assert!(run.ok, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(issued["token_id"].as_str().expect("id"))
+    );
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The reference approval bot, end to end: the real binary against a running server,
-//! deciding by its rules, leaving the rest pending, and resuming from its cursor.
+//! deciding by its rules, leaving the rest pending, and resuming from its cursor; over TLS
+//! with the admin commands' flags, and stopping with a reason when TLS cannot work.
 mod common;
 
 use std::process::{Child, Command, Stdio};
@@ -162,3 +163,115 @@ async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) 
 }
 
 on_both_backends!(the_bot_decides_by_rules_and_resumes_after_a_restart);
+
+/// The bot against `server` with extra flags, its log in `dir/bot.log`.
+fn start_bot_at(app: &TestApp, dir: &std::path::Path, server: &str, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(["approve-bot", "--server", server, "--rules"])
+        .arg(dir.join("rules.toml"))
+        .arg("--state-file")
+        .arg(dir.join("bot.cursor"))
+        .args(extra)
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
+        .env_remove("API_TOKENS_APP")
+        .env_remove("API_TOKENS_SERVER")
+        .env_remove("API_TOKENS_CA_CERT")
+        .env_remove("API_TOKENS_CLIENT_CERT")
+        .env_remove("API_TOKENS_CLIENT_KEY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("bot.log")).expect("log"))
+        .spawn()
+        .expect("start bot")
+}
+
+/// Waits for the bot to exit by itself; one still running after a minute retries for ever.
+async fn exit_of(mut bot: Child, dir: &std::path::Path) -> (std::process::ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = bot.try_wait().expect("wait") {
+            let log = std::fs::read_to_string(dir.join("bot.log")).expect("bot log");
+            return (status, log);
+        }
+        if Instant::now() > deadline {
+            let _ = bot.kill();
+            let _ = bot.wait();
+            let log = std::fs::read_to_string(dir.join("bot.log")).expect("bot log");
+            panic!("the bot keeps retrying a set-up that cannot work:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_speaks_tls_with_the_admin_flags_and_stops_when_tls_cannot_work() {
+    use common::tls::{Pki, tls_replica};
+    let app = spawn_app(Backend::Sqlite).await;
+    let pki = Pki::generate();
+    let replica = tls_replica(&app, &pki).await;
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rule]]\npattern = \"circonus:osi:*\"\naction = \"allow\"\n",
+    )
+    .expect("rules");
+    let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
+    app.authorize(&secret, "circonus:osi:tls", pb::Privilege::ReadOnly)
+        .await;
+    let https = format!("https://localhost:{}", replica.addr.port());
+    let ca = pki.path("ca.pem");
+    let ca = ca.to_str().expect("utf-8 path");
+
+    // Over TLS with the CA that signed the server's certificate, as the admin commands take it.
+    let bot = start_bot_at(&app, dir.path(), &https, &["--ca-cert", ca]);
+    wait_for(
+        &app,
+        &token.id,
+        &[("circonus:osi:tls", pb::AppState::Allow)],
+    )
+    .await;
+    stop_bot(bot);
+
+    // Set-ups that cannot work end the bot with the reason, instead of retrying for ever.
+    let other = Pki::generate();
+    let wrong_ca = other.path("ca.pem");
+    let plaintext = format!("http://127.0.0.1:{}", replica.addr.port());
+    let tls_to_plaintext = format!("https://localhost:{}", app.addr.port());
+    let cases: [(&str, &str, Vec<&str>, &str); 6] = [
+        ("plaintext to a TLS port", &plaintext, vec![], "https://"),
+        ("https without a CA", &https, vec![], "--ca-cert"),
+        (
+            "a CA with http://",
+            &plaintext,
+            vec!["--ca-cert", ca],
+            "https://",
+        ),
+        ("no scheme", "127.0.0.1:1", vec![], "http://"),
+        (
+            "a CA that did not sign the server's certificate",
+            &https,
+            vec!["--ca-cert", wrong_ca.to_str().expect("utf-8")],
+            "TLS",
+        ),
+        (
+            "TLS to a plaintext port",
+            &tls_to_plaintext,
+            vec!["--ca-cert", ca],
+            "TLS",
+        ),
+    ];
+    for (case, server, flags, reason) in cases {
+        let bot = start_bot_at(&app, dir.path(), server, &flags);
+        let (status, log) = exit_of(bot, dir.path()).await;
+        assert!(!status.success(), "{case}: the bot fails\n{log}");
+        assert!(
+            log.contains(reason),
+            "{case}: the reason names {reason:?}:\n{log}"
+        );
+        assert!(
+            !log.contains(&app.admin.secret),
+            "{case}: no token in the log"
+        );
+    }
+    drop(replica);
+    app.stop().await;
+}

@@ -383,3 +383,71 @@ fn missing_postgres_database_fails_in_one_line_without_the_password() {
         assert_fails_in_one_line_without(dir.path(), command, &url, DB_PASSWORD_CORE);
     }
 }
+
+/// WARN is for what an operator must look at: a watch on SQLite (snapshot, then live events)
+/// logs none, whatever the database libraries think of SQLite's transactions.
+#[tokio::test]
+async fn a_watch_on_sqlite_logs_no_warning() {
+    use tokio_stream::StreamExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let server = ServerProcess::start(dir.path(), &[], "info").await;
+    let admin = common::process::bootstrap(dir.path(), "sqlite://api-tokens.db?mode=rwc", "ops");
+    let mut tokens = pb::token_service_client::TokenServiceClient::new(server.channel.clone());
+    for states in [vec![], vec![pb::AppState::Allow as i32]] {
+        let mut events = tokens
+            .watch_applications(admin.req(pb::WatchApplicationsRequest {
+                states,
+                ..Default::default()
+            }))
+            .await
+            .expect("watch")
+            .into_inner();
+        loop {
+            let event = events.next().await.expect("open").expect("event");
+            if event.r#type() == pb::WatchEventType::SnapshotEnd {
+                break;
+            }
+        }
+    }
+    // And one live event after a snapshot.
+    let mut events = tokens
+        .watch_applications(admin.req(pb::WatchApplicationsRequest::default()))
+        .await
+        .expect("watch")
+        .into_inner();
+    let created = tokens
+        .create_token(admin.req(pb::CreateTokenRequest {
+            r#type: pb::TokenType::User.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner();
+    AuthorizeServiceClient::new(server.channel.clone())
+        .authorize(pb::AuthorizeRequest {
+            token: created.secret,
+            app_name: "watched".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("authorize");
+    loop {
+        let event = events.next().await.expect("open").expect("event");
+        if event.r#type() == pb::WatchEventType::Recorded {
+            break;
+        }
+    }
+    drop(events);
+    // The log of the watches only (a drain on SIGTERM is another matter).
+    let log = std::fs::read_to_string(dir.path().join(format!("serve-{}.log", server.port)))
+        .expect("log");
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "a watch on SQLite logs no warning:\n{}",
+        warnings.join("\n")
+    );
+}

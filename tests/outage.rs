@@ -465,22 +465,52 @@ async fn assert_starting(channel: &tonic::transport::Channel) {
     );
 }
 
+/// The metrics port's exposition text.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics port");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
 /// Nothing listens on port 1: the server must start anyway, report NOT_SERVING, and stop
-/// cleanly on shutdown while still waiting.
+/// cleanly on shutdown while still waiting. Its metrics have no pending-applications count
+/// to give, and give none rather than 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_without_its_database_waits_not_serving() {
-    let server = api_tokens::startup::Server::build(settings_unreachable_at(
-        "postgres://nobody:hunter2@127.0.0.1:1/none".into(),
-    ))
-    .await
-    .expect("an unreachable database does not stop start-up");
+    let mut settings = settings_unreachable_at("postgres://nobody:hunter2@127.0.0.1:1/none".into());
+    settings.operations.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let server = api_tokens::startup::Server::build(settings)
+        .await
+        .expect("an unreachable database does not stop start-up");
     let addr = server.local_addr().expect("bound");
+    let metrics = server.metrics_addr().expect("metrics served");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
     let channel = common::connect(addr).await;
     assert_starting(&channel).await;
+    let text = scrape(metrics).await;
+    assert!(
+        text.contains("# TYPE api_tokens_pending_applications gauge"),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("api_tokens_pending_applications")),
+        "no count yet, so no sample (0 would be a wrong number):\n{text}"
+    );
     let _ = stop.send(());
     running
         .await

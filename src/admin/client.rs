@@ -23,14 +23,8 @@ pub const TOKEN_VAR: &str = "API_TOKENS_TOKEN";
 /// How to reach the server, shared by every admin command.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
-    /// gRPC address of the server (https://... for TLS).
-    #[arg(
-        long,
-        global = true,
-        env = "API_TOKENS_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub server: String,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Application name the command presents; it must be allowed on the token.
     #[arg(
         long,
@@ -42,6 +36,19 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: Output,
+}
+
+/// The server's address and the TLS files to reach it: the admin commands' and the approval bot's.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// gRPC address of the server (https://... for TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "API_TOKENS_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
     /// PEM CA bundle that signed the server's certificate (for https:// servers).
     #[arg(long, global = true, env = "API_TOKENS_CA_CERT", value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
@@ -63,6 +70,56 @@ pub struct ClientArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+}
+
+impl ConnectionArgs {
+    /// The endpoint with its TLS set up, not yet connected. Everything that can be checked
+    /// without the server is checked here: the URL, the scheme against the TLS flags, the files.
+    pub fn endpoint(&self) -> anyhow::Result<Endpoint> {
+        let mut endpoint = Endpoint::from_shared(self.server.clone())
+            .with_context(|| format!("--server {} is not a valid URL", self.server))?;
+        match endpoint.uri().scheme_str() {
+            Some("http" | "https") => {}
+            _ => anyhow::bail!(
+                "--server {} must start with http:// (plaintext) or https:// (TLS)",
+                self.server
+            ),
+        }
+        if let Some(tls) = self.tls_config()? {
+            endpoint = endpoint
+                .tls_config(tls)
+                .context("invalid client TLS configuration")?;
+        }
+        Ok(endpoint)
+    }
+
+    fn tls_config(&self) -> anyhow::Result<Option<ClientTlsConfig>> {
+        let https = self.server.starts_with("https://");
+        if !https && (self.ca_cert.is_some() || self.client_cert.is_some()) {
+            anyhow::bail!("--ca-cert and --client-cert need an https:// --server");
+        }
+        if !https {
+            return Ok(None);
+        }
+        let read = |what: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the {what} {}", path.display()))
+        };
+        let mut config = ClientTlsConfig::new();
+        match &self.ca_cert {
+            Some(ca) => config = config.ca_certificate(Certificate::from_pem(read("CA", ca)?)),
+            None => anyhow::bail!(
+                "an https:// --server needs --ca-cert (the CA that signed its certificate)"
+            ),
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            config = config.identity(Identity::from_pem(
+                read("client certificate", cert)?,
+                read("client key", key)?,
+            ));
+        }
+        Ok(Some(config))
+    }
 }
 
 /// Adds `x-circonus-auth-token` and `x-circonus-app-name` to every call.
@@ -98,7 +155,19 @@ pub struct Client {
     credentials: Credentials,
 }
 
+impl Credentials {
+    pub fn new(secret: &str, app: &str) -> anyhow::Result<Credentials> {
+        Ok(Credentials {
+            token: MetadataValue::try_from(secret.trim())
+                .map_err(|_| anyhow::anyhow!("{TOKEN_VAR} is not printable ASCII"))?,
+            app: MetadataValue::try_from(app)
+                .map_err(|_| anyhow::anyhow!("--app must be printable ASCII"))?,
+        })
+    }
+}
+
 impl Client {
+    /// Connects now: a one-shot command reports an unreachable server at once.
     pub async fn connect(args: &ClientArgs) -> anyhow::Result<Client> {
         let secret = std::env::var(TOKEN_VAR).map_err(|_| {
             anyhow::anyhow!(
@@ -106,24 +175,26 @@ impl Client {
                  so it stays out of ps and shell history)"
             )
         })?;
-        let token = MetadataValue::try_from(secret.trim())
-            .map_err(|_| anyhow::anyhow!("{TOKEN_VAR} is not printable ASCII"))?;
-        let app = MetadataValue::try_from(args.app.as_str())
-            .map_err(|_| anyhow::anyhow!("--app must be printable ASCII"))?;
-        let mut endpoint = Endpoint::from_shared(args.server.clone())
-            .with_context(|| format!("--server {} is not a valid URL", args.server))?;
-        if let Some(tls) = tls_config(args)? {
-            endpoint = endpoint
-                .tls_config(tls)
-                .context("invalid client TLS configuration")?;
-        }
-        let channel = endpoint
+        let credentials = Credentials::new(&secret, &args.app)?;
+        let channel = args
+            .connection
+            .endpoint()?
             .connect()
             .await
-            .with_context(|| format!("cannot connect to {}", args.server))?;
+            .with_context(|| format!("cannot connect to {}", args.connection.server))?;
         Ok(Client {
             channel,
-            credentials: Credentials { token, app },
+            credentials,
+        })
+    }
+
+    /// Connects on first use and again after each failure: for a long-running client (the
+    /// approval bot) that outlives server restarts. A set-up that cannot work (bad URL,
+    /// TLS flags that do not fit the scheme, unreadable files) still fails here, at once.
+    pub fn lazy(connection: &ConnectionArgs, secret: &str, app: &str) -> anyhow::Result<Client> {
+        Ok(Client {
+            channel: connection.endpoint()?.connect_lazy(),
+            credentials: Credentials::new(secret, app)?,
         })
     }
 
@@ -134,33 +205,6 @@ impl Client {
     pub fn accounts(&self) -> Accounts {
         AccountServiceClient::with_interceptor(self.channel.clone(), self.credentials.clone())
     }
-}
-
-fn tls_config(args: &ClientArgs) -> anyhow::Result<Option<ClientTlsConfig>> {
-    let https = args.server.starts_with("https://");
-    if !https && (args.ca_cert.is_some() || args.client_cert.is_some()) {
-        anyhow::bail!("--ca-cert and --client-cert need an https:// --server");
-    }
-    if !https {
-        return Ok(None);
-    }
-    let read = |what: &str, path: &PathBuf| {
-        std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
-    };
-    let mut config = ClientTlsConfig::new();
-    match &args.ca_cert {
-        Some(ca) => config = config.ca_certificate(Certificate::from_pem(read("CA", ca)?)),
-        None => anyhow::bail!(
-            "an https:// --server needs --ca-cert (the CA that signed its certificate)"
-        ),
-    }
-    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
-        config = config.identity(Identity::from_pem(
-            read("client certificate", cert)?,
-            read("client key", key)?,
-        ));
-    }
-    Ok(Some(config))
 }
 
 /// A refusal as one readable error: the code, the message, and any field violations.

@@ -8,8 +8,8 @@ use serde_json::json;
 use tokio_stream::StreamExt;
 
 use crate::grpc::pb;
-use client::{Client, status_error};
-pub use client::{ClientArgs, TOKEN_VAR};
+use client::status_error;
+pub use client::{Client, ClientArgs, ConnectionArgs, TOKEN_VAR, Tokens};
 pub use output::Output;
 use output::{
     APPLICATION_HEADER, MEMBER_HEADER, TOKEN_HEADER, application_json, application_row, emit,
@@ -562,33 +562,25 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    if output == Output::Table {
-        print_table(&["EVENT", "TOKEN", "NAME", "STATE", "TIME", "CURSOR"], &[]);
-    }
+    // The table's header waits for the first event, whose cursor sets that column's width.
+    let mut table: Option<output::WatchTable> = None;
     while let Some(event) = stream.next().await {
         let event = event.map_err(status_error)?;
-        let app_json = event
-            .application
-            .as_ref()
-            .map(application_json)
-            .unwrap_or(serde_json::Value::Null);
-        let app = event.application.unwrap_or_default();
         let written = match output {
             Output::Json => emit(json!({
                 "type": output::watch_event(event.r#type),
-                "application": app_json,
+                "application": event.application.as_ref().map(application_json),
                 "cursor": event.cursor,
                 "event_time": output::time(event.event_time.as_ref()),
             })),
-            Output::Table => emit(format!(
-                "{}  {}  {}  {}  {}  {}",
-                output::watch_event(event.r#type),
-                app.token_id,
-                app.name,
-                output::app_state(app.state),
-                output::time(event.event_time.as_ref()),
-                event.cursor
-            )),
+            Output::Table => {
+                let table = table.get_or_insert_with(|| {
+                    let table = output::WatchTable::new(&event.cursor);
+                    emit(table.header());
+                    table
+                });
+                emit(table.row(&event))
+            }
         };
         // Whoever read the stream is gone: stop watching.
         if !written {

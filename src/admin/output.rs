@@ -77,6 +77,16 @@ pub fn privilege(value: i32) -> String {
         .unwrap_or_else(|_| value.to_string())
 }
 
+/// A token's effective privilege: `none` when it acts with none (retired, or its owner removed),
+/// which the API spells PRIVILEGE_UNSPECIFIED.
+pub fn effective_privilege(value: i32) -> String {
+    if value == pb::Privilege::Unspecified as i32 {
+        "none".to_owned()
+    } else {
+        privilege(value)
+    }
+}
+
 pub fn app_state(value: i32) -> String {
     pb::AppState::try_from(value)
         .map(|s| short(s.as_str_name(), "APP_STATE_"))
@@ -138,7 +148,7 @@ pub fn token_row(t: &pb::Token) -> Vec<String> {
         t.id.clone(),
         token_type(t.r#type),
         privilege(t.privilege),
-        privilege(t.effective_privilege),
+        effective_privilege(t.effective_privilege),
         app_state(t.default_app_state),
         token_state(t.state),
         or_dash(&t.description),
@@ -151,7 +161,10 @@ pub fn token_fields(t: &pb::Token) -> Vec<(&'static str, String)> {
         ("type", token_type(t.r#type)),
         ("owner", or_dash(&t.owner_user_id)),
         ("privilege", privilege(t.privilege)),
-        ("effective privilege", privilege(t.effective_privilege)),
+        (
+            "effective privilege",
+            effective_privilege(t.effective_privilege),
+        ),
         ("default app state", app_state(t.default_app_state)),
         ("state", token_state(t.state)),
         ("description", or_dash(&t.description)),
@@ -167,7 +180,7 @@ pub fn token_json(t: &pb::Token) -> Value {
         "type": token_type(t.r#type),
         "owner_user_id": t.owner_user_id,
         "privilege": privilege(t.privilege),
-        "effective_privilege": privilege(t.effective_privilege),
+        "effective_privilege": effective_privilege(t.effective_privilege),
         "default_app_state": app_state(t.default_app_state),
         "description": t.description,
         "state": token_state(t.state),
@@ -200,6 +213,72 @@ pub fn application_json(a: &pb::Application) -> Value {
         "last_seen_time": time_json(a.last_seen_time.as_ref()),
         "update_time": time_json(a.update_time.as_ref()),
     })
+}
+
+/// The `watch` table. Rows are printed as events arrive, so widths are fixed before any row:
+/// event, time, token and state by their longest possible value, the cursor by the first
+/// event's (the server's cursors all have one length), and the name, the only free text, last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchTable {
+    widths: [usize; 5],
+}
+
+impl WatchTable {
+    pub const HEADER: [&'static str; 6] = ["EVENT", "TIME", "TOKEN", "STATE", "CURSOR", "NAME"];
+
+    pub fn new(first_cursor: &str) -> Self {
+        // Every value a closed enum can take, by its short name.
+        let longest = |name: fn(i32) -> String, header: &str| {
+            (0..64)
+                .map(name)
+                .filter(|n| n.parse::<i32>().is_err())
+                .map(|n| n.chars().count())
+                .chain([header.chars().count()])
+                .max()
+                .unwrap_or(0)
+        };
+        let time = "2006-01-02T15:04:05Z".len();
+        let uuid = "00000000-0000-0000-0000-000000000000".len();
+        WatchTable {
+            widths: [
+                longest(watch_event, "EVENT"),
+                time.max("TIME".len()),
+                uuid.max("TOKEN".len()),
+                longest(app_state, "STATE"),
+                first_cursor.chars().count().max("CURSOR".len()),
+            ],
+        }
+    }
+
+    fn line(&self, cells: [&str; 6]) -> String {
+        let mut out = String::new();
+        for (cell, width) in cells.iter().zip(&self.widths) {
+            out.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(cells[5]);
+        out.trim_end().to_owned()
+    }
+
+    pub fn header(&self) -> String {
+        self.line(Self::HEADER)
+    }
+
+    /// One event; SNAPSHOT_END and HEARTBEAT concern no application, so their
+    /// application cells are empty.
+    pub fn row(&self, event: &pb::WatchApplicationsResponse) -> String {
+        let (token, state, name) = match &event.application {
+            Some(a) => (a.token_id.as_str(), app_state(a.state), a.name.as_str()),
+            None => ("", String::new(), ""),
+        };
+        self.line([
+            &watch_event(event.r#type),
+            &time(event.event_time.as_ref()),
+            token,
+            &state,
+            &event.cursor,
+            name,
+        ])
+    }
 }
 
 pub const MEMBER_HEADER: [&str; 4] = ["USER ID", "USER NAME", "ROLE", "SINCE"];
@@ -246,5 +325,80 @@ mod tests {
         assert_eq!(app_state(pb::AppState::Deny as i32), "deny");
         assert_eq!(token_type(pb::TokenType::Account as i32), "account");
         assert_eq!(privilege(99), "99");
+        assert_eq!(
+            effective_privilege(pb::Privilege::Unspecified as i32),
+            "none"
+        );
+        assert_eq!(effective_privilege(pb::Privilege::Normal as i32), "normal");
+    }
+
+    /// The byte offset where each column starts, taken from the header's gaps.
+    fn starts(header: &str) -> Vec<usize> {
+        WatchTable::HEADER
+            .iter()
+            .map(|h| header.find(h).expect("column in header"))
+            .collect()
+    }
+
+    #[test]
+    fn watch_rows_line_up_under_the_header() {
+        let cursor = "AQEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let table = WatchTable::new(cursor);
+        let header = table.header();
+        let at = |seconds| Some(Timestamp { seconds, nanos: 0 });
+        let app = |name: &str, state: pb::AppState| pb::Application {
+            token_id: "4054d027-4650-4dff-a1a0-e9558ddaf048".into(),
+            name: name.into(),
+            state: state.into(),
+            ..Default::default()
+        };
+        let events = [
+            pb::WatchApplicationsResponse {
+                r#type: pb::WatchEventType::Snapshot.into(),
+                application: Some(app(
+                    "a very long application name v1.2.3",
+                    pb::AppState::Pending,
+                )),
+                cursor: cursor.into(),
+                event_time: at(1_700_000_000),
+            },
+            pb::WatchApplicationsResponse {
+                r#type: pb::WatchEventType::SnapshotEnd.into(),
+                application: None,
+                cursor: cursor.into(),
+                event_time: at(1_700_000_001),
+            },
+            pb::WatchApplicationsResponse {
+                r#type: pb::WatchEventType::StateChanged.into(),
+                application: Some(app("x", pb::AppState::Allow)),
+                cursor: cursor.into(),
+                event_time: at(1_700_000_002),
+            },
+        ];
+        let columns = starts(&header);
+        for event in &events {
+            let row = table.row(event);
+            let mut expected = vec![watch_event(event.r#type), time(event.event_time.as_ref())];
+            if let Some(a) = &event.application {
+                expected.extend([
+                    a.token_id.clone(),
+                    app_state(a.state),
+                    cursor.to_owned(),
+                    a.name.clone(),
+                ]);
+            }
+            for (value, start) in expected.iter().zip(&columns) {
+                assert_eq!(
+                    row.get(*start..*start + value.len()),
+                    Some(value.as_str()),
+                    "{value:?} not under its header column:\n{header}\n{row}"
+                );
+            }
+        }
+        let end = table.row(&events[1]);
+        assert!(
+            !end.contains("unspecified") && end.ends_with(cursor),
+            "a snapshot end has no application cells:\n{end}"
+        );
     }
 }

@@ -5,17 +5,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_stream::StreamExt;
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Request};
+use tonic::Code;
 use uuid::Uuid;
 
 use super::{Action, Rules};
-use crate::grpc::pb::{self, token_service_client::TokenServiceClient};
+use crate::admin::{Client, ConnectionArgs, Tokens};
+use crate::grpc::pb;
 
 #[derive(Debug, Clone)]
 pub struct BotSettings {
-    pub server: String,
+    /// The server and its TLS files, as the admin commands take them.
+    pub connection: ConnectionArgs,
     pub app_name: String,
     pub rules: Rules,
     /// Where the last processed cursor is kept across restarts.
@@ -24,23 +24,10 @@ pub struct BotSettings {
 
 struct Bot {
     settings: BotSettings,
-    token: MetadataValue<tonic::metadata::Ascii>,
-    app: MetadataValue<tonic::metadata::Ascii>,
-    client: TokenServiceClient<Channel>,
+    client: Tokens,
 }
 
 impl Bot {
-    fn req<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("x-circonus-auth-token", self.token.clone());
-        request
-            .metadata_mut()
-            .insert("x-circonus-app-name", self.app.clone());
-        request
-    }
-
     fn load_cursor(&self) -> Option<String> {
         std::fs::read_to_string(&self.settings.state_file)
             .ok()
@@ -66,11 +53,11 @@ impl Bot {
             Action::Allow => pb::AppState::Allow,
             Action::Deny => pb::AppState::Deny,
         };
-        let request = self.req(pb::SetApplicationStateRequest {
+        let request = pb::SetApplicationStateRequest {
             token_id: app.token_id.clone(),
             name: app.name.clone(),
             state: state.into(),
-        });
+        };
         self.client
             .set_application_state(request)
             .await
@@ -87,11 +74,11 @@ impl Bot {
         } else {
             tracing::info!("resuming from the saved cursor");
         }
-        let request = self.req(pb::WatchApplicationsRequest {
+        let request = pb::WatchApplicationsRequest {
             cursor,
             states: vec![],
             token_id: String::new(),
-        });
+        };
         let mut stream = self.client.watch_applications(request).await?.into_inner();
         while let Some(item) = stream.next().await {
             let item = item?;
@@ -122,16 +109,8 @@ pub async fn run_bot(
     secret: &str,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(settings.server.clone())
-        .with_context(|| format!("bad server address {}", settings.server))?
-        .connect_lazy();
-    let mut bot = Bot {
-        token: MetadataValue::try_from(secret).context("the token is not printable ASCII")?,
-        app: MetadataValue::try_from(settings.app_name.as_str())
-            .context("the app name is not printable ASCII")?,
-        client: TokenServiceClient::new(channel),
-        settings,
-    };
+    let client = Client::lazy(&settings.connection, secret, &settings.app_name)?.tokens();
+    let mut bot = Bot { client, settings };
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -158,7 +137,15 @@ pub async fn run_bot(
                 {
                     return Err(e).context("the bot's token was refused");
                 }
-                _ => tracing::warn!(error = format!("{e:#}"), ?backoff, "watch failed; retrying"),
+                _ => {
+                    if let Some(reason) = cannot_work(&e) {
+                        return Err(e).context(format!(
+                            "cannot talk to {}: {reason}",
+                            bot.settings.connection.server
+                        ));
+                    }
+                    tracing::warn!(error = format!("{e:#}"), ?backoff, "watch failed; retrying");
+                }
             },
         }
         tokio::select! {
@@ -167,4 +154,28 @@ pub async fn run_bot(
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Why a failed call shows a set-up that no retry can mend, or `None` for what may pass (the
+/// server down, restarting or overloaded).
+fn cannot_work(error: &anyhow::Error) -> Option<&'static str> {
+    let mut http2 = false;
+    for cause in error.chain() {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            // rustls reports a failed handshake (unknown CA, wrong name, a plaintext peer) as InvalidData.
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return Some(
+                    "the TLS handshake failed (check --ca-cert, the server's name, and that the port serves TLS)",
+                );
+            }
+        }
+        http2 |= cause.downcast_ref::<hyper::Error>().is_some();
+    }
+    // A plaintext HTTP/2 client at a TLS port reads the TLS alert as a malformed frame.
+    let internal = error
+        .downcast_ref::<tonic::Status>()
+        .is_some_and(|s| s.code() == Code::Internal);
+    (internal && http2).then_some(
+        "the server broke the HTTP/2 protocol: a TLS port reached with http://? (use https:// and --ca-cert)",
+    )
 }

@@ -102,7 +102,8 @@ async fn answer(
     }
     // The pending count is read at scrape time: one COUNT per scrape interval, and the
     // number is as fresh as the scrape. If the database is slow (SQLite's one connection
-    // busy) or down, the last value stays and the RPC metrics still go out at once.
+    // busy) or down, the last value stays (or, before any count, no sample at all) and the
+    // RPC metrics still go out at once.
     match tokio::time::timeout(COUNT_TIMEOUT, repo.count_pending_applications()).await {
         Ok(Ok(count)) => metrics.set_pending_applications(count),
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot count pending applications"),

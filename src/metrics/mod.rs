@@ -8,12 +8,14 @@ mod http;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tonic::Code;
@@ -78,7 +80,48 @@ struct Inner {
     cache_hits: Family<CacheLabels, Counter>,
     cache_misses: Family<CacheLabels, Counter>,
     watch_streams: Gauge,
-    pending_applications: Gauge,
+    pending_applications: Arc<PendingApplications>,
+}
+
+/// The pending-applications count, or nothing until one has been read: a server that
+/// started during a database outage has no number to give, and 0 would be a wrong one, so
+/// its scrapes leave the sample out (the HELP and TYPE lines stay).
+#[derive(Debug, Default)]
+struct PendingApplications {
+    /// The count plus one; 0 while none has been read.
+    count_plus_one: AtomicU64,
+}
+
+impl PendingApplications {
+    fn set(&self, count: u64) {
+        self.count_plus_one
+            .store(count.saturating_add(1), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Option<u64> {
+        self.count_plus_one.load(Ordering::Relaxed).checked_sub(1)
+    }
+}
+
+impl Collector for PendingApplications {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let gauge = ConstGauge::new(
+            self.get()
+                .map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX)),
+        );
+        let metric = encoder.encode_descriptor(
+            "pending_applications",
+            "Application names waiting for approval in the whole database (read at scrape time; \
+             every replica reports the same number, so aggregate with max, not sum; absent until \
+             the first count succeeds)",
+            None,
+            gauge.metric_type(),
+        )?;
+        if self.get().is_some() {
+            gauge.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 /// The metrics of one server; cheap to clone.
@@ -144,13 +187,8 @@ impl Metrics {
             "WatchApplications streams open on this replica",
             watch_streams.clone(),
         );
-        let pending_applications = Gauge::default();
-        registry.register(
-            "pending_applications",
-            "Application names waiting for approval in the whole database (read at scrape time; \
-             every replica reports the same number, so aggregate with max, not sum)",
-            pending_applications.clone(),
-        );
+        let pending_applications = Arc::new(PendingApplications::default());
+        registry.register_collector(Box::new(pending_applications.clone()));
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -219,9 +257,7 @@ impl Metrics {
     }
 
     pub fn set_pending_applications(&self, count: u64) {
-        self.inner
-            .pending_applications
-            .set(i64::try_from(count).unwrap_or(i64::MAX));
+        self.inner.pending_applications.set(count);
     }
 
     /// The exposition text of every metric.
@@ -299,6 +335,21 @@ mod tests {
     use crate::domain::Privilege;
 
     #[test]
+    fn no_pending_count_is_no_sample_rather_than_zero() {
+        let text = Metrics::new().encode().expect("encodes");
+        assert!(
+            text.contains("# TYPE api_tokens_pending_applications gauge"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("api_tokens_pending_applications")),
+            "no sample before the first count:\n{text}"
+        );
+    }
+
+    #[test]
     fn exposition_names_and_labels() {
         let metrics = Metrics::new();
         let _call = metrics.rpc_started();
@@ -328,6 +379,13 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         drop(watch);
+        metrics.set_pending_applications(0);
+        assert!(
+            metrics
+                .encode()
+                .expect("encodes")
+                .contains("api_tokens_pending_applications 0\n")
+        );
         assert!(
             metrics
                 .encode()
