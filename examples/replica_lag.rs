@@ -119,7 +119,10 @@ async fn main() {
             if decide(&mut on_b, &secret, "").await == pb::Decision::Retired {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(10), "B never refused it");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "B never refused it"
+            );
         }
         lags.push(started.elapsed());
         assert_eq!(

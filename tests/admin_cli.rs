@@ -205,7 +205,60 @@ async fn apps_allow_and_members_add(backend: Backend) {
     app.stop().await;
 }
 
-on_both_backends!(tokens_create_list_retire, apps_allow_and_members_add);
+/// "Retire, then check" on another replica: the retire prints its revision, and a read with
+/// `--min-revision` on the other replica sees the retire; a revision not issued is refused.
+async fn retire_then_get_on_another_replica_with_its_revision(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let other = app.second_replica().await;
+    let made = json(&app, &["tokens", "create", "--default-app-state", "allow"]).await;
+    let id = made["id"].as_str().expect("id").to_owned();
+    let retired = cli(&app, Some(&app.admin.secret), &["tokens", "retire", &id]).await;
+    assert!(retired.ok, "{}", retired.stderr);
+    let revision = retired
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("revision: "))
+        .expect("the retire prints its revision")
+        .to_owned();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
+    let seen = command
+        .args([
+            "tokens",
+            "get",
+            &id,
+            "--output",
+            "json",
+            "--min-revision",
+            &revision,
+        ])
+        .env("API_TOKENS_SERVER", format!("http://{}", other.addr))
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
+        .env_remove("API_TOKENS_APP")
+        .output()
+        .await
+        .expect("run");
+    assert!(
+        seen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seen.stderr)
+    );
+    let token: Value = serde_json::from_slice(&seen.stdout).expect("json");
+    assert_eq!(token["state"], "retired", "{token}");
+    let forged = cli(
+        &app,
+        Some(&app.admin.secret),
+        &["tokens", "get", &id, "--min-revision", "not-a-revision"],
+    )
+    .await;
+    assert!(!forged.ok);
+    assert!(forged.stderr.contains("min-revision"), "{}", forged.stderr);
+}
+
+on_both_backends!(
+    tokens_create_list_retire,
+    apps_allow_and_members_add,
+    retire_then_get_on_another_replica_with_its_revision
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_and_missing_credentials_are_clear() {

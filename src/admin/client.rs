@@ -36,6 +36,10 @@ pub struct ClientArgs {
     /// Output format.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: Output,
+    /// Read at least as fresh as this revision (what a change printed as `revision:`), on
+    /// whichever replica answers: "retire, then check" is exact behind a load balancer.
+    #[arg(long, global = true, env = "API_TOKENS_MIN_REVISION")]
+    pub min_revision: Option<String>,
 }
 
 /// The server's address and the TLS files to reach it: the admin commands' and the approval bot's.
@@ -127,6 +131,7 @@ impl ConnectionArgs {
 pub struct Credentials {
     token: AsciiMetadataValue,
     app: AsciiMetadataValue,
+    min_revision: Option<AsciiMetadataValue>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -142,6 +147,9 @@ impl Interceptor for Credentials {
         let md = request.metadata_mut();
         md.insert("x-circonus-auth-token", self.token.clone());
         md.insert("x-circonus-app-name", self.app.clone());
+        if let Some(revision) = &self.min_revision {
+            md.insert(crate::grpc::MIN_REVISION_HEADER, revision.clone());
+        }
         Ok(request)
     }
 }
@@ -162,6 +170,7 @@ impl Credentials {
                 .map_err(|_| anyhow::anyhow!("{TOKEN_VAR} is not printable ASCII"))?,
             app: MetadataValue::try_from(app)
                 .map_err(|_| anyhow::anyhow!("--app must be printable ASCII"))?,
+            min_revision: None,
         })
     }
 }
@@ -175,7 +184,13 @@ impl Client {
                  so it stays out of ps and shell history)"
             )
         })?;
-        let credentials = Credentials::new(&secret, &args.app)?;
+        let mut credentials = Credentials::new(&secret, &args.app)?;
+        if let Some(revision) = &args.min_revision {
+            credentials.min_revision = Some(
+                MetadataValue::try_from(revision.trim())
+                    .map_err(|_| anyhow::anyhow!("--min-revision must be printable ASCII"))?,
+            );
+        }
         let channel = args
             .connection
             .endpoint()?

@@ -20,6 +20,19 @@ use output::{
 /// Page size the list commands ask for; they follow every page.
 const PAGE_SIZE: i32 = 200;
 
+/// Prints the revision a change committed at (to stderr, so output stays parseable): given to
+/// `--min-revision`, a later command reads it on whichever replica answers.
+fn note_revision<T>(reply: tonic::Response<T>) -> tonic::Response<T> {
+    if let Some(revision) = reply
+        .metadata()
+        .get(crate::grpc::REVISION_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        eprintln!("revision: {revision}");
+    }
+    reply
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Tokens: create, list, get, update, retire, promote (a running server's TokenService).
@@ -252,7 +265,8 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     request_id: uuid::Uuid::new_v4().to_string(),
                 })
                 .await
-                .map_err(status_error)?
+                .map_err(status_error)
+                .map(note_revision)?
                 .into_inner();
             let token = reply
                 .token
@@ -359,14 +373,16 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     update_mask: Some(prost_types::FieldMask { paths }),
                 })
                 .await
-                .map_err(status_error)?;
+                .map_err(status_error)
+                .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
         }
         TokensCommand::Retire { id } => {
             let reply = client
                 .retire_token(pb::RetireTokenRequest { id })
                 .await
-                .map_err(status_error)?;
+                .map_err(status_error)
+                .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
         }
         TokensCommand::Promote { id } => {
@@ -376,7 +392,8 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     ..Default::default()
                 })
                 .await
-                .map_err(status_error)?;
+                .map_err(status_error)
+                .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
         }
     }
@@ -428,7 +445,8 @@ async fn apps(args: AppsArgs) -> anyhow::Result<()> {
             state: state.into(),
         })
         .await
-        .map_err(status_error)?
+        .map_err(status_error)
+        .map(note_revision)?
         .into_inner()
         .application
         .ok_or_else(|| anyhow::anyhow!("the server answered without an application"))?;
@@ -479,7 +497,8 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
                     role: role.pb().into(),
                 })
                 .await
-                .map_err(status_error)?
+                .map_err(status_error)
+                .map(note_revision)?
                 .into_inner()
                 .member
         }
@@ -490,7 +509,8 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
                     role: role.pb().into(),
                 })
                 .await
-                .map_err(status_error)?
+                .map_err(status_error)
+                .map(note_revision)?
                 .into_inner()
                 .member
         }
@@ -500,7 +520,8 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
                     user_id: user_id.clone(),
                 })
                 .await
-                .map_err(status_error)?;
+                .map_err(status_error)
+                .map(note_revision)?;
             match output {
                 Output::Json => print_json(&json!({ "removed_user_id": user_id })),
                 Output::Table => {

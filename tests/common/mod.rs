@@ -182,6 +182,7 @@ async fn spawn_full(
 
 /// Another replica of a `TestApp`, stopped when dropped.
 pub struct Replica {
+    pub addr: SocketAddr,
     pub tokens: TokenServiceClient<Channel>,
     pub authorize: AuthorizeServiceClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
@@ -250,6 +251,7 @@ impl TestApp {
     pub async fn second_replica(&self) -> Replica {
         let running = start(self.settings.clone()).await;
         Replica {
+            addr: running.addr,
             tokens: TokenServiceClient::new(running.channel.clone()),
             authorize: AuthorizeServiceClient::new(running.channel.clone()),
             stop: Some(running.stop),
