@@ -183,6 +183,25 @@ async fn metrics_after_real_calls(backend: Backend) {
     assert_eq!(sample(&text, "api_tokens_pending_applications"), 1.0);
     assert!(text.contains("api_tokens_watch_streams 0"), "{text}");
     assert!(text.contains("api_tokens_rpc_in_flight 0"));
+    // The replica's lag: where it stands in the change log, and when it last read it.
+    assert_eq!(
+        sample(&text, "api_tokens_database_reachable"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "api_tokens_change_log_position") >= 1.0,
+        "{text}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    let last_read = sample(&text, "api_tokens_change_log_last_read_timestamp_seconds");
+    assert!(
+        now - last_read < 60.0,
+        "read recently: {last_read} vs {now}"
+    );
     assert!(
         !text.contains(&admin) && !text.contains(&pending_secret),
         "no secret in metrics"

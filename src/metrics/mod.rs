@@ -80,6 +80,9 @@ struct Inner {
     cache_hits: Family<CacheLabels, Counter>,
     cache_misses: Family<CacheLabels, Counter>,
     watch_streams: Gauge,
+    log_position: Gauge,
+    log_last_read: Gauge<f64, std::sync::atomic::AtomicU64>,
+    database_reachable: Gauge,
     pending_applications: Arc<PendingApplications>,
 }
 
@@ -189,6 +192,27 @@ impl Metrics {
         );
         let pending_applications = Arc::new(PendingApplications::default());
         registry.register_collector(Box::new(pending_applications.clone()));
+        let log_position = Gauge::default();
+        registry.register(
+            "change_log_position",
+            "The newest change-log position this replica has applied (compare replicas: the lag \
+             is the difference from the highest)",
+            log_position.clone(),
+        );
+        let log_last_read = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "change_log_last_read_timestamp_seconds",
+            "When this replica last read the change log (Unix time): time() minus this is how \
+             stale its memory is; past --max-staleness-secs it fails closed",
+            log_last_read.clone(),
+        );
+        let database_reachable = Gauge::default();
+        registry.register(
+            "database_reachable",
+            "1 while this replica's change-log follower reads the database, 0 while it cannot \
+             (calls that need the database then answer UNAVAILABLE at once)",
+            database_reachable.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -199,6 +223,9 @@ impl Metrics {
                 cache_hits,
                 cache_misses,
                 watch_streams,
+                log_position,
+                log_last_read,
+                database_reachable,
                 pending_applications,
             }),
         }
@@ -258,6 +285,20 @@ impl Metrics {
 
     pub fn set_pending_applications(&self, count: u64) {
         self.inner.pending_applications.set(count);
+    }
+
+    /// After a read of the change log (or a failed one): where this replica stands.
+    pub fn change_log_read(&self, position: Option<i64>, reachable: bool) {
+        if let Some(position) = position {
+            self.inner.log_position.set(position);
+        }
+        if reachable {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            self.inner.log_last_read.set(now);
+        }
+        self.inner.database_reachable.set(i64::from(reachable));
     }
 
     /// The exposition text of every metric.

@@ -90,14 +90,15 @@ impl Service {
     /// `prepare` (or `open`, which does both) reads the key that seals positions and where
     /// the change log stands; until then calls answer UNAVAILABLE.
     pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
-        let replica = Replica::new(&settings.cache, settings.follow.clone());
+        let metrics = Metrics::new();
+        let replica = Replica::new(&settings.cache, settings.follow.clone(), metrics.clone());
         Service {
             repo,
             settings: Arc::new(settings),
             replica: Arc::new(replica),
             sealer: Arc::default(),
             last_used: Arc::default(),
-            metrics: Metrics::new(),
+            metrics,
             created: idempotency::new_cache(),
         }
     }

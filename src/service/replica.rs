@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::metrics::Metrics;
 use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
 
 use super::ServiceError;
@@ -56,6 +57,7 @@ pub struct Lag {
 
 pub(crate) struct Replica {
     pub cache: AuthCache,
+    metrics: Metrics,
     settings: FollowSettings,
     /// The newest position applied; `None` until the follower read where the log stood.
     applied: watch::Sender<Option<i64>>,
@@ -72,9 +74,10 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub fn new(cache: &CacheSettings, settings: FollowSettings) -> Self {
+    pub fn new(cache: &CacheSettings, settings: FollowSettings, metrics: Metrics) -> Self {
         Replica {
             cache: AuthCache::new(cache),
+            metrics,
             settings,
             applied: watch::channel(None).0,
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
@@ -145,6 +148,14 @@ impl Replica {
     /// Notes that a call found the database unreachable; the follower's next read decides again.
     pub fn note_unreachable(&self) {
         self.reachable.store(false, Ordering::Relaxed);
+        self.metrics.change_log_read(None, false);
+    }
+
+    /// Notes a good read of the log, standing at `position`.
+    fn note_read(&self, position: i64) {
+        self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.reachable.store(true, Ordering::Relaxed);
+        self.metrics.change_log_read(Some(position), true);
     }
 
     pub fn lag(&self) -> Lag {
@@ -235,8 +246,7 @@ impl Replica {
                 let _ = self.fanout.send(Arc::new(change));
             }
             if !full {
-                self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
-                self.reachable.store(true, Ordering::Relaxed);
+                self.note_read(position);
                 return Some(position);
             }
         }
@@ -246,8 +256,7 @@ impl Replica {
     pub async fn start_at_head(&self, repo: &Repository) -> Result<(), ServiceError> {
         let head = repo.log_head().await?;
         self.applied.send_replace(Some(head));
-        self.last_read_ms.store(self.now_ms(), Ordering::Relaxed);
-        self.reachable.store(true, Ordering::Relaxed);
+        self.note_read(head);
         Ok(())
     }
 
