@@ -49,6 +49,8 @@ struct LoadCounts {
     warm_unavailable: u64,
     unknown_refused: u64,
     unavailable: u64,
+    /// How long each UNAVAILABLE answer took, in microseconds (printed, never asserted).
+    unavailable_us: Vec<u64>,
     /// Anything else: a wrong decision or an error other than UNAVAILABLE.
     wrong: u64,
 }
@@ -59,6 +61,7 @@ impl LoadCounts {
         self.warm_unavailable += other.warm_unavailable;
         self.unknown_refused += other.unknown_refused;
         self.unavailable += other.unavailable;
+        self.unavailable_us.extend(other.unavailable_us);
         self.wrong += other.wrong;
     }
 }
@@ -77,6 +80,7 @@ async fn authorize_load(
         i += 1;
         let unknown = format!("0badc0de-0000-4000-8000-{:012x}", (worker << 32) | i);
         for (secret, is_warm) in [(warm.clone(), true), (unknown, false)] {
+            let asked = Instant::now();
             let reply = client
                 .authorize(pb::AuthorizeRequest {
                     token: secret,
@@ -85,13 +89,17 @@ async fn authorize_load(
                     ..Default::default()
                 })
                 .await;
+            let took = u64::try_from(asked.elapsed().as_micros()).unwrap_or(u64::MAX);
             match (reply.map(|r| r.into_inner().decision()), is_warm) {
                 (Ok(pb::Decision::Allow), true) => counts.warm_allowed += 1,
                 (Ok(pb::Decision::UnknownToken), false) => counts.unknown_refused += 1,
                 (Err(status), true) if status.code() == Code::Unavailable => {
                     counts.warm_unavailable += 1
                 }
-                (Err(status), _) if status.code() == Code::Unavailable => counts.unavailable += 1,
+                (Err(status), _) if status.code() == Code::Unavailable => {
+                    counts.unavailable += 1;
+                    counts.unavailable_us.push(took);
+                }
                 _ => counts.wrong += 1,
             }
         }
@@ -128,7 +136,15 @@ impl Load {
         for worker in self.workers {
             totals.add(worker.await.expect("load task"));
         }
-        println!("under the outage: {totals:?}");
+        let mut took = std::mem::take(&mut totals.unavailable_us);
+        took.sort_unstable();
+        let at = |p: f64| took.get(((took.len() as f64 - 1.0) * p) as usize).copied();
+        println!(
+            "under the outage: {totals:?}; UNAVAILABLE answered in p50 {:?} µs, p99 {:?} µs, max {:?} µs",
+            at(0.5),
+            at(0.99),
+            took.last()
+        );
         assert_eq!(totals.wrong, 0, "no wrong decision under load: {totals:?}");
         assert_eq!(
             totals.warm_unavailable, 0,

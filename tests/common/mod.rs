@@ -140,7 +140,11 @@ async fn spawn_full(
     operations: OperationsSettings,
 ) -> TestApp {
     let db_settings = database.settings();
-    let repo = Repository::connect(&db_settings)
+    // The set-up's own connection waits as long as a busy machine needs; the server under
+    // test keeps the (perhaps short) timeout the test chose.
+    let mut setup = db_settings.clone();
+    setup.connect_timeout = setup.connect_timeout.max(Duration::from_secs(10));
+    let repo = Repository::connect(&setup)
         .await
         .expect("connect for bootstrap");
     let local = Service::open(repo, service.clone()).await.expect("service");
