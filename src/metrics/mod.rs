@@ -79,6 +79,7 @@ struct Inner {
     cache_misses: Family<CacheLabels, Counter>,
     watch_streams: Gauge,
     pending_applications: Gauge,
+    database_queries: Counter,
 }
 
 /// The metrics of one server; cheap to clone.
@@ -151,6 +152,13 @@ impl Metrics {
              every replica reports the same number, so aggregate with max, not sum)",
             pending_applications.clone(),
         );
+        let database_queries = Counter::default();
+        registry.register(
+            "database_queries",
+            "Statements this replica has sent to the database (read from the repository at \
+             scrape time; each scrape itself sends one, the pending-applications count)",
+            database_queries.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -162,6 +170,7 @@ impl Metrics {
                 cache_misses,
                 watch_streams,
                 pending_applications,
+                database_queries,
             }),
         }
     }
@@ -222,6 +231,15 @@ impl Metrics {
         self.inner
             .pending_applications
             .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Catches the counter up with the repository's own count of statements sent. Never
+    /// moves it back, so two scrapes at once cannot make it jump.
+    pub fn set_database_queries(&self, total: u64) {
+        self.inner
+            .database_queries
+            .inner()
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The exposition text of every metric.
@@ -314,6 +332,8 @@ mod tests {
         metrics.cache_lookup(CacheName::Applications, false);
         let watch = metrics.watch_stream_opened();
         metrics.set_pending_applications(3);
+        metrics.set_database_queries(7);
+        metrics.set_database_queries(5);
         let text = metrics.encode().expect("encodes");
         for line in [
             r#"api_tokens_rpc_requests_total{method="apitokens.v1.AuthorizeService/Authorize",code="OK"} 1"#,
@@ -324,6 +344,7 @@ mod tests {
             r#"api_tokens_cache_misses_total{cache="applications"} 1"#,
             "api_tokens_watch_streams 1",
             "api_tokens_pending_applications 3",
+            "api_tokens_database_queries_total 7",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
