@@ -608,10 +608,16 @@ async fn warm(channels: &[Channel], requests: &[pb::AuthorizeRequest]) -> anyhow
         {
             done??;
         }
-        let mut client = AuthorizeServiceClient::new(channels[i % channels.len()].clone());
+        let client = AuthorizeServiceClient::new(channels[i % channels.len()].clone());
         let request = request.clone();
         calls.spawn(async move {
-            let decision = client.authorize(request).await?.into_inner().decision();
+            let decision = retry_unavailable(|| {
+                let (mut client, request) = (client.clone(), request.clone());
+                async move { client.authorize(request).await }
+            })
+            .await?
+            .into_inner()
+            .decision();
             if decision != pb::Decision::Allow {
                 bail!("a bench token is not allowed: {decision:?}");
             }
@@ -622,6 +628,25 @@ async fn warm(channels: &[Channel], requests: &[pb::AuthorizeRequest]) -> anyhow
         done??;
     }
     Ok(())
+}
+
+/// Calls again after UNAVAILABLE (SQLite's one connection under the set-up's burst of
+/// writes can shed calls), at most 50 times, 200 ms apart.
+async fn retry_unavailable<T, F, Fut>(mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(status) if status.code() == tonic::Code::Unavailable && attempt < 50 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// Creates `n` Read-Only user tokens whose new applications are allowed, as the bootstrap
@@ -639,20 +664,30 @@ async fn create_tokens(
         {
             secrets.push(done??);
         }
-        let mut client = TokenServiceClient::new(channels[i % channels.len()].clone());
-        let mut request = tonic::Request::new(pb::CreateTokenRequest {
+        let client = TokenServiceClient::new(channels[i % channels.len()].clone());
+        let message = pb::CreateTokenRequest {
             r#type: pb::TokenType::User.into(),
             privilege: pb::Privilege::ReadOnly.into(),
             default_app_state: pb::AppState::Allow.into(),
             description: format!("bench token {i}"),
-            ..Default::default()
+            // A retry after UNAVAILABLE must not create a second token.
+            request_id: uuid::Uuid::new_v4().to_string(),
+        };
+        let secret: tonic::metadata::MetadataValue<_> = admin_secret.parse()?;
+        calls.spawn(async move {
+            let call = || {
+                let mut request = tonic::Request::new(message.clone());
+                let metadata = request.metadata_mut();
+                metadata.insert("x-circonus-auth-token", secret.clone());
+                metadata.insert(
+                    "x-circonus-app-name",
+                    tonic::metadata::MetadataValue::from_static("bench"),
+                );
+                let mut client = client.clone();
+                async move { client.create_token(request).await }
+            };
+            anyhow::Ok(retry_unavailable(call).await?.into_inner().secret)
         });
-        let metadata = request.metadata_mut();
-        metadata.insert("x-circonus-auth-token", admin_secret.parse()?);
-        metadata.insert("x-circonus-app-name", "bench".parse()?);
-        calls.spawn(
-            async move { anyhow::Ok(client.create_token(request).await?.into_inner().secret) },
-        );
     }
     while let Some(done) = calls.join_next().await {
         secrets.push(done??);
