@@ -353,6 +353,58 @@ async fn last_used_is_written_behind_and_flushed_on_shutdown(backend: Backend) {
     app.stop().await;
 }
 
+async fn a_flush_sends_the_same_few_statements_whatever_the_number_of_keys(backend: Backend) {
+    let (_db, service, secret) = local_service(backend).await;
+    let repo = service.repository();
+    let counted = |before: u64| repo.query_count() - before;
+
+    // Through the service: one token used under 20 names, then one flush.
+    for i in 0..20 {
+        let app = AppName::parse(&format!("poller-{i}")).unwrap();
+        service
+            .authorize(&secret, &app, Privilege::ReadOnly)
+            .await
+            .expect("authorize");
+    }
+    let before = repo.query_count();
+    service.flush_last_used().await.expect("flush");
+    let twenty_apps = counted(before);
+
+    // Straight to the repository: one key each, then 4,000 of each (ids no row has, so only
+    // the statements are measured).
+    let now = chrono::Utc::now();
+    let keys = |n: usize| {
+        let ids: Vec<_> = (0..n).map(|_| (uuid::Uuid::new_v4(), now)).collect();
+        let apps: Vec<_> = ids
+            .iter()
+            .map(|(id, at)| ((*id, "poller".to_owned()), *at))
+            .collect();
+        (ids, apps)
+    };
+    let (one, one_app) = keys(1);
+    let before = repo.query_count();
+    repo.write_last_used(&one, &one_app)
+        .await
+        .expect("write one");
+    let single = counted(before);
+    let (many, many_apps) = keys(4_000);
+    let before = repo.query_count();
+    repo.write_last_used(&many, &many_apps)
+        .await
+        .expect("write many");
+    let thousands = counted(before);
+
+    assert!(single <= 4, "one token and one app: {single} statements");
+    assert_eq!(
+        thousands, single,
+        "4,000 tokens and apps cost what one does"
+    );
+    assert!(
+        twenty_apps <= single,
+        "20 names of one token: {twenty_apps} statements"
+    );
+}
+
 async fn malformed_authorize_requests_are_invalid_argument_with_fields(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut client = app.authorize.clone();
@@ -388,5 +440,6 @@ on_both_backends!(
     a_thousand_concurrent_first_uses_record_one_row_and_one_event,
     the_flood_cap_refuses_new_names_and_writes_nothing,
     last_used_is_written_behind_and_flushed_on_shutdown,
+    a_flush_sends_the_same_few_statements_whatever_the_number_of_keys,
     malformed_authorize_requests_are_invalid_argument_with_fields,
 );

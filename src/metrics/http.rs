@@ -112,6 +112,7 @@ async fn answer(
             "metrics: counting pending applications took too long; serving the last count"
         ),
     }
+    metrics.set_database_queries(repo.query_count());
     match metrics.encode() {
         Ok(text) => {
             let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -84,6 +84,7 @@ struct Inner {
     log_last_read: Gauge<f64, std::sync::atomic::AtomicU64>,
     database_reachable: Gauge,
     pending_applications: Arc<PendingApplications>,
+    database_queries: Counter,
 }
 
 /// The pending-applications count, or nothing until one has been read: a server that
@@ -213,6 +214,13 @@ impl Metrics {
              (calls that need the database then answer UNAVAILABLE at once)",
             database_reachable.clone(),
         );
+        let database_queries = Counter::default();
+        registry.register(
+            "database_queries",
+            "Statements this replica has sent to the database (read from the repository at \
+             scrape time; each scrape itself sends one, the pending-applications count)",
+            database_queries.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -227,6 +235,7 @@ impl Metrics {
                 log_last_read,
                 database_reachable,
                 pending_applications,
+                database_queries,
             }),
         }
     }
@@ -299,6 +308,15 @@ impl Metrics {
             self.inner.log_last_read.set(now);
         }
         self.inner.database_reachable.set(i64::from(reachable));
+    }
+
+    /// Catches the counter up with the repository's own count of statements sent. Never
+    /// moves it back, so two scrapes at once cannot make it jump.
+    pub fn set_database_queries(&self, total: u64) {
+        self.inner
+            .database_queries
+            .inner()
+            .fetch_max(total, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The exposition text of every metric.
@@ -406,6 +424,8 @@ mod tests {
         metrics.cache_lookup(CacheName::Applications, false);
         let watch = metrics.watch_stream_opened();
         metrics.set_pending_applications(3);
+        metrics.set_database_queries(7);
+        metrics.set_database_queries(5);
         let text = metrics.encode().expect("encodes");
         for line in [
             r#"api_tokens_rpc_requests_total{method="apitokens.v1.AuthorizeService/Authorize",code="OK"} 1"#,
@@ -416,6 +436,7 @@ mod tests {
             r#"api_tokens_cache_misses_total{cache="applications"} 1"#,
             "api_tokens_watch_streams 1",
             "api_tokens_pending_applications 3",
+            "api_tokens_database_queries_total 7",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -91,7 +91,12 @@ impl Service {
     /// the change log stands; until then calls answer UNAVAILABLE.
     pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
         let metrics = Metrics::new();
-        let replica = Replica::new(&settings.cache, settings.follow.clone(), metrics.clone());
+        let replica = Replica::new(
+            &settings.cache,
+            settings.follow.clone(),
+            metrics.clone(),
+            repo.is_postgres(),
+        );
         Service {
             repo,
             settings: Arc::new(settings),

@@ -58,6 +58,8 @@ pub struct Lag {
 pub(crate) struct Replica {
     pub cache: AuthCache,
     metrics: Metrics,
+    /// Whether database failures open the breaker (PostgreSQL, a server that can be away).
+    breaker: bool,
     settings: FollowSettings,
     /// The newest position applied; `None` until the follower read where the log stood.
     applied: watch::Sender<Option<i64>>,
@@ -74,10 +76,16 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub fn new(cache: &CacheSettings, settings: FollowSettings, metrics: Metrics) -> Self {
+    pub fn new(
+        cache: &CacheSettings,
+        settings: FollowSettings,
+        metrics: Metrics,
+        breaker: bool,
+    ) -> Self {
         Replica {
             cache: AuthCache::new(cache),
             metrics,
+            breaker,
             settings,
             applied: watch::channel(None).0,
             fanout: broadcast::channel(FANOUT_CAPACITY).0,
@@ -147,6 +155,12 @@ impl Replica {
 
     /// Notes that a call found the database unreachable; the follower's next read decides again.
     pub fn note_unreachable(&self) {
+        // An SQLite file is not a server that can be away: a slow read or a queue for its one
+        // connection under a burst of writes is load, and shedding it as an outage would
+        // refuse calls that would have succeeded.
+        if !self.breaker {
+            return;
+        }
         self.reachable.store(false, Ordering::Relaxed);
         self.metrics.change_log_read(None, false);
     }
@@ -367,5 +381,44 @@ impl Replica {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(breaker: bool) -> Replica {
+        Replica::new(
+            &CacheSettings::default(),
+            FollowSettings::default(),
+            Metrics::new(),
+            breaker,
+        )
+    }
+
+    #[test]
+    fn only_a_database_server_opens_the_breaker() {
+        let postgres = replica(true);
+        postgres.note_unreachable();
+        assert!(
+            postgres.check_reachable().is_err(),
+            "PostgreSQL away: fail fast"
+        );
+        let sqlite = replica(false);
+        sqlite.note_unreachable();
+        assert!(
+            sqlite.check_reachable().is_ok(),
+            "an SQLite file under load is not away"
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_decides_only_after_a_read_and_within_the_staleness_bound() {
+        let replica = replica(true);
+        assert!(replica.check_fresh().is_err(), "nothing read yet");
+        replica.note_read(7);
+        assert!(replica.check_fresh().is_ok());
+        assert!(replica.lag().database_reachable);
     }
 }
