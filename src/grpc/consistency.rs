@@ -34,7 +34,12 @@ pub async fn caller<T>(service: &Service, request: &Request<T>) -> Result<Caller
 /// A mutation's response, with the revision it committed at.
 pub async fn with_revision<T>(service: &Service, message: T) -> Response<T> {
     let mut response = Response::new(message);
-    if let Ok(value) = MetadataValue::try_from(service.revision_after_write().await) {
+    let revision = service.revision_after_write().await;
+    if revision.is_empty() {
+        // The log's head could not be read just now: no revision rather than a wrong one.
+        return response;
+    }
+    if let Ok(value) = MetadataValue::try_from(revision) {
         response.metadata_mut().insert(REVISION_HEADER, value);
     }
     response
