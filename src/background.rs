@@ -14,7 +14,7 @@ use crate::health::Health;
 use crate::metrics::MetricsServer;
 use crate::service::Service;
 
-/// How often the event log is compacted (events older than the retention age are deleted).
+/// How often the change log is compacted (changes older than the retention age are deleted).
 const COMPACTION_INTERVAL: Duration = Duration::from_secs(600);
 
 pub struct Background {

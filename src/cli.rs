@@ -147,7 +147,8 @@ pub struct ServeArgs {
     /// Seconds between heartbeats on an idle WatchApplications stream.
     #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_heartbeat_secs: u64,
-    /// Hours application events are kept; a watcher's cursor older than that must re-list.
+    /// Hours the change log (application events included) is kept; a watcher's cursor older
+    /// than that must re-list, and a replica further behind forgets its whole cache.
     #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: u64,
     /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
