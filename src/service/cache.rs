@@ -9,6 +9,7 @@ use moka::future::Cache;
 use uuid::Uuid;
 
 use crate::domain::{AppState, SecretDigest, TokenGrant};
+use crate::storage::Change;
 
 /// Sizes of the caches, and how long an unknown secret is remembered as unknown.
 #[derive(Debug, Clone)]
@@ -68,6 +69,19 @@ pub(crate) enum StaleKey {
     Token(Uuid),
     Owner(Uuid),
     App(Uuid, String),
+}
+
+impl StaleKey {
+    /// The key a logged change makes stale.
+    pub fn of(change: &Change) -> StaleKey {
+        match change {
+            Change::Token { token_id, .. } => StaleKey::Token(*token_id),
+            Change::Member { member_id, .. } => StaleKey::Owner(*member_id),
+            Change::Application { token_id, name, .. } => {
+                StaleKey::App(*token_id, name.as_str().to_owned())
+            }
+        }
+    }
 }
 
 /// How many recent invalidations are remembered for loads that were under way meanwhile.
@@ -210,11 +224,6 @@ impl AuthCache {
     pub fn forget_all(&self) {
         self.grants.invalidate_all();
         self.apps.invalidate_all();
-    }
-
-    /// Entries held now (approximate: moka counts lazily), for metrics and benchmarks.
-    pub fn sizes(&self) -> (u64, u64) {
-        (self.grants.entry_count(), self.apps.entry_count())
     }
 
     fn forget_grants_where(&self, matches: impl Fn(&TokenGrant) -> bool + Send + Sync + 'static) {

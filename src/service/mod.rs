@@ -188,11 +188,6 @@ impl Service {
         self.replica.lag()
     }
 
-    /// Cached tokens and application states held now (approximate).
-    pub fn cache_sizes(&self) -> (u64, u64) {
-        self.replica.cache.sizes()
-    }
-
     /// Waits (bounded) until this replica has applied the revision a mutation answered with.
     pub async fn at_least(&self, field: &str, revision: Option<&str>) -> Result<(), ServiceError> {
         let Some(revision) = revision.filter(|r| !r.is_empty()) else {

@@ -203,16 +203,10 @@ impl Replica {
         let seq = change.seq;
         match &change.change {
             // Nothing can be cached yet for a token just made.
-            Change::Token {
-                token_id,
+            created @ Change::Token {
                 what: TokenChange::Created,
-            } => self.cache.note(StaleKey::Token(*token_id), seq),
-            Change::Token { token_id, .. } => {
-                self.cache.forget(StaleKey::Token(*token_id), seq).await
-            }
-            Change::Member { member_id, .. } => {
-                self.cache.forget(StaleKey::Owner(*member_id), seq).await
-            }
+                ..
+            } => self.cache.note(StaleKey::of(created), seq),
             // The log carries the new state: a held entry takes it, so the replica that
             // recorded a first use does not read it back.
             Change::Application {
@@ -224,6 +218,7 @@ impl Replica {
                 let key = (*token_id, name.as_str().to_owned());
                 self.cache.changed_app(key, *state, seq).await
             }
+            other => self.cache.forget(StaleKey::of(other), seq).await,
         }
     }
 

@@ -241,14 +241,10 @@ impl Service {
     async fn judge_again(&self, watcher: &mut Watcher, change: &LoggedChange) -> Result<(), Stop> {
         // The follower forgot this key before fanning the change out; a stream catching up
         // from the log may be ahead of it, so forget it here too.
-        let key = match &change.change {
-            Change::Token { token_id, .. } => StaleKey::Token(*token_id),
-            Change::Member { member_id, .. } => StaleKey::Owner(*member_id),
-            Change::Application { token_id, name, .. } => {
-                StaleKey::App(*token_id, name.as_str().to_owned())
-            }
-        };
-        self.replica.cache.forget_now(key).await;
+        self.replica
+            .cache
+            .forget_now(StaleKey::of(&change.change))
+            .await;
         watcher.caller = self.authenticate(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;
