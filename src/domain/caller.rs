@@ -196,6 +196,7 @@ mod tests {
             retired_at: None,
             promoted_at: None,
             last_used_at: None,
+            bound_ranges: Default::default(),
         }
     }
 

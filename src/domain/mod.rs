@@ -1,7 +1,9 @@
 //! The rules of API tokens as plain Rust types: no prost, tonic or sea-orm here.
+mod address;
 mod app;
 mod authorize;
 mod caller;
+mod conditions;
 mod member;
 mod privilege;
 mod secret;
@@ -9,9 +11,13 @@ mod time;
 mod token;
 mod validate;
 
-pub use app::{AppName, AppState, Application};
-pub use authorize::{Decision, OwnerStatus, TokenGrant, decide};
+pub use address::AddressRanges;
+pub use app::{AppName, AppStanding, AppState, Application, Evidence, Reason};
+pub use authorize::{
+    AddressRefusal, AddressRule, Call, Decision, OwnerStatus, TokenGrant, decide, decide_with,
+};
 pub use caller::{Caller, PolicyDenial};
+pub use conditions::Conditions;
 pub use member::{Account, Member, UserName, validate_account_name};
 pub use privilege::Privilege;
 pub use secret::{Secret, SecretDigest, SecretParseError};

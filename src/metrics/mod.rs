@@ -360,6 +360,7 @@ pub fn decision_name(decision: &Decision) -> &'static str {
         Decision::UnknownToken => "unknown_token",
         Decision::Retired => "retired",
         Decision::InsufficientPrivilege { .. } => "insufficient_privilege",
+        Decision::AddressNotAllowed(_) => "address_not_allowed",
         Decision::OwnerRemoved => "owner_removed",
         Decision::AppLimitReached => "app_limit_reached",
     }

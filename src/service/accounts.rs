@@ -5,7 +5,7 @@ use crate::domain::{
     Account, AppState, Caller, Description, Member, Privilege, Secret, Token, TokenDraft,
     TokenType, UserName,
 };
-use crate::storage::{Actor, MemberChange, NewToken, StorageError};
+use crate::storage::{Actor, MemberChange, NewToken, StorageError, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::caller_now;
@@ -68,6 +68,7 @@ impl Service {
             privilege: Privilege::Admin,
             default_app_state: AppState::Allow,
             description: Description::parse("created by api-tokens bootstrap").unwrap_or_default(),
+            bound_ranges: Default::default(),
         };
         let (new, secret) = NewToken::mint(draft, now);
         match self.repo.bootstrap(&account, &admin, &new).await {
@@ -160,18 +161,43 @@ impl Service {
         id: Uuid,
         role: Privilege,
     ) -> Result<Member, ServiceError> {
+        self.change_membership(caller, id, MemberChange::SetRole(role), WriteMode::Commit)
+            .await
+    }
+
+    /// The member's user tokens stop working at once; account tokens keep working.
+    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
+        self.change_membership(caller, id, MemberChange::Remove, WriteMode::Commit)
+            .await
+            .map(drop)
+    }
+
+    /// Changes a membership, or (validating only) says what it would be. The account keeps
+    /// an Admin.
+    pub(super) async fn change_membership(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: MemberChange,
+        mode: WriteMode,
+    ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
         let member = self
             .repo
             .change_member(
                 caller.account_id,
                 id,
-                MemberChange::SetRole(role),
+                change,
                 Actor::of(caller),
+                mode,
                 |locked, current, admins| {
                     caller_now(locked)?.require_admin()?;
                     let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    if current.role == Privilege::Admin && role != Privilege::Admin && admins <= 1 {
+                    let loses_admin = match change {
+                        MemberChange::SetRole(role) => role != Privilege::Admin,
+                        MemberChange::Remove => true,
+                    };
+                    if current.role == Privilege::Admin && loses_admin && admins <= 1 {
                         return Err(last_admin());
                     }
                     Ok(())
@@ -179,32 +205,10 @@ impl Service {
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
+        if mode == WriteMode::Commit {
+            self.changed_here(StaleKey::Owner(id)).await;
+        }
         Ok(member)
-    }
-
-    /// The member's user tokens stop working at once; account tokens keep working.
-    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
-        caller.require_admin()?;
-        self.repo
-            .change_member(
-                caller.account_id,
-                id,
-                MemberChange::Remove,
-                Actor::of(caller),
-                |locked, current, admins| {
-                    caller_now(locked)?.require_admin()?;
-                    let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    if current.role == Privilege::Admin && admins <= 1 {
-                        return Err(last_admin());
-                    }
-                    Ok(())
-                },
-            )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
-        Ok(())
     }
 }
 
@@ -244,6 +248,7 @@ impl Service {
             privilege,
             default_app_state,
             description: Description::parse("issued by api-tokens issue-token").unwrap_or_default(),
+            bound_ranges: Default::default(),
         };
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         self.repo
