@@ -332,11 +332,12 @@ impl World {
                     Err(status) => status.code(),
                     Ok(reply) => {
                         let reply = reply.into_inner();
-                        let item = Code::from(reply.results[0].code);
-                        if validate_only && item == Code::Ok {
+                        // A refused preview has no results, only its reason.
+                        if validate_only && reply.preview.as_ref().is_some_and(|p| !p.permitted) {
                             return previewed(Ok(reply.preview));
                         }
-                        if validate_only && reply.preview.as_ref().is_some_and(|p| !p.permitted) {
+                        let item = Code::from(reply.results[0].code);
+                        if validate_only && item == Code::Ok {
                             return previewed(Ok(reply.preview));
                         }
                         item
