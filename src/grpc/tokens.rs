@@ -295,7 +295,12 @@ impl TokenService for TokenHandler {
         let watch = convert::watch_request(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;
         Ok(Response::new(Box::pin(stream.map(|item| {
-            item.map(convert::watch_item_pb).map_err(Status::from)
+            item.map(convert::watch_item_pb).map_err(|e| {
+                // A stream's status goes out in its trailers, past the layer that logs causes.
+                let status = Status::from(e);
+                super::log_cause(&status);
+                status
+            })
         }))))
     }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::tokens::NewTokenRequest;
 use super::{Service, ServiceError, TokenView};
-use crate::domain::{Caller, Secret};
+use crate::domain::{Caller, Reason, Secret};
 use crate::storage::{CreateRequest, StorageError};
 
 /// How long a request_id is remembered.
@@ -118,7 +118,7 @@ impl Service {
                 secret,
             }),
             // Another replica recorded the key between our check and our write.
-            Err(ServiceError::AlreadyExists { .. }) => {
+            Err(e) if e.is_conflict() => {
                 self.refuse_done(caller, request_id, &fingerprint, since)
                     .await?;
                 Err(StorageError::Conflict.into())
@@ -143,7 +143,7 @@ impl Service {
             None => Ok(()),
             Some((stored, _)) if stored != fingerprint => Err(different_request()),
             Some((_, token_id)) => Err(ServiceError::AlreadyExists {
-                reason: "REQUEST_ALREADY_DONE",
+                reason: Reason::RequestAlreadyDone,
                 message: format!(
                     "request_id {request_id} already created token {token_id}; its secret was returned to that call and cannot be shown again here: use that token, or retire it and create another with a new request_id"
                 ),

@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller};
+use crate::domain::{AppName, AppState, Application, Caller, Reason};
 use crate::storage::{AppChangeKind, Change, LoggedChange};
 
 use super::cache::StaleKey;
@@ -61,7 +61,7 @@ pub struct WatchItem {
 
 fn expired() -> ServiceError {
     ServiceError::OutOfRange {
-        reason: "CURSOR_EXPIRED",
+        reason: Reason::CursorExpired,
         message: "the changes after this cursor were compacted away; watch again without a cursor to re-list".into(),
     }
 }

@@ -75,7 +75,7 @@ impl Change {
 
     fn parse(row: &change_log::Model) -> Result<Change, StorageError> {
         let corrupt =
-            || StorageError::Corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
+            || StorageError::corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
         let token_id = || row.token_id.ok_or_else(corrupt);
         let token = |what| {
             Ok(Change::Token {
@@ -88,7 +88,7 @@ impl Change {
             let state = row.state.as_deref().ok_or_else(corrupt)?;
             Ok(Change::Application {
                 token_id: token_id()?,
-                name: AppName::parse(name).map_err(StorageError::Corrupt)?,
+                name: AppName::parse(name).map_err(StorageError::corrupt)?,
                 state: convert::app_state(state)?,
                 kind,
             })
