@@ -355,7 +355,7 @@ async fn issue_token(args: IssueTokenArgs) -> anyhow::Result<()> {
         )
         .await;
     service.repository().clone().close().await;
-    let (token, secret) = issued.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (token, secret) = issued?;
     match args.output {
         OutputFormat::Json => println!(
             "{}",
@@ -384,7 +384,7 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let made = match service.bootstrap(&args.account, user_name).await {
         Ok(made) => made,
         Err(ServiceError::InvalidArgument(v)) => anyhow::bail!("--account {}", v[0].description),
-        Err(e) => anyhow::bail!("{e}"),
+        Err(e) => return Err(e.into()),
     };
     repo.close().await;
     match args.output {

@@ -39,7 +39,7 @@ use tower::{BoxError, Layer, Service};
 use tracing::field::Empty;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::grpc::{layer_error_status, pb};
+use crate::grpc::{layer_error_status, log_cause, pb};
 use crate::metrics::{InFlight, Metrics};
 
 /// The limits of the layer stack, from the command line.
@@ -282,6 +282,10 @@ where
                 // Errors before any message come back "trailers-only": the status is in
                 // the headers and the body is empty, so the call is over now.
                 if let Some(code) = grpc_code(response.headers()) {
+                    // The status that made the response, if tonic kept it: its cause, if any, is logged here.
+                    if let Some(status) = response.extensions().get::<Status>() {
+                        log_cause(status);
+                    }
                     finish.record(code);
                     return Ok(response);
                 }

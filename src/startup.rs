@@ -20,8 +20,11 @@ use crate::grpc::{
 use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
 use crate::layers::{LimitSettings, Readiness, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
-use crate::service::{Service, ServiceSettings};
-use crate::storage::{Backend, DatabaseSettings, Repository, SchemaMode, StorageError, backend_of};
+use crate::service::{Service, ServiceError, ServiceSettings};
+use crate::storage::{
+    Backend, Cause, DatabaseSettings, Repository, SchemaMode, StorageError, backend_of,
+};
+use crate::telemetry::chain;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -154,9 +157,9 @@ impl Server {
             .map_err(|e| e.redacted(url))
         {
             Ok(()) => true,
-            Err(StorageError::Unavailable(e)) if backend == Backend::Postgres => {
+            Err(e @ StorageError::Unavailable(_)) if backend == Backend::Postgres => {
                 tracing::warn!(
-                    error = %e,
+                    error = %chain(&e),
                     "database unreachable: serving NOT_SERVING and retrying until it is"
                 );
                 false
@@ -313,8 +316,9 @@ enum Workers {
 async fn prepare(service: &Service, schema: SchemaMode) -> Result<(), StorageError> {
     service.repository().prepare_schema(schema).await?;
     service.prepare().await.map_err(|e| match e {
-        crate::service::ServiceError::Unavailable(e) => StorageError::Unavailable(e),
-        other => StorageError::Database(other.to_string()),
+        ServiceError::Storage(e) => e,
+        // Only the database can fail preparing; anything else is a bug worth stopping for.
+        other => StorageError::Database(Cause::of(other)),
     })
 }
 
@@ -331,7 +335,7 @@ async fn wait_for_database(
         tokio::time::sleep(interval).await;
         match prepare(&service, schema).await {
             Ok(()) => break,
-            Err(e) => tracing::warn!(error = %e, "database still unreachable; retrying"),
+            Err(e) => tracing::warn!(error = %chain(&e), "database still unreachable; retrying"),
         }
     }
     readiness.set_ready();

@@ -159,12 +159,12 @@ async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backe
             .authorize_from(&bound, &app, Privilege::Normal, inside)
             .await
             .expect("warm");
-        assert_eq!(capped.decision.reason_code(), "INSUFFICIENT_PRIVILEGE");
+        assert_eq!(capped.decision.name(), "insufficient_privilege");
         let refused = service
             .authorize_from(&bound, &app, Privilege::ReadOnly, outside)
             .await
             .expect("warm");
-        assert_eq!(refused.decision.reason_code(), "ADDRESS_NOT_ALLOWED");
+        assert_eq!(refused.decision.name(), "address_not_allowed");
     }
     assert_eq!(
         queries() - before,

@@ -110,15 +110,15 @@ pub struct Evidence {
 /// Why a decision was made, as its maker says: at most 1000 characters, kept in the audit log
 /// and carried on the watch event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reason(String);
+pub struct Rationale(String);
 
-impl Reason {
+impl Rationale {
     /// `None` for an empty reason.
     pub fn parse(text: &str) -> Result<Option<Self>, String> {
         if text.is_empty() {
             return Ok(None);
         }
-        super::Description::parse(text).map(|d| Some(Reason(d.as_str().to_owned())))
+        super::Description::parse(text).map(|d| Some(Rationale(d.as_str().to_owned())))
     }
 
     pub fn as_str(&self) -> &str {

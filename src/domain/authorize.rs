@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AddressRanges, AppState, Conditions, Privilege, TokenType};
+use super::{AddressRanges, AppState, Conditions, Privilege, Reason, TokenType};
 
 /// The owner side of a token at the moment of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,18 @@ pub enum OwnerStatus {
     Member(Privilege),
     /// A user token whose owner has been removed from the account.
     Removed,
+}
+
+impl OwnerStatus {
+    /// What a token of `privilege` may act with under this owner: never above a member
+    /// owner's current role, and nothing once the owner is gone.
+    pub fn cap(self, privilege: Privilege) -> Option<Privilege> {
+        match self {
+            OwnerStatus::Account => Some(privilege),
+            OwnerStatus::Member(role) => Some(privilege.min(role)),
+            OwnerStatus::Removed => None,
+        }
+    }
 }
 
 /// Everything the decision needs to know about a token.
@@ -39,10 +51,14 @@ impl TokenGrant {
         if self.retired {
             return Err(Decision::Retired);
         }
-        match self.owner {
-            OwnerStatus::Account => Ok(self.privilege),
-            OwnerStatus::Member(role) => Ok(self.privilege.min(role)),
-            OwnerStatus::Removed => Err(Decision::OwnerRemoved),
+        self.owner.cap(self.privilege).ok_or(Decision::OwnerRemoved)
+    }
+
+    /// The member a user token acts for; `None` for an account token.
+    pub fn member_id(&self) -> Option<Uuid> {
+        match self.token_type {
+            TokenType::User => self.owner_id,
+            TokenType::Account => None,
         }
     }
 
@@ -111,49 +127,80 @@ impl Decision {
         matches!(self, Decision::Allow { .. })
     }
 
+    /// What this outcome tells each audience, from one table so they cannot disagree.
+    fn outcome(&self) -> Outcome {
+        let (name, http_status, error_code, reason) = match self {
+            Decision::Allow { .. } => ("allow", 200, "", None),
+            Decision::Pending => (
+                "pending",
+                401,
+                "Unauthorized.PendingApp",
+                Some(Reason::AppPending),
+            ),
+            Decision::Denied => ("denied", 403, "Forbidden.BadApp", Some(Reason::AppDenied)),
+            Decision::UnknownToken => (
+                "unknown_token",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::UnknownToken),
+            ),
+            Decision::Retired => (
+                "retired",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::TokenRetired),
+            ),
+            Decision::InsufficientPrivilege { .. } => (
+                "insufficient_privilege",
+                403,
+                "Forbidden.InsufficientPrivilege",
+                Some(Reason::InsufficientPrivilege),
+            ),
+            Decision::OwnerRemoved => (
+                "owner_removed",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::OwnerRemoved),
+            ),
+            Decision::AppLimitReached => (
+                "app_limit_reached",
+                403,
+                "Forbidden.TooManyApps",
+                Some(Reason::AppLimitReached),
+            ),
+            Decision::AddressNotAllowed(_) => (
+                "address_not_allowed",
+                403,
+                "Forbidden.BadAddress",
+                Some(Reason::AddressNotAllowed),
+            ),
+        };
+        Outcome {
+            name,
+            http_status,
+            error_code,
+            reason,
+        }
+    }
+
+    /// A stable lower-case name: the metric label and the span field.
+    pub fn name(&self) -> &'static str {
+        self.outcome().name
+    }
+
     /// 401 when the caller should (re)authenticate or wait for approval; 403 when it is refused.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Decision::Allow { .. } => 200,
-            Decision::Pending
-            | Decision::UnknownToken
-            | Decision::Retired
-            | Decision::OwnerRemoved => 401,
-            Decision::Denied
-            | Decision::InsufficientPrivilege { .. }
-            | Decision::AppLimitReached
-            | Decision::AddressNotAllowed(_) => 403,
-        }
+        self.outcome().http_status
     }
 
-    /// The `code` of a Circonus-style error body.
+    /// The `code` of a Circonus-style error body; empty for an allowed call.
     pub fn error_code(&self) -> &'static str {
-        match self {
-            Decision::Allow { .. } => "",
-            Decision::Pending => "Unauthorized.PendingApp",
-            Decision::Denied => "Forbidden.BadApp",
-            Decision::UnknownToken | Decision::Retired | Decision::OwnerRemoved => {
-                "Forbidden.BadToken"
-            }
-            Decision::InsufficientPrivilege { .. } => "Forbidden.InsufficientPrivilege",
-            Decision::AppLimitReached => "Forbidden.TooManyApps",
-            Decision::AddressNotAllowed(_) => "Forbidden.BadAddress",
-        }
+        self.outcome().error_code
     }
 
-    /// A stable, machine-readable reason (used in gRPC ErrorInfo).
-    pub fn reason_code(&self) -> &'static str {
-        match self {
-            Decision::Allow { .. } => "ALLOW",
-            Decision::Pending => "APP_PENDING",
-            Decision::Denied => "APP_DENIED",
-            Decision::UnknownToken => "UNKNOWN_TOKEN",
-            Decision::Retired => "TOKEN_RETIRED",
-            Decision::InsufficientPrivilege { .. } => "INSUFFICIENT_PRIVILEGE",
-            Decision::OwnerRemoved => "OWNER_REMOVED",
-            Decision::AppLimitReached => "APP_LIMIT_REACHED",
-            Decision::AddressNotAllowed(_) => "ADDRESS_NOT_ALLOWED",
-        }
+    /// Why a refused caller was refused (gRPC ErrorInfo); `None` for an allowed call.
+    pub fn reason(&self) -> Option<Reason> {
+        self.outcome().reason
     }
 
     /// A sentence for people. Names the application, never the secret.
@@ -197,6 +244,32 @@ impl Decision {
             ),
         }
     }
+
+    /// The short `message` of a Circonus-style error body, for a request made with HTTP
+    /// `method`; `explanation` is the full sentence beside it.
+    pub fn summary(&self, app: &str, method: &str) -> String {
+        match self {
+            Decision::Allow { .. } => "Allowed".into(),
+            Decision::Pending => format!("App '{app}' is pending approval"),
+            Decision::Denied => format!("App '{app}' not allowed"),
+            Decision::UnknownToken => "The token is not valid".into(),
+            Decision::Retired => "The token has been retired".into(),
+            Decision::OwnerRemoved => "The token's owner has left the account".into(),
+            Decision::InsufficientPrivilege { required, .. } => {
+                format!("{method} requests need a token with {required} privilege")
+            }
+            Decision::AppLimitReached => format!("App '{app}' cannot be recorded on this token"),
+            Decision::AddressNotAllowed(_) => "The token may not be used from this address".into(),
+        }
+    }
+}
+
+/// One row of the table behind a decision's names and codes.
+struct Outcome {
+    name: &'static str,
+    http_status: u16,
+    error_code: &'static str,
+    reason: Option<Reason>,
 }
 
 /// Decides a request by a token from anywhere, given the application's plain state on it.
@@ -301,7 +374,7 @@ mod tests {
         assert!(allowed.is_allow());
         let outside = decide_with(&g, AppState::Allow, None, &at(Some("11.1.1.1"), ReadOnly));
         assert_eq!(outside.http_status(), 403);
-        assert_eq!(outside.reason_code(), "ADDRESS_NOT_ALLOWED");
+        assert_eq!(outside.reason(), Some(Reason::AddressNotAllowed));
         let unknown = decide_with(&g, AppState::Allow, None, &at(None, ReadOnly));
         assert!(unknown.explanation("x").contains("not known"));
         // The address is checked before the application: a pending app from outside is refused by address.

@@ -5,21 +5,25 @@ mod authorize;
 mod caller;
 mod conditions;
 mod member;
+mod precondition;
 mod privilege;
+mod reason;
 mod secret;
 mod time;
 mod token;
 mod validate;
 
 pub use address::AddressRanges;
-pub use app::{AppName, AppStanding, AppState, Application, Evidence, Reason};
+pub use app::{AppName, AppStanding, AppState, Application, Evidence, Rationale};
 pub use authorize::{
     AddressRefusal, AddressRule, Call, Decision, OwnerStatus, TokenGrant, decide, decide_with,
 };
-pub use caller::{Caller, PolicyDenial};
+pub use caller::{Caller, PolicyDenial, may_grant};
 pub use conditions::Conditions;
 pub use member::{Account, Member, UserName, validate_account_name};
+pub use precondition::Precondition;
 pub use privilege::Privilege;
+pub use reason::Reason;
 pub use secret::{Secret, SecretDigest, SecretParseError};
 pub use time::{now, truncate_to_micros};
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};

@@ -402,7 +402,7 @@ pub fn decision_result_pb(result: DecisionResult) -> pb::ApplicationDecisionResu
 pub fn preview_pb(p: Preview) -> pb::ImpactPreview {
     let (denied_reason, denied_message) = p
         .refused
-        .map(|(reason, message)| (reason.to_owned(), message))
+        .map(|(reason, message)| (reason.as_str().to_owned(), message))
         .unwrap_or_default();
     pb::ImpactPreview {
         permitted: denied_reason.is_empty(),

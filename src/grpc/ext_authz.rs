@@ -195,7 +195,7 @@ fn answer(outcome: &AuthorizeOutcome, app: &AppName, http: &HttpHeaders<'_>) -> 
         (decision, _) => denied(
             decision.http_status(),
             decision.error_code(),
-            message(decision, app, http.method()),
+            decision.summary(app.as_str(), http.method()),
             decision.explanation(app.as_str()),
         ),
     }
@@ -291,23 +291,6 @@ fn refuse_credentials(refusal: &CredentialsError) -> CheckResponse {
         ),
     };
     denied(status, code, message.to_owned(), refusal.to_string())
-}
-
-/// The short `message` of a refusal; `explanation` carries the domain's full sentence.
-fn message(decision: Decision, app: &AppName, method: &str) -> String {
-    match decision {
-        Decision::Allow { .. } => "Allowed".into(),
-        Decision::Pending => format!("App '{app}' is pending approval"),
-        Decision::Denied => format!("App '{app}' not allowed"),
-        Decision::UnknownToken => "The token is not valid".into(),
-        Decision::Retired => "The token has been retired".into(),
-        Decision::OwnerRemoved => "The token's owner has left the account".into(),
-        Decision::InsufficientPrivilege { required, .. } => {
-            format!("{method} requests need a token with {required} privilege")
-        }
-        Decision::AppLimitReached => format!("App '{app}' cannot be recorded on this token"),
-        Decision::AddressNotAllowed(_) => "The token may not be used from this address".into(),
-    }
 }
 
 #[cfg(test)]

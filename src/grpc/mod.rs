@@ -23,7 +23,7 @@ pub use ext_authz::{
     TOKEN_ID_HEADER, TOKEN_TYPE_HEADER, USER_ID_HEADER, read_check as ext_authz_read_check,
     respond as ext_authz_respond,
 };
-pub use status::layer_error_status;
+pub use status::{code_name, layer_error_status, log_cause};
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::consistency;
 use super::convert::{self, Violations};
 use super::pb::{self, token_service_server::TokenService};
-use crate::domain::{AppState, Caller, Description, Privilege, Reason};
+use crate::domain::{AppState, Caller, Description, Privilege, Rationale};
 use crate::service::{
     MAX_BATCH, NewTokenRequest, PageRequest, Service, ServiceError, TokenFilters, TokenUpdate,
 };
@@ -126,7 +126,7 @@ fn parse_decision(
 
 fn parse_batch(
     req: &pb::BatchSetApplicationStatesRequest,
-) -> Result<(Vec<AppDecision>, Option<Reason>), ServiceError> {
+) -> Result<(Vec<AppDecision>, Option<Rationale>), ServiceError> {
     let mut v = Violations::default();
     if req.decisions.is_empty() || req.decisions.len() > MAX_BATCH {
         v.add(
@@ -159,7 +159,7 @@ fn parse_batch(
             decisions.push(decision);
         }
     }
-    let reason = v.check("reason", Reason::parse(&req.reason));
+    let reason = v.check("reason", Rationale::parse(&req.reason));
     v.finish(|| Some((decisions, reason?)))
 }
 
@@ -330,7 +330,7 @@ impl TokenService for TokenHandler {
             req.state,
             req.conditions.as_ref(),
         );
-        let reason = v.check("reason", Reason::parse(&req.reason));
+        let reason = v.check("reason", Rationale::parse(&req.reason));
         let (decision, reason) = v.finish(|| Some((decision?, reason?)))?;
         if req.validate_only {
             let previewed = self
@@ -437,7 +437,12 @@ impl TokenService for TokenHandler {
         let watch = convert::watch_request(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;
         Ok(Response::new(Box::pin(stream.map(|item| {
-            item.map(convert::watch_item_pb).map_err(Status::from)
+            item.map(convert::watch_item_pb).map_err(|e| {
+                // A stream's status goes out in its trailers, past the layer that logs causes.
+                let status = Status::from(e);
+                super::log_cause(&status);
+                status
+            })
         }))))
     }
 

@@ -70,7 +70,7 @@ impl Service {
         let outcome = self.decide_request(secret, app, required, client).await?;
         self.metrics.decision(&outcome.decision);
         let span = tracing::Span::current();
-        span.record("decision", crate::metrics::decision_name(&outcome.decision));
+        span.record("decision", outcome.decision.name());
         if let Some(grant) = &outcome.grant {
             span.record("token_id", tracing::field::display(grant.token_id));
         }
@@ -249,13 +249,11 @@ impl Service {
                 credentials.client,
             )
             .await?;
+        let refused = |decision| ServiceError::refused(decision, credentials.app.as_str());
         match (outcome.decision, outcome.grant) {
-            (Decision::Allow { effective }, Some(grant)) => Ok(Caller {
-                privilege: effective,
-                ..Caller::from_grant(&grant)
-                    .map_err(|refusal| ServiceError::refused(refusal, credentials.app.as_str()))?
-            }),
-            (decision, _) => Err(ServiceError::refused(decision, credentials.app.as_str())),
+            // An allowed token is usable, so the caller acts with the decision's privilege.
+            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant).map_err(refused),
+            (decision, _) => Err(refused(decision)),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Decisions about applications: one (SetApplicationState) or up to 100 at once with one
 //! reason, each judged where it is written; and the sweep that writes lapsed conditional
 //! approvals back to Pending, each with its event.
-use crate::domain::{Application, Caller, Reason};
+use crate::domain::{Application, Caller, Rationale};
 use crate::storage::{AppDecision, Decided, WriteMode};
 
 use super::cache::StaleKey;
@@ -23,7 +23,7 @@ impl Service {
         &self,
         caller: &Caller,
         decision: AppDecision,
-        reason: Option<Reason>,
+        reason: Option<Rationale>,
     ) -> Result<Application, ServiceError> {
         let mut results = self
             .decide_applications(caller, vec![decision], reason, WriteMode::Commit)
@@ -39,7 +39,7 @@ impl Service {
         &self,
         caller: &Caller,
         decisions: Vec<AppDecision>,
-        reason: Option<Reason>,
+        reason: Option<Rationale>,
     ) -> Result<Vec<DecisionResult>, ServiceError> {
         if decisions.is_empty() || decisions.len() > MAX_BATCH {
             return Err(ServiceError::invalid(
@@ -91,7 +91,7 @@ impl Service {
         &self,
         caller: &Caller,
         decisions: Vec<AppDecision>,
-        reason: Option<Reason>,
+        reason: Option<Rationale>,
         mode: WriteMode,
     ) -> Result<Vec<DecisionResult>, ServiceError> {
         caller.require_write()?;
@@ -102,7 +102,7 @@ impl Service {
                 caller.token_id,
                 crate::storage::Actor::of(caller),
                 &decisions,
-                reason.as_ref().map(Reason::as_str),
+                reason.as_ref().map(Rationale::as_str),
                 mode,
                 |locked| {
                     caller_now(&locked.of(caller.token_id))?.require_write()?;
@@ -111,10 +111,7 @@ impl Service {
                 |locked, decision| {
                     let (caller, token, _) = visible_now(locked, decision.token_id)?;
                     caller.require_write()?;
-                    if token.retired_at.is_some() {
-                        return Err(super::tokens::retired_error());
-                    }
-                    Ok(())
+                    Ok(token.require_active()?)
                 },
             )
             .await?;

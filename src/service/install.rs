@@ -3,7 +3,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
+use crate::domain::{AppName, AppState, Caller};
 use crate::storage::{Actor, AppDecision, Locked, WriteMode};
 
 use super::cache::StaleKey;
@@ -84,19 +84,7 @@ impl Service {
         let check = |locked: &Locked| {
             let (caller, token, _) = visible_now(locked, token_id)?;
             caller.require_write()?;
-            if token.state() == TokenState::Retired {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "TOKEN_RETIRED",
-                    message: "a retired token cannot install anything".into(),
-                });
-            }
-            if token.privilege < Privilege::Normal {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "TOKEN_PRIVILEGE_TOO_LOW",
-                    message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
-                });
-            }
-            Ok(())
+            Ok::<_, ServiceError>(token.require_installable()?)
         };
         let decision = AppDecision {
             token_id,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use crate::domain::AddressRanges;
 use crate::metrics::Metrics;
 use crate::storage::{KEY_LEN, Repository};
+use crate::telemetry::chain;
 use last_used::LastUsed;
 use replica::Replica;
 
@@ -247,11 +248,11 @@ impl Service {
                 () = &mut stop => break,
             }
             if let Err(e) = self.flush_last_used().await {
-                tracing::warn!(error = %e, "last-used times not written; will retry");
+                tracing::warn!(error = %chain(&e), "last-used times not written; will retry");
             }
         }
         if let Err(e) = self.flush_last_used().await {
-            tracing::warn!(error = %e, "last-used times lost at shutdown");
+            tracing::warn!(error = %chain(&e), "last-used times lost at shutdown");
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::domain::{Application, Caller, Member, Privilege, Reason, Token};
+use crate::domain::{Application, Caller, Member, Privilege, Rationale, Reason, Token};
 use crate::storage::{AppDecision, Decided, MemberChange, WriteMode};
 
 use super::decisions::DecisionResult;
@@ -31,7 +31,7 @@ pub struct PrivilegeDrop {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Preview {
     /// `Some((reason, message))` when the caller may not make the change.
-    pub refused: Option<(&'static str, String)>,
+    pub refused: Option<(Reason, String)>,
     pub recently_used: Vec<Application>,
     pub privilege_drops: Vec<PrivilegeDrop>,
     pub window_days: u32,
@@ -121,7 +121,7 @@ impl Service {
         &self,
         caller: &Caller,
         decisions: Vec<AppDecision>,
-        reason: Option<Reason>,
+        reason: Option<Rationale>,
     ) -> Result<Previewed<Vec<DecisionResult>>, ServiceError> {
         let result: Result<_, ServiceError> = async {
             let results = self

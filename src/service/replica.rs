@@ -10,6 +10,7 @@ use tokio::sync::{broadcast, watch};
 use crate::domain::AppStanding;
 use crate::metrics::Metrics;
 use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
+use crate::telemetry::chain;
 
 use super::ServiceError;
 use super::cache::{AuthCache, CacheSettings, StaleKey};
@@ -240,7 +241,7 @@ impl Replica {
             {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot read the change log; serving from memory within the maximum staleness");
+                    tracing::warn!(error = %chain(&e), "cannot read the change log; serving from memory within the maximum staleness");
                     self.note_unreachable();
                     return None;
                 }
@@ -285,7 +286,7 @@ impl Replica {
             None => match self.start_at_head(repo).await {
                 Ok(()) => return true,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the change log's head; retrying");
+                    tracing::warn!(error = %chain(&e), "cannot read the change log's head; retrying");
                     self.note_unreachable();
                     return false;
                 }
@@ -354,7 +355,7 @@ impl Replica {
                 Ok(Some(listener)) => listener,
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for changes; polling meanwhile");
+                    tracing::warn!(error = %chain(&e), "cannot LISTEN for changes; polling meanwhile");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return,
@@ -370,7 +371,7 @@ impl Replica {
                             self.wake();
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "change listener failed; polling meanwhile");
+                            tracing::warn!(error = %chain(&e), "change listener failed; polling meanwhile");
                             self.wake();
                             tokio::select! {
                                 () = tokio::time::sleep(Duration::from_secs(1)) => break,

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::{
-    AddressRanges, AppState, Application, Caller, Description, PolicyDenial, Privilege, Secret,
-    Token, TokenDraft, TokenState, TokenType,
+    AddressRanges, AppState, Application, Caller, Description, OwnerStatus, PolicyDenial,
+    Privilege, Secret, Token, TokenState, TokenType,
 };
 use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter, WriteMode};
 
@@ -52,13 +52,6 @@ pub struct TokenView {
     pub effective_privilege: Option<Privilege>,
 }
 
-pub(super) fn retired_error() -> ServiceError {
-    ServiceError::FailedPrecondition {
-        reason: "TOKEN_RETIRED",
-        message: "the token is retired; retirement is final".into(),
-    }
-}
-
 impl Service {
     pub async fn create_token(
         &self,
@@ -79,20 +72,13 @@ impl Service {
         req: NewTokenRequest,
         request: Option<&CreateRequest>,
     ) -> Result<(TokenView, Secret), ServiceError> {
-        let draft = TokenDraft {
-            account_id: caller.account_id,
-            token_type: req.token_type,
-            owner_id: if req.token_type == TokenType::User {
-                caller.member_id
-            } else {
-                None
-            },
-            creator_id: caller.member_id,
-            privilege: req.privilege,
-            default_app_state: req.default_app_state,
-            description: req.description,
-            bound_ranges: req.bound_ranges,
-        };
+        let mut draft = caller.draft(
+            req.token_type,
+            req.privilege,
+            req.default_app_state,
+            req.description,
+        );
+        draft.bound_ranges = req.bound_ranges;
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         let (token_type, privilege) = (req.token_type, req.privilege);
         self.repo
@@ -177,16 +163,14 @@ impl Service {
                     if let Some(privilege) = update.privilege {
                         caller.require_may_grant(privilege)?;
                     }
-                    if current.retired_at.is_some() {
-                        return Err(retired_error());
-                    }
+                    current.require_active()?;
                     let mut next = current.clone();
                     next.privilege = update.privilege.unwrap_or(next.privilege);
                     next.default_app_state =
                         update.default_app_state.unwrap_or(next.default_app_state);
                     next.description = update.description.clone().unwrap_or(next.description);
                     next.bound_ranges = update.bound_ranges.clone().unwrap_or(next.bound_ranges);
-                    Ok(Some(next))
+                    Ok::<_, ServiceError>(Some(next))
                 },
             )
             .await?;
@@ -218,7 +202,7 @@ impl Service {
                 |locked| -> Result<_, ServiceError> {
                     let (caller, current, _) = visible_now(locked, id)?;
                     caller.require_write()?;
-                    if current.retired_at.is_some() {
+                    if current.is_retired() {
                         return Ok(None);
                     }
                     Ok(Some(Token {
@@ -261,17 +245,10 @@ impl Service {
                 |locked| {
                     let (caller, current, owner) = visible_now(locked, id)?;
                     caller.require_admin()?;
-                    if current.retired_at.is_some() {
-                        return Err(retired_error());
-                    }
-                    if current.token_type == TokenType::Account {
-                        return Err(ServiceError::FailedPrecondition {
-                            reason: "ALREADY_ACCOUNT_TOKEN",
-                            message: "the token is already an account token; promotion cannot be undone or repeated".into(),
-                        });
-                    }
-                    let privilege = caller.promoted_privilege(current.privilege, owner, privilege)?;
-                    Ok(Some(Token {
+                    current.require_promotable()?;
+                    let privilege =
+                        caller.promoted_privilege(current.privilege, owner, privilege)?;
+                    Ok::<_, ServiceError>(Some(Token {
                         token_type: TokenType::Account,
                         owner_id: None,
                         privilege,
@@ -372,14 +349,14 @@ pub struct AuditView {
     pub record: AuditRecord,
 }
 
+/// The token with the privilege it acts with, given the current roles of its owners.
 fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token) -> TokenView {
-    let effective_privilege = match (token.retired_at, token.token_type, token.owner_id) {
-        (Some(_), _, _) => None,
-        (None, TokenType::Account, _) => Some(token.privilege),
-        (None, TokenType::User, owner) => owner
-            .and_then(|o| roles.get(&o))
-            .map(|role| token.privilege.min(*role)),
+    let owner = match (token.token_type, token.owner_id.and_then(|o| roles.get(&o))) {
+        (TokenType::Account, _) => OwnerStatus::Account,
+        (TokenType::User, Some(role)) => OwnerStatus::Member(*role),
+        (TokenType::User, None) => OwnerStatus::Removed,
     };
+    let effective_privilege = token.effective_privilege(owner);
     TokenView {
         token,
         effective_privilege,

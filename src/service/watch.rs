@@ -12,7 +12,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller, Conditions};
+use crate::domain::{AppName, AppState, Application, Caller, Conditions, Reason};
 use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow};
 
 use super::cache::StaleKey;
@@ -67,7 +67,7 @@ pub struct WatchItem {
 
 fn expired() -> ServiceError {
     ServiceError::OutOfRange {
-        reason: "CURSOR_EXPIRED",
+        reason: Reason::CursorExpired,
         message: "the changes after this cursor were compacted away; watch again without a cursor to re-list".into(),
     }
 }

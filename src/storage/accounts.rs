@@ -172,9 +172,7 @@ impl Repository {
                 guard::lock(&tx, account_id, caller, None, AccountLock::Exclusive).await?
             }
             None => {
-                return Err(
-                    StorageError::Database("a membership change needs a caller".into()).into(),
-                );
+                return Err(StorageError::database("a membership change needs a caller").into());
             }
         };
         let current = members::Entity::find()

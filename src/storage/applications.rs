@@ -120,7 +120,7 @@ impl Repository {
         }
         let token_type: String = row.try_get("", "token_type")?;
         let token_type = TokenType::parse(&token_type)
-            .ok_or_else(|| StorageError::Corrupt(token_type.clone()))?;
+            .ok_or_else(|| StorageError::corrupt(token_type.clone()))?;
         let owner_role: Option<String> = row.try_get("", "owner_role")?;
         let owner_removed: Option<i64> = row.try_get("", "owner_removed_at")?;
         let owner = match (token_type, owner_role, owner_removed) {

@@ -176,7 +176,7 @@ impl Repository {
             .map(|m| {
                 let parse = |s: Option<String>| -> Result<Option<Value>, StorageError> {
                     s.map(|s| {
-                        serde_json::from_str(&s).map_err(|e| StorageError::Corrupt(e.to_string()))
+                        serde_json::from_str(&s).map_err(|e| StorageError::corrupt(e.to_string()))
                     })
                     .transpose()
                 };

@@ -108,7 +108,7 @@ impl Detail {
         match text {
             None => Ok(Detail::default()),
             Some(text) => serde_json::from_str(text)
-                .map_err(|e| StorageError::Corrupt(format!("change detail: {e}"))),
+                .map_err(|e| StorageError::corrupt(format!("change detail: {e}"))),
         }
     }
 }
@@ -133,7 +133,7 @@ impl Change {
 
     fn parse(row: &change_log::Model) -> Result<Change, StorageError> {
         let corrupt =
-            || StorageError::Corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
+            || StorageError::corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
         let token_id = || row.token_id.ok_or_else(corrupt);
         let token = |what| {
             Ok(Change::Token {
@@ -147,7 +147,7 @@ impl Change {
             let detail = Detail::parse(row.detail.as_deref())?;
             Ok(Change::Application {
                 token_id: token_id()?,
-                name: AppName::parse(name).map_err(StorageError::Corrupt)?,
+                name: AppName::parse(name).map_err(StorageError::corrupt)?,
                 state: convert::app_state(state)?,
                 kind: if detail.lapsed {
                     AppChangeKind::Lapsed

@@ -14,7 +14,7 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn time(us: i64) -> Result<DateTime<Utc>, StorageError> {
     DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| StorageError::Corrupt(format!("time {us} out of range")))
+        .ok_or_else(|| StorageError::corrupt(format!("time {us} out of range")))
 }
 
 fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
@@ -22,7 +22,7 @@ fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
 }
 
 fn corrupt(what: &str, value: &str) -> StorageError {
-    StorageError::Corrupt(format!("unknown {what} {value:?}"))
+    StorageError::corrupt(format!("unknown {what} {value:?}"))
 }
 
 pub(crate) fn privilege(s: &str) -> Result<Privilege, StorageError> {
@@ -38,7 +38,7 @@ pub(crate) fn app_state(s: &str) -> Result<AppState, StorageError> {
 }
 
 pub(crate) fn ranges(stored: Option<&str>) -> Result<AddressRanges, StorageError> {
-    AddressRanges::from_stored(stored).map_err(StorageError::Corrupt)
+    AddressRanges::from_stored(stored).map_err(StorageError::corrupt)
 }
 
 pub(crate) fn account(m: accounts::Model) -> Result<Account, StorageError> {
@@ -53,7 +53,7 @@ pub(crate) fn member(m: members::Model) -> Result<Member, StorageError> {
     Ok(Member {
         id: m.id,
         account_id: m.account_id,
-        user_name: UserName::parse(&m.user_name).map_err(StorageError::Corrupt)?,
+        user_name: UserName::parse(&m.user_name).map_err(StorageError::corrupt)?,
         role: privilege(&m.role)?,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
@@ -70,7 +70,7 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
         owner_id: m.owner_id,
         privilege: privilege(&m.privilege)?,
         default_app_state: app_state(&m.default_app_state)?,
-        description: Description::parse(&m.description).map_err(StorageError::Corrupt)?,
+        description: Description::parse(&m.description).map_err(StorageError::corrupt)?,
         creator_id: m.creator_id,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
@@ -116,7 +116,7 @@ pub(crate) fn count(n: i64) -> u64 {
 pub(crate) fn application(m: applications::Model) -> Result<Application, StorageError> {
     Ok(Application {
         token_id: m.token_id,
-        name: AppName::parse(&m.name).map_err(StorageError::Corrupt)?,
+        name: AppName::parse(&m.name).map_err(StorageError::corrupt)?,
         state: app_state(&m.state)?,
         conditions: conditions(
             m.cond_until,

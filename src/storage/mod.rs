@@ -30,7 +30,7 @@ pub use applications::{GrantLookup, RecordOutcome};
 pub use audit::{Actor, AuditRecord};
 pub use change_log::{AppChangeKind, Change, LoggedChange, SeenNow, TokenChange, TokenOwnership};
 pub use decisions::{AppDecision, Decided, LAPSE_REASON, WriteMode};
-pub use error::StorageError;
+pub use error::{Cause, StorageError};
 pub use events::SnapshotItem;
 pub use guard::{Locked, LockedMany};
 pub use keys::{KEY_LEN, SharedKey};
@@ -177,22 +177,19 @@ impl Repository {
             return self.migrate_now().await;
         }
         let pool = self.db.get_postgres_connection_pool();
-        let mut lock_conn = pool
-            .acquire()
-            .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+        let mut lock_conn = pool.acquire().await.map_err(StorageError::from_sqlx)?;
         sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+            .map_err(StorageError::from_sqlx)?;
         let result = self.migrate_now().await;
         let unlock = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await;
         let migrated = result?;
-        unlock.map_err(|e| StorageError::from_sqlx(&e))?;
+        unlock.map_err(StorageError::from_sqlx)?;
         Ok(migrated)
     }
 
@@ -248,12 +245,10 @@ impl Repository {
     /// snapshot beside the writer). The copy is compact and needs no `-wal` file beside it.
     pub async fn backup_sqlite_to(&self, to: &std::path::Path) -> Result<(), StorageError> {
         if self.db.get_database_backend() != DatabaseBackend::Sqlite {
-            return Err(StorageError::Database(
-                "VACUUM INTO backs up SQLite only".into(),
-            ));
+            return Err(StorageError::database("VACUUM INTO backs up SQLite only"));
         }
         let target = to.to_str().ok_or_else(|| {
-            StorageError::Database(format!("{} is not a UTF-8 path", to.display()))
+            StorageError::database(format!("{} is not a UTF-8 path", to.display()))
         })?;
         self.db
             .execute_raw(sea_orm::Statement::from_sql_and_values(

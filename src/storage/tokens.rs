@@ -173,7 +173,7 @@ impl Repository {
         let fingerprint: String = row.try_get_by_index(0)?;
         let token_id: String = row.try_get_by_index(1)?;
         let token_id = Uuid::parse_str(&token_id)
-            .map_err(|e| StorageError::Corrupt(format!("create_requests.token_id: {e}")))?;
+            .map_err(|e| StorageError::corrupt(format!("create_requests.token_id: {e}")))?;
         Ok(Some((fingerprint, token_id)))
     }
 
