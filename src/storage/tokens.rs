@@ -247,6 +247,7 @@ impl Repository {
     /// Changes a token in one transaction: `change` sees the caller's token and the target as
     /// they stand under the transaction's locks, and returns the new token, or `None` when
     /// there is nothing to do. `Ok(None)`: no such token. Returns the token before and after.
+    #[allow(clippy::too_many_arguments)]
     pub async fn change_token<E: From<StorageError>>(
         &self,
         account_id: Uuid,
