@@ -53,12 +53,14 @@ pub struct ExtAuthzSettings {
 impl Default for ExtAuthzSettings {
     fn default() -> Self {
         ExtAuthzSettings {
-            write_privilege: Privilege::Normal,
+            write_privilege: Self::DEFAULT_WRITE_PRIVILEGE,
         }
     }
 }
 
 impl ExtAuthzSettings {
+    pub const DEFAULT_WRITE_PRIVILEGE: Privilege = Privilege::Normal;
+
     /// Safe methods only read. Methods are case-sensitive (RFC 9110), so an odd spelling
     /// such as `get` falls to the write privilege: the stricter side.
     pub fn required_privilege(&self, method: &str) -> Privilege {
