@@ -6,6 +6,7 @@ mod consistency;
 mod convert;
 mod credentials;
 mod ext_authz;
+mod request;
 mod status;
 mod tokens;
 

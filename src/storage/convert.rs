@@ -3,10 +3,7 @@ use chrono::{DateTime, Utc};
 
 use super::StorageError;
 use super::entities::{accounts, applications, members, tokens};
-use crate::domain::{
-    Account, AppName, AppState, Application, Description, Member, Privilege, Token, TokenType,
-    UserName,
-};
+use crate::domain::{Account, AppName, Application, Description, Member, Named, Token, UserName};
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -21,20 +18,9 @@ fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
     us.map(time).transpose()
 }
 
-fn corrupt(what: &str, value: &str) -> StorageError {
-    StorageError::corrupt(format!("unknown {what} {value:?}"))
-}
-
-pub(crate) fn privilege(s: &str) -> Result<Privilege, StorageError> {
-    Privilege::parse(s).ok_or_else(|| corrupt("privilege", s))
-}
-
-pub(crate) fn token_type(s: &str) -> Result<TokenType, StorageError> {
-    TokenType::parse(s).ok_or_else(|| corrupt("token type", s))
-}
-
-pub(crate) fn app_state(s: &str) -> Result<AppState, StorageError> {
-    AppState::parse(s).ok_or_else(|| corrupt("app state", s))
+/// A value stored by its name (`Named`): a name the code does not know is corrupt data.
+pub(crate) fn named<T: Named>(name: &str) -> Result<T, StorageError> {
+    T::from_name(name).map_err(|e| StorageError::corrupt(format!("{name:?}: {e}")))
 }
 
 pub(crate) fn account(m: accounts::Model) -> Result<Account, StorageError> {
@@ -50,7 +36,7 @@ pub(crate) fn member(m: members::Model) -> Result<Member, StorageError> {
         id: m.id,
         account_id: m.account_id,
         user_name: UserName::parse(&m.user_name).map_err(StorageError::corrupt)?,
-        role: privilege(&m.role)?,
+        role: named(&m.role)?,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
         removed_at: opt_time(m.removed_at)?,
@@ -61,11 +47,10 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
     Ok(Token {
         id: m.id,
         account_id: m.account_id,
-        token_type: TokenType::parse(&m.token_type)
-            .ok_or_else(|| corrupt("token type", &m.token_type))?,
+        token_type: named(&m.token_type)?,
         owner_id: m.owner_id,
-        privilege: privilege(&m.privilege)?,
-        default_app_state: app_state(&m.default_app_state)?,
+        privilege: named(&m.privilege)?,
+        default_app_state: named(&m.default_app_state)?,
         description: Description::parse(&m.description).map_err(StorageError::corrupt)?,
         creator_id: m.creator_id,
         created_at: time(m.created_at)?,
@@ -80,7 +65,7 @@ pub(crate) fn application(m: applications::Model) -> Result<Application, Storage
     Ok(Application {
         token_id: m.token_id,
         name: AppName::parse(&m.name).map_err(StorageError::corrupt)?,
-        state: app_state(&m.state)?,
+        state: named(&m.state)?,
         first_seen_at: time(m.first_seen_at)?,
         last_seen_at: time(m.last_seen_at)?,
         updated_at: time(m.updated_at)?,

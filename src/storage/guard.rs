@@ -121,7 +121,7 @@ pub(crate) async fn owner_status(
         .one(tx)
         .await?;
     Ok(match member {
-        Some(m) => OwnerStatus::Member(convert::privilege(&m.role)?),
+        Some(m) => OwnerStatus::Member(convert::named(&m.role)?),
         None => OwnerStatus::Removed,
     })
 }
