@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::admin::AdminCommand;
 use crate::bot::{BotSettings, Rules, run_bot};
-use crate::domain::{AppState, Named, Privilege, UnknownName, UserName};
+use crate::domain::{AddressRanges, AppState, Named, Privilege, UnknownName, UserName};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{
@@ -70,12 +70,17 @@ pub struct ApproveBotArgs {
     /// The application name the bot presents (it must be allowed on its token).
     #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
     pub app: String,
-    /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id.
+    /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id,
+    /// and for an allow optional conditions: for ("30d"), max_privilege, cidrs.
     #[arg(long)]
     pub rules: std::path::PathBuf,
     /// Where the bot keeps its cursor, to resume after a restart.
     #[arg(long, default_value = "approve-bot.cursor")]
     pub state_file: std::path::PathBuf,
+    /// Print what the rules would decide for the names pending now, one line each; change
+    /// nothing, save no cursor, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +160,18 @@ pub struct ServeArgs {
     /// OPTIONS (which need read_only): read_only, normal or admin.
     #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = named::<Privilege>(), default_value = ExtAuthzSettings::DEFAULT_WRITE_PRIVILEGE.as_str())]
     pub ext_authz_write_privilege: Privilege,
+    /// Proxies (comma-separated CIDRs or addresses) whose `x-forwarded-for` header names the
+    /// client of a management call; from anyone else the header is ignored and the
+    /// connection's peer is the client.
+    #[arg(long, env = "API_TOKENS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_range)]
+    pub trusted_proxies: Vec<String>,
+    /// Milliseconds between sweeps that write lapsed conditional approvals back to Pending,
+    /// each with its event (decisions do not wait for it).
+    #[arg(long, env = "API_TOKENS_APPROVAL_SWEEP_MS", default_value_t = crate::service::DEFAULT_APPROVAL_SWEEP.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub approval_sweep_ms: u64,
+    /// Days an impact preview (validate_only) looks back for applications that used a token.
+    #[arg(long, env = "API_TOKENS_PREVIEW_USAGE_DAYS", default_value_t = (crate::service::DEFAULT_USAGE_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub preview_usage_days: u32,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
@@ -187,6 +204,10 @@ impl ServeArgs {
                 event_retention: Duration::from_secs(
                     self.event_retention_hours.saturating_mul(SECONDS_PER_HOUR),
                 ),
+                // Each entry was checked by `parse_range`.
+                trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
+                approval_sweep: Duration::from_millis(self.approval_sweep_ms),
+                usage_window: Duration::from_secs(u64::from(self.preview_usage_days) * 86_400),
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,
@@ -263,6 +284,11 @@ where
     PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
+fn parse_range(text: &str) -> Result<String, String> {
+    AddressRanges::parse(&[text])?;
+    Ok(text.trim().to_owned())
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The one-shot commands print results on stdout; their logs only matter when something is wrong.
@@ -306,6 +332,7 @@ async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
         app_name: args.app,
         rules,
         state_file: args.state_file,
+        dry_run: args.dry_run,
     };
     run_bot(settings, &secret, shutdown_signal()).await
 }

@@ -240,6 +240,7 @@ fn create_request(app: &TestApp) -> tonic::Request<pb::CreateTokenRequest> {
         default_app_state: pb::AppState::Allow.into(),
         description: String::new(),
         request_id: String::new(),
+        ..Default::default()
     })
 }
 

@@ -1,7 +1,10 @@
-//! The authorization decision: may this token, used by this application, do this?
+//! The authorization decision: may this token, used by this application, from this address, do this?
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AppState, Privilege, Reason, TokenType};
+use super::{AddressRanges, AppState, Conditions, Privilege, Reason, TokenType};
 
 /// The owner side of a token at the moment of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,8 @@ pub struct TokenGrant {
     pub default_app_state: AppState,
     pub retired: bool,
     pub owner: OwnerStatus,
+    /// Where the token may be used from (Vault's `token_bound_cidrs`); empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 impl TokenGrant {
@@ -54,6 +59,45 @@ impl TokenGrant {
         match self.token_type {
             TokenType::User => self.owner_id,
             TokenType::Account => None,
+        }
+    }
+
+    /// Refuses a client outside the token's address ranges (or of unknown address, when the
+    /// token has ranges): the check made before an application name is looked at or recorded.
+    pub fn check_address(&self, client: Option<IpAddr>) -> Result<(), Decision> {
+        if self.bound_ranges.permits(client) {
+            Ok(())
+        } else {
+            Err(Decision::AddressNotAllowed(AddressRefusal::of(
+                client,
+                AddressRule::Token,
+            )))
+        }
+    }
+}
+
+/// Which address rule refused a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressRule {
+    /// The token's own ranges.
+    Token,
+    /// The ranges the application's approval is limited to.
+    Approval,
+}
+
+/// Why a client's address was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRefusal {
+    pub rule: AddressRule,
+    /// No client address was known: a restricted token fails closed.
+    pub unknown: bool,
+}
+
+impl AddressRefusal {
+    fn of(client: Option<IpAddr>, rule: AddressRule) -> Self {
+        AddressRefusal {
+            rule,
+            unknown: client.is_none(),
         }
     }
 }
@@ -74,6 +118,8 @@ pub enum Decision {
     },
     OwnerRemoved,
     AppLimitReached,
+    /// The client's address is outside the ranges the token or the approval allows.
+    AddressNotAllowed(AddressRefusal),
 }
 
 impl Decision {
@@ -121,6 +167,12 @@ impl Decision {
                 403,
                 "Forbidden.TooManyApps",
                 Some(Reason::AppLimitReached),
+            ),
+            Decision::AddressNotAllowed(_) => (
+                "address_not_allowed",
+                403,
+                "Forbidden.BadAddress",
+                Some(Reason::AddressNotAllowed),
             ),
         };
         Outcome {
@@ -177,6 +229,19 @@ impl Decision {
                     "application '{app}' is new and this token has recorded as many applications as it may"
                 )
             }
+            Decision::AddressNotAllowed(AddressRefusal { unknown: true, .. }) => {
+                "this token may be used only from listed addresses, and the client's address is not known".into()
+            }
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Token,
+                ..
+            }) => "this token may not be used from the client's address".into(),
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Approval,
+                ..
+            }) => format!(
+                "application '{app}' is approved on this token only from other addresses"
+            ),
         }
     }
 
@@ -194,6 +259,7 @@ impl Decision {
                 format!("{method} requests need a token with {required} privilege")
             }
             Decision::AppLimitReached => format!("App '{app}' cannot be recorded on this token"),
+            Decision::AddressNotAllowed(_) => "The token may not be used from this address".into(),
         }
     }
 }
@@ -206,21 +272,67 @@ struct Outcome {
     reason: Option<Reason>,
 }
 
-/// Decides a request by a usable token, given the application's state on it.
+/// Decides a request by a token from anywhere, given the application's plain state on it.
 pub fn decide(grant: &TokenGrant, app_state: AppState, required: Privilege) -> Decision {
+    let call = Call {
+        required,
+        client: None,
+        now: DateTime::<Utc>::MIN_UTC,
+    };
+    decide_with(grant, app_state, None, &call)
+}
+
+/// What one call asks, besides the token and the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub required: Privilege,
+    /// The end client's address, when known.
+    pub client: Option<IpAddr>,
+    pub now: DateTime<Utc>,
+}
+
+/// Decides a request: the token must be usable and used from its ranges; then the
+/// application's state decides, and an Allow's conditions (until, privilege cap, ranges) hold.
+/// A lapsed approval is Pending again from its deadline on, whether or not anything was written.
+pub fn decide_with(
+    grant: &TokenGrant,
+    app_state: AppState,
+    conditions: Option<&Conditions>,
+    call: &Call,
+) -> Decision {
     let effective = match grant.usable() {
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
-    match app_state {
-        AppState::Pending => Decision::Pending,
-        AppState::Deny => Decision::Denied,
-        AppState::Allow if effective < required => Decision::InsufficientPrivilege {
-            effective,
-            required,
-        },
-        AppState::Allow => Decision::Allow { effective },
+    if let Err(refusal) = grant.check_address(call.client) {
+        return refusal;
     }
+    let effective = match (app_state, conditions) {
+        (AppState::Pending, _) => return Decision::Pending,
+        (AppState::Deny, _) => return Decision::Denied,
+        (AppState::Allow, None) => effective,
+        (AppState::Allow, Some(conditions)) => {
+            if conditions.lapsed(call.now) {
+                return Decision::Pending;
+            }
+            if !conditions.client_ranges.permits(call.client) {
+                return Decision::AddressNotAllowed(AddressRefusal::of(
+                    call.client,
+                    AddressRule::Approval,
+                ));
+            }
+            conditions
+                .max_privilege
+                .map_or(effective, |cap| effective.min(cap))
+        }
+    };
+    if effective < call.required {
+        return Decision::InsufficientPrivilege {
+            effective,
+            required: call.required,
+        };
+    }
+    Decision::Allow { effective }
 }
 
 #[cfg(test)]
@@ -242,7 +354,84 @@ mod tests {
             default_app_state: AppState::Allow,
             retired: false,
             owner,
+            bound_ranges: AddressRanges::default(),
         }
+    }
+
+    fn at(client: Option<&str>, required: Privilege) -> Call {
+        Call {
+            required,
+            client: client.map(|c| c.parse().unwrap()),
+            now: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn token_ranges_refuse_other_and_unknown_addresses() {
+        let mut g = grant(Admin, OwnerStatus::Account);
+        g.bound_ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
+        let allowed = decide_with(&g, AppState::Allow, None, &at(Some("10.1.1.1"), ReadOnly));
+        assert!(allowed.is_allow());
+        let outside = decide_with(&g, AppState::Allow, None, &at(Some("11.1.1.1"), ReadOnly));
+        assert_eq!(outside.http_status(), 403);
+        assert_eq!(outside.reason(), Some(Reason::AddressNotAllowed));
+        let unknown = decide_with(&g, AppState::Allow, None, &at(None, ReadOnly));
+        assert!(unknown.explanation("x").contains("not known"));
+        // The address is checked before the application: a pending app from outside is refused by address.
+        assert_eq!(
+            decide_with(&g, AppState::Pending, None, &at(Some("11.1.1.1"), ReadOnly)),
+            outside
+        );
+    }
+
+    #[test]
+    fn conditions_cap_limit_and_lapse() {
+        let g = grant(Admin, OwnerStatus::Account);
+        let now = Utc::now();
+        let conditions = Conditions {
+            until: Some(now + chrono::TimeDelta::days(30)),
+            max_privilege: Some(ReadOnly),
+            client_ranges: AddressRanges::parse(&["10.0.0.0/8"]).unwrap(),
+        };
+        let read = at(Some("10.0.0.1"), ReadOnly);
+        assert_eq!(
+            decide_with(&g, AppState::Allow, Some(&conditions), &read),
+            Decision::Allow {
+                effective: ReadOnly
+            }
+        );
+        assert_eq!(
+            decide_with(
+                &g,
+                AppState::Allow,
+                Some(&conditions),
+                &at(Some("10.0.0.1"), Normal)
+            ),
+            Decision::InsufficientPrivilege {
+                effective: ReadOnly,
+                required: Normal
+            }
+        );
+        assert!(matches!(
+            decide_with(
+                &g,
+                AppState::Allow,
+                Some(&conditions),
+                &at(Some("192.168.0.1"), ReadOnly)
+            ),
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Approval,
+                unknown: false
+            })
+        ));
+        let later = Call {
+            now: now + chrono::TimeDelta::days(31),
+            ..read
+        };
+        assert_eq!(
+            decide_with(&g, AppState::Allow, Some(&conditions), &later),
+            Decision::Pending
+        );
     }
 
     #[test]

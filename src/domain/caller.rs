@@ -120,6 +120,7 @@ impl Caller {
             privilege,
             default_app_state,
             description,
+            bound_ranges: Default::default(),
         }
     }
 
@@ -215,6 +216,7 @@ mod tests {
             retired_at: None,
             promoted_at: None,
             last_used_at: None,
+            bound_ranges: Default::default(),
         }
     }
 

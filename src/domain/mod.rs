@@ -1,7 +1,9 @@
 //! The rules of API tokens as plain Rust types: no prost, tonic or sea-orm here.
+mod address;
 mod app;
 mod authorize;
 mod caller;
+mod conditions;
 mod member;
 mod names;
 mod precondition;
@@ -12,9 +14,13 @@ mod time;
 mod token;
 mod validate;
 
-pub use app::{AppName, AppState, Application};
-pub use authorize::{Decision, OwnerStatus, TokenGrant, decide};
+pub use address::AddressRanges;
+pub use app::{AppName, AppStanding, AppState, Application, Evidence, Rationale};
+pub use authorize::{
+    AddressRefusal, AddressRule, Call, Decision, OwnerStatus, TokenGrant, decide, decide_with,
+};
 pub use caller::{Caller, PolicyDenial, may_grant};
+pub use conditions::Conditions;
 pub use member::{Account, Member, UserName, validate_account_name};
 pub(crate) use names::names;
 pub use names::{Named, UnknownName};

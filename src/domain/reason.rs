@@ -22,6 +22,8 @@ pub enum Reason {
     OwnerRemoved,
     /// A new application name past the token's cap.
     AppLimitReached,
+    /// The client's address is outside the token's or the approval's address ranges.
+    AddressNotAllowed,
 
     // Credentials that cannot be read.
     /// No token, or no application name.
@@ -80,7 +82,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Reason; 29] = [
+    pub const ALL: [Reason; 30] = [
         Reason::AppPending,
         Reason::AppDenied,
         Reason::UnknownToken,
@@ -88,6 +90,7 @@ impl Reason {
         Reason::InsufficientPrivilege,
         Reason::OwnerRemoved,
         Reason::AppLimitReached,
+        Reason::AddressNotAllowed,
         Reason::MissingCredentials,
         Reason::MalformedCredentials,
         Reason::MalformedToken,
@@ -122,6 +125,7 @@ impl Reason {
             Reason::InsufficientPrivilege => "INSUFFICIENT_PRIVILEGE",
             Reason::OwnerRemoved => "OWNER_REMOVED",
             Reason::AppLimitReached => "APP_LIMIT_REACHED",
+            Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
             Reason::MissingCredentials => "MISSING_CREDENTIALS",
             Reason::MalformedCredentials => "MALFORMED_CREDENTIALS",
             Reason::MalformedToken => "MALFORMED_TOKEN",

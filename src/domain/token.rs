@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AppState, Member, OwnerStatus, Precondition, Privilege};
+use super::{AddressRanges, AppState, Member, OwnerStatus, Precondition, Privilege};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {
@@ -82,6 +82,8 @@ pub struct Token {
     pub retired_at: Option<DateTime<Utc>>,
     pub promoted_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Where the token may be used from; empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 /// What the maker of a new token chooses; its id and times are set when it is made.
@@ -94,6 +96,7 @@ pub struct TokenDraft {
     pub privilege: Privilege,
     pub default_app_state: AppState,
     pub description: Description,
+    pub bound_ranges: AddressRanges,
 }
 
 impl TokenDraft {
@@ -112,6 +115,7 @@ impl TokenDraft {
             privilege,
             default_app_state,
             description,
+            bound_ranges: AddressRanges::default(),
         }
     }
 
@@ -131,6 +135,7 @@ impl TokenDraft {
             retired_at: None,
             promoted_at: None,
             last_used_at: None,
+            bound_ranges: self.bound_ranges,
         }
     }
 }

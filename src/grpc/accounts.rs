@@ -64,9 +64,20 @@ impl AccountService for AccountHandler {
     ) -> Result<Response<pb::UpdateMemberResponse>, Status> {
         let caller = caller(&self.service, &request).await?;
         let (id, role) = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self
+                .service
+                .preview_update_member(&caller, id, role)
+                .await?;
+            return Ok(Response::new(pb::UpdateMemberResponse {
+                member: previewed.would.map(Into::into),
+                preview: Some(previewed.preview.into()),
+            }));
+        }
         let member = self.service.update_member(&caller, id, role).await?;
         let reply = pb::UpdateMemberResponse {
             member: Some(member.into()),
+            preview: None,
         };
         Ok(with_revision(&self.service, reply).await)
     }
@@ -77,7 +88,14 @@ impl AccountService for AccountHandler {
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         let caller = caller(&self.service, &request).await?;
         let id = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self.service.preview_remove_member(&caller, id).await?;
+            return Ok(Response::new(pb::RemoveMemberResponse {
+                preview: Some(previewed.preview.into()),
+            }));
+        }
         self.service.remove_member(&caller, id).await?;
-        Ok(with_revision(&self.service, pb::RemoveMemberResponse {}).await)
+        let reply = pb::RemoveMemberResponse { preview: None };
+        Ok(with_revision(&self.service, reply).await)
     }
 }

@@ -3,8 +3,8 @@ use tonic::{Request, Response, Status};
 
 use super::convert::principal;
 use super::pb::{self, authorize_service_server::AuthorizeService};
-use super::request::parse;
-use crate::domain::{AppName, Decision, Privilege, Secret};
+use super::request::{Asked, parse};
+use crate::domain::{AppName, Decision};
 use crate::service::{AuthorizeOutcome, Service};
 
 pub struct AuthorizeHandler {
@@ -39,10 +39,13 @@ impl AuthorizeService for AuthorizeHandler {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let (secret, app, required): (Secret, AppName, Privilege) = parse(request.get_ref())?;
+        let asked: Asked = parse(request.get_ref())?;
         let min_revision = Some(request.get_ref().min_revision.as_str());
         self.service.at_least("min_revision", min_revision).await?;
-        let outcome = self.service.authorize(&secret, &app, required).await?;
-        Ok(Response::new(response(&outcome, &app)))
+        let outcome = self
+            .service
+            .authorize_from(&asked.secret, &asked.app, asked.required, asked.client)
+            .await?;
+        Ok(Response::new(response(&outcome, &asked.app)))
     }
 }

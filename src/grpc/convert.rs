@@ -7,9 +7,13 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AppState, Application, Decision, Member, Privilege, TokenGrant, TokenState, TokenType,
+    Account, AppState, Application, Conditions, Decision, Evidence, Member, Privilege, TokenGrant,
+    TokenState, TokenType,
 };
-use crate::service::{AppChange, AuditView, TokenView, WatchEvent, WatchItem};
+use crate::service::{
+    AppChange, AuditView, DecisionResult, Preview, TokenView, WatchEvent, WatchItem,
+};
+use crate::storage::Decided;
 
 /// The UNSPECIFIED value of a protobuf enum, which no domain value stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +81,7 @@ impl From<TokenView> for pb::Token {
             retire_time: t.retired_at.map(timestamp),
             promote_time: t.promoted_at.map(timestamp),
             last_used_time: t.last_used_at.map(timestamp),
+            bound_cidrs: t.bound_ranges.to_strings(),
         }
     }
 }
@@ -90,19 +95,105 @@ impl From<Application> for pb::Application {
             first_seen_time: Some(timestamp(a.first_seen_at)),
             last_seen_time: Some(timestamp(a.last_seen_at)),
             update_time: Some(timestamp(a.updated_at)),
+            conditions: a.conditions.as_ref().map(Into::into),
+            evidence: Some((&a.evidence).into()),
         }
     }
 }
 
-/// A change as a watcher sees it: the application's first and last sightings are not in it.
-impl From<AppChange> for pb::Application {
-    fn from(c: AppChange) -> Self {
+impl From<&Conditions> for pb::ApprovalConditions {
+    fn from(c: &Conditions) -> Self {
+        pb::ApprovalConditions {
+            expire_time: c.until.map(timestamp),
+            max_privilege: c
+                .max_privilege
+                .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
+                .into(),
+            client_cidrs: c.client_ranges.to_strings(),
+        }
+    }
+}
+
+impl From<&Evidence> for pb::ApplicationEvidence {
+    fn from(e: &Evidence) -> Self {
+        pb::ApplicationEvidence {
+            refused_attempts: i64::try_from(e.refused_attempts).unwrap_or(i64::MAX),
+            allowed_count: i64::try_from(e.allowed_count).unwrap_or(i64::MAX),
+            last_client_address: e
+                .last_client_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A change as a watcher sees it: its sightings only when the change carries them.
+impl From<&AppChange> for pb::Application {
+    fn from(c: &AppChange) -> Self {
         pb::Application {
             token_id: c.token_id.to_string(),
             name: c.name.as_str().to_owned(),
             state: pb::AppState::from(c.state).into(),
             update_time: Some(timestamp(c.at)),
-            ..Default::default()
+            conditions: c.conditions.as_ref().map(Into::into),
+            first_seen_time: c.seen.as_ref().map(|s| timestamp(s.first_seen_at)),
+            last_seen_time: c.seen.as_ref().map(|s| timestamp(s.last_seen_at)),
+            evidence: c.seen.as_ref().map(|s| (&s.evidence).into()),
+        }
+    }
+}
+
+/// One batch decision's result: the application, or the status it was refused with.
+impl From<DecisionResult> for pb::ApplicationDecisionResult {
+    fn from(result: DecisionResult) -> Self {
+        match result {
+            Ok(decided) => pb::ApplicationDecisionResult {
+                changed: matches!(decided, Decided::Changed { .. }),
+                application: Some(decided.application().clone().into()),
+                ..Default::default()
+            },
+            Err(error) => {
+                // As the call would have been refused on its own: the same code and reason.
+                let status = tonic::Status::from(error);
+                let reason = tonic_types::StatusExt::get_error_details(&status)
+                    .error_info()
+                    .map(|info| info.reason.clone());
+                pb::ApplicationDecisionResult {
+                    code: status.code() as i32,
+                    reason: reason.unwrap_or_default(),
+                    message: status.message().to_owned(),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+}
+
+impl From<Preview> for pb::ImpactPreview {
+    fn from(p: Preview) -> Self {
+        let (denied_reason, denied_message) = p
+            .refused
+            .map(|(reason, message)| (reason.as_str().to_owned(), message))
+            .unwrap_or_default();
+        pb::ImpactPreview {
+            permitted: denied_reason.is_empty(),
+            denied_reason,
+            denied_message,
+            recently_used: p.recently_used.into_iter().map(Into::into).collect(),
+            privilege_drops: p
+                .privilege_drops
+                .into_iter()
+                .map(|d| pb::PrivilegeDrop {
+                    token_id: d.token_id.to_string(),
+                    description: d.description,
+                    before: pb::Privilege::from(d.before).into(),
+                    after: d
+                        .after
+                        .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
+                        .into(),
+                })
+                .collect(),
+            usage_window_days: i32::try_from(p.window_days).unwrap_or(i32::MAX),
         }
     }
 }
@@ -144,6 +235,7 @@ impl From<AuditView> for pb::AuditEvent {
             before: r.before.and_then(json_struct),
             after: r.after.and_then(json_struct),
             create_time: Some(timestamp(r.created_at)),
+            reason: r.reason.unwrap_or_default(),
         }
     }
 }
@@ -186,6 +278,7 @@ impl From<Decision> for pb::Decision {
             Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
             Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
             Decision::AppLimitReached => pb::Decision::AppLimitReached,
+            Decision::AddressNotAllowed(_) => pb::Decision::AddressNotAllowed,
         }
     }
 }
@@ -203,6 +296,10 @@ pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
 
 impl From<WatchItem> for pb::WatchApplicationsResponse {
     fn from(item: WatchItem) -> Self {
+        let reason = match &item.event {
+            WatchEvent::Recorded(c) | WatchEvent::StateChanged(c) => c.reason.clone(),
+            _ => None,
+        };
         let (kind, application, event_time) = match item.event {
             WatchEvent::Snapshot(app) => {
                 let at = timestamp(app.updated_at);
@@ -211,11 +308,15 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
             WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
             WatchEvent::Recorded(c) => {
                 let at = timestamp(c.at);
-                (pb::WatchEventType::Recorded, Some(c.into()), Some(at))
+                (pb::WatchEventType::Recorded, Some((&c).into()), Some(at))
             }
             WatchEvent::StateChanged(c) => {
                 let at = timestamp(c.at);
-                (pb::WatchEventType::StateChanged, Some(c.into()), Some(at))
+                (
+                    pb::WatchEventType::StateChanged,
+                    Some((&c).into()),
+                    Some(at),
+                )
             }
             WatchEvent::Heartbeat => (
                 pb::WatchEventType::Heartbeat,
@@ -228,6 +329,7 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
             application,
             cursor: item.cursor,
             event_time,
+            reason: reason.unwrap_or_default(),
         }
     }
 }

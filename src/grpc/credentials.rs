@@ -162,7 +162,11 @@ pub fn credentials(headers: &impl HeaderSource) -> Result<Credentials, Credentia
     };
     let secret = Secret::parse(&token).map_err(CredentialsError::MalformedToken)?;
     let app = AppName::parse(&app).map_err(CredentialsError::MalformedAppName)?;
-    Ok(Credentials { secret, app })
+    Ok(Credentials {
+        secret,
+        app,
+        client: None,
+    })
 }
 
 /// Credentials of a management call, refused as UNAUTHENTICATED when missing or malformed.

@@ -17,6 +17,9 @@ use envoy_types::ext_authz::v3::{
     CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::address::Address as SocketAddressKind;
 use serde_json::json;
 use tonic::{Code, Request, Response, Status};
 
@@ -94,7 +97,10 @@ impl Authorization for ExtAuthzHandler {
             Err(refusal) => return Ok(Response::new(*refusal)),
         };
         let (secret, app) = (&credentials.secret, &credentials.app);
-        let outcome = self.service.authorize(secret, app, required).await?;
+        let outcome = self
+            .service
+            .authorize_from(secret, app, required, credentials.client)
+            .await?;
         Ok(Response::new(respond(check, app, &outcome)))
     }
 }
@@ -106,9 +112,31 @@ pub fn read_check(
     settings: &ExtAuthzSettings,
 ) -> Result<(Credentials, Privilege), Box<CheckResponse>> {
     let http = HttpHeaders::of(check);
-    let credentials =
+    let mut credentials =
         credentials(&http).map_err(|refusal| Box::new(refuse_credentials(&refusal)))?;
+    credentials.client = source_address(check);
     Ok((credentials, settings.required_privilege(http.method())))
+}
+
+/// The downstream client's address as Envoy saw it (`attributes.source`): Envoy has already
+/// applied its own `x-forwarded-for` policy (`use_remote_address`, `xff_num_trusted_hops`),
+/// so a header the client sent is not read again here. `None` for a pipe or no address.
+fn source_address(check: &CheckRequest) -> Option<IpAddr> {
+    let address = check
+        .attributes
+        .as_ref()?
+        .source
+        .as_ref()?
+        .address
+        .as_ref()?;
+    match address.address.as_ref()? {
+        SocketAddressKind::SocketAddress(socket) => socket
+            .address
+            .parse::<IpAddr>()
+            .ok()
+            .map(|a| a.to_canonical()),
+        _ => None,
+    }
 }
 
 /// The answer to a Check whose credentials were decided on.

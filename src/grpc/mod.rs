@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
 mod accounts;
 mod authorize;
+mod client_address;
 pub mod codec;
 mod consistency;
 mod convert;
@@ -12,7 +13,9 @@ mod tokens;
 
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
+pub use client_address::FORWARDED_FOR_HEADER;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
+pub use convert::timestamp;
 pub use credentials::{
     CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
 };

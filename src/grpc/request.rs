@@ -1,15 +1,21 @@
 //! Request messages read into what their use cases take: one `TryFrom` per message, each
 //! reporting every bad field at once (INVALID_ARGUMENT with a BadRequest), never the first only.
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::convert::Unspecified;
 use super::pb;
 use crate::domain::{
-    AppName, AppState, Description, FieldViolation, Privilege, Secret, TokenType, UserName,
+    AddressRanges, AppName, AppState, Conditions, Description, FieldViolation, Privilege,
+    Rationale, Secret, TokenType, UserName, truncate_to_micros,
 };
 use crate::service::{
-    NewTokenRequest, PageRequest, ServiceError, TokenFilters, TokenUpdate, WatchRequest,
+    MAX_BATCH, NewTokenRequest, PageRequest, ServiceError, TokenFilters, TokenUpdate, WatchRequest,
 };
+use crate::storage::AppDecision;
 
 /// Reads a request message into what its use case takes.
 pub fn parse<'a, M, T>(message: &'a M) -> Result<T, ServiceError>
@@ -74,6 +80,91 @@ impl Violations {
         }
     }
 
+    /// Address ranges (CIDRs) as a request lists them.
+    fn ranges(&mut self, field: &str, values: &[String]) -> Option<AddressRanges> {
+        self.check(field, AddressRanges::parse(values))
+    }
+
+    /// An optional client address: empty is unknown.
+    fn optional_address(&mut self, field: &str, value: &str) -> Option<Option<IpAddr>> {
+        if value.is_empty() {
+            return Some(None);
+        }
+        self.check(
+            field,
+            value
+                .parse::<IpAddr>()
+                .map(|a| Some(a.to_canonical()))
+                .map_err(|_| "must be an IPv4 or IPv6 address, e.g. 10.1.2.3".into()),
+        )
+    }
+
+    /// A decision's conditions, checked against its state at `now`: every bad field is noted
+    /// under `field` (e.g. `conditions` or `decisions[3].conditions`).
+    fn conditions(
+        &mut self,
+        field: &str,
+        given: Option<&pb::ApprovalConditions>,
+        state: Option<AppState>,
+        now: DateTime<Utc>,
+    ) -> Option<Option<Conditions>> {
+        let Some(given) = given else {
+            return Some(None);
+        };
+        let until = match &given.expire_time {
+            None => Some(None),
+            Some(t) => self
+                .check(
+                    &format!("{field}.expire_time"),
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                        .map(truncate_to_micros)
+                        .ok_or_else(|| "is not a valid time".to_owned()),
+                )
+                .map(Some),
+        };
+        let max_privilege = self.enumerated::<pb::Privilege, Privilege>(
+            &format!("{field}.max_privilege"),
+            given.max_privilege,
+        );
+        let client_ranges = self.ranges(&format!("{field}.client_cidrs"), &given.client_cidrs);
+        let conditions = Conditions {
+            until: until?,
+            max_privilege: max_privilege?,
+            client_ranges: client_ranges?,
+        };
+        // Without a valid state there is nothing to check the conditions against; the state's
+        // own violation is reported.
+        let state = state?;
+        self.check(field, conditions.for_state(state, now))
+    }
+
+    /// One decision's fields, under `prefix` (`""` for SetApplicationState's own fields,
+    /// `decisions[i].` in a batch); its conditions are checked against its state now.
+    fn decision(
+        &mut self,
+        prefix: &str,
+        token_id: &str,
+        name: &str,
+        state: i32,
+        conditions: Option<&pb::ApprovalConditions>,
+    ) -> Option<AppDecision> {
+        let token_id = self.uuid(&format!("{prefix}token_id"), token_id);
+        let name = self.check(&format!("{prefix}name"), AppName::parse(name));
+        let state = self.required::<pb::AppState, AppState>(&format!("{prefix}state"), state);
+        let conditions = self.conditions(
+            &format!("{prefix}conditions"),
+            conditions,
+            state,
+            crate::domain::now(),
+        );
+        Some(AppDecision {
+            token_id: token_id?,
+            name: name?,
+            state: state?,
+            conditions: conditions?,
+        })
+    }
+
     fn page(&mut self, page_size: i32, page_token: &str) -> Option<PageRequest> {
         self.check("page_size", PageRequest::parse(page_size, page_token))
     }
@@ -118,7 +209,15 @@ by_id!(
     RemoveMemberRequest.user_id,
 );
 
-impl TryFrom<&pb::AuthorizeRequest> for (Secret, AppName, Privilege) {
+/// What an Authorize request asks.
+pub struct Asked {
+    pub secret: Secret,
+    pub app: AppName,
+    pub required: Privilege,
+    pub client: Option<IpAddr>,
+}
+
+impl TryFrom<&pb::AuthorizeRequest> for Asked {
     type Error = ServiceError;
 
     fn try_from(req: &pb::AuthorizeRequest) -> Result<Self, ServiceError> {
@@ -130,7 +229,15 @@ impl TryFrom<&pb::AuthorizeRequest> for (Secret, AppName, Privilege) {
         let app = v.check("app_name", AppName::parse(&req.app_name));
         let required =
             v.enumerated::<pb::Privilege, Privilege>("required_privilege", req.required_privilege);
-        v.finish(|| Some((secret?, app?, required?.unwrap_or(Privilege::ReadOnly))))
+        let client = v.optional_address("client_address", &req.client_address);
+        v.finish(|| {
+            Some(Asked {
+                secret: secret?,
+                app: app?,
+                required: required?.unwrap_or(Privilege::ReadOnly),
+                client: client?,
+            })
+        })
     }
 }
 
@@ -145,6 +252,7 @@ impl TryFrom<&pb::CreateTokenRequest> for NewTokenRequest {
             v.enumerated::<pb::AppState, AppState>("default_app_state", req.default_app_state);
         let description = v.check("description", Description::parse(&req.description));
         let request_id = v.optional_uuid("request_id", &req.request_id);
+        let bound_ranges = v.ranges("bound_cidrs", &req.bound_cidrs);
         v.finish(|| {
             Some(NewTokenRequest {
                 token_type: token_type?,
@@ -152,6 +260,7 @@ impl TryFrom<&pb::CreateTokenRequest> for NewTokenRequest {
                 default_app_state: default_app_state?.unwrap_or(AppState::Pending),
                 description: description?,
                 request_id: request_id?,
+                bound_ranges: bound_ranges?,
             })
         })
     }
@@ -194,7 +303,7 @@ impl TryFrom<&pb::UpdateTokenRequest> for (Uuid, TokenUpdate) {
         if paths.is_empty() {
             v.add(
                 "update_mask",
-                "is required: name the fields to change (privilege, default_app_state, description)",
+                "is required: name the fields to change (privilege, default_app_state, description, bound_cidrs)",
             );
         }
         let mut update = TokenUpdate::default();
@@ -214,10 +323,13 @@ impl TryFrom<&pb::UpdateTokenRequest> for (Uuid, TokenUpdate) {
                     update.description =
                         v.check("token.description", Description::parse(&token.description));
                 }
+                "bound_cidrs" => {
+                    update.bound_ranges = v.ranges("token.bound_cidrs", &token.bound_cidrs);
+                }
                 other => v.add(
                     "update_mask",
                     format!(
-                        "cannot update '{other}': only privilege, default_app_state and description may change"
+                        "cannot update '{other}': only privilege, default_app_state, description and bound_cidrs may change"
                     ),
                 ),
             }
@@ -249,15 +361,62 @@ impl TryFrom<&pb::ListApplicationsRequest> for (Uuid, Option<AppState>, PageRequ
     }
 }
 
-impl TryFrom<&pb::SetApplicationStateRequest> for (Uuid, AppName, AppState) {
+/// The decision and the reason given for it.
+impl TryFrom<&pb::SetApplicationStateRequest> for (AppDecision, Option<Rationale>) {
     type Error = ServiceError;
 
     fn try_from(req: &pb::SetApplicationStateRequest) -> Result<Self, ServiceError> {
         let mut v = Violations::default();
-        let token_id = v.uuid("token_id", &req.token_id);
-        let name = v.check("name", AppName::parse(&req.name));
-        let state = v.required::<pb::AppState, _>("state", req.state);
-        v.finish(|| Some((token_id?, name?, state?)))
+        let decision = v.decision(
+            "",
+            &req.token_id,
+            &req.name,
+            req.state,
+            req.conditions.as_ref(),
+        );
+        let reason = v.check("reason", Rationale::parse(&req.reason));
+        v.finish(|| Some((decision?, reason?)))
+    }
+}
+
+/// Every decision of the batch and the reason given for them.
+impl TryFrom<&pb::BatchSetApplicationStatesRequest> for (Vec<AppDecision>, Option<Rationale>) {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::BatchSetApplicationStatesRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        if req.decisions.is_empty() || req.decisions.len() > MAX_BATCH {
+            v.add(
+                "decisions",
+                format!(
+                    "must hold 1 to {MAX_BATCH} decisions, got {}",
+                    req.decisions.len()
+                ),
+            );
+        }
+        let mut decisions = Vec::with_capacity(req.decisions.len());
+        let mut seen = HashSet::new();
+        for (i, d) in req.decisions.iter().enumerate().take(MAX_BATCH) {
+            let prefix = format!("decisions[{i}].");
+            let parsed = v.decision(
+                &prefix,
+                &d.token_id,
+                &d.name,
+                d.state,
+                d.conditions.as_ref(),
+            );
+            if let Some(decision) = parsed {
+                if !seen.insert((decision.token_id, decision.name.clone())) {
+                    v.add(
+                        &format!("decisions[{i}]"),
+                        "decides a (token_id, name) an earlier decision of this batch decides",
+                    );
+                }
+                decisions.push(decision);
+            }
+        }
+        let reason = v.check("reason", Rationale::parse(&req.reason));
+        v.finish(|| Some((decisions, reason?)))
     }
 }
 
@@ -363,7 +522,7 @@ mod tests {
     #[test]
     fn a_required_enum_left_unspecified_is_named() {
         let req = pb::SetApplicationStateRequest::default();
-        let err = parse::<_, (Uuid, AppName, AppState)>(&req).unwrap_err();
+        let err = parse::<_, (AppDecision, Option<Rationale>)>(&req).unwrap_err();
         assert_eq!(fields(err), ["token_id", "name", "state"]);
     }
 }

@@ -7,8 +7,7 @@ use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::consistency::{caller, with_revision};
-use super::credentials::credentials_from_metadata;
+use super::consistency::{caller, credentials_of, with_revision};
 use super::pb::{self, token_service_server::TokenService};
 use super::request::parse;
 use crate::service::{Service, TokenView};
@@ -86,8 +85,18 @@ impl TokenService for TokenHandler {
     ) -> Result<Response<pb::RetireTokenResponse>, Status> {
         let caller = caller(&self.service, &request).await?;
         let id = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self.service.preview_retire_token(&caller, id).await?;
+            return Ok(Response::new(pb::RetireTokenResponse {
+                token: previewed.would.and_then(token),
+                preview: Some(previewed.preview.into()),
+            }));
+        }
         let view = self.service.retire_token(&caller, id).await?;
-        let reply = pb::RetireTokenResponse { token: token(view) };
+        let reply = pb::RetireTokenResponse {
+            token: token(view),
+            preview: None,
+        };
         Ok(with_revision(&self.service, reply).await)
     }
 
@@ -123,13 +132,62 @@ impl TokenService for TokenHandler {
         request: Request<pb::SetApplicationStateRequest>,
     ) -> Result<Response<pb::SetApplicationStateResponse>, Status> {
         let caller = caller(&self.service, &request).await?;
-        let (token_id, name, state) = parse(request.get_ref())?;
+        let (decision, reason) = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self
+                .service
+                .preview_decisions(&caller, vec![decision], reason)
+                .await?;
+            let application = match previewed.would.and_then(|mut r| r.pop()) {
+                Some(Ok(decided)) => Some(decided.application().clone().into()),
+                // Refused for this decision alone: as the change itself would be.
+                Some(Err(e)) => return Err(e.into()),
+                None => None,
+            };
+            return Ok(Response::new(pb::SetApplicationStateResponse {
+                application,
+                preview: Some(previewed.preview.into()),
+            }));
+        }
         let app = self
             .service
-            .set_application_state(&caller, token_id, &name, state)
+            .set_application_state(&caller, decision, reason)
             .await?;
         let reply = pb::SetApplicationStateResponse {
             application: Some(app.into()),
+            preview: None,
+        };
+        Ok(with_revision(&self.service, reply).await)
+    }
+
+    async fn batch_set_application_states(
+        &self,
+        request: Request<pb::BatchSetApplicationStatesRequest>,
+    ) -> Result<Response<pb::BatchSetApplicationStatesResponse>, Status> {
+        let caller = caller(&self.service, &request).await?;
+        let (decisions, reason) = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self
+                .service
+                .preview_decisions(&caller, decisions, reason)
+                .await?;
+            return Ok(Response::new(pb::BatchSetApplicationStatesResponse {
+                results: previewed
+                    .would
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+                preview: Some(previewed.preview.into()),
+            }));
+        }
+        let results = self
+            .service
+            .batch_set_application_states(&caller, decisions, reason)
+            .await?;
+        let reply = pb::BatchSetApplicationStatesResponse {
+            results: results.into_iter().map(Into::into).collect(),
+            preview: None,
         };
         Ok(with_revision(&self.service, reply).await)
     }
@@ -163,7 +221,7 @@ impl TokenService for TokenHandler {
         request: Request<pb::WatchApplicationsRequest>,
     ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
         self.service.require_database()?;
-        let credentials = credentials_from_metadata(request.metadata())?;
+        let credentials = credentials_of(&self.service, &request)?;
         let watch = parse(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;
         Ok(Response::new(Box::pin(stream.map(|item| {

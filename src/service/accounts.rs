@@ -5,7 +5,7 @@ use crate::domain::{
     Account, AppState, Caller, Description, Member, Privilege, Reason, Secret, Token, TokenDraft,
     UserName, may_grant,
 };
-use crate::storage::{Actor, MemberChange, NewToken, StorageError};
+use crate::storage::{Actor, MemberChange, NewToken, StorageError, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::caller_now;
@@ -136,45 +136,51 @@ impl Service {
         id: Uuid,
         role: Privilege,
     ) -> Result<Member, ServiceError> {
+        self.change_membership(caller, id, MemberChange::SetRole(role), WriteMode::Commit)
+            .await
+    }
+
+    /// The member's user tokens stop working at once; account tokens keep working.
+    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
+        self.change_membership(caller, id, MemberChange::Remove, WriteMode::Commit)
+            .await
+            .map(drop)
+    }
+
+    /// Changes a membership, or (validating only) says what it would be. The account keeps
+    /// an Admin.
+    pub(super) async fn change_membership(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: MemberChange,
+        mode: WriteMode,
+    ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
         let member = self
             .repo
             .change_member(
                 caller.account_id,
                 id,
-                MemberChange::SetRole(role),
+                change,
                 Actor::of(caller),
+                mode,
                 |locked, current, admins| {
                     caller_now(locked)?.require_admin()?;
                     let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    Ok::<_, ServiceError>(current.require_keeps_an_admin(Some(role), admins)?)
+                    let role = match change {
+                        MemberChange::SetRole(role) => Some(role),
+                        MemberChange::Remove => None,
+                    };
+                    Ok::<_, ServiceError>(current.require_keeps_an_admin(role, admins)?)
                 },
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
+        if mode == WriteMode::Commit {
+            self.changed_here(StaleKey::Owner(id)).await;
+        }
         Ok(member)
-    }
-
-    /// The member's user tokens stop working at once; account tokens keep working.
-    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
-        caller.require_admin()?;
-        self.repo
-            .change_member(
-                caller.account_id,
-                id,
-                MemberChange::Remove,
-                Actor::of(caller),
-                |locked, current, admins| {
-                    caller_now(locked)?.require_admin()?;
-                    let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    Ok::<_, ServiceError>(current.require_keeps_an_admin(None, admins)?)
-                },
-            )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
-        Ok(())
     }
 }
 

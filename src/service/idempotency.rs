@@ -60,13 +60,18 @@ pub(super) fn new_cache() -> CreatedCache {
 
 /// A digest of the fields that make the token, so a reused key with another body is told apart.
 fn fingerprint(req: &NewTokenRequest) -> [u8; 32] {
-    let text = format!(
+    let mut text = format!(
         "{}\n{}\n{}\n{}",
         req.token_type.as_str(),
         req.privilege.as_str(),
         req.default_app_state.as_str(),
         req.description.as_str()
     );
+    // Only when set, so the fingerprints of requests without ranges stay as they were.
+    if let Some(ranges) = req.bound_ranges.to_stored() {
+        text.push('\n');
+        text.push_str(&ranges);
+    }
     Sha256::digest(text.as_bytes()).into()
 }
 

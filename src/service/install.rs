@@ -4,7 +4,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::{AppName, AppState, Caller};
-use crate::storage::{Actor, Locked};
+use crate::storage::{Actor, AppDecision, Locked, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::visible_now;
@@ -91,18 +91,28 @@ impl Service {
             caller.require_write()?;
             Ok::<_, ServiceError>(token.require_installable()?)
         };
-        self.repo
-            .set_application_state(
+        let decision = AppDecision {
+            token_id,
+            name: app.clone(),
+            state: AppState::Allow,
+            conditions: None,
+        };
+        let mut results = self
+            .repo
+            .decide_applications(
                 caller.account_id,
-                token_id,
-                &app,
-                AppState::Allow,
-                actor,
                 caller.token_id,
-                check,
+                actor,
+                std::slice::from_ref(&decision),
+                None,
+                WriteMode::Commit,
+                |_| Ok::<_, ServiceError>(()),
+                |locked, _| check(locked),
             )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
+            .await?;
+        results
+            .pop()
+            .ok_or_else(|| ServiceError::not_found("token", token_id))??;
         self.changed_here(StaleKey::App(token_id, app.as_str().to_owned()))
             .await;
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();

@@ -3,6 +3,7 @@ mod accounts;
 mod authorize;
 mod cache;
 mod compaction;
+mod decisions;
 mod error;
 mod guard;
 mod idempotency;
@@ -10,6 +11,7 @@ mod install;
 mod last_used;
 mod page;
 mod positions;
+mod preview;
 mod replica;
 mod tokens;
 mod watch;
@@ -17,6 +19,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::AddressRanges;
 use crate::metrics::Metrics;
 use crate::storage::{KEY_LEN, Repository};
 use crate::telemetry::chain;
@@ -26,10 +29,12 @@ use replica::Replica;
 pub use accounts::{AccountView, Bootstrapped};
 pub use authorize::{AuthorizeOutcome, Credentials};
 pub use cache::CacheSettings;
+pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
+pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
 pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
 pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
@@ -49,7 +54,17 @@ pub struct ServiceSettings {
     pub watch_heartbeat: Duration,
     /// How long application events are kept; older cursors are expired.
     pub event_retention: Duration,
+    /// Proxies whose `x-forwarded-for` is believed for management calls; empty: none.
+    pub trusted_proxies: AddressRanges,
+    /// How often lapsed conditional approvals are written back to Pending (with their event).
+    /// Decisions do not wait for it: a lapsed approval is Pending from its end on.
+    pub approval_sweep: Duration,
+    /// How far back an impact preview looks for applications that used a token.
+    pub usage_window: Duration,
 }
+
+/// How often lapsed conditional approvals are written back to Pending, by default.
+pub const DEFAULT_APPROVAL_SWEEP: Duration = Duration::from_secs(5);
 
 /// How long a read waits for this replica to catch up with a requested revision.
 const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
@@ -72,6 +87,9 @@ impl Default for ServiceSettings {
             last_used_interval: Self::DEFAULT_LAST_USED_INTERVAL,
             watch_heartbeat: Self::DEFAULT_WATCH_HEARTBEAT,
             event_retention: Self::DEFAULT_EVENT_RETENTION,
+            trusted_proxies: AddressRanges::default(),
+            approval_sweep: DEFAULT_APPROVAL_SWEEP,
+            usage_window: preview::DEFAULT_USAGE_WINDOW,
         }
     }
 }
@@ -260,6 +278,11 @@ impl Service {
 
     pub fn repository(&self) -> &Repository {
         &self.repo
+    }
+
+    /// The proxies whose forwarded client addresses management calls believe.
+    pub fn trusted_proxies(&self) -> &AddressRanges {
+        &self.settings.trusted_proxies
     }
 
     /// This server's metrics; WatchApplications holds `metrics().watch_stream_opened()`.

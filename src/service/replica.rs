@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::domain::AppStanding;
 use crate::metrics::Metrics;
 use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
 use crate::telemetry::chain;
@@ -216,10 +217,15 @@ impl Replica {
                 token_id,
                 name,
                 state,
+                conditions,
                 ..
             } => {
                 let key = (*token_id, name.as_str().to_owned());
-                self.cache.changed_app(key, *state, seq).await
+                let standing = AppStanding {
+                    state: *state,
+                    conditions: conditions.clone().map(Arc::new),
+                };
+                self.cache.changed_app(key, standing, seq).await
             }
             other => self.cache.forget(StaleKey::of(other), seq).await,
         }

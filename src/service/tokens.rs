@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::{
-    AppName, AppState, Application, Caller, Description, OwnerStatus, PolicyDenial, Privilege,
-    Secret, Token, TokenState, TokenType,
+    AddressRanges, AppState, Application, Caller, Description, OwnerStatus, PolicyDenial,
+    Privilege, Secret, Token, TokenState, TokenType,
 };
-use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter};
+use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::{caller_now, visible_now};
@@ -23,6 +23,8 @@ pub struct NewTokenRequest {
     pub description: Description,
     /// AIP-155 idempotency key: a retry with the same one creates nothing more.
     pub request_id: Option<Uuid>,
+    /// Where the token may be used from; empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 /// The fields UpdateToken may change; `None` leaves one as it is.
@@ -31,6 +33,7 @@ pub struct TokenUpdate {
     pub privilege: Option<Privilege>,
     pub default_app_state: Option<AppState>,
     pub description: Option<Description>,
+    pub bound_ranges: Option<AddressRanges>,
 }
 
 /// ListTokens filters.
@@ -69,12 +72,13 @@ impl Service {
         req: NewTokenRequest,
         request: Option<&CreateRequest>,
     ) -> Result<(TokenView, Secret), ServiceError> {
-        let draft = caller.draft(
+        let mut draft = caller.draft(
             req.token_type,
             req.privilege,
             req.default_app_state,
             req.description,
         );
+        draft.bound_ranges = req.bound_ranges;
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         let (token_type, privilege) = (req.token_type, req.privilege);
         self.repo
@@ -152,6 +156,7 @@ impl Service {
                 caller.token_id,
                 "token.update",
                 Actor::of(caller),
+                WriteMode::Commit,
                 |locked| {
                     let (caller, current, _) = visible_now(locked, id)?;
                     caller.require_write()?;
@@ -164,6 +169,7 @@ impl Service {
                     next.default_app_state =
                         update.default_app_state.unwrap_or(next.default_app_state);
                     next.description = update.description.clone().unwrap_or(next.description);
+                    next.bound_ranges = update.bound_ranges.clone().unwrap_or(next.bound_ranges);
                     Ok::<_, ServiceError>(Some(next))
                 },
             )
@@ -173,6 +179,16 @@ impl Service {
 
     /// Retiring is final; retiring a retired token changes nothing.
     pub async fn retire_token(&self, caller: &Caller, id: Uuid) -> Result<TokenView, ServiceError> {
+        self.retire(caller, id, WriteMode::Commit).await
+    }
+
+    /// Retires, or (validating only) says what retiring would leave.
+    pub(super) async fn retire(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        mode: WriteMode,
+    ) -> Result<TokenView, ServiceError> {
         caller.require_write()?;
         let changed = self
             .repo
@@ -182,6 +198,7 @@ impl Service {
                 caller.token_id,
                 "token.retire",
                 Actor::of(caller),
+                mode,
                 |locked| -> Result<_, ServiceError> {
                     let (caller, current, _) = visible_now(locked, id)?;
                     caller.require_write()?;
@@ -195,7 +212,13 @@ impl Service {
                 },
             )
             .await?;
-        self.changed_view(changed, id).await
+        match mode {
+            WriteMode::Commit => self.changed_view(changed, id).await,
+            WriteMode::ValidateOnly => match changed {
+                Some((_, after)) => self.view(after).await,
+                None => Err(ServiceError::not_found("token", id)),
+            },
+        }
     }
 
     /// User → Account, Admin only, for good. The token then outlives its creator's membership.
@@ -218,6 +241,7 @@ impl Service {
                 caller.token_id,
                 "token.promote",
                 Actor::of(caller),
+                WriteMode::Commit,
                 |locked| {
                     let (caller, current, owner) = visible_now(locked, id)?;
                     caller.require_admin()?;
@@ -251,36 +275,6 @@ impl Service {
             .list_applications(token_id, state, pager.after, pager.fetch())
             .await?;
         Ok(pager.page(rows))
-    }
-
-    pub async fn set_application_state(
-        &self,
-        caller: &Caller,
-        token_id: Uuid,
-        name: &AppName,
-        state: AppState,
-    ) -> Result<Application, ServiceError> {
-        caller.require_write()?;
-        let app = self
-            .repo
-            .set_application_state(
-                caller.account_id,
-                token_id,
-                name,
-                state,
-                Actor::of(caller),
-                caller.token_id,
-                |locked| {
-                    let (caller, token, _) = visible_now(locked, token_id)?;
-                    caller.require_write()?;
-                    Ok::<_, ServiceError>(token.require_active()?)
-                },
-            )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
-        self.changed_here(StaleKey::App(token_id, name.as_str().to_owned()))
-            .await;
-        Ok(app)
     }
 
     pub async fn list_audit_events(

@@ -10,8 +10,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller, Reason};
-use crate::storage::{AppChangeKind, Change, LoggedChange};
+use crate::domain::{AppName, AppState, Application, Caller, Conditions, Reason};
+use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow};
 
 use super::cache::StaleKey;
 use super::positions::Purpose;
@@ -39,6 +39,12 @@ pub struct AppChange {
     pub name: AppName,
     pub state: AppState,
     pub at: DateTime<Utc>,
+    /// An Allow's conditions, as written.
+    pub conditions: Option<Conditions>,
+    /// Why, as its maker said; for a lapsed approval, that it lapsed.
+    pub reason: Option<String>,
+    /// Its first and last sight and evidence when the change was read.
+    pub seen: Option<SeenNow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +102,8 @@ impl Watcher {
             name,
             state,
             kind,
+            conditions,
+            reason,
         } = &change.change
         else {
             return None;
@@ -109,15 +117,22 @@ impl Watcher {
         if !visible {
             return None;
         }
+        let reason = match kind {
+            AppChangeKind::Lapsed => Some(LAPSE_REASON.to_owned()),
+            _ => reason.clone(),
+        };
         let app = AppChange {
             token_id: *token_id,
             name: name.clone(),
             state: *state,
             at: change.at,
+            conditions: conditions.clone(),
+            reason,
+            seen: change.seen.clone(),
         };
         Some(match kind {
             AppChangeKind::Recorded => WatchEvent::Recorded(app),
-            AppChangeKind::StateChanged => WatchEvent::StateChanged(app),
+            AppChangeKind::StateChanged | AppChangeKind::Lapsed => WatchEvent::StateChanged(app),
         })
     }
 }

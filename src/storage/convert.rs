@@ -3,7 +3,10 @@ use chrono::{DateTime, Utc};
 
 use super::StorageError;
 use super::entities::{accounts, applications, members, tokens};
-use crate::domain::{Account, AppName, Application, Description, Member, Named, Token, UserName};
+use crate::domain::{
+    Account, AddressRanges, AppName, Application, Conditions, Description, Evidence, Member, Named,
+    Privilege, Token, UserName,
+};
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -21,6 +24,10 @@ fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
 /// A value stored by its name (`Named`): a name the code does not know is corrupt data.
 pub(crate) fn named<T: Named>(name: &str) -> Result<T, StorageError> {
     T::from_name(name).map_err(|e| StorageError::corrupt(format!("{name:?}: {e}")))
+}
+
+pub(crate) fn ranges(stored: Option<&str>) -> Result<AddressRanges, StorageError> {
+    AddressRanges::from_stored(stored).map_err(StorageError::corrupt)
 }
 
 pub(crate) fn account(m: accounts::Model) -> Result<Account, StorageError> {
@@ -58,7 +65,40 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
         retired_at: opt_time(m.retired_at)?,
         promoted_at: opt_time(m.promoted_at)?,
         last_used_at: opt_time(m.last_used_at)?,
+        bound_ranges: ranges(m.bound_cidrs.as_deref())?,
     })
+}
+
+/// An approval's conditions from their three columns; `None` when none is set.
+pub(crate) fn conditions(
+    until: Option<i64>,
+    max_privilege: Option<&str>,
+    cidrs: Option<&str>,
+) -> Result<Option<Conditions>, StorageError> {
+    let conditions = Conditions {
+        until: opt_time(until)?,
+        max_privilege: max_privilege.map(named::<Privilege>).transpose()?,
+        client_ranges: ranges(cidrs)?,
+    };
+    Ok((!conditions.is_empty()).then_some(conditions))
+}
+
+/// The columns of an approval's conditions: until, privilege cap, ranges.
+pub(crate) fn condition_columns(
+    conditions: Option<&Conditions>,
+) -> (Option<i64>, Option<String>, Option<String>) {
+    match conditions {
+        None => (None, None, None),
+        Some(c) => (
+            c.until.map(micros),
+            c.max_privilege.map(|p| p.as_str().to_owned()),
+            c.client_ranges.to_stored(),
+        ),
+    }
+}
+
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 pub(crate) fn application(m: applications::Model) -> Result<Application, StorageError> {
@@ -66,8 +106,19 @@ pub(crate) fn application(m: applications::Model) -> Result<Application, Storage
         token_id: m.token_id,
         name: AppName::parse(&m.name).map_err(StorageError::corrupt)?,
         state: named(&m.state)?,
+        conditions: conditions(
+            m.cond_until,
+            m.cond_max_privilege.as_deref(),
+            m.cond_cidrs.as_deref(),
+        )?,
         first_seen_at: time(m.first_seen_at)?,
         last_seen_at: time(m.last_seen_at)?,
         updated_at: time(m.updated_at)?,
+        evidence: Evidence {
+            refused_attempts: count(m.refused_attempts),
+            allowed_count: count(m.allowed_count),
+            // An address that no longer parses is evidence lost, not a reason to fail a listing.
+            last_client_address: m.last_client_address.and_then(|a| a.parse().ok()),
+        },
     })
 }

@@ -342,8 +342,7 @@ impl TestApp {
                 r#type: token_type.into(),
                 privilege: privilege.into(),
                 default_app_state: default_app_state.into(),
-                description: String::new(),
-                request_id: String::new(),
+                ..Default::default()
             }))
             .await
             .expect("create token")
