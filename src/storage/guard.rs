@@ -226,7 +226,7 @@ pub(crate) fn grant(row: &tokens::Model, owner: OwnerStatus) -> Result<TokenGran
         owner_id: token.owner_id,
         privilege: token.privilege,
         default_app_state: token.default_app_state,
-        retired: token.retired_at.is_some(),
+        retired: token.is_retired(),
         owner,
         bound_ranges: token.bound_ranges,
     })
