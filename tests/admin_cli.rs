@@ -254,10 +254,133 @@ async fn retire_then_get_on_another_replica_with_its_revision(backend: Backend) 
     assert!(forged.stderr.contains("min-revision"), "{}", forged.stderr);
 }
 
+/// Conditional approvals, bulk decisions with a reason, previews and bound tokens, as an
+/// operator types them.
+async fn conditions_batches_previews_and_bound_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let made = json(
+        &app,
+        &[
+            "tokens",
+            "create",
+            "--privilege",
+            "normal",
+            "--bound-cidr",
+            "10.0.0.0/8",
+            "--bound-cidr",
+            "192.168.1.7",
+        ],
+    )
+    .await;
+    assert_eq!(
+        made["bound_cidrs"],
+        serde_json::json!(["10.0.0.0/8", "192.168.1.7/32"])
+    );
+    let id = made["id"].as_str().expect("id").to_owned();
+    let anywhere = json(&app, &["tokens", "update", &id, "--anywhere"]).await;
+    assert_eq!(anywhere["bound_cidrs"], serde_json::json!([]));
+
+    let allowed = json(
+        &app,
+        &[
+            "apps",
+            "allow",
+            &id,
+            "terraform",
+            "--for",
+            "30d",
+            "--max-privilege",
+            "read_only",
+            "--cidr",
+            "10.0.0.0/8",
+            "--reason",
+            "CHG-4711",
+        ],
+    )
+    .await;
+    assert_eq!(allowed["conditions"]["max_privilege"], "read_only");
+    assert_eq!(
+        allowed["conditions"]["client_cidrs"],
+        serde_json::json!(["10.0.0.0/8"])
+    );
+    assert!(allowed["conditions"]["expire_time"].is_string());
+    let table = ok(&app, &["apps", "list", &id]).await;
+    assert!(
+        table.contains("at most read_only") && table.contains("from 10.0.0.0/8"),
+        "{table}"
+    );
+
+    let pair = |name: &str| format!("{id}:{name}");
+    let results = json(
+        &app,
+        &[
+            "apps",
+            "batch",
+            "--allow",
+            &pair("grafana"),
+            "--deny",
+            &pair("circonus:osi:abc"),
+            "--reason",
+            "quarterly review",
+        ],
+    )
+    .await;
+    let results = results.as_array().expect("array");
+    assert_eq!(results.len(), 2);
+    assert!(
+        results
+            .iter()
+            .all(|r| r["code"] == 0 && r["changed"] == true)
+    );
+    assert_eq!(
+        results[1]["name"], "circonus:osi:abc",
+        "names keep their colons"
+    );
+
+    let preview = json(&app, &["tokens", "retire", &id, "--validate-only"]).await;
+    assert_eq!(preview["permitted"], true);
+    assert_eq!(preview["usage_window_days"], 30);
+    let still = json(&app, &["tokens", "get", &id]).await;
+    assert_eq!(still["state"], "active", "a preview changes nothing");
+    let member = json(
+        &app,
+        &["members", "add", "dev@example.com", "--role", "normal"],
+    )
+    .await;
+    let user_id = member["user_id"].as_str().expect("user id").to_owned();
+    let preview = json(
+        &app,
+        &[
+            "members",
+            "update",
+            &user_id,
+            "--role",
+            "read_only",
+            "--validate-only",
+        ],
+    )
+    .await;
+    assert_eq!(preview["permitted"], true);
+    let preview = json(&app, &["members", "remove", &user_id, "--validate-only"]).await;
+    assert_eq!(preview["permitted"], true);
+    let preview = ok(&app, &["apps", "deny", &id, "grafana", "--validate-only"]).await;
+    assert!(preview.contains("permitted"), "{preview}");
+    let apps = json(&app, &["apps", "list", &id]).await;
+    assert!(
+        apps.as_array()
+            .expect("array")
+            .iter()
+            .any(|a| a["name"] == "grafana" && a["state"] == "allow"),
+        "the previewed deny changed nothing"
+    );
+    app.stop().await;
+}
+
 on_both_backends!(
     tokens_create_list_retire,
     apps_allow_and_members_add,
-    retire_then_get_on_another_replica_with_its_revision
+    retire_then_get_on_another_replica_with_its_revision,
+    conditions_batches_previews_and_bound_tokens,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

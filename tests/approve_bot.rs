@@ -162,7 +162,157 @@ async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) 
     app.stop().await;
 }
 
-on_both_backends!(the_bot_decides_by_rules_and_resumes_after_a_restart);
+/// A dry run prints what the rules would decide for what is pending now, changes nothing and
+/// exits; a real run allows with the rule's conditions and names the rule as the reason.
+async fn the_bot_allows_with_conditions_and_a_dry_run_changes_nothing(backend: Backend) {
+    use pb::AppState::{Allow, Pending};
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (token, secret) = app
+        .create_token(
+            &app.admin,
+            pb::TokenType::Account,
+            pb::Privilege::Admin,
+            Pending,
+        )
+        .await;
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        "[[rule]]\npattern = \"terraform*\"\naction = \"allow\"\nfor = \"30d\"\n\
+         max_privilege = \"read_only\"\ncidrs = [\"10.0.0.0/8\"]\n",
+    )
+    .expect("rules");
+    app.authorize(&secret, "terraform 1.9", pb::Privilege::ReadOnly)
+        .await;
+    app.authorize(&secret, "grafana", pb::Privilege::ReadOnly)
+        .await;
+
+    let out = Command::new(BIN)
+        .args([
+            "approve-bot",
+            "--server",
+            &format!("http://{}", app.addr),
+            "--dry-run",
+            "--rules",
+        ])
+        .arg(dir.path().join("rules.toml"))
+        .arg("--state-file")
+        .arg(dir.path().join("dry.cursor"))
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
+        .env("API_TOKENS_APP", "approve-bot")
+        .output()
+        .expect("dry run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!("would allow {}/terraform 1.9", token.id))
+            && printed.contains("for 30d, at most read_only, from 10.0.0.0/8"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains(&format!("would leave pending {}/grafana", token.id)),
+        "{printed}"
+    );
+    assert!(
+        !dir.path().join("dry.cursor").exists(),
+        "a dry run saves no cursor"
+    );
+    assert_eq!(
+        states(&app, &token.id).await,
+        [
+            ("grafana".to_owned(), Pending),
+            ("terraform 1.9".to_owned(), Pending)
+        ],
+        "a dry run changes nothing"
+    );
+
+    let bot = start_bot(&app, dir.path());
+    wait_for(
+        &app,
+        &token.id,
+        &[("grafana", Pending), ("terraform 1.9", Allow)],
+    )
+    .await;
+    stop_bot(bot);
+    let listed = app
+        .tokens
+        .clone()
+        .list_applications(app.admin.req(pb::ListApplicationsRequest {
+            token_id: token.id.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("list")
+        .into_inner()
+        .applications;
+    let terraform = listed
+        .iter()
+        .find(|a| a.name == "terraform 1.9")
+        .expect("listed");
+    let conditions = terraform.conditions.clone().expect("conditions");
+    assert_eq!(conditions.max_privilege(), pb::Privilege::ReadOnly);
+    assert_eq!(conditions.client_cidrs, ["10.0.0.0/8"]);
+    let days =
+        (conditions.expire_time.expect("an end").seconds - chrono::Utc::now().timestamp()) / 86_400;
+    assert!((29..=30).contains(&days), "{days} days");
+    let audit = app
+        .tokens
+        .clone()
+        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
+            target_id: format!("{}/terraform 1.9", token.id),
+            ..Default::default()
+        }))
+        .await
+        .expect("audit")
+        .into_inner()
+        .audit_events;
+    assert!(
+        audit[0].reason.contains("approve-bot rule 1"),
+        "{}",
+        audit[0].reason
+    );
+    // The token acts at most Read-Only for it, and only from 10.0.0.0/8.
+    let from = |client: &str, required: pb::Privilege| {
+        let mut authorize = app.authorize.clone();
+        let request = pb::AuthorizeRequest {
+            token: secret.clone(),
+            app_name: "terraform 1.9".into(),
+            required_privilege: required.into(),
+            client_address: client.into(),
+            ..Default::default()
+        };
+        async move {
+            authorize
+                .authorize(request)
+                .await
+                .expect("authorize")
+                .into_inner()
+                .decision()
+        }
+    };
+    assert_eq!(
+        from("10.9.9.9", pb::Privilege::ReadOnly).await,
+        pb::Decision::Allow
+    );
+    assert_eq!(
+        from("10.9.9.9", pb::Privilege::Normal).await,
+        pb::Decision::InsufficientPrivilege
+    );
+    assert_eq!(
+        from("172.16.0.1", pb::Privilege::ReadOnly).await,
+        pb::Decision::AddressNotAllowed
+    );
+    app.stop().await;
+}
+
+on_both_backends!(
+    the_bot_decides_by_rules_and_resumes_after_a_restart,
+    the_bot_allows_with_conditions_and_a_dry_run_changes_nothing,
+);
 
 /// The bot against `server` with extra flags, its log in `dir/bot.log`.
 fn start_bot_at(app: &TestApp, dir: &std::path::Path, server: &str, extra: &[&str]) -> Child {
