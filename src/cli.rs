@@ -1,14 +1,16 @@
 //! The command line: `serve` runs the server, `bootstrap` creates the first account, Admin and token.
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::admin::AdminCommand;
 use crate::bot::{BotSettings, Rules, run_bot};
-use crate::domain::{AddressRanges, AppState, Privilege, UserName};
+use crate::domain::{AddressRanges, AppState, Named, Privilege, UnknownName, UserName};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{
@@ -156,7 +158,7 @@ pub struct ServeArgs {
     pub event_retention_hours: u64,
     /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
     /// OPTIONS (which need read_only): read_only, normal or admin.
-    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = parse_privilege, default_value = ExtAuthzSettings::DEFAULT_WRITE_PRIVILEGE.as_str())]
+    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = named::<Privilege>(), default_value = ExtAuthzSettings::DEFAULT_WRITE_PRIVILEGE.as_str())]
     pub ext_authz_write_privilege: Privilege,
     /// Proxies (comma-separated CIDRs or addresses) whose `x-forwarded-for` header names the
     /// client of a management call; from anyone else the header is ignored and the
@@ -246,12 +248,12 @@ pub struct IssueTokenArgs {
     #[arg(long)]
     pub user: String,
     /// The token's privilege (default: the member's role).
-    #[arg(long, value_parser = parse_privilege)]
+    #[arg(long, value_parser = named::<Privilege>())]
     pub privilege: Option<Privilege>,
     /// The state new application names get: allow, pending or deny. Allow by default, as for
     /// bootstrap: this token is the member's way in, and with pending its first call (the
     /// one that would allow an application) would wait for someone else's approval.
-    #[arg(long, value_parser = parse_app_state, default_value = "allow")]
+    #[arg(long, value_parser = named::<AppState>(), default_value = AppState::Allow.as_str())]
     pub default_app_state: AppState,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -271,17 +273,20 @@ fn parse_http_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// A flag taking one of a domain enum's names (`--help` lists them); aliases are accepted too.
+pub fn named<T>() -> impl TypedValueParser<Value = T>
+where
+    T: Named + FromStr<Err = UnknownName> + Clone + Send + Sync,
+{
+    let names = T::ALL
+        .iter()
+        .map(|value| PossibleValue::new(value.name()).aliases(value.aliases().iter().copied()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
+}
+
 fn parse_range(text: &str) -> Result<String, String> {
     AddressRanges::parse(&[text])?;
     Ok(text.trim().to_owned())
-}
-
-fn parse_privilege(s: &str) -> Result<Privilege, String> {
-    Privilege::parse(s).ok_or_else(|| "expected read_only, normal or admin".into())
-}
-
-fn parse_app_state(s: &str) -> Result<AppState, String> {
-    AppState::parse(s).ok_or_else(|| "expected allow, pending or deny".into())
 }
 
 /// Runs a parsed command line.

@@ -247,6 +247,7 @@ impl Repository {
     /// Changes a token in one transaction: `change` sees the caller's token and the target as
     /// they stand under the transaction's locks, and returns the new token, or `None` when
     /// there is nothing to do. `Ok(None)`: no such token. Returns the token before and after.
+    #[allow(clippy::too_many_arguments)]
     pub async fn change_token<E: From<StorageError>>(
         &self,
         account_id: Uuid,
@@ -295,7 +296,7 @@ impl Repository {
             now,
         )
         .await?;
-        let what = if after.retired_at.is_some() && before.retired_at.is_none() {
+        let what = if after.is_retired() && !before.is_retired() {
             TokenChange::Retired
         } else if after.promoted_at.is_some() && before.promoted_at.is_none() {
             TokenChange::Promoted
