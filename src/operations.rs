@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::console::ConsoleMode;
 use crate::layers::LimitSettings;
 use crate::startup::{OperationsSettings, TlsSettings};
 use crate::storage::SchemaMode;
@@ -91,6 +92,17 @@ pub struct OperationsArgs {
         default_value_t = 0
     )]
     pub max_connection_age_grace_secs: u64,
+
+    /// The admin console in a browser, and gRPC-Web, on the gRPC port (HTTP/1.1 accepted
+    /// too): on, or off (the port then speaks gRPC over HTTP/2 only).
+    #[arg(
+        long,
+        env = "API_TOKENS_CONSOLE",
+        value_enum,
+        default_value = "on",
+        value_name = "on|off"
+    )]
+    pub console: ConsoleMode,
 }
 
 /// `--migrate`: what `serve` does about the schema at start.
@@ -136,6 +148,7 @@ impl OperationsArgs {
                 .then(|| Duration::from_secs(self.max_connection_age_secs)),
             max_connection_age_grace: (self.max_connection_age_grace_secs > 0)
                 .then(|| Duration::from_secs(self.max_connection_age_grace_secs)),
+            console: self.console,
         }
     }
 
