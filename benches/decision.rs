@@ -1,16 +1,21 @@
-//! Microbenchmarks of the decision: the pure rule (`domain::decide`), secret parsing and
+//! Microbenchmarks of the decision: the pure rule (`domain::decide`), the address check with
+//! 16 ranges, the rule with a token's ranges and an approval's conditions, secret parsing and
 //! digest, and `Service::authorize` in process on a temporary SQLite database for a known
-//! token and app (the warm path every Authorize and ext_authz Check takes).
+//! token and app (the warm path every Authorize and ext_authz Check takes), plain and with
+//! 16 token ranges and a conditional approval.
 //!
 //! `cargo bench --bench decision`; docs/BENCHMARKS.md has the figures.
 use std::hint::black_box;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use api_tokens::domain::{
-    AppName, AppState, OwnerStatus, Privilege, Secret, TokenGrant, TokenType, UserName, decide,
+    AddressRanges, AppName, AppState, Call, Conditions, OwnerStatus, Privilege, Secret, TokenGrant,
+    TokenType, UserName, decide, decide_with,
 };
-use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::storage::{DatabaseSettings, Repository};
+use api_tokens::service::{Credentials, NewTokenRequest, Service, ServiceSettings};
+use api_tokens::storage::{AppDecision, DatabaseSettings, Repository};
 use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
 
@@ -24,6 +29,7 @@ fn pure_rules(c: &mut Criterion) {
         default_app_state: AppState::Allow,
         retired: false,
         owner: OwnerStatus::Member(Privilege::Normal),
+        bound_ranges: AddressRanges::default(),
     };
     c.bench_function("domain::decide", |b| {
         b.iter(|| {
@@ -35,10 +41,51 @@ fn pure_rules(c: &mut Criterion) {
         })
     });
 
+    // 16 ranges, the client in the last: the whole list is scanned.
+    let ranges = sixteen_ranges();
+    let client: IpAddr = "10.15.200.7".parse().expect("address");
+    c.bench_function("address check, 16 ranges (match in the last)", |b| {
+        b.iter(|| black_box(&ranges).contains(black_box(client)))
+    });
+    let outsider: IpAddr = "192.168.1.1".parse().expect("address");
+    c.bench_function("address check, 16 ranges (no match)", |b| {
+        b.iter(|| black_box(&ranges).contains(black_box(outsider)))
+    });
+
+    let bound = TokenGrant {
+        bound_ranges: ranges.clone(),
+        ..grant.clone()
+    };
+    let conditions = Conditions {
+        until: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
+        max_privilege: Some(Privilege::ReadOnly),
+        client_ranges: ranges.clone(),
+    };
+    let call = Call {
+        required: Privilege::ReadOnly,
+        client: Some(client),
+        now: chrono::Utc::now(),
+    };
+    c.bench_function("domain::decide_with (16 token ranges + conditions)", |b| {
+        b.iter(|| {
+            decide_with(
+                black_box(&bound),
+                black_box(AppState::Allow),
+                black_box(Some(&conditions)),
+                black_box(&call),
+            )
+        })
+    });
+
     let presented = Secret::generate().expose().to_ascii_uppercase();
     c.bench_function("Secret::parse + digest", |b| {
         b.iter(|| Secret::parse(black_box(&presented)).map(|secret| secret.digest()))
     });
+}
+
+fn sixteen_ranges() -> AddressRanges {
+    let ranges: Vec<String> = (0..16).map(|i| format!("10.{i}.0.0/16")).collect();
+    AddressRanges::parse(&ranges).expect("ranges")
 }
 
 fn service_authorize(c: &mut Criterion) {
@@ -73,6 +120,55 @@ fn service_authorize(c: &mut Criterion) {
         assert!(first.decision.is_allow());
         (service, made.secret, app)
     });
+    let client: IpAddr = "10.15.200.7".parse().expect("address");
+    let (bound_secret, bound_app) = runtime.block_on(async {
+        let caller = service
+            .authenticate(&Credentials {
+                secret: secret.clone(),
+                app: app.clone(),
+                client: None,
+            })
+            .await
+            .expect("the bench's caller");
+        let (view, bound_secret) = service
+            .create_token(
+                &caller,
+                NewTokenRequest {
+                    token_type: TokenType::User,
+                    privilege: Privilege::Normal,
+                    default_app_state: AppState::Pending,
+                    description: Default::default(),
+                    request_id: None,
+                    bound_ranges: sixteen_ranges(),
+                },
+            )
+            .await
+            .expect("a bound token");
+        let bound_app = AppName::parse("terraform").expect("app name");
+        service
+            .set_application_state(
+                &caller,
+                AppDecision {
+                    token_id: view.token.id,
+                    name: bound_app.clone(),
+                    state: AppState::Allow,
+                    conditions: Some(Conditions {
+                        until: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
+                        max_privilege: Some(Privilege::ReadOnly),
+                        client_ranges: sixteen_ranges(),
+                    }),
+                },
+                None,
+            )
+            .await
+            .expect("a conditional approval");
+        let first = service
+            .authorize_from(&bound_secret, &bound_app, Privilege::ReadOnly, Some(client))
+            .await
+            .expect("authorize");
+        assert!(first.decision.is_allow());
+        (bound_secret, bound_app)
+    });
 
     c.bench_function("Service::authorize (warm, SQLite)", |b| {
         b.to_async(&runtime).iter(|| async {
@@ -82,6 +178,31 @@ fn service_authorize(c: &mut Criterion) {
                 .map(|outcome| outcome.decision)
         })
     });
+
+    let queries_before = service.repository().query_count();
+    c.bench_function(
+        "Service::authorize_from (warm, 16 token ranges + conditional approval, SQLite)",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                service
+                    .authorize_from(
+                        black_box(&bound_secret),
+                        black_box(&bound_app),
+                        Privilege::ReadOnly,
+                        Some(client),
+                    )
+                    .await
+                    .map(|outcome| outcome.decision)
+            })
+        },
+    );
+    // The replica's follower is not running here: a warm decision with ranges and conditions
+    // must have sent no statement at all.
+    assert_eq!(
+        service.repository().query_count(),
+        queries_before,
+        "a warm Authorize with ranges and conditions touches no database"
+    );
 
     runtime.block_on(service.repository().clone().close());
 }

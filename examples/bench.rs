@@ -674,6 +674,7 @@ async fn create_tokens(
             // included) in memory for 24 h, and the memory figure is about cached tokens.
             // A retry after UNAVAILABLE may make a spare token, which is harmless here.
             request_id: String::new(),
+            ..Default::default()
         };
         let secret: tonic::metadata::MetadataValue<_> = admin_secret.parse()?;
         calls.spawn(async move {

@@ -52,6 +52,7 @@ async fn decide(
             app_name: "watch-bench".into(),
             required_privilege: pb::Privilege::ReadOnly.into(),
             min_revision: min_revision.into(),
+            ..Default::default()
         })
         .await
         .expect("authorize")
@@ -104,7 +105,13 @@ async fn main() {
         let (id, secret) = (created.token.expect("token").id, created.secret);
         assert_eq!(decide(&mut on_b, &secret, "").await, pb::Decision::Allow);
         let retired = tokens_a
-            .retire_token(req(&admin, pb::RetireTokenRequest { id }))
+            .retire_token(req(
+                &admin,
+                pb::RetireTokenRequest {
+                    id,
+                    ..Default::default()
+                },
+            ))
             .await
             .expect("retire on A");
         let started = Instant::now();

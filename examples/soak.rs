@@ -102,6 +102,7 @@ async fn management_worker(
             token_id: id.clone(),
             name: "app".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         };
         let results = [
             tokens
@@ -119,7 +120,13 @@ async fn management_worker(
                 .await
                 .map(drop),
             tokens
-                .retire_token(req(&admin, pb::RetireTokenRequest { id }))
+                .retire_token(req(
+                    &admin,
+                    pb::RetireTokenRequest {
+                        id,
+                        ..Default::default()
+                    },
+                ))
                 .await
                 .map(drop),
         ];
@@ -170,6 +177,7 @@ async fn create_token(server: &Server, admin: &str, state: pb::AppState) -> Stri
         default_app_state: state.into(),
         description: "soak".into(),
         request_id: String::new(),
+        ..Default::default()
     };
     let mut tokens = TokenServiceClient::new(server.channel.clone());
     tokens

@@ -51,6 +51,7 @@ async fn pending_token(server: &Server, admin: &str) -> (String, String) {
                 default_app_state: pb::AppState::Pending.into(),
                 description: String::new(),
                 request_id: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -119,6 +120,7 @@ async fn retire_across(writer: &Server, reader: &Server, admin: &str, rounds: us
                     token_id: id.clone(),
                     name: "warm".into(),
                     state: pb::AppState::Allow.into(),
+                    ..Default::default()
                 },
             ))
             .await
@@ -143,7 +145,13 @@ async fn retire_across(writer: &Server, reader: &Server, admin: &str, rounds: us
         };
         while check(&mut on_reader).await != pb::Decision::Allow {}
         tokens
-            .retire_token(req(admin, pb::RetireTokenRequest { id }))
+            .retire_token(req(
+                admin,
+                pb::RetireTokenRequest {
+                    id,
+                    ..Default::default()
+                },
+            ))
             .await
             .unwrap();
         let start = Instant::now();

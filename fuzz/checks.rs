@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 use api_tokens::domain::{
-    AppName, Decision, Description, OwnerStatus, Privilege, Secret, TokenGrant, TokenType, UserName,
+    AddressRefusal, AddressRule, AppName, Decision, Description, OwnerStatus, Privilege, Secret,
+    TokenGrant, TokenType, UserName,
 };
 use api_tokens::grpc::{
     ExtAuthzSettings, credentials, ext_authz_read_check, ext_authz_respond, pb,
@@ -227,6 +228,7 @@ fn check_ext_authz(check: &CheckRequest) {
         default_app_state: api_tokens::domain::AppState::Pending,
         retired: false,
         owner: OwnerStatus::Member(Privilege::Admin),
+        bound_ranges: Default::default(),
     });
     for decision in every_decision() {
         let outcome = AuthorizeOutcome {
@@ -272,6 +274,14 @@ fn every_decision() -> Vec<Decision> {
         Decision::OwnerRemoved,
         Decision::AppLimitReached,
     ];
+    for rule in [AddressRule::Token, AddressRule::Approval] {
+        for unknown in [false, true] {
+            all.push(Decision::AddressNotAllowed(AddressRefusal {
+                rule,
+                unknown,
+            }));
+        }
+    }
     for effective in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
         all.push(Decision::Allow { effective });
         all.push(Decision::InsufficientPrivilege {

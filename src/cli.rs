@@ -8,19 +8,17 @@ use serde_json::json;
 
 use crate::admin::AdminCommand;
 use crate::bot::{BotSettings, Rules, run_bot};
-use crate::domain::{AppState, Privilege, UserName};
+use crate::domain::{AddressRanges, AppState, Privilege, UserName};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{
-    CacheSettings, DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, InstallSettings,
-    Service, ServiceError, ServiceSettings,
+    CacheSettings, FollowSettings, InstallSettings, Service, ServiceError, ServiceSettings,
 };
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
 use crate::telemetry::{self, LogFormat};
 
-/// The embedded default: an SQLite file in the working directory, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://api-tokens.db?mode=rwc";
+const SECONDS_PER_HOUR: u64 = 3600;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,24 +68,29 @@ pub struct ApproveBotArgs {
     /// The application name the bot presents (it must be allowed on its token).
     #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
     pub app: String,
-    /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id.
+    /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id,
+    /// and for an allow optional conditions: for ("30d"), max_privilege, cidrs.
     #[arg(long)]
     pub rules: std::path::PathBuf,
     /// Where the bot keeps its cursor, to resume after a restart.
     #[arg(long, default_value = "approve-bot.cursor")]
     pub state_file: std::path::PathBuf,
+    /// Print what the rules would decide for the names pending now, one line each; change
+    /// nothing, save no cursor, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DatabaseSettings::DEFAULT_URL, hide_env_values = true)]
     pub database_url: String,
     /// PostgreSQL pool size (SQLite always uses one connection).
-    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = DatabaseSettings::DEFAULT_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
     /// Seconds to wait for a database connection before giving up.
-    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs())]
     pub db_connect_timeout_secs: u64,
 }
 
@@ -104,18 +107,18 @@ impl DatabaseArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the gRPC port.
-    #[arg(long, env = "API_TOKENS_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "API_TOKENS_LISTEN", default_value_t = ServerSettings::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Most application names one token may record; a new name past it is refused (0: no limit).
-    #[arg(long, env = "API_TOKENS_MAX_APPS_PER_TOKEN", default_value_t = 1000)]
+    #[arg(long, env = "API_TOKENS_MAX_APPS_PER_TOKEN", default_value_t = ServiceSettings::DEFAULT_MAX_APPS_PER_TOKEN)]
     pub max_apps_per_token: u64,
     /// API URL that One-Step-Install commands point hosts at.
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_API_URL",
-        default_value = "https://api.circonus.com/",
+        default_value = InstallSettings::DEFAULT_API_URL,
         value_parser = parse_http_url
     )]
     pub install_api_url: String,
@@ -123,40 +126,52 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_COSI_URL",
-        default_value = "https://setup.circonus.com/",
+        default_value = InstallSettings::DEFAULT_COSI_URL,
         value_parser = parse_http_url
     )]
     pub install_cosi_url: String,
     /// Milliseconds between reads of the change log when no notification woke the replica
     /// (the safety net for a lost NOTIFY; one indexed query, whatever the number of tokens).
-    #[arg(long, env = "API_TOKENS_LOG_POLL_MS", default_value_t = DEFAULT_LOG_POLL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, env = "API_TOKENS_LOG_POLL_MS", default_value_t = FollowSettings::DEFAULT_POLL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub log_poll_ms: u64,
     /// Seconds a replica that cannot read the change log keeps deciding warm tokens from
     /// memory; after that every decision fails closed (UNAVAILABLE) until it reads the log again.
-    #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = FollowSettings::DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_staleness_secs: u64,
     /// Milliseconds an unknown secret is remembered as unknown.
-    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = 2000)]
+    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = CacheSettings::DEFAULT_NEGATIVE_TTL.as_millis() as u64)]
     pub negative_cache_ttl_ms: u64,
     /// Most tokens held in memory.
-    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = 100_000)]
+    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = CacheSettings::DEFAULT_MAX_TOKENS)]
     pub cache_max_tokens: u64,
     /// Seconds between writes of last-used times (at most one write per token per interval).
-    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = ServiceSettings::DEFAULT_LAST_USED_INTERVAL.as_secs())]
     pub last_used_interval_secs: u64,
     /// Seconds between heartbeats on an idle WatchApplications stream.
-    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = ServiceSettings::DEFAULT_WATCH_HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_heartbeat_secs: u64,
     /// Hours the change log (application events included) is kept; a watcher's cursor older
     /// than that must re-list, and a replica further behind forgets its whole cache.
-    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = ServiceSettings::DEFAULT_EVENT_RETENTION.as_secs() / SECONDS_PER_HOUR)]
     pub event_retention_hours: u64,
     /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
     /// OPTIONS (which need read_only): read_only, normal or admin.
-    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = parse_privilege, default_value = "normal")]
+    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = parse_privilege, default_value = ExtAuthzSettings::DEFAULT_WRITE_PRIVILEGE.as_str())]
     pub ext_authz_write_privilege: Privilege,
+    /// Proxies (comma-separated CIDRs or addresses) whose `x-forwarded-for` header names the
+    /// client of a management call; from anyone else the header is ignored and the
+    /// connection's peer is the client.
+    #[arg(long, env = "API_TOKENS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_range)]
+    pub trusted_proxies: Vec<String>,
+    /// Milliseconds between sweeps that write lapsed conditional approvals back to Pending,
+    /// each with its event (decisions do not wait for it).
+    #[arg(long, env = "API_TOKENS_APPROVAL_SWEEP_MS", default_value_t = crate::service::DEFAULT_APPROVAL_SWEEP.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub approval_sweep_ms: u64,
+    /// Days an impact preview (validate_only) looks back for applications that used a token.
+    #[arg(long, env = "API_TOKENS_PREVIEW_USAGE_DAYS", default_value_t = (crate::service::DEFAULT_USAGE_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub preview_usage_days: u32,
     /// Seconds in-flight calls may take to finish after SIGTERM.
-    #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
     #[command(flatten)]
     pub operations: OperationsArgs,
@@ -174,11 +189,10 @@ impl ServeArgs {
                     api_url: self.install_api_url.clone(),
                     cosi_url: self.install_cosi_url.clone(),
                 },
-                cache: CacheSettings {
-                    max_tokens: self.cache_max_tokens,
-                    max_apps: self.cache_max_tokens.saturating_mul(10),
-                    negative_ttl: Duration::from_millis(self.negative_cache_ttl_ms),
-                },
+                cache: CacheSettings::for_tokens(
+                    self.cache_max_tokens,
+                    Duration::from_millis(self.negative_cache_ttl_ms),
+                ),
                 follow: FollowSettings {
                     poll: Duration::from_millis(self.log_poll_ms),
                     max_staleness: Duration::from_secs(self.max_staleness_secs),
@@ -186,8 +200,12 @@ impl ServeArgs {
                 last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
                 watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs),
                 event_retention: Duration::from_secs(
-                    self.event_retention_hours.saturating_mul(3600),
+                    self.event_retention_hours.saturating_mul(SECONDS_PER_HOUR),
                 ),
+                // Each entry was checked by `parse_range`.
+                trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
+                approval_sweep: Duration::from_millis(self.approval_sweep_ms),
+                usage_window: Duration::from_secs(u64::from(self.preview_usage_days) * 86_400),
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,
@@ -253,6 +271,11 @@ fn parse_http_url(s: &str) -> Result<String, String> {
     }
 }
 
+fn parse_range(text: &str) -> Result<String, String> {
+    AddressRanges::parse(&[text])?;
+    Ok(text.trim().to_owned())
+}
+
 fn parse_privilege(s: &str) -> Result<Privilege, String> {
     Privilege::parse(s).ok_or_else(|| "expected read_only, normal or admin".into())
 }
@@ -304,6 +327,7 @@ async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
         app_name: args.app,
         rules,
         state_file: args.state_file,
+        dry_run: args.dry_run,
     };
     run_bot(settings, &secret, shutdown_signal()).await
 }
@@ -328,7 +352,7 @@ async fn issue_token(args: IssueTokenArgs) -> anyhow::Result<()> {
         )
         .await;
     service.repository().clone().close().await;
-    let (token, secret) = issued.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (token, secret) = issued?;
     match args.output {
         OutputFormat::Json => println!(
             "{}",
@@ -357,7 +381,7 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
     let made = match service.bootstrap(&args.account, user_name).await {
         Ok(made) => made,
         Err(ServiceError::InvalidArgument(v)) => anyhow::bail!("--account {}", v[0].description),
-        Err(e) => anyhow::bail!("{e}"),
+        Err(e) => return Err(e.into()),
     };
     repo.close().await;
     match args.output {
@@ -389,4 +413,19 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary and the tests (which build settings with `Default`) run the same defaults.
+    #[test]
+    fn serve_without_flags_runs_the_settings_defaults() {
+        let cli = Cli::try_parse_from(["api-tokens", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.settings(), ServerSettings::default());
+    }
 }

@@ -112,6 +112,23 @@ pub fn init_with(
     Ok(Telemetry { provider })
 }
 
+/// An error and its causes on one line, `outer: inner: innermost`: how errors are logged,
+/// since a log field shows only what it is given.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // An error that repeats its cause's text in its own adds nothing by printing it again.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Texts that must never be written to the log: the forms of the database password.
 /// The database libraries print their connect options (URL and password included) in
 /// TRACE spans and repeat the URL in errors; filtering their targets would only hide the

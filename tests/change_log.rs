@@ -56,7 +56,10 @@ async fn two_warm_tokens(app: &TestApp, replica: &Service) -> [(String, Secret);
 async fn retire(app: &TestApp, id: &str) -> tonic::metadata::MetadataMap {
     app.tokens
         .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest { id: id.into() }))
+        .retire_token(app.admin.req(pb::RetireTokenRequest {
+            id: id.into(),
+            ..Default::default()
+        }))
         .await
         .expect("retire")
         .metadata()
@@ -169,6 +172,7 @@ async fn retire_then_check_is_exact_on_another_replica(backend: Backend) {
                         app_name: "deployer".into(),
                         required_privilege: pb::Privilege::ReadOnly.into(),
                         min_revision,
+                        ..Default::default()
                     })
                     .await
                     .map(|r| r.into_inner().decision())
@@ -199,6 +203,7 @@ async fn retire_then_check_is_exact_on_another_replica(backend: Backend) {
             app_name: "deployer".into(),
             required_privilege: 0,
             min_revision: "not-a-revision".into(),
+            ..Default::default()
         })
         .await
         .expect_err("a revision this service did not issue");

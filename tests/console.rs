@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use api_tokens::console::{CONSOLE_APP_NAME, CONTENT_SECURITY_POLICY, ConsoleMode};
 use api_tokens::grpc::pb;
-use api_tokens::startup::OperationsSettings;
+use api_tokens::operations::OperationsSettings;
 use common::{Backend, TestDatabase, spawn_app, spawn_with_operations};
 use prost::Message;
 use tonic_types::StatusExt;
@@ -249,6 +249,7 @@ async fn grpc_web_calls_share_the_port_and_the_authentication(backend: Backend) 
             token_id: pending_token.id.clone(),
             name: CONSOLE_APP_NAME.into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         },
         &admin,
     )

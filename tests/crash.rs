@@ -40,6 +40,7 @@ async fn client(channel: Channel, admin: As, worker: usize, acked: Arc<Mutex<Ack
             token_id: id.clone(),
             name: name.clone(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         };
         if tokens
             .set_application_state(admin.req(approve))
@@ -51,7 +52,10 @@ async fn client(channel: Channel, admin: As, worker: usize, acked: Arc<Mutex<Ack
         acked.lock().unwrap().approved.push((id.clone(), name));
         if i % 2 == 0 {
             if tokens
-                .retire_token(admin.req(pb::RetireTokenRequest { id: id.clone() }))
+                .retire_token(admin.req(pb::RetireTokenRequest {
+                    id: id.clone(),
+                    ..Default::default()
+                }))
                 .await
                 .is_err()
             {

@@ -266,6 +266,72 @@ async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
     app.stop().await;
 }
 
+/// The request Envoy sends for a client at `source` (its downstream peer, after Envoy's own
+/// x-forwarded-for policy).
+fn from_source(mut request: CheckRequest, source: &str) -> CheckRequest {
+    use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer;
+    if let Some(attributes) = request.attributes.as_mut() {
+        attributes.source = Some(Peer {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: source.into(),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        });
+    }
+    request
+}
+
+async fn the_source_address_decides_for_a_bound_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let secret = app
+        .tokens
+        .clone()
+        .create_token(app.admin.req(pb::CreateTokenRequest {
+            r#type: pb::TokenType::User.into(),
+            privilege: pb::Privilege::Normal.into(),
+            default_app_state: pb::AppState::Allow.into(),
+            bound_cidrs: vec!["10.0.0.0/8".into()],
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner()
+        .secret;
+    let headers = [(TOKEN, secret.as_str()), (APP, "gateway-client")];
+    let inside = check(&app, from_source(http_check("GET", &headers), "10.3.2.1")).await;
+    ok_response(&inside);
+    let outside = check(
+        &app,
+        from_source(http_check("GET", &headers), "192.168.3.2"),
+    )
+    .await;
+    let (status, body) = refusal(&outside);
+    assert_eq!(status, 403);
+    assert_eq!(body["code"], "Forbidden.BadAddress");
+    // A client-sent x-forwarded-for is Envoy's to judge, not ours: the source decides.
+    let spoofed = [
+        (TOKEN, secret.as_str()),
+        (APP, "gateway-client"),
+        ("x-forwarded-for", "10.3.2.1"),
+    ];
+    let (status, _) = refusal(
+        &check(
+            &app,
+            from_source(http_check("GET", &spoofed), "192.168.3.2"),
+        )
+        .await,
+    );
+    assert_eq!(status, 403);
+    // No source address at all: unknown, and a bound token fails closed.
+    let (status, _) = refusal(&get_with(&app, "GET", &headers).await);
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
 async fn unknown_or_malformed_token_is_401_and_never_echoed(backend: Backend) {
     let app = spawn_app(backend).await;
     let unknown = uuid::Uuid::new_v4().to_string();
@@ -443,6 +509,7 @@ on_both_backends!(
     malformed_app_name_is_400,
     write_privilege_is_configurable,
     health_reports_the_envoy_service,
+    the_source_address_decides_for_a_bound_token,
 );
 
 /// A database outage is not a refusal: Check fails with UNAVAILABLE, and Envoy's

@@ -70,6 +70,7 @@ async fn guessing_costs_one_query_per_distinct_secret(backend: Backend) {
     let credentials = Credentials {
         secret: Secret::generate(),
         app,
+        client: None,
     };
     let before = queries();
     for _ in 0..1_000 {
@@ -147,7 +148,10 @@ async fn unknown_secrets_of_every_shape_get_one_answer(backend: Backend) {
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     app.tokens
         .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest { id: token.id }))
+        .retire_token(app.admin.req(pb::RetireTokenRequest {
+            id: token.id,
+            ..Default::default()
+        }))
         .await
         .expect("retire");
     let status = app
@@ -213,7 +217,10 @@ async fn invisible_and_missing_tokens_get_one_answer(backend: Backend) {
                     .await
                     .map(drop),
                 "RetireToken" => tokens
-                    .retire_token(normal.req(pb::RetireTokenRequest { id: id.clone() }))
+                    .retire_token(normal.req(pb::RetireTokenRequest {
+                        id: id.clone(),
+                        ..Default::default()
+                    }))
                     .await
                     .map(drop),
                 "ListApplications" => tokens
@@ -228,6 +235,7 @@ async fn invisible_and_missing_tokens_get_one_answer(backend: Backend) {
                         token_id: id.clone(),
                         name: "guesser".into(),
                         state: pb::AppState::Allow.into(),
+                        ..Default::default()
                     }))
                     .await
                     .map(drop),

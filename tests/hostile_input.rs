@@ -175,6 +175,7 @@ async fn app_names_over_the_limit_are_named(backend: Backend) {
                 token_id: app.admin_token_id.clone(),
                 name: "n".repeat(201),
                 state: pb::AppState::Allow.into(),
+                ..Default::default()
             }))
             .await,
         "name",
@@ -491,6 +492,7 @@ async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
                 default_app_state: value,
                 description: String::new(),
                 request_id: String::new(),
+                ..Default::default()
             }))
             .await
             .expect_err(&what);
@@ -524,6 +526,7 @@ async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
                     token_id: app.admin_token_id.clone(),
                     name: "curl".into(),
                     state: value,
+                    ..Default::default()
                 }))
                 .await,
             "state",

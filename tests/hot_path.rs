@@ -92,6 +92,87 @@ async fn warm_authorize_sends_no_query_and_cold_sends_one(backend: Backend) {
     );
 }
 
+/// Address ranges on the token and conditions on the approval live in the cached entries:
+/// checking them costs no query.
+async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backend) {
+    use api_tokens::domain::{AddressRanges, AppState, Conditions, TokenType};
+    use api_tokens::service::{Credentials, NewTokenRequest};
+    use api_tokens::storage::AppDecision;
+    let (_db, service, secret) = local_service(backend).await;
+    let caller = service
+        .authenticate(&Credentials {
+            secret,
+            app: AppName::parse("admin").unwrap(),
+            client: None,
+        })
+        .await
+        .expect("caller");
+    let sixteen: Vec<String> = (0..16).map(|i| format!("10.{i}.0.0/16")).collect();
+    let ranges = AddressRanges::parse(&sixteen).unwrap();
+    let (view, bound) = service
+        .create_token(
+            &caller,
+            NewTokenRequest {
+                token_type: TokenType::User,
+                privilege: Privilege::Normal,
+                default_app_state: AppState::Pending,
+                description: Default::default(),
+                request_id: None,
+                bound_ranges: ranges.clone(),
+            },
+        )
+        .await
+        .expect("bound token");
+    let app = AppName::parse("terraform").unwrap();
+    service
+        .set_application_state(
+            &caller,
+            AppDecision {
+                token_id: view.token.id,
+                name: app.clone(),
+                state: AppState::Allow,
+                conditions: Some(Conditions {
+                    until: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
+                    max_privilege: Some(Privilege::ReadOnly),
+                    client_ranges: ranges,
+                }),
+            },
+            None,
+        )
+        .await
+        .expect("conditional approval");
+    let inside = Some("10.15.0.9".parse().unwrap());
+    let outside = Some("192.168.0.9".parse().unwrap());
+    service
+        .authorize_from(&bound, &app, Privilege::ReadOnly, inside)
+        .await
+        .expect("cold");
+    let queries = || service.repository().query_count();
+    let before = queries();
+    for _ in 0..50 {
+        let allowed = service
+            .authorize_from(&bound, &app, Privilege::ReadOnly, inside)
+            .await
+            .expect("warm");
+        assert!(allowed.decision.is_allow());
+        let capped = service
+            .authorize_from(&bound, &app, Privilege::Normal, inside)
+            .await
+            .expect("warm");
+        assert_eq!(capped.decision.name(), "insufficient_privilege");
+        let refused = service
+            .authorize_from(&bound, &app, Privilege::ReadOnly, outside)
+            .await
+            .expect("warm");
+        assert_eq!(refused.decision.name(), "address_not_allowed");
+    }
+    assert_eq!(
+        queries() - before,
+        0,
+        "ranges and conditions add no query to a warm Authorize"
+    );
+}
+
 async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
@@ -108,6 +189,7 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
             token_id: token.id.clone(),
             name: "deployer".into(),
             state: pb::AppState::Deny.into(),
+            ..Default::default()
         }))
         .await
         .expect("deny");
@@ -125,7 +207,10 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
         pb::Decision::Allow
     );
     tokens
-        .retire_token(app.admin.req(pb::RetireTokenRequest { id: token.id }))
+        .retire_token(app.admin.req(pb::RetireTokenRequest {
+            id: token.id,
+            ..Default::default()
+        }))
         .await
         .expect("retire");
     assert_eq!(
@@ -146,7 +231,10 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
     );
     app.accounts
         .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest { user_id }))
+        .remove_member(app.admin.req(pb::RemoveMemberRequest {
+            user_id,
+            ..Default::default()
+        }))
         .await
         .expect("remove");
     assert_eq!(
@@ -291,6 +379,7 @@ async fn the_flood_cap_refuses_new_names_and_writes_nothing(backend: Backend) {
             token_id: token.id,
             name: "four".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         }))
         .await
         .expect("approver records past the cap");
@@ -377,7 +466,14 @@ async fn a_flush_sends_the_same_few_statements_whatever_the_number_of_keys(backe
         let ids: Vec<_> = (0..n).map(|_| (uuid::Uuid::new_v4(), now)).collect();
         let apps: Vec<_> = ids
             .iter()
-            .map(|(id, at)| ((*id, "poller".to_owned()), *at))
+            .map(|(id, at)| api_tokens::storage::AppUse {
+                token_id: *id,
+                name: "poller".to_owned(),
+                at: *at,
+                refused: 1,
+                allowed: 2,
+                client: Some("10.0.0.1".parse().unwrap()),
+            })
             .collect();
         (ids, apps)
     };
@@ -436,6 +532,7 @@ async fn malformed_authorize_requests_are_invalid_argument_with_fields(backend: 
 
 on_both_backends!(
     warm_authorize_sends_no_query_and_cold_sends_one,
+    warm_authorize_with_ranges_and_conditions_sends_no_query,
     changes_take_effect_on_the_very_next_authorize,
     a_thousand_concurrent_first_uses_record_one_row_and_one_event,
     the_flood_cap_refuses_new_names_and_writes_nothing,

@@ -15,6 +15,7 @@ fn create(request_id: &str, description: &str) -> pb::CreateTokenRequest {
         default_app_state: pb::AppState::Allow.into(),
         description: description.into(),
         request_id: request_id.into(),
+        ..Default::default()
     }
 }
 

@@ -195,8 +195,19 @@ impl World {
                     .await
                     .map(drop),
             ),
-            "UpdateToken description" | "UpdateToken privilege to Admin" => {
-                let (token, path) = if cell.rpc.ends_with("description") {
+            "UpdateToken description"
+            | "UpdateToken privilege to Admin"
+            | "UpdateToken bound_cidrs" => {
+                let (token, path) = if cell.rpc.ends_with("bound_cidrs") {
+                    (
+                        pb::Token {
+                            id: target,
+                            bound_cidrs: vec!["127.0.0.0/8".into()],
+                            ..Default::default()
+                        },
+                        "bound_cidrs",
+                    )
+                } else if cell.rpc.ends_with("description") {
                     (
                         pb::Token {
                             id: target,
@@ -230,10 +241,24 @@ impl World {
             }
             "RetireToken" => code(
                 tokens
-                    .retire_token(who.req(pb::RetireTokenRequest { id: target }))
+                    .retire_token(who.req(pb::RetireTokenRequest {
+                        id: target,
+                        validate_only: false,
+                    }))
                     .await
                     .map(drop),
             ),
+            "RetireToken validate_only" => {
+                return previewed(
+                    tokens
+                        .retire_token(who.req(pb::RetireTokenRequest {
+                            id: target,
+                            validate_only: true,
+                        }))
+                        .await
+                        .map(|r| r.into_inner().preview),
+                );
+            }
             "PromoteToken" => code(
                 tokens
                     .promote_token(who.req(pb::PromoteTokenRequest {
@@ -252,16 +277,73 @@ impl World {
                     .await
                     .map(drop),
             ),
-            "SetApplicationState" => code(
-                tokens
-                    .set_application_state(who.req(pb::SetApplicationStateRequest {
-                        token_id: target,
-                        name: "Grafana Translator".into(),
-                        state: pb::AppState::Allow.into(),
+            "SetApplicationState" | "SetApplicationState with conditions" => {
+                let conditions = cell
+                    .rpc
+                    .ends_with("conditions")
+                    .then(|| pb::ApprovalConditions {
+                        max_privilege: pb::Privilege::ReadOnly.into(),
+                        client_cidrs: vec!["10.0.0.0/8".into()],
+                        ..Default::default()
+                    });
+                code(
+                    tokens
+                        .set_application_state(who.req(pb::SetApplicationStateRequest {
+                            token_id: target,
+                            name: "Grafana Translator".into(),
+                            state: pb::AppState::Allow.into(),
+                            conditions,
+                            ..Default::default()
+                        }))
+                        .await
+                        .map(drop),
+                )
+            }
+            "SetApplicationState validate_only" => {
+                return previewed(
+                    tokens
+                        .set_application_state(who.req(pb::SetApplicationStateRequest {
+                            token_id: target,
+                            name: "Grafana Translator".into(),
+                            state: pb::AppState::Allow.into(),
+                            validate_only: true,
+                            ..Default::default()
+                        }))
+                        .await
+                        .map(|r| r.into_inner().preview),
+                );
+            }
+            "BatchSetApplicationStates" | "BatchSetApplicationStates validate_only" => {
+                let validate_only = cell.rpc.ends_with("validate_only");
+                let reply = tokens
+                    .batch_set_application_states(who.req(pb::BatchSetApplicationStatesRequest {
+                        decisions: vec![pb::ApplicationDecision {
+                            token_id: target,
+                            name: "Grafana Translator".into(),
+                            state: pb::AppState::Allow.into(),
+                            conditions: None,
+                        }],
+                        reason: "matrix".into(),
+                        validate_only,
                     }))
-                    .await
-                    .map(drop),
-            ),
+                    .await;
+                match reply {
+                    Err(status) if validate_only => return previewed(Err(status)),
+                    Err(status) => status.code(),
+                    Ok(reply) => {
+                        let reply = reply.into_inner();
+                        // A refused preview has no results, only its reason.
+                        if validate_only && reply.preview.as_ref().is_some_and(|p| !p.permitted) {
+                            return previewed(Ok(reply.preview));
+                        }
+                        let item = Code::from(reply.results[0].code);
+                        if validate_only && item == Code::Ok {
+                            return previewed(Ok(reply.preview));
+                        }
+                        item
+                    }
+                }
+            }
             "GetInstallCommand" => code(
                 tokens
                     .get_install_command(who.req(pb::GetInstallCommandRequest {
@@ -343,26 +425,34 @@ impl World {
                         .map(drop),
                 )
             }
-            "UpdateMember" => {
+            "UpdateMember" | "UpdateMember validate_only" => {
                 let user_id = self.victim().await;
-                code(
-                    accounts
-                        .update_member(who.req(pb::UpdateMemberRequest {
-                            user_id,
-                            role: pb::Privilege::ReadOnly.into(),
-                        }))
-                        .await
-                        .map(drop),
-                )
+                let validate_only = cell.rpc.ends_with("validate_only");
+                let reply = accounts
+                    .update_member(who.req(pb::UpdateMemberRequest {
+                        user_id,
+                        role: pb::Privilege::ReadOnly.into(),
+                        validate_only,
+                    }))
+                    .await;
+                if validate_only {
+                    return previewed(reply.map(|r| r.into_inner().preview));
+                }
+                code(reply.map(drop))
             }
-            "RemoveMember" => {
+            "RemoveMember" | "RemoveMember validate_only" => {
                 let user_id = self.victim().await;
-                code(
-                    accounts
-                        .remove_member(who.req(pb::RemoveMemberRequest { user_id }))
-                        .await
-                        .map(drop),
-                )
+                let validate_only = cell.rpc.ends_with("validate_only");
+                let reply = accounts
+                    .remove_member(who.req(pb::RemoveMemberRequest {
+                        user_id,
+                        validate_only,
+                    }))
+                    .await;
+                if validate_only {
+                    return previewed(reply.map(|r| r.into_inner().preview));
+                }
+                code(reply.map(drop))
             }
             other => panic!("the matrix names an RPC the test does not know: {other}"),
         };
@@ -379,6 +469,28 @@ impl World {
             ),
         }
         .to_owned()
+    }
+}
+
+/// A preview's outcome in the matrix's words: `OK` when permitted, `NOT PERMITTED` when it
+/// says the change would be refused, else the error's code.
+fn previewed(reply: Result<Option<pb::ImpactPreview>, tonic::Status>) -> String {
+    match reply {
+        Ok(Some(preview)) if preview.permitted => "OK".into(),
+        Ok(Some(preview)) => {
+            assert!(
+                preview.recently_used.is_empty() && preview.privilege_drops.is_empty(),
+                "a refused preview says nothing more"
+            );
+            "NOT PERMITTED".into()
+        }
+        Ok(None) => panic!("a validate_only answer without a preview"),
+        Err(status) => format!("{:?}", status.code())
+            .replace("NotFound", "NOT_FOUND")
+            .replace("PermissionDenied", "PERMISSION_DENIED")
+            .replace("Unauthenticated", "UNAUTHENTICATED")
+            .replace("FailedPrecondition", "FAILED_PRECONDITION")
+            .replace("InvalidArgument", "INVALID_ARGUMENT"),
     }
 }
 

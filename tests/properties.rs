@@ -84,6 +84,7 @@ fn token() -> impl Strategy<Value = Token> {
                     retired_at: retired.then_some(now),
                     promoted_at: None,
                     last_used_at: None,
+                    bound_ranges: Default::default(),
                 }
             },
         )
@@ -113,6 +114,7 @@ fn grant() -> impl Strategy<Value = TokenGrant> {
                 default_app_state,
                 retired,
                 owner,
+                bound_ranges: Default::default(),
             },
         )
 }

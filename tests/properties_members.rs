@@ -233,6 +233,7 @@ impl World {
                         .update_member(who.creds.req(pb::UpdateMemberRequest {
                             user_id: t.user_id.clone(),
                             role,
+                            ..Default::default()
                         }))
                         .await;
                     let expected = member_change_code(who.admin, t.present);
@@ -249,6 +250,7 @@ impl World {
                         .clone()
                         .remove_member(who.creds.req(pb::RemoveMemberRequest {
                             user_id: t.user_id.clone(),
+                            ..Default::default()
                         }))
                         .await;
                     let expected = member_change_code(who.admin, t.present);

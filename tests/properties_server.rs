@@ -263,6 +263,7 @@ impl World {
                             default_app_state: pb::AppState::Allow.into(),
                             description: String::new(),
                             request_id: String::new(),
+                            ..Default::default()
                         }))
                         .await;
                     if self.code(op, &result)? == Code::Ok {
@@ -365,6 +366,7 @@ impl World {
                     let result = tokens
                         .retire_token(who.creds.req(pb::RetireTokenRequest {
                             id: self.target(*target),
+                            ..Default::default()
                         }))
                         .await;
                     if self.code(op, &result)? == Code::Ok {
@@ -395,6 +397,7 @@ impl World {
                             token_id: self.target(*target),
                             name: "props-app".into(),
                             state: *state,
+                            ..Default::default()
                         }))
                         .await;
                     if self.code(op, &result)? == Code::Ok {

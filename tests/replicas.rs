@@ -48,6 +48,7 @@ async fn two_replicas_share_events_and_retirements() {
             default_app_state: pb::AppState::Pending.into(),
             description: String::new(),
             request_id: String::new(),
+            ..Default::default()
         }))
         .await
         .expect("create on A")
@@ -114,6 +115,7 @@ async fn two_replicas_share_events_and_retirements() {
             token_id: token_id.clone(),
             name: "seen on A".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         }))
         .await
         .expect("allow on A");
@@ -126,7 +128,10 @@ async fn two_replicas_share_events_and_retirements() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     tokens_a
-        .retire_token(admin.req(pb::RetireTokenRequest { id: token_id }))
+        .retire_token(admin.req(pb::RetireTokenRequest {
+            id: token_id,
+            ..Default::default()
+        }))
         .await
         .expect("retire on A");
     let retired_at = Instant::now();

@@ -90,6 +90,7 @@ async fn retire(app: &TestApp, token_id: &str) {
         .clone()
         .retire_token(app.admin.req(pb::RetireTokenRequest {
             id: token_id.into(),
+            ..Default::default()
         }))
         .await
         .expect("retire");
@@ -114,7 +115,10 @@ async fn a_removed_owner_ends_the_stream(backend: Backend) {
     let mut events = watch_on(&app.tokens, &member).await;
     app.accounts
         .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest { user_id }))
+        .remove_member(app.admin.req(pb::RemoveMemberRequest {
+            user_id,
+            ..Default::default()
+        }))
         .await
         .expect("remove");
     assert_ended_like_a_new_call(&app, &member, &mut events).await;
@@ -134,6 +138,7 @@ async fn denying_the_watchers_application_ends_the_stream(backend: Backend) {
             token_id: token.id.clone(),
             name: member.app.clone(),
             state: pb::AppState::Deny.into(),
+            ..Default::default()
         }))
         .await
         .expect("deny");
@@ -191,6 +196,7 @@ async fn a_demoted_admin_stops_seeing_account_tokens_at_once(backend: Backend) {
         .update_member(app.admin.req(pb::UpdateMemberRequest {
             user_id,
             role: pb::Privilege::Normal.into(),
+            ..Default::default()
         }))
         .await
         .expect("demote");

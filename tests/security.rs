@@ -106,9 +106,11 @@ async fn set_application_state_never_lands_after_a_retire(backend: Backend) {
                 token_id: token.id.clone(),
                 name: name.clone(),
                 state: pb::AppState::Allow.into(),
+                ..Default::default()
             })),
             second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone()
+                id: token.id.clone(),
+                ..Default::default()
             })),
         );
         let retired = retire.expect("retire").into_inner().token.expect("token");
@@ -153,7 +155,8 @@ async fn install_pre_allow_never_lands_after_a_retire(backend: Backend) {
                 broker_id: String::new(),
             })),
             second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone()
+                id: token.id.clone(),
+                ..Default::default()
             })),
         );
         let retired = retire.expect("retire").into_inner().token.expect("token");
@@ -198,7 +201,8 @@ async fn first_use_never_lands_after_a_retire(backend: Backend) {
                 ..Default::default()
             }),
             second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone()
+                id: token.id.clone(),
+                ..Default::default()
             })),
         );
         let decision = decision.expect("authorize").into_inner();
@@ -238,6 +242,7 @@ async fn former_owner_cannot_write_after_a_promotion(backend: Backend) {
                 token_id: target.id.clone(),
                 name: name.clone(),
                 state: pb::AppState::Allow.into(),
+                ..Default::default()
             })),
             second.promote_token(app.admin.req(pb::PromoteTokenRequest {
                 id: target.id.clone(),
@@ -277,6 +282,7 @@ async fn set_role(
         .update_member(caller.req(pb::UpdateMemberRequest {
             user_id: user_id.into(),
             role: role.into(),
+            ..Default::default()
         }))
         .await
         .map(|_| ())
@@ -401,7 +407,10 @@ async fn promotion_never_raises_privilege(backend: Backend) {
         .await;
     app.accounts
         .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest { user_id: eve_id }))
+        .remove_member(app.admin.req(pb::RemoveMemberRequest {
+            user_id: eve_id,
+            ..Default::default()
+        }))
         .await
         .expect("remove");
     let promoted = promote(&app, &eve_token.id, pb::Privilege::Unspecified).await;
@@ -442,6 +451,7 @@ async fn answers_equal_later_reads(backend: Backend) {
             token_id: created.id.clone(),
             name: "Terraform v0.12.x".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         }))
         .await
         .expect("set state")
@@ -455,6 +465,7 @@ async fn answers_equal_later_reads(backend: Backend) {
 
     let retire = pb::RetireTokenRequest {
         id: created.id.clone(),
+        ..Default::default()
     };
     let mut tokens = app.tokens.clone();
     let retired = tokens
@@ -490,6 +501,7 @@ async fn answers_equal_later_reads(backend: Backend) {
         .update_member(app.admin.req(pb::UpdateMemberRequest {
             user_id: added.user_id.clone(),
             role: pb::Privilege::ReadOnly.into(),
+            ..Default::default()
         }))
         .await
         .expect("update member")

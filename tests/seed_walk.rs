@@ -75,6 +75,7 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
             token_id: token.id.clone(),
             name: "Terraform v0.12.x".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         }))
         .await
         .expect("allow app");
@@ -140,6 +141,7 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
     let retired = tokens
         .retire_token(admin.req(pb::RetireTokenRequest {
             id: token.id.clone(),
+            ..Default::default()
         }))
         .await
         .expect("retire")
@@ -221,7 +223,10 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
 
     app.accounts
         .clone()
-        .remove_member(admin.req(pb::RemoveMemberRequest { user_id: bob_id }))
+        .remove_member(admin.req(pb::RemoveMemberRequest {
+            user_id: bob_id,
+            ..Default::default()
+        }))
         .await
         .expect("remove bob");
     let orphan = app
@@ -285,6 +290,7 @@ async fn lowering_a_role_caps_the_members_tokens_at_once(backend: Backend) {
         .update_member(app.admin.req(pb::UpdateMemberRequest {
             user_id,
             role: pb::Privilege::ReadOnly.into(),
+            ..Default::default()
         }))
         .await
         .expect("demote carol");
@@ -318,12 +324,14 @@ async fn the_account_keeps_an_admin(backend: Backend) {
             .update_member(app.admin.req(pb::UpdateMemberRequest {
                 user_id: app.admin_user_id.clone(),
                 role: pb::Privilege::Normal.into(),
+                ..Default::default()
             }))
             .await
             .map(drop),
         accounts
             .remove_member(app.admin.req(pb::RemoveMemberRequest {
                 user_id: app.admin_user_id.clone(),
+                ..Default::default()
             }))
             .await
             .map(drop),

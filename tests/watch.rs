@@ -114,6 +114,7 @@ async fn a_watcher_resumes_by_cursor_with_no_gap_and_no_duplicate(backend: Backe
             token_id: token.id,
             name: "one".into(),
             state: pb::AppState::Allow.into(),
+            ..Default::default()
         }))
         .await
         .expect("allow");
@@ -350,6 +351,7 @@ async fn a_stream_opened_before_its_event_hub_starts_misses_nothing(backend: Bac
     let admin = Credentials {
         secret: Secret::parse(&app.admin.secret).expect("secret"),
         app: AppName::parse(&app.admin.app).expect("app"),
+        client: None,
     };
     let request = WatchRequest {
         cursor: None,

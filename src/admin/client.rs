@@ -11,10 +11,10 @@ use tonic::{Request, Status};
 use tonic_types::StatusExt;
 
 use super::output::Output;
+use crate::grpc::code_name;
 use crate::grpc::pb::{
     account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
-use crate::metrics::code_name;
 
 /// The variable holding the secret the admin commands present. Never a flag: a flag's value
 /// shows in `ps` and in shell history.

@@ -117,6 +117,10 @@ pub enum TokensCommand {
         default_app_state: Option<AppStateArg>,
         #[arg(long, default_value = "")]
         description: String,
+        /// An address range (CIDR or address) the token may be used from; repeat for more.
+        /// None: anywhere.
+        #[arg(long = "bound-cidr")]
+        bound_cidrs: Vec<String>,
     },
     /// List the tokens you may see (every page).
     List {
@@ -139,9 +143,20 @@ pub enum TokensCommand {
         default_app_state: Option<AppStateArg>,
         #[arg(long)]
         description: Option<String>,
+        /// Replace the address ranges the token may be used from (repeatable).
+        #[arg(long = "bound-cidr", conflicts_with = "anywhere")]
+        bound_cidrs: Vec<String>,
+        /// Drop the token's address ranges: usable from anywhere.
+        #[arg(long)]
+        anywhere: bool,
     },
     /// Retire a token for good: every later use is refused.
-    Retire { id: String },
+    Retire {
+        id: String,
+        /// Only show what retiring would do (who used the token lately); change nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
     /// Turn a user token into an account token (Admin only; cannot be undone).
     Promote { id: String },
 }
@@ -162,10 +177,119 @@ pub enum AppsCommand {
         #[arg(long, value_enum)]
         state: Option<AppStateArg>,
     },
-    /// Allow an application name on a token (recording it if new).
-    Allow { token_id: String, name: String },
+    /// Allow an application name on a token (recording it if new), perhaps with conditions.
+    Allow {
+        token_id: String,
+        name: String,
+        #[command(flatten)]
+        conditions: ConditionArgs,
+        /// Why; kept in the audit log and carried on the watch event.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Only show what the decision would do; change nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
     /// Deny an application name on a token (recording it if new).
-    Deny { token_id: String, name: String },
+    Deny {
+        token_id: String,
+        name: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Only show what the decision would do; change nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
+    /// Decide many (token, name) pairs at once, with one reason, in one transaction (at most
+    /// 100). Each pair is TOKEN_ID:NAME (names may hold colons; ids never do).
+    Batch {
+        /// Allow this pair, with the conditions given (repeatable).
+        #[arg(long = "allow", value_name = "TOKEN_ID:NAME")]
+        allow: Vec<String>,
+        /// Deny this pair (repeatable).
+        #[arg(long = "deny", value_name = "TOKEN_ID:NAME")]
+        deny: Vec<String>,
+        /// Set this pair back to pending (repeatable).
+        #[arg(long = "pending", value_name = "TOKEN_ID:NAME")]
+        pending: Vec<String>,
+        #[command(flatten)]
+        conditions: ConditionArgs,
+        /// Why, for all of them.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Only show what the decisions would do; change nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
+}
+
+/// The conditions an Allow may carry.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConditionArgs {
+    /// The approval ends at this time (RFC 3339, e.g. 2026-12-31T23:59:59Z).
+    #[arg(long, conflicts_with = "for_")]
+    pub until: Option<String>,
+    /// The approval ends after this long: 90s, 45m, 12h, 30d.
+    #[arg(long = "for", id = "for_", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// The application acts with at most this privilege.
+    #[arg(long, value_enum)]
+    pub max_privilege: Option<PrivilegeArg>,
+    /// The application may use the token only from this range (repeatable).
+    #[arg(long = "cidr")]
+    pub cidrs: Vec<String>,
+}
+
+impl ConditionArgs {
+    /// The conditions asked for; `None` when none is.
+    fn pb(&self) -> anyhow::Result<Option<pb::ApprovalConditions>> {
+        let until = match (&self.until, &self.for_) {
+            (Some(at), _) => Some(
+                chrono::DateTime::parse_from_rfc3339(at)
+                    .map_err(|e| anyhow::anyhow!("--until {at:?}: {e}"))?
+                    .with_timezone(&chrono::Utc),
+            ),
+            (None, Some(span)) => Some(chrono::Utc::now() + parse_span(span)?),
+            (None, None) => None,
+        };
+        if until.is_none() && self.max_privilege.is_none() && self.cidrs.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(pb::ApprovalConditions {
+            expire_time: until.map(|t| prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: t.timestamp_subsec_nanos() as i32,
+            }),
+            max_privilege: self
+                .max_privilege
+                .map(|p| p.pb().into())
+                .unwrap_or_default(),
+            client_cidrs: self.cidrs.clone(),
+        }))
+    }
+}
+
+/// `90s`, `45m`, `12h`, `30d`.
+pub fn parse_span(text: &str) -> anyhow::Result<chrono::TimeDelta> {
+    let bad = || anyhow::anyhow!("{text:?} is not a duration: write 90s, 45m, 12h or 30d");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    let span = match unit {
+        "s" => chrono::TimeDelta::try_seconds(n),
+        "m" => chrono::TimeDelta::try_minutes(n),
+        "h" => chrono::TimeDelta::try_hours(n),
+        "d" => chrono::TimeDelta::try_days(n),
+        _ => None,
+    };
+    span.filter(|s| *s > chrono::TimeDelta::zero())
+        .ok_or_else(bad)
+}
+
+/// `TOKEN_ID:NAME`, split at the first colon.
+fn pair(text: &str) -> anyhow::Result<(String, String)> {
+    text.split_once(':')
+        .map(|(id, name)| (id.to_owned(), name.to_owned()))
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is not TOKEN_ID:NAME"))
 }
 
 #[derive(Debug, Args)]
@@ -191,9 +315,17 @@ pub enum MembersCommand {
         user_id: String,
         #[arg(long, value_enum)]
         role: PrivilegeArg,
+        /// Only show what the change would do (tokens whose privilege drops); change nothing.
+        #[arg(long)]
+        validate_only: bool,
     },
     /// Remove a member: their user tokens stop working.
-    Remove { user_id: String },
+    Remove {
+        user_id: String,
+        /// Only show what removing would do; change nothing.
+        #[arg(long)]
+        validate_only: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -250,6 +382,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
             privilege,
             default_app_state,
             description,
+            bound_cidrs,
         } => {
             let reply = client
                 .create_token(pb::CreateTokenRequest {
@@ -263,6 +396,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     description,
                     // Safe to resend: should this call be retried, no second token is made.
                     request_id: uuid::Uuid::new_v4().to_string(),
+                    bound_cidrs,
                 })
                 .await
                 .map_err(status_error)
@@ -344,6 +478,8 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
             privilege,
             default_app_state,
             description,
+            bound_cidrs,
+            anywhere,
         } => {
             let mut paths = Vec::new();
             let mut token = pb::Token {
@@ -362,9 +498,13 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                 token.description = d;
                 paths.push("description".to_owned());
             }
+            if anywhere || !bound_cidrs.is_empty() {
+                token.bound_cidrs = bound_cidrs;
+                paths.push("bound_cidrs".to_owned());
+            }
             if paths.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: give --privilege, --default-app-state or --description"
+                    "nothing to change: give --privilege, --default-app-state, --description, --bound-cidr or --anywhere"
                 );
             }
             let reply = client
@@ -377,13 +517,17 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                 .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
         }
-        TokensCommand::Retire { id } => {
+        TokensCommand::Retire { id, validate_only } => {
             let reply = client
-                .retire_token(pb::RetireTokenRequest { id })
+                .retire_token(pb::RetireTokenRequest { id, validate_only })
                 .await
                 .map_err(status_error)
-                .map(note_revision)?;
-            show_token(output, reply.into_inner().token)?;
+                .map(note_revision)?
+                .into_inner();
+            match reply.preview {
+                Some(preview) => output::print_preview(output, &preview),
+                None => show_token(output, reply.token)?,
+            }
         }
         TokensCommand::Promote { id } => {
             let reply = client
@@ -403,7 +547,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 async fn apps(args: AppsArgs) -> anyhow::Result<()> {
     let output = args.client.output;
     let mut client = Client::connect(&args.client).await?.tokens();
-    let (token_id, name, state) = match args.command {
+    let (token_id, name, state, conditions, reason, validate_only) = match args.command {
         AppsCommand::List { token_id, state } => {
             let mut apps = Vec::new();
             let mut page_token = String::new();
@@ -435,19 +579,98 @@ async fn apps(args: AppsArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        AppsCommand::Allow { token_id, name } => (token_id, name, pb::AppState::Allow),
-        AppsCommand::Deny { token_id, name } => (token_id, name, pb::AppState::Deny),
+        AppsCommand::Allow {
+            token_id,
+            name,
+            conditions,
+            reason,
+            validate_only,
+        } => (
+            token_id,
+            name,
+            pb::AppState::Allow,
+            conditions.pb()?,
+            reason,
+            validate_only,
+        ),
+        AppsCommand::Deny {
+            token_id,
+            name,
+            reason,
+            validate_only,
+        } => (
+            token_id,
+            name,
+            pb::AppState::Deny,
+            None,
+            reason,
+            validate_only,
+        ),
+        AppsCommand::Batch {
+            allow,
+            deny,
+            pending,
+            conditions,
+            reason,
+            validate_only,
+        } => {
+            let conditions = conditions.pb()?;
+            let mut decisions = Vec::new();
+            for (pairs, state) in [
+                (allow, pb::AppState::Allow),
+                (deny, pb::AppState::Deny),
+                (pending, pb::AppState::Pending),
+            ] {
+                for text in pairs {
+                    let (token_id, name) = pair(&text)?;
+                    decisions.push(pb::ApplicationDecision {
+                        token_id,
+                        name,
+                        state: state.into(),
+                        conditions: (state == pb::AppState::Allow)
+                            .then(|| conditions.clone())
+                            .flatten(),
+                    });
+                }
+            }
+            if decisions.is_empty() {
+                anyhow::bail!("nothing to decide: give --allow, --deny or --pending");
+            }
+            let reply = client
+                .batch_set_application_states(pb::BatchSetApplicationStatesRequest {
+                    decisions: decisions.clone(),
+                    reason,
+                    validate_only,
+                })
+                .await
+                .map_err(status_error)
+                .map(note_revision)?
+                .into_inner();
+            output::print_results(output, &decisions, &reply.results);
+            if let Some(preview) = &reply.preview {
+                output::print_preview(output, preview);
+            }
+            return Ok(());
+        }
     };
-    let app = client
+    let reply = client
         .set_application_state(pb::SetApplicationStateRequest {
             token_id,
             name,
             state: state.into(),
+            conditions,
+            reason,
+            validate_only,
         })
         .await
         .map_err(status_error)
         .map(note_revision)?
-        .into_inner()
+        .into_inner();
+    if let Some(preview) = &reply.preview {
+        output::print_preview(output, preview);
+        return Ok(());
+    }
+    let app = reply
         .application
         .ok_or_else(|| anyhow::anyhow!("the server answered without an application"))?;
     match output {
@@ -502,26 +725,44 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
                 .into_inner()
                 .member
         }
-        MembersCommand::Update { user_id, role } => {
-            client
+        MembersCommand::Update {
+            user_id,
+            role,
+            validate_only,
+        } => {
+            let reply = client
                 .update_member(pb::UpdateMemberRequest {
                     user_id,
                     role: role.pb().into(),
+                    validate_only,
                 })
                 .await
                 .map_err(status_error)
                 .map(note_revision)?
-                .into_inner()
-                .member
+                .into_inner();
+            if let Some(preview) = &reply.preview {
+                output::print_preview(output, preview);
+                return Ok(());
+            }
+            reply.member
         }
-        MembersCommand::Remove { user_id } => {
-            client
+        MembersCommand::Remove {
+            user_id,
+            validate_only,
+        } => {
+            let reply = client
                 .remove_member(pb::RemoveMemberRequest {
                     user_id: user_id.clone(),
+                    validate_only,
                 })
                 .await
                 .map_err(status_error)
-                .map(note_revision)?;
+                .map(note_revision)?
+                .into_inner();
+            if let Some(preview) = &reply.preview {
+                output::print_preview(output, preview);
+                return Ok(());
+            }
             match output {
                 Output::Json => print_json(&json!({ "removed_user_id": user_id })),
                 Output::Table => {
@@ -591,6 +832,7 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
             Output::Json => emit(json!({
                 "type": output::watch_event(event.r#type),
                 "application": event.application.as_ref().map(application_json),
+                "reason": event.reason,
                 "cursor": event.cursor,
                 "event_time": output::time(event.event_time.as_ref()),
             })),

@@ -168,6 +168,7 @@ pub fn token_fields(t: &pb::Token) -> Vec<(&'static str, String)> {
         ("default app state", app_state(t.default_app_state)),
         ("state", token_state(t.state)),
         ("description", or_dash(&t.description)),
+        ("bound cidrs", or_dash(&t.bound_cidrs.join(" "))),
         ("created", time(t.create_time.as_ref())),
         ("last used", or_dash(&time(t.last_used_time.as_ref()))),
     ]
@@ -190,29 +191,205 @@ pub fn token_json(t: &pb::Token) -> Value {
         "retire_time": time_json(t.retire_time.as_ref()),
         "promote_time": time_json(t.promote_time.as_ref()),
         "last_used_time": time_json(t.last_used_time.as_ref()),
+        "bound_cidrs": t.bound_cidrs,
     })
 }
 
-pub const APPLICATION_HEADER: [&str; 4] = ["NAME", "STATE", "FIRST SEEN", "LAST SEEN"];
+pub const APPLICATION_HEADER: [&str; 8] = [
+    "NAME",
+    "STATE",
+    "FIRST SEEN",
+    "LAST SEEN",
+    "REFUSED",
+    "ALLOWED",
+    "LAST ADDRESS",
+    "CONDITIONS",
+];
 
 pub fn application_row(a: &pb::Application) -> Vec<String> {
+    let evidence = a.evidence.clone().unwrap_or_default();
     vec![
         a.name.clone(),
         app_state(a.state),
         time(a.first_seen_time.as_ref()),
         or_dash(&time(a.last_seen_time.as_ref())),
+        evidence.refused_attempts.to_string(),
+        evidence.allowed_count.to_string(),
+        or_dash(&evidence.last_client_address),
+        or_dash(
+            &a.conditions
+                .as_ref()
+                .map(conditions_text)
+                .unwrap_or_default(),
+        ),
     ]
 }
 
+/// An approval's conditions in a few words: `until 2026-01-31T00:00:00Z, at most read_only, from 10.0.0.0/8`.
+pub fn conditions_text(c: &pb::ApprovalConditions) -> String {
+    let mut parts = Vec::new();
+    if let Some(until) = &c.expire_time {
+        parts.push(format!("until {}", time(Some(until))));
+    }
+    if c.max_privilege != 0 {
+        parts.push(format!("at most {}", privilege(c.max_privilege)));
+    }
+    if !c.client_cidrs.is_empty() {
+        parts.push(format!("from {}", c.client_cidrs.join(" ")));
+    }
+    parts.join(", ")
+}
+
+pub fn conditions_json(c: &pb::ApprovalConditions) -> Value {
+    json!({
+        "expire_time": time_json(c.expire_time.as_ref()),
+        "max_privilege": (c.max_privilege != 0).then(|| privilege(c.max_privilege)),
+        "client_cidrs": c.client_cidrs,
+    })
+}
+
 pub fn application_json(a: &pb::Application) -> Value {
+    let evidence = a.evidence.clone().unwrap_or_default();
     json!({
         "token_id": a.token_id,
         "name": a.name,
         "state": app_state(a.state),
+        "conditions": a.conditions.as_ref().map(conditions_json),
         "first_seen_time": time_json(a.first_seen_time.as_ref()),
         "last_seen_time": time_json(a.last_seen_time.as_ref()),
         "update_time": time_json(a.update_time.as_ref()),
+        "evidence": {
+            "refused_attempts": evidence.refused_attempts,
+            "allowed_count": evidence.allowed_count,
+            "last_client_address": evidence.last_client_address,
+        },
     })
+}
+
+/// A batch's results, one per decision asked: what it did, or why it was refused.
+pub fn print_results(
+    output: Output,
+    asked: &[pb::ApplicationDecision],
+    results: &[pb::ApplicationDecisionResult],
+) {
+    let rows: Vec<(String, String, String, String)> = asked
+        .iter()
+        .zip(results)
+        .map(|(d, r)| {
+            let outcome = if r.code != 0 {
+                format!("refused: {} ({})", r.reason, r.message)
+            } else if r.changed {
+                "changed".to_owned()
+            } else {
+                "unchanged".to_owned()
+            };
+            (
+                d.token_id.clone(),
+                d.name.clone(),
+                app_state(d.state),
+                outcome,
+            )
+        })
+        .collect();
+    match output {
+        Output::Json => print_json(&json!(
+            rows.iter()
+                .zip(results)
+                .map(|((token, name, state, _), r)| json!({
+                    "token_id": token,
+                    "name": name,
+                    "state": state,
+                    "changed": r.changed,
+                    "code": r.code,
+                    "reason": r.reason,
+                    "message": r.message,
+                    "application": r.application.as_ref().map(application_json),
+                }))
+                .collect::<Vec<_>>()
+        )),
+        Output::Table => print_table(
+            &["TOKEN", "NAME", "STATE", "OUTCOME"],
+            &rows
+                .into_iter()
+                .map(|(t, n, s, o)| vec![t, n, s, o])
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
+/// An impact preview: whether the change may be made, whose privilege drops, who used the
+/// affected tokens lately.
+pub fn print_preview(output: Output, p: &pb::ImpactPreview) {
+    match output {
+        Output::Json => print_json(&json!({
+            "permitted": p.permitted,
+            "denied_reason": p.denied_reason,
+            "denied_message": p.denied_message,
+            "usage_window_days": p.usage_window_days,
+            "privilege_drops": p.privilege_drops.iter().map(|d| json!({
+                "token_id": d.token_id,
+                "description": d.description,
+                "before": privilege(d.before),
+                "after": privilege(d.after),
+            })).collect::<Vec<_>>(),
+            "recently_used": p.recently_used.iter().map(application_json).collect::<Vec<_>>(),
+        })),
+        Output::Table => {
+            if !p.permitted {
+                emit(format!(
+                    "not permitted: {} ({})",
+                    p.denied_reason, p.denied_message
+                ));
+                return;
+            }
+            emit("permitted; nothing was changed (validate only)");
+            if !p.privilege_drops.is_empty() {
+                emit("\ntokens whose effective privilege would drop:");
+                print_table(
+                    &["TOKEN", "DESCRIPTION", "NOW", "AFTER"],
+                    &p.privilege_drops
+                        .iter()
+                        .map(|d| {
+                            vec![
+                                d.token_id.clone(),
+                                or_dash(&d.description),
+                                privilege(d.before),
+                                if d.after == 0 {
+                                    "cannot act".into()
+                                } else {
+                                    privilege(d.after)
+                                },
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            emit(format!(
+                "\napplications seen in the last {} days: {}",
+                p.usage_window_days,
+                p.recently_used.len()
+            ));
+            if !p.recently_used.is_empty() {
+                print_table(
+                    &["TOKEN", "NAME", "STATE", "LAST SEEN", "ALLOWED", "REFUSED"],
+                    &p.recently_used
+                        .iter()
+                        .map(|a| {
+                            let e = a.evidence.clone().unwrap_or_default();
+                            vec![
+                                a.token_id.clone(),
+                                a.name.clone(),
+                                app_state(a.state),
+                                time(a.last_seen_time.as_ref()),
+                                e.allowed_count.to_string(),
+                                e.refused_attempts.to_string(),
+                            ]
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    }
 }
 
 /// The `watch` table. Rows are printed as events arrive, so widths are fixed before any row:
@@ -361,18 +538,21 @@ mod tests {
                 )),
                 cursor: cursor.into(),
                 event_time: at(1_700_000_000),
+                ..Default::default()
             },
             pb::WatchApplicationsResponse {
                 r#type: pb::WatchEventType::SnapshotEnd.into(),
                 application: None,
                 cursor: cursor.into(),
                 event_time: at(1_700_000_001),
+                ..Default::default()
             },
             pb::WatchApplicationsResponse {
                 r#type: pb::WatchEventType::StateChanged.into(),
                 application: Some(app("x", pb::AppState::Allow)),
                 cursor: cursor.into(),
                 event_time: at(1_700_000_002),
+                ..Default::default()
             },
         ];
         let columns = starts(&header);

@@ -1,6 +1,9 @@
-//! Approval rules: name patterns, per token or account-wide; the first match wins.
+//! Approval rules: name patterns, per token or account-wide; the first match wins. An allow
+//! may carry conditions: for how long, at most which privilege, from which addresses.
 use serde::Deserialize;
 use uuid::Uuid;
+
+use crate::domain::{AddressRanges, Privilege};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -10,7 +13,8 @@ pub enum Action {
 }
 
 /// One rule: applications whose name matches `pattern` (`*` any run of characters, `?` one
-/// character), on `token_id` if given or any token otherwise, get `action`.
+/// character), on `token_id` if given or any token otherwise, get `action`. An allow may
+/// carry conditions: `for` (`90s`, `45m`, `12h`, `30d`), `max_privilege` and `cidrs`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -18,6 +22,76 @@ pub struct Rule {
     pub action: Action,
     #[serde(default)]
     pub token_id: Option<Uuid>,
+    /// How long an approval by this rule lasts.
+    #[serde(default, rename = "for")]
+    pub for_: Option<String>,
+    /// The most privilege an application approved by this rule acts with.
+    #[serde(default)]
+    pub max_privilege: Option<String>,
+    /// The address ranges an application approved by this rule may call from.
+    #[serde(default)]
+    pub cidrs: Vec<String>,
+}
+
+/// The conditions a rule's allow carries, checked when the rules are read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RuleConditions {
+    pub lasts: Option<chrono::TimeDelta>,
+    pub max_privilege: Option<Privilege>,
+    pub cidrs: Vec<String>,
+}
+
+impl RuleConditions {
+    pub fn is_empty(&self) -> bool {
+        self.lasts.is_none() && self.max_privilege.is_none() && self.cidrs.is_empty()
+    }
+
+    /// How people read them: `for 30d, at most read_only, from 10.0.0.0/8`.
+    pub fn describe(&self, for_text: Option<&str>) -> String {
+        let mut parts = Vec::new();
+        if let Some(text) = for_text {
+            parts.push(format!("for {text}"));
+        }
+        if let Some(p) = self.max_privilege {
+            parts.push(format!("at most {}", p.as_str()));
+        }
+        if !self.cidrs.is_empty() {
+            parts.push(format!("from {}", self.cidrs.join(" ")));
+        }
+        parts.join(", ")
+    }
+}
+
+impl Rule {
+    /// The rule's conditions, or why they are wrong.
+    pub fn conditions(&self) -> Result<RuleConditions, String> {
+        let lasts = self
+            .for_
+            .as_deref()
+            .map(|span| crate::admin::parse_span(span).map_err(|e| e.to_string()))
+            .transpose()?;
+        let max_privilege = self
+            .max_privilege
+            .as_deref()
+            .map(|p| {
+                Privilege::parse(p)
+                    .ok_or_else(|| format!("max_privilege {p:?}: write read_only, normal or admin"))
+            })
+            .transpose()?;
+        AddressRanges::parse(&self.cidrs).map_err(|e| format!("cidrs: {e}"))?;
+        let conditions = RuleConditions {
+            lasts,
+            max_privilege,
+            cidrs: self.cidrs.clone(),
+        };
+        if self.action == Action::Deny && !conditions.is_empty() {
+            return Err(format!(
+                "rule for {:?}: only an allow carries conditions (for, max_privilege, cidrs)",
+                self.pattern
+            ));
+        }
+        Ok(conditions)
+    }
 }
 
 /// A rules file:
@@ -43,18 +117,28 @@ pub struct Rules {
 
 impl Rules {
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let rules: Rules = toml::from_str(text).map_err(|e| e.to_string())?;
+        for rule in &rules.rules {
+            rule.conditions()?;
+        }
+        Ok(rules)
     }
 
     /// The action for an application name on a token; `None` leaves it pending.
     pub fn decide(&self, token_id: Uuid, name: &str) -> Option<Action> {
+        self.matching(token_id, name).map(|(_, r)| r.action)
+    }
+
+    /// The first rule that matches, with its number (from 1, as people count them).
+    pub fn matching(&self, token_id: Uuid, name: &str) -> Option<(usize, &Rule)> {
         self.rules
             .iter()
-            .find(|r| {
+            .enumerate()
+            .find(|(_, r)| {
                 r.token_id.is_none_or(|t| t == token_id)
                     && glob(r.pattern.as_bytes(), name.as_bytes())
             })
-            .map(|r| r.action)
+            .map(|(i, r)| (i + 1, r))
     }
 }
 
@@ -125,6 +209,45 @@ mod tests {
         let other = Uuid::new_v4();
         assert_eq!(rules.decide(other, "curl/8"), None);
         assert_eq!(rules.decide(other, "circonus:osi:ab"), Some(Action::Allow));
+    }
+
+    #[test]
+    fn allows_carry_conditions_and_denies_do_not() {
+        let rules = Rules::parse(
+            r#"
+            [[rule]]
+            pattern = "terraform*"
+            action = "allow"
+            for = "30d"
+            max_privilege = "read_only"
+            cidrs = ["10.0.0.0/8"]
+            "#,
+        )
+        .unwrap();
+        let (number, rule) = rules.matching(Uuid::new_v4(), "terraform 1.9").unwrap();
+        assert_eq!(number, 1);
+        let conditions = rule.conditions().unwrap();
+        assert_eq!(conditions.lasts, Some(chrono::TimeDelta::days(30)));
+        assert_eq!(conditions.max_privilege, Some(Privilege::ReadOnly));
+        assert_eq!(
+            conditions.describe(rule.for_.as_deref()),
+            "for 30d, at most read_only, from 10.0.0.0/8"
+        );
+        assert!(
+            Rules::parse("[[rule]]\npattern = \"x\"\naction = \"deny\"\nfor = \"1d\"")
+                .unwrap_err()
+                .contains("only an allow")
+        );
+        assert!(
+            Rules::parse("[[rule]]\npattern = \"x\"\naction = \"allow\"\nfor = \"soon\"").is_err()
+        );
+        assert!(
+            Rules::parse(
+                "[[rule]]\npattern = \"x\"\naction = \"allow\"\ncidrs = [\"10.0.0.0/99\"]"
+            )
+            .unwrap_err()
+            .contains("cidrs")
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The bot's loop: watch from the saved cursor, decide each pending name, save the cursor;
-//! reconnect with backoff, and re-list when the cursor has expired.
+//! reconnect with backoff, and re-list when the cursor has expired. In a dry run it lists the
+//! pending names, prints what it would decide, changes nothing and exits.
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +21,55 @@ pub struct BotSettings {
     pub rules: Rules,
     /// Where the last processed cursor is kept across restarts.
     pub state_file: PathBuf,
+    /// Print what would be decided for the names pending now, change nothing, and exit.
+    pub dry_run: bool,
+}
+
+/// What the rules make of one pending application.
+struct Verdict {
+    state: pb::AppState,
+    conditions: Option<pb::ApprovalConditions>,
+    /// The rule's number and what it says, for the reason and the log.
+    rule: String,
+}
+
+impl Verdict {
+    fn of(rules: &super::Rules, app: &pb::Application) -> anyhow::Result<Option<Verdict>> {
+        let token_id = Uuid::parse_str(&app.token_id).context("server sent a bad token id")?;
+        let Some((number, rule)) = rules.matching(token_id, &app.name) else {
+            return Ok(None);
+        };
+        // Checked when the rules were read.
+        let conditions = rule.conditions().map_err(anyhow::Error::msg)?;
+        let described = conditions.describe(rule.for_.as_deref());
+        let state = match rule.action {
+            Action::Allow => pb::AppState::Allow,
+            Action::Deny => pb::AppState::Deny,
+        };
+        let conditions = (!conditions.is_empty()).then(|| pb::ApprovalConditions {
+            expire_time: conditions.lasts.map(|span| {
+                let until = chrono::Utc::now() + span;
+                prost_types::Timestamp {
+                    seconds: until.timestamp(),
+                    nanos: until.timestamp_subsec_nanos() as i32,
+                }
+            }),
+            max_privilege: conditions
+                .max_privilege
+                .map(|p| crate::grpc::convert_privilege_pb(p).into())
+                .unwrap_or_default(),
+            client_cidrs: conditions.cidrs.clone(),
+        });
+        let mut rule_text = format!("approve-bot rule {number} ({:?})", rule.pattern);
+        if !described.is_empty() {
+            rule_text.push_str(&format!(": {described}"));
+        }
+        Ok(Some(Verdict {
+            state,
+            conditions,
+            rule: rule_text,
+        }))
+    }
 }
 
 struct Bot {
@@ -44,25 +94,60 @@ impl Bot {
     }
 
     async fn decide(&mut self, app: &pb::Application) -> anyhow::Result<()> {
-        let token_id = Uuid::parse_str(&app.token_id).context("server sent a bad token id")?;
-        let Some(action) = self.settings.rules.decide(token_id, &app.name) else {
+        let Some(verdict) = Verdict::of(&self.settings.rules, app)? else {
             tracing::info!(app = %app.name, token = %app.token_id, "no rule matches; left pending");
             return Ok(());
-        };
-        let state = match action {
-            Action::Allow => pb::AppState::Allow,
-            Action::Deny => pb::AppState::Deny,
         };
         let request = pb::SetApplicationStateRequest {
             token_id: app.token_id.clone(),
             name: app.name.clone(),
-            state: state.into(),
+            state: verdict.state.into(),
+            conditions: verdict.conditions,
+            reason: verdict.rule.clone(),
+            validate_only: false,
         };
         self.client
             .set_application_state(request)
             .await
             .context("SetApplicationState")?;
-        tracing::info!(app = %app.name, token = %app.token_id, ?action, "decided");
+        tracing::info!(app = %app.name, token = %app.token_id, state = ?verdict.state, rule = %verdict.rule, "decided");
+        Ok(())
+    }
+
+    /// Lists what is pending now and prints, one line each, what the rules would decide.
+    async fn dry_run(&mut self) -> anyhow::Result<()> {
+        let request = pb::WatchApplicationsRequest::default();
+        let mut stream = self.client.watch_applications(request).await?.into_inner();
+        while let Some(item) = stream.next().await {
+            let item = item?;
+            match item.r#type() {
+                pb::WatchEventType::Snapshot => {
+                    let Some(app) = item.application.as_ref() else {
+                        continue;
+                    };
+                    let line = match Verdict::of(&self.settings.rules, app)? {
+                        None => format!(
+                            "would leave pending {}/{}: no rule matches",
+                            app.token_id, app.name
+                        ),
+                        Some(v) => format!(
+                            "would {} {}/{}: {}",
+                            if v.state == pb::AppState::Allow {
+                                "allow"
+                            } else {
+                                "deny"
+                            },
+                            app.token_id,
+                            app.name,
+                            v.rule
+                        ),
+                    };
+                    println!("{line}");
+                }
+                pb::WatchEventType::SnapshotEnd => return Ok(()),
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -111,6 +196,12 @@ pub async fn run_bot(
 ) -> anyhow::Result<()> {
     let client = Client::lazy(&settings.connection, secret, &settings.app_name)?.tokens();
     let mut bot = Bot { client, settings };
+    if bot.settings.dry_run {
+        return tokio::select! {
+            outcome = bot.dry_run() => outcome.context("dry run"),
+            () = stop => Ok(()),
+        };
+    }
     tokio::pin!(stop);
     let mut backoff = Duration::from_millis(200);
     loop {

@@ -19,9 +19,8 @@ pub use assets::{CONTENT_SECURITY_POLICY, paths};
 pub const CONSOLE_APP_NAME: &str = "api-tokens-console";
 
 /// `--console`: whether the port also serves the console and gRPC-Web.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ConsoleMode {
-    #[default]
     On,
     Off,
 }

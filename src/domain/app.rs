@@ -1,6 +1,11 @@
 //! Application names and their approval state under a token.
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+
+use super::Conditions;
 
 /// Whether an application name may use a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,15 +78,75 @@ impl std::fmt::Display for AppName {
     }
 }
 
+/// What decides an application on a token: its state and, for an Allow, its conditions.
+/// Cheap to clone (the conditions are shared), as the hot path's cache hands out clones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppStanding {
+    pub state: AppState,
+    pub conditions: Option<Arc<Conditions>>,
+}
+
+impl AppStanding {
+    pub fn plain(state: AppState) -> Self {
+        AppStanding {
+            state,
+            conditions: None,
+        }
+    }
+}
+
+/// What the service saw of an application's calls: written behind, so approximate by up to
+/// one write interval, and counted per replica (the counts add up).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Evidence {
+    /// Calls refused because the application was Pending or Denied.
+    pub refused_attempts: u64,
+    /// Calls allowed.
+    pub allowed_count: u64,
+    /// The client address of the last call that gave one.
+    pub last_client_address: Option<IpAddr>,
+}
+
+/// Why a decision was made, as its maker says: at most 1000 characters, kept in the audit log
+/// and carried on the watch event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rationale(String);
+
+impl Rationale {
+    /// `None` for an empty reason.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        super::Description::parse(text).map(|d| Some(Rationale(d.as_str().to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// An application name recorded under a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Application {
     pub token_id: Uuid,
     pub name: AppName,
     pub state: AppState,
+    /// An Allow's conditions; `None` for none.
+    pub conditions: Option<Conditions>,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub evidence: Evidence,
+}
+
+impl Application {
+    pub fn standing(&self) -> AppStanding {
+        AppStanding {
+            state: self.state,
+            conditions: self.conditions.clone().map(Arc::new),
+        }
+    }
 }
 
 #[cfg(test)]

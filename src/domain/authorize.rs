@@ -1,7 +1,10 @@
-//! The authorization decision: may this token, used by this application, do this?
+//! The authorization decision: may this token, used by this application, from this address, do this?
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AppState, Privilege, TokenType};
+use super::{AddressRanges, AppState, Conditions, Privilege, Reason, TokenType};
 
 /// The owner side of a token at the moment of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +15,18 @@ pub enum OwnerStatus {
     Member(Privilege),
     /// A user token whose owner has been removed from the account.
     Removed,
+}
+
+impl OwnerStatus {
+    /// What a token of `privilege` may act with under this owner: never above a member
+    /// owner's current role, and nothing once the owner is gone.
+    pub fn cap(self, privilege: Privilege) -> Option<Privilege> {
+        match self {
+            OwnerStatus::Account => Some(privilege),
+            OwnerStatus::Member(role) => Some(privilege.min(role)),
+            OwnerStatus::Removed => None,
+        }
+    }
 }
 
 /// Everything the decision needs to know about a token.
@@ -25,6 +40,8 @@ pub struct TokenGrant {
     pub default_app_state: AppState,
     pub retired: bool,
     pub owner: OwnerStatus,
+    /// Where the token may be used from (Vault's `token_bound_cidrs`); empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 impl TokenGrant {
@@ -34,10 +51,53 @@ impl TokenGrant {
         if self.retired {
             return Err(Decision::Retired);
         }
-        match self.owner {
-            OwnerStatus::Account => Ok(self.privilege),
-            OwnerStatus::Member(role) => Ok(self.privilege.min(role)),
-            OwnerStatus::Removed => Err(Decision::OwnerRemoved),
+        self.owner.cap(self.privilege).ok_or(Decision::OwnerRemoved)
+    }
+
+    /// The member a user token acts for; `None` for an account token.
+    pub fn member_id(&self) -> Option<Uuid> {
+        match self.token_type {
+            TokenType::User => self.owner_id,
+            TokenType::Account => None,
+        }
+    }
+
+    /// Refuses a client outside the token's address ranges (or of unknown address, when the
+    /// token has ranges): the check made before an application name is looked at or recorded.
+    pub fn check_address(&self, client: Option<IpAddr>) -> Result<(), Decision> {
+        if self.bound_ranges.permits(client) {
+            Ok(())
+        } else {
+            Err(Decision::AddressNotAllowed(AddressRefusal::of(
+                client,
+                AddressRule::Token,
+            )))
+        }
+    }
+}
+
+/// Which address rule refused a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressRule {
+    /// The token's own ranges.
+    Token,
+    /// The ranges the application's approval is limited to.
+    Approval,
+}
+
+/// Why a client's address was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRefusal {
+    pub rule: AddressRule,
+    /// No client address was known: a restricted token fails closed.
+    pub unknown: bool,
+}
+
+impl AddressRefusal {
+    fn of(client: Option<IpAddr>, rule: AddressRule) -> Self {
+        AddressRefusal {
+            rule,
+            unknown: client.is_none(),
         }
     }
 }
@@ -58,6 +118,8 @@ pub enum Decision {
     },
     OwnerRemoved,
     AppLimitReached,
+    /// The client's address is outside the ranges the token or the approval allows.
+    AddressNotAllowed(AddressRefusal),
 }
 
 impl Decision {
@@ -65,46 +127,80 @@ impl Decision {
         matches!(self, Decision::Allow { .. })
     }
 
+    /// What this outcome tells each audience, from one table so they cannot disagree.
+    fn outcome(&self) -> Outcome {
+        let (name, http_status, error_code, reason) = match self {
+            Decision::Allow { .. } => ("allow", 200, "", None),
+            Decision::Pending => (
+                "pending",
+                401,
+                "Unauthorized.PendingApp",
+                Some(Reason::AppPending),
+            ),
+            Decision::Denied => ("denied", 403, "Forbidden.BadApp", Some(Reason::AppDenied)),
+            Decision::UnknownToken => (
+                "unknown_token",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::UnknownToken),
+            ),
+            Decision::Retired => (
+                "retired",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::TokenRetired),
+            ),
+            Decision::InsufficientPrivilege { .. } => (
+                "insufficient_privilege",
+                403,
+                "Forbidden.InsufficientPrivilege",
+                Some(Reason::InsufficientPrivilege),
+            ),
+            Decision::OwnerRemoved => (
+                "owner_removed",
+                401,
+                "Forbidden.BadToken",
+                Some(Reason::OwnerRemoved),
+            ),
+            Decision::AppLimitReached => (
+                "app_limit_reached",
+                403,
+                "Forbidden.TooManyApps",
+                Some(Reason::AppLimitReached),
+            ),
+            Decision::AddressNotAllowed(_) => (
+                "address_not_allowed",
+                403,
+                "Forbidden.BadAddress",
+                Some(Reason::AddressNotAllowed),
+            ),
+        };
+        Outcome {
+            name,
+            http_status,
+            error_code,
+            reason,
+        }
+    }
+
+    /// A stable lower-case name: the metric label and the span field.
+    pub fn name(&self) -> &'static str {
+        self.outcome().name
+    }
+
     /// 401 when the caller should (re)authenticate or wait for approval; 403 when it is refused.
     pub fn http_status(&self) -> u16 {
-        match self {
-            Decision::Allow { .. } => 200,
-            Decision::Pending
-            | Decision::UnknownToken
-            | Decision::Retired
-            | Decision::OwnerRemoved => 401,
-            Decision::Denied
-            | Decision::InsufficientPrivilege { .. }
-            | Decision::AppLimitReached => 403,
-        }
+        self.outcome().http_status
     }
 
-    /// The `code` of a Circonus-style error body.
+    /// The `code` of a Circonus-style error body; empty for an allowed call.
     pub fn error_code(&self) -> &'static str {
-        match self {
-            Decision::Allow { .. } => "",
-            Decision::Pending => "Unauthorized.PendingApp",
-            Decision::Denied => "Forbidden.BadApp",
-            Decision::UnknownToken | Decision::Retired | Decision::OwnerRemoved => {
-                "Forbidden.BadToken"
-            }
-            Decision::InsufficientPrivilege { .. } => "Forbidden.InsufficientPrivilege",
-            Decision::AppLimitReached => "Forbidden.TooManyApps",
-        }
+        self.outcome().error_code
     }
 
-    /// A stable, machine-readable reason (used in gRPC ErrorInfo).
-    pub fn reason_code(&self) -> &'static str {
-        match self {
-            Decision::Allow { .. } => "ALLOW",
-            Decision::Pending => "APP_PENDING",
-            Decision::Denied => "APP_DENIED",
-            Decision::UnknownToken => "UNKNOWN_TOKEN",
-            Decision::Retired => "TOKEN_RETIRED",
-            Decision::InsufficientPrivilege { .. } => "INSUFFICIENT_PRIVILEGE",
-            Decision::OwnerRemoved => "OWNER_REMOVED",
-            Decision::AppLimitReached => "APP_LIMIT_REACHED",
-        }
+    /// Why a refused caller was refused (gRPC ErrorInfo); `None` for an allowed call.
+    pub fn reason(&self) -> Option<Reason> {
+        self.outcome().reason
     }
 
     /// A sentence for people. Names the application, never the secret.
@@ -133,25 +229,110 @@ impl Decision {
                     "application '{app}' is new and this token has recorded as many applications as it may"
                 )
             }
+            Decision::AddressNotAllowed(AddressRefusal { unknown: true, .. }) => {
+                "this token may be used only from listed addresses, and the client's address is not known".into()
+            }
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Token,
+                ..
+            }) => "this token may not be used from the client's address".into(),
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Approval,
+                ..
+            }) => format!(
+                "application '{app}' is approved on this token only from other addresses"
+            ),
+        }
+    }
+
+    /// The short `message` of a Circonus-style error body, for a request made with HTTP
+    /// `method`; `explanation` is the full sentence beside it.
+    pub fn summary(&self, app: &str, method: &str) -> String {
+        match self {
+            Decision::Allow { .. } => "Allowed".into(),
+            Decision::Pending => format!("App '{app}' is pending approval"),
+            Decision::Denied => format!("App '{app}' not allowed"),
+            Decision::UnknownToken => "The token is not valid".into(),
+            Decision::Retired => "The token has been retired".into(),
+            Decision::OwnerRemoved => "The token's owner has left the account".into(),
+            Decision::InsufficientPrivilege { required, .. } => {
+                format!("{method} requests need a token with {required} privilege")
+            }
+            Decision::AppLimitReached => format!("App '{app}' cannot be recorded on this token"),
+            Decision::AddressNotAllowed(_) => "The token may not be used from this address".into(),
         }
     }
 }
 
-/// Decides a request by a usable token, given the application's state on it.
+/// One row of the table behind a decision's names and codes.
+struct Outcome {
+    name: &'static str,
+    http_status: u16,
+    error_code: &'static str,
+    reason: Option<Reason>,
+}
+
+/// Decides a request by a token from anywhere, given the application's plain state on it.
 pub fn decide(grant: &TokenGrant, app_state: AppState, required: Privilege) -> Decision {
+    let call = Call {
+        required,
+        client: None,
+        now: DateTime::<Utc>::MIN_UTC,
+    };
+    decide_with(grant, app_state, None, &call)
+}
+
+/// What one call asks, besides the token and the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Call {
+    pub required: Privilege,
+    /// The end client's address, when known.
+    pub client: Option<IpAddr>,
+    pub now: DateTime<Utc>,
+}
+
+/// Decides a request: the token must be usable and used from its ranges; then the
+/// application's state decides, and an Allow's conditions (until, privilege cap, ranges) hold.
+/// A lapsed approval is Pending again from its deadline on, whether or not anything was written.
+pub fn decide_with(
+    grant: &TokenGrant,
+    app_state: AppState,
+    conditions: Option<&Conditions>,
+    call: &Call,
+) -> Decision {
     let effective = match grant.usable() {
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
-    match app_state {
-        AppState::Pending => Decision::Pending,
-        AppState::Deny => Decision::Denied,
-        AppState::Allow if effective < required => Decision::InsufficientPrivilege {
-            effective,
-            required,
-        },
-        AppState::Allow => Decision::Allow { effective },
+    if let Err(refusal) = grant.check_address(call.client) {
+        return refusal;
     }
+    let effective = match (app_state, conditions) {
+        (AppState::Pending, _) => return Decision::Pending,
+        (AppState::Deny, _) => return Decision::Denied,
+        (AppState::Allow, None) => effective,
+        (AppState::Allow, Some(conditions)) => {
+            if conditions.lapsed(call.now) {
+                return Decision::Pending;
+            }
+            if !conditions.client_ranges.permits(call.client) {
+                return Decision::AddressNotAllowed(AddressRefusal::of(
+                    call.client,
+                    AddressRule::Approval,
+                ));
+            }
+            conditions
+                .max_privilege
+                .map_or(effective, |cap| effective.min(cap))
+        }
+    };
+    if effective < call.required {
+        return Decision::InsufficientPrivilege {
+            effective,
+            required: call.required,
+        };
+    }
+    Decision::Allow { effective }
 }
 
 #[cfg(test)]
@@ -173,7 +354,84 @@ mod tests {
             default_app_state: AppState::Allow,
             retired: false,
             owner,
+            bound_ranges: AddressRanges::default(),
         }
+    }
+
+    fn at(client: Option<&str>, required: Privilege) -> Call {
+        Call {
+            required,
+            client: client.map(|c| c.parse().unwrap()),
+            now: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn token_ranges_refuse_other_and_unknown_addresses() {
+        let mut g = grant(Admin, OwnerStatus::Account);
+        g.bound_ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
+        let allowed = decide_with(&g, AppState::Allow, None, &at(Some("10.1.1.1"), ReadOnly));
+        assert!(allowed.is_allow());
+        let outside = decide_with(&g, AppState::Allow, None, &at(Some("11.1.1.1"), ReadOnly));
+        assert_eq!(outside.http_status(), 403);
+        assert_eq!(outside.reason(), Some(Reason::AddressNotAllowed));
+        let unknown = decide_with(&g, AppState::Allow, None, &at(None, ReadOnly));
+        assert!(unknown.explanation("x").contains("not known"));
+        // The address is checked before the application: a pending app from outside is refused by address.
+        assert_eq!(
+            decide_with(&g, AppState::Pending, None, &at(Some("11.1.1.1"), ReadOnly)),
+            outside
+        );
+    }
+
+    #[test]
+    fn conditions_cap_limit_and_lapse() {
+        let g = grant(Admin, OwnerStatus::Account);
+        let now = Utc::now();
+        let conditions = Conditions {
+            until: Some(now + chrono::TimeDelta::days(30)),
+            max_privilege: Some(ReadOnly),
+            client_ranges: AddressRanges::parse(&["10.0.0.0/8"]).unwrap(),
+        };
+        let read = at(Some("10.0.0.1"), ReadOnly);
+        assert_eq!(
+            decide_with(&g, AppState::Allow, Some(&conditions), &read),
+            Decision::Allow {
+                effective: ReadOnly
+            }
+        );
+        assert_eq!(
+            decide_with(
+                &g,
+                AppState::Allow,
+                Some(&conditions),
+                &at(Some("10.0.0.1"), Normal)
+            ),
+            Decision::InsufficientPrivilege {
+                effective: ReadOnly,
+                required: Normal
+            }
+        );
+        assert!(matches!(
+            decide_with(
+                &g,
+                AppState::Allow,
+                Some(&conditions),
+                &at(Some("192.168.0.1"), ReadOnly)
+            ),
+            Decision::AddressNotAllowed(AddressRefusal {
+                rule: AddressRule::Approval,
+                unknown: false
+            })
+        ));
+        let later = Call {
+            now: now + chrono::TimeDelta::days(31),
+            ..read
+        };
+        assert_eq!(
+            decide_with(&g, AppState::Allow, Some(&conditions), &later),
+            Decision::Pending
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Who is calling a management RPC, and what the seed lets them do.
 use uuid::Uuid;
 
-use super::{Decision, OwnerStatus, Privilege, Token, TokenGrant, TokenType};
+use super::{
+    AppState, Decision, Description, OwnerStatus, Privilege, Reason, Token, TokenDraft, TokenGrant,
+    TokenType,
+};
 
 /// An authenticated caller of TokenService or AccountService.
 ///
@@ -34,12 +37,12 @@ pub enum PolicyDenial {
 }
 
 impl PolicyDenial {
-    pub fn reason_code(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            PolicyDenial::ReadOnly => "READ_ONLY_CALLER",
-            PolicyDenial::AdminRequired => "ADMIN_REQUIRED",
-            PolicyDenial::AboveOwnPrivilege { .. } => "PRIVILEGE_ABOVE_CALLER",
-            PolicyDenial::NoUserToOwn => "NO_USER_TO_OWN_TOKEN",
+            PolicyDenial::ReadOnly => Reason::ReadOnlyCaller,
+            PolicyDenial::AdminRequired => Reason::AdminRequired,
+            PolicyDenial::AboveOwnPrivilege { .. } => Reason::PrivilegeAboveCaller,
+            PolicyDenial::NoUserToOwn => Reason::NoUserToOwnToken,
         }
     }
 
@@ -58,6 +61,15 @@ impl PolicyDenial {
     }
 }
 
+/// Nobody grants more than their own privilege `own`.
+pub fn may_grant(own: Privilege, requested: Privilege) -> Result<(), PolicyDenial> {
+    if requested > own {
+        Err(PolicyDenial::AboveOwnPrivilege { requested, own })
+    } else {
+        Ok(())
+    }
+}
+
 impl Caller {
     /// The caller a token is, as the token and its owner stand: `Err` holds the refusal
     /// when the token cannot act (retired, owner removed).
@@ -67,10 +79,7 @@ impl Caller {
             account_id: grant.account_id,
             token_id: grant.token_id,
             token_type: grant.token_type,
-            member_id: match grant.token_type {
-                TokenType::User => grant.owner_id,
-                TokenType::Account => None,
-            },
+            member_id: grant.member_id(),
             privilege,
         })
     }
@@ -89,11 +98,30 @@ impl Caller {
             self.require_may_grant(requested)?;
             return Ok(requested);
         }
-        Ok(match owner {
-            OwnerStatus::Account => current,
-            OwnerStatus::Member(role) => current.min(role),
-            OwnerStatus::Removed => Privilege::ReadOnly,
-        })
+        Ok(owner.cap(current).unwrap_or(Privilege::ReadOnly))
+    }
+
+    /// A token this caller makes: a user token is owned by the caller's member.
+    pub fn draft(
+        &self,
+        token_type: TokenType,
+        privilege: Privilege,
+        default_app_state: AppState,
+        description: Description,
+    ) -> TokenDraft {
+        TokenDraft {
+            account_id: self.account_id,
+            token_type,
+            owner_id: match token_type {
+                TokenType::User => self.member_id,
+                TokenType::Account => None,
+            },
+            creator_id: self.member_id,
+            privilege,
+            default_app_state,
+            description,
+            bound_ranges: Default::default(),
+        }
     }
 
     pub fn is_admin(&self) -> bool {
@@ -138,14 +166,7 @@ impl Caller {
     }
 
     pub fn require_may_grant(&self, requested: Privilege) -> Result<(), PolicyDenial> {
-        if requested > self.privilege {
-            Err(PolicyDenial::AboveOwnPrivilege {
-                requested,
-                own: self.privilege,
-            })
-        } else {
-            Ok(())
-        }
+        may_grant(self.privilege, requested)
     }
 
     /// User tokens: Normal or Admin users. Account tokens: Admins. Never above the caller.
@@ -167,7 +188,6 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppState, Description};
     use chrono::Utc;
 
     fn caller(privilege: Privilege, member: Option<Uuid>) -> Caller {
@@ -196,6 +216,7 @@ mod tests {
             retired_at: None,
             promoted_at: None,
             last_used_at: None,
+            bound_ranges: Default::default(),
         }
     }
 

@@ -2,8 +2,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::Privilege;
 use super::validate::printable_name;
+use super::{Precondition, Privilege};
 
 /// A validated user name (e.g. an email): 1 to 200 printable characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,6 +30,37 @@ pub struct Member {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub removed_at: Option<DateTime<Utc>>,
+}
+
+impl Member {
+    /// A new membership of `account_id`, made at `now` under a new id.
+    pub fn new(account_id: Uuid, user_name: UserName, role: Privilege, now: DateTime<Utc>) -> Self {
+        Member {
+            id: Uuid::new_v4(),
+            account_id,
+            user_name,
+            role,
+            created_at: now,
+            updated_at: now,
+            removed_at: None,
+        }
+    }
+
+    /// An account always keeps an Admin: refuses a change that takes this member's Admin
+    /// role away (`next_role` after it; `None` when the member is removed) while the
+    /// account has `admins` Admins.
+    pub fn require_keeps_an_admin(
+        &self,
+        next_role: Option<Privilege>,
+        admins: u64,
+    ) -> Result<(), Precondition> {
+        let demoted = next_role != Some(Privilege::Admin);
+        if self.role == Privilege::Admin && demoted && admins <= 1 {
+            Err(Precondition::LastAdmin)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// An account: the owner of members and tokens.

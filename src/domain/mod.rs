@@ -1,19 +1,29 @@
 //! The rules of API tokens as plain Rust types: no prost, tonic or sea-orm here.
+mod address;
 mod app;
 mod authorize;
 mod caller;
+mod conditions;
 mod member;
+mod precondition;
 mod privilege;
+mod reason;
 mod secret;
 mod time;
 mod token;
 mod validate;
 
-pub use app::{AppName, AppState, Application};
-pub use authorize::{Decision, OwnerStatus, TokenGrant, decide};
-pub use caller::{Caller, PolicyDenial};
+pub use address::AddressRanges;
+pub use app::{AppName, AppStanding, AppState, Application, Evidence, Rationale};
+pub use authorize::{
+    AddressRefusal, AddressRule, Call, Decision, OwnerStatus, TokenGrant, decide, decide_with,
+};
+pub use caller::{Caller, PolicyDenial, may_grant};
+pub use conditions::Conditions;
 pub use member::{Account, Member, UserName, validate_account_name};
+pub use precondition::Precondition;
 pub use privilege::Privilege;
+pub use reason::Reason;
 pub use secret::{Secret, SecretDigest, SecretParseError};
 pub use time::{now, truncate_to_micros};
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};

@@ -2,7 +2,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AppState, Privilege};
+use super::{AddressRanges, AppState, Member, OwnerStatus, Precondition, Privilege};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {
@@ -57,6 +57,15 @@ impl Description {
         Ok(Description(text.to_owned()))
     }
 
+    /// A description written in the code (a unit test parses each): no caller's text.
+    pub fn fixed(text: &'static str) -> Self {
+        debug_assert!(
+            Self::parse(text).is_ok(),
+            "{text:?} is not a valid description"
+        );
+        Description(text.to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -80,6 +89,8 @@ pub struct Token {
     pub retired_at: Option<DateTime<Utc>>,
     pub promoted_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
+    /// Where the token may be used from; empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 /// What the maker of a new token chooses; its id and times are set when it is made.
@@ -92,9 +103,29 @@ pub struct TokenDraft {
     pub privilege: Privilege,
     pub default_app_state: AppState,
     pub description: Description,
+    pub bound_ranges: AddressRanges,
 }
 
 impl TokenDraft {
+    /// A user token of `member`, made by the member: what bootstrap and `issue-token` hand out.
+    pub fn user_token_of(
+        member: &Member,
+        privilege: Privilege,
+        default_app_state: AppState,
+        description: Description,
+    ) -> Self {
+        TokenDraft {
+            account_id: member.account_id,
+            token_type: TokenType::User,
+            owner_id: Some(member.id),
+            creator_id: Some(member.id),
+            privilege,
+            default_app_state,
+            description,
+            bound_ranges: AddressRanges::default(),
+        }
+    }
+
     /// The token, made at `now` under a new id: active, never used.
     pub fn made_at(self, now: DateTime<Utc>) -> Token {
         Token {
@@ -111,17 +142,58 @@ impl TokenDraft {
             retired_at: None,
             promoted_at: None,
             last_used_at: None,
+            bound_ranges: self.bound_ranges,
         }
     }
 }
 
 impl Token {
+    pub fn is_retired(&self) -> bool {
+        self.retired_at.is_some()
+    }
+
     pub fn state(&self) -> TokenState {
-        if self.retired_at.is_some() {
+        if self.is_retired() {
             TokenState::Retired
         } else {
             TokenState::Active
         }
+    }
+
+    /// The privilege the token acts with now, given its owner's standing; `None` when it
+    /// cannot act at all (retired, or its owner removed).
+    pub fn effective_privilege(&self, owner: OwnerStatus) -> Option<Privilege> {
+        if self.is_retired() {
+            return None;
+        }
+        owner.cap(self.privilege)
+    }
+
+    /// A retired token changes no more.
+    pub fn require_active(&self) -> Result<(), Precondition> {
+        if self.is_retired() {
+            Err(Precondition::TokenRetired)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Only an active user token can be promoted.
+    pub fn require_promotable(&self) -> Result<(), Precondition> {
+        self.require_active()?;
+        if self.token_type == TokenType::Account {
+            return Err(Precondition::AlreadyAccountToken);
+        }
+        Ok(())
+    }
+
+    /// One-Step-Install needs an active token that may write.
+    pub fn require_installable(&self) -> Result<(), Precondition> {
+        self.require_active()?;
+        if self.privilege < Privilege::Normal {
+            return Err(Precondition::TokenPrivilegeTooLow);
+        }
+        Ok(())
     }
 }
 

@@ -81,11 +81,22 @@ impl AccountService for AccountHandler {
         let id = v.check("user_id", convert::uuid(&req.user_id));
         let role = v.check("role", convert::required(convert::privilege(req.role)));
         let (id, role) = v.finish(|| Some((id?, role?)))?;
+        if req.validate_only {
+            let previewed = self
+                .service
+                .preview_update_member(&caller, id, role)
+                .await?;
+            return Ok(Response::new(pb::UpdateMemberResponse {
+                member: previewed.would.map(convert::member_pb),
+                preview: Some(convert::preview_pb(previewed.preview)),
+            }));
+        }
         let member = self.service.update_member(&caller, id, role).await?;
         Ok(consistency::with_revision(
             &self.service,
             pb::UpdateMemberResponse {
                 member: Some(convert::member_pb(member)),
+                preview: None,
             },
         )
         .await)
@@ -99,7 +110,16 @@ impl AccountService for AccountHandler {
         let mut v = Violations::default();
         let id = v.check("user_id", convert::uuid(&request.get_ref().user_id));
         let id = v.finish(|| id)?;
+        if request.get_ref().validate_only {
+            let previewed = self.service.preview_remove_member(&caller, id).await?;
+            return Ok(Response::new(pb::RemoveMemberResponse {
+                preview: Some(convert::preview_pb(previewed.preview)),
+            }));
+        }
         self.service.remove_member(&caller, id).await?;
-        Ok(consistency::with_revision(&self.service, pb::RemoveMemberResponse {}).await)
+        Ok(
+            consistency::with_revision(&self.service, pb::RemoveMemberResponse { preview: None })
+                .await,
+        )
     }
 }

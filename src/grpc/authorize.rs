@@ -1,4 +1,6 @@
 //! AuthorizeService: the hot path's handler.
+use std::net::IpAddr;
+
 use tonic::{Request, Response, Status};
 
 use super::convert::{self, Violations};
@@ -16,7 +18,15 @@ impl AuthorizeHandler {
     }
 }
 
-fn parse(req: &pb::AuthorizeRequest) -> Result<(Secret, AppName, Privilege), ServiceError> {
+/// What an Authorize request asks.
+struct Asked {
+    secret: Secret,
+    app: AppName,
+    required: Privilege,
+    client: Option<IpAddr>,
+}
+
+fn parse(req: &pb::AuthorizeRequest) -> Result<Asked, ServiceError> {
     let mut v = Violations::default();
     let secret = v.check(
         "token",
@@ -27,7 +37,18 @@ fn parse(req: &pb::AuthorizeRequest) -> Result<(Secret, AppName, Privilege), Ser
         "required_privilege",
         convert::privilege(req.required_privilege),
     );
-    v.finish(|| Some((secret?, app?, required?.unwrap_or(Privilege::ReadOnly))))
+    let client = v.check(
+        "client_address",
+        convert::optional_address(&req.client_address),
+    );
+    v.finish(|| {
+        Some(Asked {
+            secret: secret?,
+            app: app?,
+            required: required?.unwrap_or(Privilege::ReadOnly),
+            client: client?,
+        })
+    })
 }
 
 /// The response a gateway needs: decision, HTTP status, Circonus error code, reason, principal.
@@ -54,10 +75,13 @@ impl AuthorizeService for AuthorizeHandler {
         &self,
         request: Request<pb::AuthorizeRequest>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
-        let (secret, app, required) = parse(request.get_ref())?;
+        let asked = parse(request.get_ref())?;
         let min_revision = Some(request.get_ref().min_revision.as_str());
         self.service.at_least("min_revision", min_revision).await?;
-        let outcome = self.service.authorize(&secret, &app, required).await?;
-        Ok(Response::new(response(&outcome, &app)))
+        let outcome = self
+            .service
+            .authorize_from(&asked.secret, &asked.app, asked.required, asked.client)
+            .await?;
+        Ok(Response::new(response(&outcome, &asked.app)))
     }
 }

@@ -4,9 +4,10 @@
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
+use super::client_address;
 use super::credentials::credentials_from_metadata;
 use crate::domain::Caller;
-use crate::service::{Service, ServiceError};
+use crate::service::{Credentials, Service, ServiceError};
 
 pub const REVISION_HEADER: &str = "x-api-tokens-revision";
 pub const MIN_REVISION_HEADER: &str = "x-api-tokens-min-revision";
@@ -27,8 +28,15 @@ pub async fn caller<T>(service: &Service, request: &Request<T>) -> Result<Caller
     service
         .at_least(MIN_REVISION_HEADER, min_revision(metadata)?)
         .await?;
-    let credentials = credentials_from_metadata(metadata)?;
+    let credentials = credentials_of(service, request)?;
     Ok(service.authenticate(&credentials).await?)
+}
+
+/// A management call's credentials, with the address it comes from.
+pub fn credentials_of<T>(service: &Service, request: &Request<T>) -> Result<Credentials, Status> {
+    let mut credentials = credentials_from_metadata(request.metadata())?;
+    credentials.client = client_address::of_request(request, service.trusted_proxies());
+    Ok(credentials)
 }
 
 /// A mutation's response, with the revision it committed at.

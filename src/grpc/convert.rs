@@ -1,4 +1,6 @@
 //! Protobuf messages to domain types and back. Request parsing collects every bad field.
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
 use serde_json::Value;
@@ -6,12 +8,14 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AppName, AppState, Application, Decision, FieldViolation, Member, Privilege,
-    TokenGrant, TokenState, TokenType,
+    Account, AddressRanges, AppName, AppState, Application, Conditions, Decision, Evidence,
+    FieldViolation, Member, Privilege, TokenGrant, TokenState, TokenType, truncate_to_micros,
 };
 use crate::service::{
-    AppChange, AuditView, ServiceError, TokenView, WatchEvent, WatchItem, WatchRequest,
+    AppChange, AuditView, DecisionResult, Preview, ServiceError, TokenView, WatchEvent, WatchItem,
+    WatchRequest,
 };
+use crate::storage::Decided;
 
 /// Collects the field violations of one request, so the caller learns all of them at once.
 #[derive(Default)]
@@ -53,6 +57,64 @@ pub fn optional_uuid(value: &str) -> Result<Option<Uuid>, String> {
     } else {
         uuid(value).map(Some)
     }
+}
+
+/// An optional client address: empty is unknown.
+pub fn optional_address(value: &str) -> Result<Option<IpAddr>, String> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|a| Some(a.to_canonical()))
+        .map_err(|_| "must be an IPv4 or IPv6 address, e.g. 10.1.2.3".into())
+}
+
+/// Address ranges (CIDRs) as a request lists them.
+pub fn ranges(values: &[String]) -> Result<AddressRanges, String> {
+    AddressRanges::parse(values)
+}
+
+/// A decision's conditions, checked against its state at `now`: every bad field is noted
+/// under `field` (e.g. `conditions` or `decisions[3].conditions`).
+pub fn conditions(
+    v: &mut Violations,
+    field: &str,
+    given: Option<&pb::ApprovalConditions>,
+    state: Option<AppState>,
+    now: DateTime<Utc>,
+) -> Option<Option<Conditions>> {
+    let Some(given) = given else {
+        return Some(None);
+    };
+    let until = match &given.expire_time {
+        None => Some(None),
+        Some(t) => v
+            .check(
+                &format!("{field}.expire_time"),
+                DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                    .map(truncate_to_micros)
+                    .ok_or_else(|| "is not a valid time".to_owned()),
+            )
+            .map(Some),
+    };
+    let max_privilege = v.check(
+        &format!("{field}.max_privilege"),
+        privilege(given.max_privilege),
+    );
+    let client_ranges = v.check(
+        &format!("{field}.client_cidrs"),
+        ranges(&given.client_cidrs),
+    );
+    let conditions = Conditions {
+        until: until?,
+        max_privilege: max_privilege?,
+        client_ranges: client_ranges?,
+    };
+    // Without a valid state there is nothing to check the conditions against; the state's
+    // own violation is reported.
+    let state = state?;
+    v.check(field, conditions.for_state(state, now))
 }
 
 pub fn app_name(value: &str) -> Result<AppName, String> {
@@ -161,6 +223,7 @@ pub fn token_pb(view: TokenView) -> pb::Token {
         retire_time: t.retired_at.map(timestamp),
         promote_time: t.promoted_at.map(timestamp),
         last_used_time: t.last_used_at.map(timestamp),
+        bound_cidrs: t.bound_ranges.to_strings(),
     }
 }
 
@@ -172,6 +235,30 @@ pub fn application_pb(a: Application) -> pb::Application {
         first_seen_time: Some(timestamp(a.first_seen_at)),
         last_seen_time: Some(timestamp(a.last_seen_at)),
         update_time: Some(timestamp(a.updated_at)),
+        conditions: a.conditions.as_ref().map(conditions_pb),
+        evidence: Some(evidence_pb(&a.evidence)),
+    }
+}
+
+pub fn conditions_pb(c: &Conditions) -> pb::ApprovalConditions {
+    pb::ApprovalConditions {
+        expire_time: c.until.map(timestamp),
+        max_privilege: c
+            .max_privilege
+            .map_or(pb::Privilege::Unspecified, privilege_pb)
+            .into(),
+        client_cidrs: c.client_ranges.to_strings(),
+    }
+}
+
+pub fn evidence_pb(e: &Evidence) -> pb::ApplicationEvidence {
+    pb::ApplicationEvidence {
+        refused_attempts: i64::try_from(e.refused_attempts).unwrap_or(i64::MAX),
+        allowed_count: i64::try_from(e.allowed_count).unwrap_or(i64::MAX),
+        last_client_address: e
+            .last_client_address
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -207,6 +294,7 @@ pub fn audit_pb(view: AuditView) -> pb::AuditEvent {
         before: r.before.and_then(json_struct),
         after: r.after.and_then(json_struct),
         create_time: Some(timestamp(r.created_at)),
+        reason: r.reason.unwrap_or_default(),
     }
 }
 
@@ -247,6 +335,7 @@ pub fn decision_pb(d: Decision) -> pb::Decision {
         Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
         Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
         Decision::AppLimitReached => pb::Decision::AppLimitReached,
+        Decision::AddressNotAllowed(_) => pb::Decision::AddressNotAllowed,
     }
 }
 
@@ -286,17 +375,75 @@ pub fn watch_request(req: &pb::WatchApplicationsRequest) -> Result<WatchRequest,
     })
 }
 
-fn change_pb(c: AppChange) -> pb::Application {
+/// One batch decision's result: the application, or the status it was refused with.
+pub fn decision_result_pb(result: DecisionResult) -> pb::ApplicationDecisionResult {
+    match result {
+        Ok(decided) => pb::ApplicationDecisionResult {
+            changed: matches!(decided, Decided::Changed { .. }),
+            application: Some(application_pb(decided.application().clone())),
+            ..Default::default()
+        },
+        Err(error) => {
+            let status = tonic::Status::from(error);
+            let reason = tonic_types::StatusExt::get_error_details(&status)
+                .error_info()
+                .map(|info| info.reason.clone())
+                .unwrap_or_default();
+            pb::ApplicationDecisionResult {
+                code: status.code() as i32,
+                reason,
+                message: status.message().to_owned(),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+pub fn preview_pb(p: Preview) -> pb::ImpactPreview {
+    let (denied_reason, denied_message) = p
+        .refused
+        .map(|(reason, message)| (reason.as_str().to_owned(), message))
+        .unwrap_or_default();
+    pb::ImpactPreview {
+        permitted: denied_reason.is_empty(),
+        denied_reason,
+        denied_message,
+        recently_used: p.recently_used.into_iter().map(application_pb).collect(),
+        privilege_drops: p
+            .privilege_drops
+            .into_iter()
+            .map(|d| pb::PrivilegeDrop {
+                token_id: d.token_id.to_string(),
+                description: d.description,
+                before: privilege_pb(d.before).into(),
+                after: d
+                    .after
+                    .map_or(pb::Privilege::Unspecified, privilege_pb)
+                    .into(),
+            })
+            .collect(),
+        usage_window_days: i32::try_from(p.window_days).unwrap_or(i32::MAX),
+    }
+}
+
+fn change_pb(c: &AppChange) -> pb::Application {
     pb::Application {
         token_id: c.token_id.to_string(),
         name: c.name.as_str().to_owned(),
         state: app_state_pb(c.state).into(),
         update_time: Some(timestamp(c.at)),
-        ..Default::default()
+        conditions: c.conditions.as_ref().map(conditions_pb),
+        first_seen_time: c.seen.as_ref().map(|s| timestamp(s.first_seen_at)),
+        last_seen_time: c.seen.as_ref().map(|s| timestamp(s.last_seen_at)),
+        evidence: c.seen.as_ref().map(|s| evidence_pb(&s.evidence)),
     }
 }
 
 pub fn watch_item_pb(item: WatchItem) -> pb::WatchApplicationsResponse {
+    let reason = match &item.event {
+        WatchEvent::Recorded(c) | WatchEvent::StateChanged(c) => c.reason.clone(),
+        _ => None,
+    };
     let (kind, application, event_time) = match item.event {
         WatchEvent::Snapshot(app) => {
             let at = app.updated_at;
@@ -309,13 +456,13 @@ pub fn watch_item_pb(item: WatchItem) -> pb::WatchApplicationsResponse {
         WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
         WatchEvent::Recorded(c) => {
             let at = timestamp(c.at);
-            (pb::WatchEventType::Recorded, Some(change_pb(c)), Some(at))
+            (pb::WatchEventType::Recorded, Some(change_pb(&c)), Some(at))
         }
         WatchEvent::StateChanged(c) => {
             let at = timestamp(c.at);
             (
                 pb::WatchEventType::StateChanged,
-                Some(change_pb(c)),
+                Some(change_pb(&c)),
                 Some(at),
             )
         }
@@ -330,5 +477,6 @@ pub fn watch_item_pb(item: WatchItem) -> pb::WatchApplicationsResponse {
         application,
         cursor: item.cursor,
         event_time,
+        reason: reason.unwrap_or_default(),
     }
 }

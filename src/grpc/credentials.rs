@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tonic::metadata::MetadataMap;
 
-use crate::domain::{AppName, Secret, SecretParseError};
+use crate::domain::{AppName, Reason, Secret, SecretParseError};
 use crate::service::{Credentials, ServiceError};
 
 pub const TOKEN_HEADER: &str = "x-circonus-auth-token";
@@ -60,11 +60,11 @@ pub enum CredentialsError {
 impl From<CredentialsError> for ServiceError {
     fn from(err: CredentialsError) -> Self {
         let reason = match err {
-            CredentialsError::Missing => "MISSING_CREDENTIALS",
-            CredentialsError::Malformed(_) => "MALFORMED_CREDENTIALS",
-            CredentialsError::MalformedToken(_) => "MALFORMED_TOKEN",
-            CredentialsError::MalformedAppName(_) => "MALFORMED_APP_NAME",
-            CredentialsError::Ambiguous(_) => "AMBIGUOUS_CREDENTIALS",
+            CredentialsError::Missing => Reason::MissingCredentials,
+            CredentialsError::Malformed(_) => Reason::MalformedCredentials,
+            CredentialsError::MalformedToken(_) => Reason::MalformedToken,
+            CredentialsError::MalformedAppName(_) => Reason::MalformedAppName,
+            CredentialsError::Ambiguous(_) => Reason::AmbiguousCredentials,
         };
         ServiceError::Unauthenticated {
             reason,
@@ -162,7 +162,11 @@ pub fn credentials(headers: &impl HeaderSource) -> Result<Credentials, Credentia
     };
     let secret = Secret::parse(&token).map_err(CredentialsError::MalformedToken)?;
     let app = AppName::parse(&app).map_err(CredentialsError::MalformedAppName)?;
-    Ok(Credentials { secret, app })
+    Ok(Credentials {
+        secret,
+        app,
+        client: None,
+    })
 }
 
 /// Credentials of a management call, refused as UNAUTHENTICATED when missing or malformed.
@@ -236,7 +240,7 @@ mod tests {
 
     fn reason(err: CredentialsError) -> &'static str {
         match ServiceError::from(err) {
-            ServiceError::Unauthenticated { reason, .. } => reason,
+            ServiceError::Unauthenticated { reason, .. } => reason.as_str(),
             other => panic!("not UNAUTHENTICATED: {other:?}"),
         }
     }
@@ -325,7 +329,7 @@ mod tests {
         assert!(matches!(
             credentials_from_metadata(&md),
             Err(ServiceError::Unauthenticated {
-                reason: "MISSING_CREDENTIALS",
+                reason: Reason::MissingCredentials,
                 ..
             })
         ));
@@ -334,7 +338,7 @@ mod tests {
         assert!(matches!(
             credentials_from_metadata(&md),
             Err(ServiceError::Unauthenticated {
-                reason: "MALFORMED_CREDENTIALS",
+                reason: Reason::MalformedCredentials,
                 ..
             })
         ));
@@ -346,7 +350,7 @@ mod tests {
             matches!(
                 err,
                 ServiceError::Unauthenticated {
-                    reason: "MALFORMED_TOKEN",
+                    reason: Reason::MalformedToken,
                     ..
                 }
             ),

@@ -17,6 +17,9 @@ use envoy_types::ext_authz::v3::{
     CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use std::net::IpAddr;
+
+use envoy_types::pb::envoy::config::core::v3::address::Address as SocketAddressKind;
 use serde_json::json;
 use tonic::{Code, Request, Response, Status};
 
@@ -53,12 +56,14 @@ pub struct ExtAuthzSettings {
 impl Default for ExtAuthzSettings {
     fn default() -> Self {
         ExtAuthzSettings {
-            write_privilege: Privilege::Normal,
+            write_privilege: Self::DEFAULT_WRITE_PRIVILEGE,
         }
     }
 }
 
 impl ExtAuthzSettings {
+    pub const DEFAULT_WRITE_PRIVILEGE: Privilege = Privilege::Normal;
+
     /// Safe methods only read. Methods are case-sensitive (RFC 9110), so an odd spelling
     /// such as `get` falls to the write privilege: the stricter side.
     pub fn required_privilege(&self, method: &str) -> Privilege {
@@ -92,7 +97,10 @@ impl Authorization for ExtAuthzHandler {
             Err(refusal) => return Ok(Response::new(*refusal)),
         };
         let (secret, app) = (&credentials.secret, &credentials.app);
-        let outcome = self.service.authorize(secret, app, required).await?;
+        let outcome = self
+            .service
+            .authorize_from(secret, app, required, credentials.client)
+            .await?;
         Ok(Response::new(respond(check, app, &outcome)))
     }
 }
@@ -104,9 +112,31 @@ pub fn read_check(
     settings: &ExtAuthzSettings,
 ) -> Result<(Credentials, Privilege), Box<CheckResponse>> {
     let http = HttpHeaders::of(check);
-    let credentials =
+    let mut credentials =
         credentials(&http).map_err(|refusal| Box::new(refuse_credentials(&refusal)))?;
+    credentials.client = source_address(check);
     Ok((credentials, settings.required_privilege(http.method())))
+}
+
+/// The downstream client's address as Envoy saw it (`attributes.source`): Envoy has already
+/// applied its own `x-forwarded-for` policy (`use_remote_address`, `xff_num_trusted_hops`),
+/// so a header the client sent is not read again here. `None` for a pipe or no address.
+fn source_address(check: &CheckRequest) -> Option<IpAddr> {
+    let address = check
+        .attributes
+        .as_ref()?
+        .source
+        .as_ref()?
+        .address
+        .as_ref()?;
+    match address.address.as_ref()? {
+        SocketAddressKind::SocketAddress(socket) => socket
+            .address
+            .parse::<IpAddr>()
+            .ok()
+            .map(|a| a.to_canonical()),
+        _ => None,
+    }
 }
 
 /// The answer to a Check whose credentials were decided on.
@@ -167,7 +197,7 @@ fn answer(outcome: &AuthorizeOutcome, app: &AppName, http: &HttpHeaders<'_>) -> 
         (decision, _) => denied(
             decision.http_status(),
             decision.error_code(),
-            message(decision, app, http.method()),
+            decision.summary(app.as_str(), http.method()),
             decision.explanation(app.as_str()),
         ),
     }
@@ -263,22 +293,6 @@ fn refuse_credentials(refusal: &CredentialsError) -> CheckResponse {
         ),
     };
     denied(status, code, message.to_owned(), refusal.to_string())
-}
-
-/// The short `message` of a refusal; `explanation` carries the domain's full sentence.
-fn message(decision: Decision, app: &AppName, method: &str) -> String {
-    match decision {
-        Decision::Allow { .. } => "Allowed".into(),
-        Decision::Pending => format!("App '{app}' is pending approval"),
-        Decision::Denied => format!("App '{app}' not allowed"),
-        Decision::UnknownToken => "The token is not valid".into(),
-        Decision::Retired => "The token has been retired".into(),
-        Decision::OwnerRemoved => "The token's owner has left the account".into(),
-        Decision::InsufficientPrivilege { required, .. } => {
-            format!("{method} requests need a token with {required} privilege")
-        }
-        Decision::AppLimitReached => format!("App '{app}' cannot be recorded on this token"),
-    }
 }
 
 #[cfg(test)]

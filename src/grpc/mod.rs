@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
 mod accounts;
 mod authorize;
+mod client_address;
 pub mod codec;
 mod consistency;
 mod convert;
@@ -11,7 +12,9 @@ mod tokens;
 
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
+pub use client_address::FORWARDED_FOR_HEADER;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
+pub use convert::privilege_pb as convert_privilege_pb;
 pub use credentials::{
     CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
 };
@@ -20,7 +23,7 @@ pub use ext_authz::{
     TOKEN_ID_HEADER, TOKEN_TYPE_HEADER, USER_ID_HEADER, read_check as ext_authz_read_check,
     respond as ext_authz_respond,
 };
-pub use status::layer_error_status;
+pub use status::{code_name, layer_error_status, log_cause};
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.

@@ -1,92 +1,112 @@
 //! The one mapping from `ServiceError` to `tonic::Status`, with rich error details.
+//!
+//! The mapping only maps: a server fault keeps its error as the status's source, and the
+//! layer that observes every call (`layers::observe`) logs it there, once, in the call's span.
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::domain::Reason;
 use crate::service::ServiceError;
+use crate::storage::StorageError;
 
 /// The `domain` of every `google.rpc.ErrorInfo` this service sends.
 pub const ERROR_DOMAIN: &str = "apitokens.v1";
 
-fn with_reason(code: Code, reason: &str, message: String) -> Status {
-    Status::with_error_details(
-        code,
-        message,
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new()),
-    )
+/// A status with an `ErrorInfo` carrying `reason`.
+pub fn with_reason(code: Code, reason: Reason, message: impl Into<String>) -> Status {
+    Status::with_error_details(code, message, error_info(reason))
+}
+
+fn error_info(reason: Reason) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, HashMap::new())
+}
+
+/// A refusal the client may retry after `after`, with `reason`.
+pub fn retry_after(code: Code, reason: Reason, message: &str, after: Duration) -> Status {
+    let mut details = error_info(reason);
+    details.set_retry_info(Some(after));
+    Status::with_error_details(code, message, details)
+}
+
+/// INTERNAL without the details, which go to the log only.
+pub fn internal() -> Status {
+    Status::internal("internal error; the server log has the details")
 }
 
 impl From<ServiceError> for Status {
     fn from(err: ServiceError) -> Self {
         let message = err.to_string();
-        match err {
+        let mut status = match &err {
             ServiceError::InvalidArgument(violations) => {
                 let violations: Vec<_> = violations
-                    .into_iter()
-                    .map(|v| tonic_types::FieldViolation::new(v.field, v.description))
+                    .iter()
+                    .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
                     .collect();
-                Status::with_error_details(
+                return Status::with_error_details(
                     Code::InvalidArgument,
                     message,
                     ErrorDetails::with_bad_request(violations),
-                )
+                );
             }
             ServiceError::Unauthenticated { reason, message } => {
-                with_reason(Code::Unauthenticated, reason, message)
+                return with_reason(Code::Unauthenticated, *reason, message);
             }
             ServiceError::PermissionDenied { reason, message } => {
-                with_reason(Code::PermissionDenied, reason, message)
+                return with_reason(Code::PermissionDenied, *reason, message);
             }
-            ServiceError::NotFound { resource, id } => Status::with_error_details(
-                Code::NotFound,
-                message,
-                ErrorDetails::with_resource_info(
-                    resource,
-                    id,
-                    "",
-                    "not found, or not visible to the caller",
-                ),
-            ),
+            ServiceError::NotFound { resource, id } => {
+                return Status::with_error_details(
+                    Code::NotFound,
+                    message,
+                    ErrorDetails::with_resource_info(
+                        *resource,
+                        id,
+                        "",
+                        "not found, or not visible to the caller",
+                    ),
+                );
+            }
             ServiceError::AlreadyExists { reason, message } => {
-                with_reason(Code::AlreadyExists, reason, message)
+                return with_reason(Code::AlreadyExists, *reason, message);
             }
             ServiceError::FailedPrecondition { reason, message } => {
-                with_reason(Code::FailedPrecondition, reason, message)
+                return with_reason(Code::FailedPrecondition, *reason, message);
             }
             ServiceError::OutOfRange { reason, message } => {
-                with_reason(Code::OutOfRange, reason, message)
-            }
-            ServiceError::Aborted(detail) => {
-                tracing::warn!(error = %detail, "transaction aborted by a concurrent one");
-                let mut details = ErrorDetails::with_error_info(
-                    "CONCURRENT_CHANGE",
-                    ERROR_DOMAIN,
-                    HashMap::new(),
-                );
-                details.set_retry_info(Some(std::time::Duration::from_millis(100)));
-                Status::with_error_details(
-                    Code::Aborted,
-                    "a concurrent change aborted this one; nothing was written, retry",
-                    details,
-                )
+                return with_reason(Code::OutOfRange, *reason, message);
             }
             ServiceError::ShuttingDown(message) => {
-                with_reason(Code::Unavailable, "SHUTTING_DOWN", message)
+                return with_reason(Code::Unavailable, Reason::ShuttingDown, message);
             }
-            ServiceError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "database unavailable");
+            ServiceError::Storage(StorageError::Conflict) => {
+                return with_reason(
+                    Code::AlreadyExists,
+                    Reason::Conflict,
+                    "the change conflicts with an existing resource",
+                );
+            }
+            ServiceError::Storage(StorageError::Aborted(_)) => retry_after(
+                Code::Aborted,
+                Reason::ConcurrentChange,
+                "a concurrent change aborted this one; nothing was written, retry",
+                Duration::from_millis(100),
+            ),
+            ServiceError::Storage(StorageError::Unavailable(_)) | ServiceError::Unavailable(_) => {
                 Status::with_error_details(
                     Code::Unavailable,
                     "the token database is unavailable; retry with backoff",
-                    ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
                 )
             }
-            ServiceError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                Status::internal("internal error; the server log has the details")
-            }
-        }
+            ServiceError::Storage(_) | ServiceError::Internal(_) => internal(),
+        };
+        // What went wrong on the server's side travels with the status to the log.
+        status.set_source(Arc::new(err));
+        status
     }
 }
 
@@ -97,27 +117,65 @@ pub fn layer_error_status(err: &(dyn std::error::Error + Send + Sync + 'static))
     if err.is::<tower::load_shed::error::Overloaded>() {
         // UNAVAILABLE, not RESOURCE_EXHAUSTED: the call is safe to retry at once on another
         // replica, and gRPC clients' retry policies retry UNAVAILABLE by default.
-        let mut details = ErrorDetails::with_error_info("OVERLOADED", ERROR_DOMAIN, HashMap::new());
-        details.set_retry_info(Some(std::time::Duration::from_millis(100)));
-        return Status::with_error_details(
+        return retry_after(
             Code::Unavailable,
+            Reason::Overloaded,
             "the server is at its concurrent-request limit; retry with backoff",
-            details,
+            Duration::from_millis(100),
         );
     }
     if err.is::<crate::layers::NotReady>() {
-        return with_reason(Code::Unavailable, "STARTING", err.to_string());
+        return with_reason(Code::Unavailable, Reason::Starting, err.to_string());
     }
     if let Some(timeout) = err.downcast_ref::<crate::layers::RequestTimedOut>() {
         return with_reason(
             Code::DeadlineExceeded,
-            "REQUEST_TIMEOUT",
+            Reason::RequestTimeout,
             timeout.to_string(),
         );
     }
     if let Some(status) = err.downcast_ref::<Status>() {
         return Status::new(status.code(), status.message());
     }
-    tracing::error!(error = %err, "unexpected error in the server's layers");
-    Status::internal("internal error; the server log has the details")
+    let mut status = internal();
+    let cause: Box<dyn std::error::Error + Send + Sync> = crate::telemetry::chain(err).into();
+    status.set_source(Arc::from(cause));
+    status
+}
+
+/// Logs the cause a server fault's status carries (see `From<ServiceError>`), in the span
+/// of the call that failed: a warning for what retrying may mend, an error otherwise.
+pub fn log_cause(status: &Status) {
+    let Some(cause) = std::error::Error::source(status) else {
+        return;
+    };
+    let error = crate::telemetry::chain(cause);
+    let code = code_name(status.code());
+    match status.code() {
+        Code::Unavailable | Code::Aborted => tracing::warn!(%error, code, "call failed"),
+        _ => tracing::error!(%error, code, "call failed"),
+    }
+}
+
+/// The canonical upper-case name of a gRPC status code, as other gRPC metrics spell it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }

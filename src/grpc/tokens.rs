@@ -6,12 +6,12 @@ use tonic::{Request, Response, Status};
 
 use super::consistency;
 use super::convert::{self, Violations};
-use super::credentials::credentials_from_metadata;
 use super::pb::{self, token_service_server::TokenService};
-use crate::domain::{AppState, Caller, Description, Privilege};
+use crate::domain::{AppState, Caller, Description, Privilege, Rationale};
 use crate::service::{
-    NewTokenRequest, PageRequest, Service, ServiceError, TokenFilters, TokenUpdate,
+    MAX_BATCH, NewTokenRequest, PageRequest, Service, ServiceError, TokenFilters, TokenUpdate,
 };
+use crate::storage::AppDecision;
 
 pub struct TokenHandler {
     service: Service,
@@ -37,6 +37,7 @@ fn parse_create(req: &pb::CreateTokenRequest) -> Result<NewTokenRequest, Service
     );
     let description = v.check("description", Description::parse(&req.description));
     let request_id = v.check("request_id", convert::optional_uuid(&req.request_id));
+    let bound_ranges = v.check("bound_cidrs", convert::ranges(&req.bound_cidrs));
     v.finish(|| {
         Some(NewTokenRequest {
             token_type: token_type?,
@@ -44,6 +45,7 @@ fn parse_create(req: &pb::CreateTokenRequest) -> Result<NewTokenRequest, Service
             default_app_state: default_app_state?.unwrap_or(AppState::Pending),
             description: description?,
             request_id: request_id?,
+            bound_ranges: bound_ranges?,
         })
     })
 }
@@ -62,7 +64,7 @@ fn parse_update(req: &pb::UpdateTokenRequest) -> Result<(uuid::Uuid, TokenUpdate
     if paths.is_empty() {
         v.add(
             "update_mask",
-            "is required: name the fields to change (privilege, default_app_state, description)",
+            "is required: name the fields to change (privilege, default_app_state, description, bound_cidrs)",
         );
     }
     let mut update = TokenUpdate::default();
@@ -81,13 +83,84 @@ fn parse_update(req: &pb::UpdateTokenRequest) -> Result<(uuid::Uuid, TokenUpdate
                 );
             }
             "description" => update.description = v.check("token.description", Description::parse(&token.description)),
+            "bound_cidrs" => update.bound_ranges = v.check("token.bound_cidrs", convert::ranges(&token.bound_cidrs)),
             other => v.add(
                 "update_mask",
-                format!("cannot update '{other}': only privilege, default_app_state and description may change"),
+                format!("cannot update '{other}': only privilege, default_app_state, description and bound_cidrs may change"),
             ),
         }
     }
     v.finish(|| Some((id?, update)))
+}
+
+/// One decision's fields, under `prefix` (`""` for SetApplicationState's own fields,
+/// `decisions[i].` in a batch); its conditions are checked against its state now.
+fn parse_decision(
+    v: &mut Violations,
+    prefix: &str,
+    token_id: &str,
+    name: &str,
+    state: i32,
+    conditions: Option<&pb::ApprovalConditions>,
+) -> Option<AppDecision> {
+    let token_id = v.check(&format!("{prefix}token_id"), convert::uuid(token_id));
+    let name = v.check(&format!("{prefix}name"), convert::app_name(name));
+    let state = v.check(
+        &format!("{prefix}state"),
+        convert::required(convert::app_state(state)),
+    );
+    let conditions = convert::conditions(
+        v,
+        &format!("{prefix}conditions"),
+        conditions,
+        state,
+        crate::domain::now(),
+    );
+    Some(AppDecision {
+        token_id: token_id?,
+        name: name?,
+        state: state?,
+        conditions: conditions?,
+    })
+}
+
+fn parse_batch(
+    req: &pb::BatchSetApplicationStatesRequest,
+) -> Result<(Vec<AppDecision>, Option<Rationale>), ServiceError> {
+    let mut v = Violations::default();
+    if req.decisions.is_empty() || req.decisions.len() > MAX_BATCH {
+        v.add(
+            "decisions",
+            format!(
+                "must hold 1 to {MAX_BATCH} decisions, got {}",
+                req.decisions.len()
+            ),
+        );
+    }
+    let mut decisions = Vec::with_capacity(req.decisions.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in req.decisions.iter().enumerate().take(MAX_BATCH) {
+        let prefix = format!("decisions[{i}].");
+        let parsed = parse_decision(
+            &mut v,
+            &prefix,
+            &d.token_id,
+            &d.name,
+            d.state,
+            d.conditions.as_ref(),
+        );
+        if let Some(decision) = parsed {
+            if !seen.insert((decision.token_id, decision.name.clone())) {
+                v.add(
+                    &format!("decisions[{i}]"),
+                    "decides a (token_id, name) an earlier decision of this batch decides",
+                );
+            }
+            decisions.push(decision);
+        }
+    }
+    let reason = v.check("reason", Rationale::parse(&req.reason));
+    v.finish(|| Some((decisions, reason?)))
 }
 
 fn parse_id(field: &str, value: &str) -> Result<uuid::Uuid, ServiceError> {
@@ -179,11 +252,19 @@ impl TokenService for TokenHandler {
     ) -> Result<Response<pb::RetireTokenResponse>, Status> {
         let caller = self.caller(&request).await?;
         let id = parse_id("id", &request.get_ref().id)?;
+        if request.get_ref().validate_only {
+            let previewed = self.service.preview_retire_token(&caller, id).await?;
+            return Ok(Response::new(pb::RetireTokenResponse {
+                token: previewed.would.and_then(token_reply),
+                preview: Some(convert::preview_pb(previewed.preview)),
+            }));
+        }
         let view = self.service.retire_token(&caller, id).await?;
         Ok(consistency::with_revision(
             &self.service,
             pb::RetireTokenResponse {
                 token: token_reply(view),
+                preview: None,
             },
         )
         .await)
@@ -241,18 +322,41 @@ impl TokenService for TokenHandler {
         let caller = self.caller(&request).await?;
         let req = request.get_ref();
         let mut v = Violations::default();
-        let token_id = v.check("token_id", convert::uuid(&req.token_id));
-        let name = v.check("name", convert::app_name(&req.name));
-        let state = v.check("state", convert::required(convert::app_state(req.state)));
-        let (token_id, name, state) = v.finish(|| Some((token_id?, name?, state?)))?;
+        let decision = parse_decision(
+            &mut v,
+            "",
+            &req.token_id,
+            &req.name,
+            req.state,
+            req.conditions.as_ref(),
+        );
+        let reason = v.check("reason", Rationale::parse(&req.reason));
+        let (decision, reason) = v.finish(|| Some((decision?, reason?)))?;
+        if req.validate_only {
+            let previewed = self
+                .service
+                .preview_decisions(&caller, vec![decision], reason)
+                .await?;
+            let application = match previewed.would.and_then(|mut r| r.pop()) {
+                Some(Ok(decided)) => Some(convert::application_pb(decided.application().clone())),
+                // Refused for this decision alone: as the change itself would be.
+                Some(Err(e)) => return Err(e.into()),
+                None => None,
+            };
+            return Ok(Response::new(pb::SetApplicationStateResponse {
+                application,
+                preview: Some(convert::preview_pb(previewed.preview)),
+            }));
+        }
         let app = self
             .service
-            .set_application_state(&caller, token_id, &name, state)
+            .set_application_state(&caller, decision, reason)
             .await?;
         Ok(consistency::with_revision(
             &self.service,
             pb::SetApplicationStateResponse {
                 application: Some(convert::application_pb(app)),
+                preview: None,
             },
         )
         .await)
@@ -284,6 +388,44 @@ impl TokenService for TokenHandler {
         .await)
     }
 
+    async fn batch_set_application_states(
+        &self,
+        request: Request<pb::BatchSetApplicationStatesRequest>,
+    ) -> Result<Response<pb::BatchSetApplicationStatesResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let (decisions, reason) = parse_batch(request.get_ref())?;
+        if request.get_ref().validate_only {
+            let previewed = self
+                .service
+                .preview_decisions(&caller, decisions, reason)
+                .await?;
+            return Ok(Response::new(pb::BatchSetApplicationStatesResponse {
+                results: previewed
+                    .would
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(convert::decision_result_pb)
+                    .collect(),
+                preview: Some(convert::preview_pb(previewed.preview)),
+            }));
+        }
+        let results = self
+            .service
+            .batch_set_application_states(&caller, decisions, reason)
+            .await?;
+        Ok(consistency::with_revision(
+            &self.service,
+            pb::BatchSetApplicationStatesResponse {
+                results: results
+                    .into_iter()
+                    .map(convert::decision_result_pb)
+                    .collect(),
+                preview: None,
+            },
+        )
+        .await)
+    }
+
     type WatchApplicationsStream = WatchStream;
 
     async fn watch_applications(
@@ -291,11 +433,16 @@ impl TokenService for TokenHandler {
         request: Request<pb::WatchApplicationsRequest>,
     ) -> Result<Response<Self::WatchApplicationsStream>, Status> {
         self.service.require_database()?;
-        let credentials = credentials_from_metadata(request.metadata())?;
+        let credentials = consistency::credentials_of(&self.service, &request)?;
         let watch = convert::watch_request(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;
         Ok(Response::new(Box::pin(stream.map(|item| {
-            item.map(convert::watch_item_pb).map_err(Status::from)
+            item.map(convert::watch_item_pb).map_err(|e| {
+                // A stream's status goes out in its trailers, past the layer that logs causes.
+                let status = Status::from(e);
+                super::log_cause(&status);
+                status
+            })
         }))))
     }
 

@@ -106,7 +106,9 @@ async fn answer(
     // RPC metrics still go out at once.
     match tokio::time::timeout(COUNT_TIMEOUT, repo.count_pending_applications()).await {
         Ok(Ok(count)) => metrics.set_pending_applications(count),
-        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: cannot count pending applications"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::telemetry::chain(&e), "metrics: cannot count pending applications")
+        }
         Err(_) => tracing::warn!(
             timeout = ?COUNT_TIMEOUT,
             "metrics: counting pending applications took too long; serving the last count"

@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use tonic::Code;
 
 use crate::domain::Decision;
+use crate::grpc::code_name;
 
 pub use http::{MetricsServer, bind_metrics};
 
@@ -265,7 +266,7 @@ impl Metrics {
         self.inner
             .decisions
             .get_or_create(&OutcomeLabels {
-                outcome: decision_name(decision),
+                outcome: decision.name(),
             })
             .inc();
     }
@@ -348,43 +349,6 @@ pub struct WatchStreamGuard {
 impl Drop for WatchStreamGuard {
     fn drop(&mut self) {
         self.gauge.dec();
-    }
-}
-
-/// The name of a decision, as a metric label and a span field: stable names a dashboard can rely on.
-pub fn decision_name(decision: &Decision) -> &'static str {
-    match decision {
-        Decision::Allow { .. } => "allow",
-        Decision::Pending => "pending",
-        Decision::Denied => "denied",
-        Decision::UnknownToken => "unknown_token",
-        Decision::Retired => "retired",
-        Decision::InsufficientPrivilege { .. } => "insufficient_privilege",
-        Decision::OwnerRemoved => "owner_removed",
-        Decision::AppLimitReached => "app_limit_reached",
-    }
-}
-
-/// The canonical upper-case name of a gRPC status code, as other gRPC metrics spell it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
 

@@ -2,10 +2,10 @@
 use uuid::Uuid;
 
 use crate::domain::{
-    Account, AppState, Caller, Description, Member, Privilege, Secret, Token, TokenDraft,
-    TokenType, UserName,
+    Account, AppState, Caller, Description, Member, Privilege, Reason, Secret, Token, TokenDraft,
+    UserName, may_grant,
 };
-use crate::storage::{Actor, MemberChange, NewToken, StorageError};
+use crate::storage::{Actor, MemberChange, NewToken, StorageError, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::caller_now;
@@ -28,12 +28,10 @@ pub struct AccountView {
     pub caller: Option<Member>,
 }
 
-fn last_admin() -> ServiceError {
-    ServiceError::FailedPrecondition {
-        reason: "LAST_ADMIN",
-        message: "the account must keep at least one Admin; promote another member first".into(),
-    }
-}
+/// The description of the first token bootstrap makes.
+const BOOTSTRAP_DESCRIPTION: &str = "created by api-tokens bootstrap";
+/// The description of a token `issue-token` makes.
+const ISSUED_DESCRIPTION: &str = "issued by api-tokens issue-token";
 
 impl Service {
     /// Creates an account, its first Admin and that Admin's first token (user token,
@@ -51,24 +49,13 @@ impl Service {
             name: account_name.to_owned(),
             created_at: now,
         };
-        let admin = Member {
-            id: Uuid::new_v4(),
-            account_id: account.id,
-            user_name,
-            role: Privilege::Admin,
-            created_at: now,
-            updated_at: now,
-            removed_at: None,
-        };
-        let draft = TokenDraft {
-            account_id: account.id,
-            token_type: TokenType::User,
-            owner_id: Some(admin.id),
-            creator_id: Some(admin.id),
-            privilege: Privilege::Admin,
-            default_app_state: AppState::Allow,
-            description: Description::parse("created by api-tokens bootstrap").unwrap_or_default(),
-        };
+        let admin = Member::new(account.id, user_name, Privilege::Admin, now);
+        let draft = TokenDraft::user_token_of(
+            &admin,
+            Privilege::Admin,
+            AppState::Allow,
+            Description::fixed(BOOTSTRAP_DESCRIPTION),
+        );
         let (new, secret) = NewToken::mint(draft, now);
         match self.repo.bootstrap(&account, &admin, &new).await {
             Ok(()) => Ok(Bootstrapped {
@@ -78,7 +65,7 @@ impl Service {
                 secret,
             }),
             Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
-                reason: "ACCOUNT_EXISTS",
+                reason: Reason::AccountExists,
                 message: format!(
                     "an account named '{account_name}' already exists; bootstrap runs once per account"
                 ),
@@ -120,16 +107,7 @@ impl Service {
         role: Privilege,
     ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
-        let now = crate::domain::now();
-        let member = Member {
-            id: Uuid::new_v4(),
-            account_id: caller.account_id,
-            user_name,
-            role,
-            created_at: now,
-            updated_at: now,
-            removed_at: None,
-        };
+        let member = Member::new(caller.account_id, user_name, role, crate::domain::now());
         let added = self
             .repo
             .add_member(&member, Actor::of(caller), |locked| {
@@ -139,10 +117,8 @@ impl Service {
             .await;
         match added {
             Ok(()) => Ok(member),
-            Err(ServiceError::AlreadyExists {
-                reason: "CONFLICT", ..
-            }) => Err(ServiceError::AlreadyExists {
-                reason: "MEMBER_EXISTS",
+            Err(e) if e.is_conflict() => Err(ServiceError::AlreadyExists {
+                reason: Reason::MemberExists,
                 message: format!(
                     "'{}' is already a member of the account",
                     member.user_name.as_str()
@@ -160,51 +136,51 @@ impl Service {
         id: Uuid,
         role: Privilege,
     ) -> Result<Member, ServiceError> {
+        self.change_membership(caller, id, MemberChange::SetRole(role), WriteMode::Commit)
+            .await
+    }
+
+    /// The member's user tokens stop working at once; account tokens keep working.
+    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
+        self.change_membership(caller, id, MemberChange::Remove, WriteMode::Commit)
+            .await
+            .map(drop)
+    }
+
+    /// Changes a membership, or (validating only) says what it would be. The account keeps
+    /// an Admin.
+    pub(super) async fn change_membership(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        change: MemberChange,
+        mode: WriteMode,
+    ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
         let member = self
             .repo
             .change_member(
                 caller.account_id,
                 id,
-                MemberChange::SetRole(role),
+                change,
                 Actor::of(caller),
+                mode,
                 |locked, current, admins| {
                     caller_now(locked)?.require_admin()?;
                     let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    if current.role == Privilege::Admin && role != Privilege::Admin && admins <= 1 {
-                        return Err(last_admin());
-                    }
-                    Ok(())
+                    let role = match change {
+                        MemberChange::SetRole(role) => Some(role),
+                        MemberChange::Remove => None,
+                    };
+                    Ok::<_, ServiceError>(current.require_keeps_an_admin(role, admins)?)
                 },
             )
             .await?
             .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
+        if mode == WriteMode::Commit {
+            self.changed_here(StaleKey::Owner(id)).await;
+        }
         Ok(member)
-    }
-
-    /// The member's user tokens stop working at once; account tokens keep working.
-    pub async fn remove_member(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
-        caller.require_admin()?;
-        self.repo
-            .change_member(
-                caller.account_id,
-                id,
-                MemberChange::Remove,
-                Actor::of(caller),
-                |locked, current, admins| {
-                    caller_now(locked)?.require_admin()?;
-                    let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
-                    if current.role == Privilege::Admin && admins <= 1 {
-                        return Err(last_admin());
-                    }
-                    Ok(())
-                },
-            )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("member", id))?;
-        self.changed_here(StaleKey::Owner(id)).await;
-        Ok(())
     }
 }
 
@@ -229,26 +205,29 @@ impl Service {
             .await?
             .ok_or_else(|| ServiceError::not_found("member", user_name))?;
         let privilege = privilege.unwrap_or(member.role);
-        if privilege > member.role {
-            return Err(crate::domain::PolicyDenial::AboveOwnPrivilege {
-                requested: privilege,
-                own: member.role,
-            }
-            .into());
-        }
-        let draft = TokenDraft {
-            account_id: account.id,
-            token_type: TokenType::User,
-            owner_id: Some(member.id),
-            creator_id: Some(member.id),
+        may_grant(member.role, privilege)?;
+        let draft = TokenDraft::user_token_of(
+            &member,
             privilege,
             default_app_state,
-            description: Description::parse("issued by api-tokens issue-token").unwrap_or_default(),
-        };
+            Description::fixed(ISSUED_DESCRIPTION),
+        );
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         self.repo
             .create_token(&new, Actor::default(), None, |_| Ok::<_, ServiceError>(()))
             .await?;
         Ok((new.token, secret))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_descriptions_are_valid() {
+        for text in [BOOTSTRAP_DESCRIPTION, ISSUED_DESCRIPTION] {
+            assert!(Description::parse(text).is_ok(), "{text}");
+        }
     }
 }

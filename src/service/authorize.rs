@@ -5,23 +5,28 @@
 //! one transaction. Concurrent misses for one key share one load. Memory decides only
 //! while the replica has read the change log within the maximum staleness; a cold call
 //! while the database is known to be unreachable fails at once.
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Utc;
 
-use crate::domain::{AppName, AppState, Caller, Decision, Privilege, Secret, TokenGrant, decide};
+use crate::domain::{
+    AppName, AppStanding, Call, Caller, Decision, Privilege, Secret, TokenGrant, decide_with,
+};
 use crate::storage::{RecordOutcome, StorageError};
 
 use super::cache::CachedGrant;
 use super::{Service, ServiceError};
 use crate::metrics::CacheName;
 
-/// What a caller presents: a secret and an application name.
+/// What a caller presents: a secret and an application name, from an address.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub secret: Secret,
     pub app: AppName,
+    /// The client's address, when known (the peer, or a trusted proxy's forwarded address).
+    pub client: Option<IpAddr>,
 }
 
 /// A decision and, when the token was found, what it grants.
@@ -50,10 +55,22 @@ impl Service {
         app: &AppName,
         required: Privilege,
     ) -> Result<AuthorizeOutcome, ServiceError> {
-        let outcome = self.decide_request(secret, app, required).await?;
+        self.authorize_from(secret, app, required, None).await
+    }
+
+    /// `authorize` for a client at a known address (or `None`): a token or an approval
+    /// limited to address ranges refuses a client outside them, and one of unknown address.
+    pub async fn authorize_from(
+        &self,
+        secret: &Secret,
+        app: &AppName,
+        required: Privilege,
+        client: Option<IpAddr>,
+    ) -> Result<AuthorizeOutcome, ServiceError> {
+        let outcome = self.decide_request(secret, app, required, client).await?;
         self.metrics.decision(&outcome.decision);
         let span = tracing::Span::current();
-        span.record("decision", crate::metrics::decision_name(&outcome.decision));
+        span.record("decision", outcome.decision.name());
         if let Some(grant) = &outcome.grant {
             span.record("token_id", tracing::field::display(grant.token_id));
         }
@@ -65,6 +82,7 @@ impl Service {
         secret: &Secret,
         app: &AppName,
         required: Privilege,
+        client: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome, ServiceError> {
         self.replica.check_fresh()?;
         let cache = &self.replica.cache;
@@ -95,7 +113,9 @@ impl Service {
                 grant: None,
             });
         };
-        if let Err(refusal) = grant.usable() {
+        // A client outside the token's ranges learns nothing of its applications, and
+        // records none.
+        if let Err(refusal) = grant.usable().and_then(|_| grant.check_address(client)) {
             return Ok(AuthorizeOutcome {
                 decision: refusal,
                 grant: Some(grant),
@@ -136,13 +156,15 @@ impl Service {
                 }
             }
         };
-        let decision = decide(&grant, state, required);
-        self.last_used.record(
-            grant.token_id,
-            Some(app.as_str()),
-            decision.is_allow(),
-            Utc::now(),
-        );
+        let now = Utc::now();
+        let call = Call {
+            required,
+            client,
+            now,
+        };
+        let decision = decide_with(&grant, state.state, state.conditions.as_deref(), &call);
+        self.last_used
+            .record(grant.token_id, app.as_str(), &decision, client, now);
         Ok(AuthorizeOutcome {
             decision,
             grant: Some(grant),
@@ -174,7 +196,7 @@ impl Service {
         let Some(lookup) = self.repo.find_grant(digest, app).await? else {
             return Ok(CachedGrant::Unknown);
         };
-        match lookup.app_state {
+        match lookup.app {
             Some(state) => {
                 let key = (lookup.grant.token_id, app.as_str().to_owned());
                 self.replica.cache.keep_app(key, state, loaded_at).await
@@ -190,11 +212,11 @@ impl Service {
         grant: &TokenGrant,
         app: &AppName,
         app_is_new: &AtomicBool,
-    ) -> Result<AppState, AppLoadError> {
+    ) -> Result<AppStanding, AppLoadError> {
         if !app_is_new.load(Ordering::Relaxed)
             && let Some(state) = self
                 .repo
-                .app_state(grant.token_id, app)
+                .app_standing(grant.token_id, app)
                 .await
                 .map_err(AppLoadError::Storage)?
         {
@@ -207,7 +229,7 @@ impl Service {
         {
             Ok(RecordOutcome::Recorded(state)) => {
                 self.replica.wake();
-                Ok(state)
+                Ok(AppStanding::plain(state))
             }
             Ok(RecordOutcome::Existing(state)) => Ok(state),
             Ok(RecordOutcome::LimitReached) => Err(AppLoadError::LimitReached),
@@ -220,15 +242,18 @@ impl Service {
     /// decision, so an unapproved application cannot manage tokens either.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
         let outcome = self
-            .authorize(&credentials.secret, &credentials.app, Privilege::ReadOnly)
+            .authorize_from(
+                &credentials.secret,
+                &credentials.app,
+                Privilege::ReadOnly,
+                credentials.client,
+            )
             .await?;
+        let refused = |decision| ServiceError::refused(decision, credentials.app.as_str());
         match (outcome.decision, outcome.grant) {
-            (Decision::Allow { effective }, Some(grant)) => Ok(Caller {
-                privilege: effective,
-                ..Caller::from_grant(&grant)
-                    .map_err(|refusal| ServiceError::refused(refusal, credentials.app.as_str()))?
-            }),
-            (decision, _) => Err(ServiceError::refused(decision, credentials.app.as_str())),
+            // An allowed token is usable, so the caller acts with the decision's privilege.
+            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant).map_err(refused),
+            (decision, _) => Err(refused(decision)),
         }
     }
 }

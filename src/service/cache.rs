@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use moka::future::Cache;
 use uuid::Uuid;
 
-use crate::domain::{AppState, SecretDigest, TokenGrant};
+use crate::domain::{AppStanding, SecretDigest, TokenGrant};
 use crate::storage::Change;
 
 /// Sizes of the caches, and how long an unknown secret is remembered as unknown.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
     /// Most tokens (known or unknown secrets) held.
     pub max_tokens: u64,
@@ -23,16 +23,25 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
 }
 
-pub const DEFAULT_MAX_TOKENS: u64 = 100_000;
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(2);
+impl CacheSettings {
+    pub const DEFAULT_MAX_TOKENS: u64 = 100_000;
+    pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(2);
+    /// Application states held per token held.
+    const APPS_PER_TOKEN: u64 = 10;
+
+    /// Caches for `max_tokens` tokens and their applications.
+    pub fn for_tokens(max_tokens: u64, negative_ttl: Duration) -> Self {
+        CacheSettings {
+            max_tokens,
+            max_apps: max_tokens.saturating_mul(Self::APPS_PER_TOKEN),
+            negative_ttl,
+        }
+    }
+}
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings {
-            max_tokens: DEFAULT_MAX_TOKENS,
-            max_apps: DEFAULT_MAX_TOKENS * 10,
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
-        }
+        Self::for_tokens(Self::DEFAULT_MAX_TOKENS, Self::DEFAULT_NEGATIVE_TTL)
     }
 }
 
@@ -119,7 +128,7 @@ impl Recent {
 #[derive(Clone)]
 pub(crate) struct AuthCache {
     grants: Cache<SecretDigest, CachedGrant>,
-    apps: Cache<AppKey, AppState>,
+    apps: Cache<AppKey, AppStanding>,
     recent: Arc<Mutex<Recent>>,
 }
 
@@ -142,7 +151,7 @@ impl AuthCache {
         &self.grants
     }
 
-    pub fn apps(&self) -> &Cache<AppKey, AppState> {
+    pub fn apps(&self) -> &Cache<AppKey, AppStanding> {
         &self.apps
     }
 
@@ -178,7 +187,7 @@ impl AuthCache {
     }
 
     /// Keeps an application state loaded at `loaded_at` (unless it changed since).
-    pub async fn keep_app(&self, key: AppKey, state: AppState, loaded_at: i64) {
+    pub async fn keep_app(&self, key: AppKey, state: AppStanding, loaded_at: i64) {
         self.apps.insert(key.clone(), state).await;
         self.drop_if_stale_app(&key, loaded_at).await;
     }
@@ -197,8 +206,9 @@ impl AuthCache {
         self.forget_now(key).await;
     }
 
-    /// An application's state changed at `position`: a held entry takes the new state.
-    pub async fn changed_app(&self, key: AppKey, state: AppState, position: i64) {
+    /// An application's state changed at `position`: a held entry takes the new state and
+    /// conditions (the log carries both, exact).
+    pub async fn changed_app(&self, key: AppKey, state: AppStanding, position: i64) {
         self.note(StaleKey::App(key.0, key.1.clone()), position);
         if self.apps.contains_key(&key) {
             self.apps.insert(key, state).await;

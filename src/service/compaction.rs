@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{Service, ServiceError};
+use crate::telemetry::chain;
 
 impl Service {
     /// Deletes changes older than the retention age, every `every`, until `stop`.
@@ -20,7 +21,7 @@ impl Service {
                 () = &mut stop => return,
             }
             if let Err(e) = self.compact_events().await {
-                tracing::warn!(error = %e, "change log compaction failed; will retry");
+                tracing::warn!(error = %chain(&e), "change log compaction failed; will retry");
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The service's error type: what went wrong, in terms a handler maps to one gRPC status.
-use crate::domain::{Decision, FieldViolation, PolicyDenial};
+use crate::domain::{Decision, FieldViolation, PolicyDenial, Precondition, Reason};
 use crate::storage::StorageError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -7,35 +7,23 @@ pub enum ServiceError {
     #[error("invalid argument: {}", describe(.0))]
     InvalidArgument(Vec<FieldViolation>),
     #[error("{message}")]
-    Unauthenticated {
-        reason: &'static str,
-        message: String,
-    },
+    Unauthenticated { reason: Reason, message: String },
     #[error("{message}")]
-    PermissionDenied {
-        reason: &'static str,
-        message: String,
-    },
+    PermissionDenied { reason: Reason, message: String },
     #[error("{resource} {id} not found")]
     NotFound { resource: &'static str, id: String },
     #[error("{message}")]
-    AlreadyExists {
-        reason: &'static str,
-        message: String,
-    },
+    AlreadyExists { reason: Reason, message: String },
     #[error("{message}")]
-    FailedPrecondition {
-        reason: &'static str,
-        message: String,
-    },
+    FailedPrecondition { reason: Reason, message: String },
     #[error("{message}")]
-    OutOfRange {
-        reason: &'static str,
-        message: String,
-    },
-    /// A concurrent change made the database abort this one; nothing was written.
-    #[error("aborted by a concurrent change: {0}")]
-    Aborted(String),
+    OutOfRange { reason: Reason, message: String },
+    /// The database failed or refused the write; the storage error is kept whole, its
+    /// cause included, for the log. What the caller is told depends on its kind.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// This replica cannot answer now (it has not reached its database, or its memory is
+    /// too old to decide from); another may.
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -67,11 +55,30 @@ impl ServiceError {
     /// A management caller whose own credentials the Authorize decision refused.
     pub fn refused(decision: Decision, app: &str) -> Self {
         let message = decision.explanation(app);
-        let reason = decision.reason_code();
+        let Some(reason) = decision.reason() else {
+            return ServiceError::Internal("an allowed caller was refused".into());
+        };
         if decision.http_status() == 401 {
             ServiceError::Unauthenticated { reason, message }
         } else {
             ServiceError::PermissionDenied { reason, message }
+        }
+    }
+
+    /// Whether a uniqueness rule of the database refused the write.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ServiceError::Storage(StorageError::Conflict))
+    }
+
+    /// The reason a refusal carries, if it carries one.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            ServiceError::Unauthenticated { reason, .. }
+            | ServiceError::PermissionDenied { reason, .. }
+            | ServiceError::AlreadyExists { reason, .. }
+            | ServiceError::FailedPrecondition { reason, .. }
+            | ServiceError::OutOfRange { reason, .. } => Some(*reason),
+            _ => None,
         }
     }
 }
@@ -79,25 +86,17 @@ impl ServiceError {
 impl From<PolicyDenial> for ServiceError {
     fn from(denial: PolicyDenial) -> Self {
         ServiceError::PermissionDenied {
-            reason: denial.reason_code(),
+            reason: denial.reason(),
             message: denial.message(),
         }
     }
 }
 
-impl From<StorageError> for ServiceError {
-    fn from(err: StorageError) -> Self {
-        match err {
-            StorageError::Unavailable(msg) => ServiceError::Unavailable(msg),
-            StorageError::Aborted(msg) => ServiceError::Aborted(msg),
-            StorageError::Conflict => ServiceError::AlreadyExists {
-                reason: "CONFLICT",
-                message: "the change conflicts with an existing resource".into(),
-            },
-            StorageError::Corrupt(msg)
-            | StorageError::Database(msg)
-            | StorageError::Schema(msg)
-            | StorageError::Config(msg) => ServiceError::Internal(msg),
+impl From<Precondition> for ServiceError {
+    fn from(unmet: Precondition) -> Self {
+        ServiceError::FailedPrecondition {
+            reason: unmet.reason(),
+            message: unmet.message().into(),
         }
     }
 }

@@ -2,10 +2,12 @@
 //! calling token creates nothing more.
 //!
 //! The secret must never reach the database, so the first response (secret included) is
-//! kept only in this replica's memory, bounded in size and for `WINDOW`. The database keeps
-//! the key, a digest of the request and the token id, in the create's own transaction: a
-//! retry that reaches another replica, or this one after a restart, is told which token
-//! the key made (ALREADY_EXISTS) instead of making a second one.
+//! kept only in this replica's memory, and only as long as a client plausibly retries one
+//! call: `SECRET_WINDOW` (10 minutes), at most `MAX_REMEMBERED` (10,000) of them, about 2 MiB.
+//! The database keeps the key, a digest of the request and the token id, in the create's own
+//! transaction, for `WINDOW` (24 hours): a retry that reaches another replica, this one after
+//! a restart, or this one after the secret was let go, is told which token the key made
+//! (ALREADY_EXISTS) instead of making a second one.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,20 +18,34 @@ use uuid::Uuid;
 
 use super::tokens::NewTokenRequest;
 use super::{Service, ServiceError, TokenView};
-use crate::domain::{Caller, Secret};
+use crate::domain::{Caller, Reason, Secret};
 use crate::storage::{CreateRequest, StorageError};
 
-/// How long a request_id is remembered.
+/// How long a request_id is remembered (in the database): a retry within it creates nothing.
 pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
-/// Most first responses kept in memory; past it, the oldest retries get ALREADY_EXISTS.
-const MAX_REMEMBERED: u64 = 100_000;
+/// How long this replica keeps a first response, secret included, for a retry to get it again.
+/// A retry comes seconds or minutes after a call that timed out; a live secret held in memory
+/// for a day would be a day's worth of secrets for a heap dump to show.
+pub const SECRET_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// Most first responses kept in memory (about 200 bytes each with the cache's own); past it,
+/// the least used are let go and their retries get ALREADY_EXISTS, as on another replica.
+pub const MAX_REMEMBERED: u64 = 10_000;
 
-/// What the first call with a key made.
+/// What the first call with a key made. Its `Debug` shows the token id only.
 #[derive(Clone)]
 pub(super) struct Created {
-    fingerprint: String,
+    /// SHA-256 of the request's fields (see `fingerprint`).
+    fingerprint: [u8; 32],
     token_id: Uuid,
     secret: Secret,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("token_id", &self.token_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// First responses by (calling token, request_id).
@@ -38,20 +54,25 @@ pub(super) type CreatedCache = Cache<(Uuid, Uuid), Created>;
 pub(super) fn new_cache() -> CreatedCache {
     Cache::builder()
         .max_capacity(MAX_REMEMBERED)
-        .time_to_live(WINDOW)
+        .time_to_live(SECRET_WINDOW)
         .build()
 }
 
 /// A digest of the fields that make the token, so a reused key with another body is told apart.
-fn fingerprint(req: &NewTokenRequest) -> String {
-    let text = format!(
+fn fingerprint(req: &NewTokenRequest) -> [u8; 32] {
+    let mut text = format!(
         "{}\n{}\n{}\n{}",
         req.token_type.as_str(),
         req.privilege.as_str(),
         req.default_app_state.as_str(),
         req.description.as_str()
     );
-    hex(&Sha256::digest(text.as_bytes()))
+    // Only when set, so the fingerprints of requests without ranges stay as they were.
+    if let Some(ranges) = req.bound_ranges.to_stored() {
+        text.push('\n');
+        text.push_str(&ranges);
+    }
+    Sha256::digest(text.as_bytes()).into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -79,7 +100,7 @@ impl Service {
             .created
             .try_get_with(
                 (caller.token_id, request_id),
-                self.create_remembered(caller, req, request_id, fingerprint.clone()),
+                self.create_remembered(caller, req, request_id, fingerprint),
             )
             .await
             .map_err(|e: Arc<ServiceError>| (*e).clone())?;
@@ -99,16 +120,16 @@ impl Service {
         caller: &Caller,
         req: NewTokenRequest,
         request_id: Uuid,
-        fingerprint: String,
+        fingerprint: [u8; 32],
     ) -> Result<Created, ServiceError> {
+        let stored = hex(&fingerprint);
         let now = Utc::now();
         let since = now - chrono::Duration::from_std(WINDOW).unwrap_or_default();
-        self.refuse_done(caller, request_id, &fingerprint, since)
-            .await?;
+        self.refuse_done(caller, request_id, &stored, since).await?;
         let request = CreateRequest {
             caller_token_id: caller.token_id,
             request_id,
-            fingerprint: fingerprint.clone(),
+            fingerprint: stored.clone(),
             expired_before: since,
         };
         match self.create_new_token(caller, req, Some(&request)).await {
@@ -118,9 +139,8 @@ impl Service {
                 secret,
             }),
             // Another replica recorded the key between our check and our write.
-            Err(ServiceError::AlreadyExists { .. }) => {
-                self.refuse_done(caller, request_id, &fingerprint, since)
-                    .await?;
+            Err(e) if e.is_conflict() => {
+                self.refuse_done(caller, request_id, &stored, since).await?;
                 Err(StorageError::Conflict.into())
             }
             Err(e) => Err(e),
@@ -143,11 +163,34 @@ impl Service {
             None => Ok(()),
             Some((stored, _)) if stored != fingerprint => Err(different_request()),
             Some((_, token_id)) => Err(ServiceError::AlreadyExists {
-                reason: "REQUEST_ALREADY_DONE",
+                reason: Reason::RequestAlreadyDone,
                 message: format!(
                     "request_id {request_id} already created token {token_id}; its secret was returned to that call and cannot be shown again here: use that token, or retire it and create another with a new request_id"
                 ),
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_held_first_response_never_shows_its_secret_in_debug() {
+        let secret = Secret::generate();
+        let created = Created {
+            fingerprint: [7; 32],
+            token_id: Uuid::new_v4(),
+            secret: secret.clone(),
+        };
+        let cache = new_cache();
+        cache
+            .insert((Uuid::new_v4(), Uuid::new_v4()), created.clone())
+            .await;
+        for shown in [format!("{created:?}"), format!("{cache:?}")] {
+            assert!(!shown.contains(secret.expose()), "{shown}");
+            assert!(shown.contains(&created.token_id.to_string()), "{shown}");
         }
     }
 }

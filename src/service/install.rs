@@ -3,25 +3,30 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Caller, Privilege, TokenState};
-use crate::storage::{Actor, Locked};
+use crate::domain::{AppName, AppState, Caller};
+use crate::storage::{Actor, AppDecision, Locked, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::visible_now;
 use super::{Service, ServiceError};
 
 /// Where installers are sent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallSettings {
     pub api_url: String,
     pub cosi_url: String,
 }
 
+impl InstallSettings {
+    pub const DEFAULT_API_URL: &str = "https://api.circonus.com/";
+    pub const DEFAULT_COSI_URL: &str = "https://setup.circonus.com/";
+}
+
 impl Default for InstallSettings {
     fn default() -> Self {
         InstallSettings {
-            api_url: "https://api.circonus.com/".into(),
-            cosi_url: "https://setup.circonus.com/".into(),
+            api_url: Self::DEFAULT_API_URL.into(),
+            cosi_url: Self::DEFAULT_COSI_URL.into(),
         }
     }
 }
@@ -84,32 +89,30 @@ impl Service {
         let check = |locked: &Locked| {
             let (caller, token, _) = visible_now(locked, token_id)?;
             caller.require_write()?;
-            if token.state() == TokenState::Retired {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "TOKEN_RETIRED",
-                    message: "a retired token cannot install anything".into(),
-                });
-            }
-            if token.privilege < Privilege::Normal {
-                return Err(ServiceError::FailedPrecondition {
-                    reason: "TOKEN_PRIVILEGE_TOO_LOW",
-                    message: "One-Step-Install creates checks and graphs: the token needs Normal or Admin privilege".into(),
-                });
-            }
-            Ok(())
+            Ok::<_, ServiceError>(token.require_installable()?)
         };
-        self.repo
-            .set_application_state(
+        let decision = AppDecision {
+            token_id,
+            name: app.clone(),
+            state: AppState::Allow,
+            conditions: None,
+        };
+        let mut results = self
+            .repo
+            .decide_applications(
                 caller.account_id,
-                token_id,
-                &app,
-                AppState::Allow,
-                actor,
                 caller.token_id,
-                check,
+                actor,
+                std::slice::from_ref(&decision),
+                None,
+                WriteMode::Commit,
+                |_| Ok::<_, ServiceError>(()),
+                |locked, _| check(locked),
             )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
+            .await?;
+        results
+            .pop()
+            .ok_or_else(|| ServiceError::not_found("token", token_id))??;
         self.changed_here(StaleKey::App(token_id, app.as_str().to_owned()))
             .await;
         let InstallSettings { api_url, cosi_url } = self.settings.install.clone();

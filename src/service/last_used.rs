@@ -1,27 +1,54 @@
-//! Last-used times gathered in memory and flushed in batches: at most one write per
-//! token and per (token, application) each interval, and a final flush on shutdown.
+//! Last-used times and evidence gathered in memory and flushed in batches: at most one write
+//! per token and per (token, application) each interval, and a final flush on shutdown.
 //!
-//! Every allowed Authorize records here, so the map is split into shards by token id:
-//! concurrent calls for different tokens rarely meet on one lock, and no lock is held across
-//! an await. An application name is copied into a `String` only the first time a token uses
-//! it in an interval; later calls overwrite the time in place.
+//! Every Authorize that reaches an application records here, so the map is split into shards
+//! by token id: concurrent calls for different tokens rarely meet on one lock, and no lock is
+//! held across an await. An application name is copied into a `String` only the first time a
+//! token uses it in an interval; later calls update its entry in place. Counters are added to
+//! the stored ones at flush, so replicas' counts add up and a failed flush loses nothing.
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::storage::{Repository, StorageError};
+use crate::domain::Decision;
+use crate::storage::{AppUse, Repository, StorageError};
 
 /// A power of two well above the cores a replica runs on, so two calls rarely share a shard.
 const SHARDS: usize = 64;
+
+/// What one application did under one token in the current interval.
+#[derive(Debug, Clone, Copy)]
+struct AppSeen {
+    at: DateTime<Utc>,
+    refused: u64,
+    allowed: u64,
+    client: Option<IpAddr>,
+}
+
+impl AppSeen {
+    /// Folds in what an earlier interval gathered (a flush that failed): counts add, the
+    /// newer time and address win.
+    fn absorb(&mut self, older: AppSeen) {
+        self.refused += older.refused;
+        self.allowed += older.allowed;
+        if older.at > self.at {
+            self.at = older.at;
+            self.client = older.client.or(self.client);
+        } else if self.client.is_none() {
+            self.client = older.client;
+        }
+    }
+}
 
 /// What one token did in the current interval.
 #[derive(Default)]
 struct TokenUse {
     /// Set only by allowed calls: a refused call does not count as the token's use.
     at: Option<DateTime<Utc>>,
-    apps: HashMap<String, DateTime<Utc>>,
+    apps: HashMap<String, AppSeen>,
 }
 
 /// One shard, on its own cache line so neighbouring locks do not bounce together.
@@ -55,27 +82,44 @@ impl LastUsed {
         &self.shards[((high ^ low) as usize) % SHARDS]
     }
 
-    pub fn record(&self, token_id: Uuid, app: Option<&str>, token_used: bool, at: DateTime<Utc>) {
-        if !token_used && app.is_none() {
-            return;
-        }
+    /// Notes a decision about `app` on a token: the token's use if allowed, and the
+    /// application's last sight, refused attempt (Pending or Denied) or allowed call, and
+    /// client address.
+    pub fn record(
+        &self,
+        token_id: Uuid,
+        app: &str,
+        decision: &Decision,
+        client: Option<IpAddr>,
+        at: DateTime<Utc>,
+    ) {
+        let allowed = u64::from(decision.is_allow());
+        let refused = u64::from(matches!(decision, Decision::Pending | Decision::Denied));
         let mut shard = self.shard(token_id).lock();
         let entry = shard.entry(token_id).or_default();
-        if token_used {
+        if allowed == 1 {
             entry.at = Some(at);
         }
-        if let Some(app) = app {
-            match entry.apps.get_mut(app) {
-                Some(seen) => *seen = at,
-                None => {
-                    entry.apps.insert(app.to_owned(), at);
-                }
+        let seen = AppSeen {
+            at,
+            refused,
+            allowed,
+            client,
+        };
+        match entry.apps.get_mut(app) {
+            Some(existing) => {
+                let older = *existing;
+                *existing = seen;
+                existing.absorb(older);
+            }
+            None => {
+                entry.apps.insert(app.to_owned(), seen);
             }
         }
     }
 
-    /// Writes what was gathered. On failure the times are kept for the next flush (a time
-    /// recorded meanwhile is newer and wins).
+    /// Writes what was gathered. On failure it is kept for the next flush, merged with what
+    /// was recorded meanwhile.
     pub async fn flush(&self, repo: &Repository) -> Result<(), StorageError> {
         let mut tokens = Vec::new();
         let mut apps = Vec::new();
@@ -85,20 +129,66 @@ impl LastUsed {
                 if let Some(at) = used.at {
                     tokens.push((id, at));
                 }
-                apps.extend(used.apps.into_iter().map(|(name, at)| ((id, name), at)));
+                apps.extend(used.apps.into_iter().map(|(name, seen)| AppUse {
+                    token_id: id,
+                    name,
+                    at: seen.at,
+                    refused: seen.refused,
+                    allowed: seen.allowed,
+                    client: seen.client,
+                }));
             }
         }
         if let Err(e) = repo.write_last_used(&tokens, &apps).await {
             for (id, at) in tokens {
                 let mut shard = self.shard(id).lock();
-                shard.entry(id).or_default().at.get_or_insert(at);
+                let entry = shard.entry(id).or_default();
+                entry.at = Some(entry.at.map_or(at, |newer| newer.max(at)));
             }
-            for ((id, name), at) in apps {
-                let mut shard = self.shard(id).lock();
-                shard.entry(id).or_default().apps.entry(name).or_insert(at);
+            for app in apps {
+                let older = AppSeen {
+                    at: app.at,
+                    refused: app.refused,
+                    allowed: app.allowed,
+                    client: app.client,
+                };
+                let mut shard = self.shard(app.token_id).lock();
+                let entry = shard.entry(app.token_id).or_default();
+                match entry.apps.get_mut(&app.name) {
+                    Some(newer) => newer.absorb(older),
+                    None => {
+                        entry.apps.insert(app.name, older);
+                    }
+                }
             }
             return Err(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Privilege;
+
+    #[test]
+    fn counts_add_and_the_newest_address_wins() {
+        let used = LastUsed::default();
+        let token = Uuid::new_v4();
+        let t0 = Utc::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        used.record(token, "x", &Decision::Pending, Some(a), t0);
+        used.record(token, "x", &Decision::Denied, None, t0);
+        let allow = Decision::Allow {
+            effective: Privilege::ReadOnly,
+        };
+        used.record(token, "x", &allow, Some(b), t0);
+        let shard = used.shard(token).lock();
+        let seen = shard[&token].apps["x"];
+        assert_eq!((seen.refused, seen.allowed), (2, 1));
+        assert_eq!(seen.client, Some(b));
+        assert_eq!(shard[&token].at, Some(t0));
     }
 }

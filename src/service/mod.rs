@@ -3,6 +3,7 @@ mod accounts;
 mod authorize;
 mod cache;
 mod compaction;
+mod decisions;
 mod error;
 mod guard;
 mod idempotency;
@@ -10,6 +11,7 @@ mod install;
 mod last_used;
 mod page;
 mod positions;
+mod preview;
 mod replica;
 mod tokens;
 mod watch;
@@ -17,24 +19,28 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::AddressRanges;
 use crate::metrics::Metrics;
 use crate::storage::{KEY_LEN, Repository};
+use crate::telemetry::chain;
 use last_used::LastUsed;
 use replica::Replica;
 
 pub use accounts::{AccountView, Bootstrapped};
 pub use authorize::{AuthorizeOutcome, Credentials};
 pub use cache::CacheSettings;
+pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
-pub use replica::{DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, Lag};
+pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
+pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
 pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
 
 /// Settings of the use cases, from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSettings {
     /// At most this many application names recorded per token; `None` for no limit.
     pub max_apps_per_token: Option<u64>,
@@ -48,21 +54,42 @@ pub struct ServiceSettings {
     pub watch_heartbeat: Duration,
     /// How long application events are kept; older cursors are expired.
     pub event_retention: Duration,
+    /// Proxies whose `x-forwarded-for` is believed for management calls; empty: none.
+    pub trusted_proxies: AddressRanges,
+    /// How often lapsed conditional approvals are written back to Pending (with their event).
+    /// Decisions do not wait for it: a lapsed approval is Pending from its end on.
+    pub approval_sweep: Duration,
+    /// How far back an impact preview looks for applications that used a token.
+    pub usage_window: Duration,
 }
+
+/// How often lapsed conditional approvals are written back to Pending, by default.
+pub const DEFAULT_APPROVAL_SWEEP: Duration = Duration::from_secs(5);
 
 /// How long a read waits for this replica to catch up with a requested revision.
 const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
 
+impl ServiceSettings {
+    pub const DEFAULT_MAX_APPS_PER_TOKEN: u64 = 1000;
+    pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
+    /// A week.
+    pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(168 * 3600);
+}
+
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
-            max_apps_per_token: Some(1000),
+            max_apps_per_token: Some(Self::DEFAULT_MAX_APPS_PER_TOKEN),
             install: InstallSettings::default(),
             cache: CacheSettings::default(),
             follow: FollowSettings::default(),
-            last_used_interval: Duration::from_secs(30),
-            watch_heartbeat: watch::DEFAULT_HEARTBEAT,
-            event_retention: Duration::from_secs(7 * 24 * 3600),
+            last_used_interval: Self::DEFAULT_LAST_USED_INTERVAL,
+            watch_heartbeat: Self::DEFAULT_WATCH_HEARTBEAT,
+            event_retention: Self::DEFAULT_EVENT_RETENTION,
+            trusted_proxies: AddressRanges::default(),
+            approval_sweep: DEFAULT_APPROVAL_SWEEP,
+            usage_window: preview::DEFAULT_USAGE_WINDOW,
         }
     }
 }
@@ -229,11 +256,11 @@ impl Service {
                 () = &mut stop => break,
             }
             if let Err(e) = self.flush_last_used().await {
-                tracing::warn!(error = %e, "last-used times not written; will retry");
+                tracing::warn!(error = %chain(&e), "last-used times not written; will retry");
             }
         }
         if let Err(e) = self.flush_last_used().await {
-            tracing::warn!(error = %e, "last-used times lost at shutdown");
+            tracing::warn!(error = %chain(&e), "last-used times lost at shutdown");
         }
     }
 
@@ -251,6 +278,11 @@ impl Service {
 
     pub fn repository(&self) -> &Repository {
         &self.repo
+    }
+
+    /// The proxies whose forwarded client addresses management calls believe.
+    pub fn trusted_proxies(&self) -> &AddressRanges {
+        &self.settings.trusted_proxies
     }
 
     /// This server's metrics; WatchApplications holds `metrics().watch_stream_opened()`.

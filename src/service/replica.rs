@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, watch};
 
+use crate::domain::AppStanding;
 use crate::metrics::Metrics;
 use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
+use crate::telemetry::chain;
 
 use super::ServiceError;
 use super::cache::{AuthCache, CacheSettings, StaleKey};
@@ -23,11 +25,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a follower that reads fine still checks it has not fallen behind the retained log.
 const HORIZON_CHECK: Duration = Duration::from_secs(10);
 
-pub const DEFAULT_LOG_POLL: Duration = Duration::from_millis(250);
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
-
 /// How a replica follows the log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowSettings {
     /// How often the log is read even when no notification came: a lost NOTIFY costs at most this.
     pub poll: Duration,
@@ -36,11 +35,16 @@ pub struct FollowSettings {
     pub max_staleness: Duration,
 }
 
+impl FollowSettings {
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
+}
+
 impl Default for FollowSettings {
     fn default() -> Self {
         FollowSettings {
-            poll: DEFAULT_LOG_POLL,
-            max_staleness: DEFAULT_MAX_STALENESS,
+            poll: Self::DEFAULT_POLL,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
         }
     }
 }
@@ -213,10 +217,15 @@ impl Replica {
                 token_id,
                 name,
                 state,
+                conditions,
                 ..
             } => {
                 let key = (*token_id, name.as_str().to_owned());
-                self.cache.changed_app(key, *state, seq).await
+                let standing = AppStanding {
+                    state: *state,
+                    conditions: conditions.clone().map(Arc::new),
+                };
+                self.cache.changed_app(key, standing, seq).await
             }
             other => self.cache.forget(StaleKey::of(other), seq).await,
         }
@@ -234,7 +243,7 @@ impl Replica {
             {
                 Ok(Ok(batch)) => batch,
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "cannot read the change log; serving from memory within the maximum staleness");
+                    tracing::warn!(error = %chain(&e), "cannot read the change log; serving from memory within the maximum staleness");
                     self.note_unreachable();
                     return None;
                 }
@@ -279,7 +288,7 @@ impl Replica {
             None => match self.start_at_head(repo).await {
                 Ok(()) => return true,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the change log's head; retrying");
+                    tracing::warn!(error = %chain(&e), "cannot read the change log's head; retrying");
                     self.note_unreachable();
                     return false;
                 }
@@ -348,7 +357,7 @@ impl Replica {
                 Ok(Some(listener)) => listener,
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot LISTEN for changes; polling meanwhile");
+                    tracing::warn!(error = %chain(&e), "cannot LISTEN for changes; polling meanwhile");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                         () = &mut stop => return,
@@ -364,7 +373,7 @@ impl Replica {
                             self.wake();
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "change listener failed; polling meanwhile");
+                            tracing::warn!(error = %chain(&e), "change listener failed; polling meanwhile");
                             self.wake();
                             tokio::select! {
                                 () = tokio::time::sleep(Duration::from_secs(1)) => break,

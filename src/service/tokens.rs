@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::domain::{
-    AppName, AppState, Application, Caller, Description, PolicyDenial, Privilege, Secret, Token,
-    TokenDraft, TokenState, TokenType,
+    AddressRanges, AppState, Application, Caller, Description, OwnerStatus, PolicyDenial,
+    Privilege, Secret, Token, TokenState, TokenType,
 };
-use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter};
+use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::{caller_now, visible_now};
@@ -23,6 +23,8 @@ pub struct NewTokenRequest {
     pub description: Description,
     /// AIP-155 idempotency key: a retry with the same one creates nothing more.
     pub request_id: Option<Uuid>,
+    /// Where the token may be used from; empty: anywhere.
+    pub bound_ranges: AddressRanges,
 }
 
 /// The fields UpdateToken may change; `None` leaves one as it is.
@@ -31,6 +33,7 @@ pub struct TokenUpdate {
     pub privilege: Option<Privilege>,
     pub default_app_state: Option<AppState>,
     pub description: Option<Description>,
+    pub bound_ranges: Option<AddressRanges>,
 }
 
 /// ListTokens filters.
@@ -47,13 +50,6 @@ pub struct TokenView {
     pub token: Token,
     /// `None` when the token cannot act: retired, or its owner removed.
     pub effective_privilege: Option<Privilege>,
-}
-
-fn retired_error() -> ServiceError {
-    ServiceError::FailedPrecondition {
-        reason: "TOKEN_RETIRED",
-        message: "the token is retired; retirement is final".into(),
-    }
 }
 
 impl Service {
@@ -76,19 +72,13 @@ impl Service {
         req: NewTokenRequest,
         request: Option<&CreateRequest>,
     ) -> Result<(TokenView, Secret), ServiceError> {
-        let draft = TokenDraft {
-            account_id: caller.account_id,
-            token_type: req.token_type,
-            owner_id: if req.token_type == TokenType::User {
-                caller.member_id
-            } else {
-                None
-            },
-            creator_id: caller.member_id,
-            privilege: req.privilege,
-            default_app_state: req.default_app_state,
-            description: req.description,
-        };
+        let mut draft = caller.draft(
+            req.token_type,
+            req.privilege,
+            req.default_app_state,
+            req.description,
+        );
+        draft.bound_ranges = req.bound_ranges;
         let (new, secret) = NewToken::mint(draft, crate::domain::now());
         let (token_type, privilege) = (req.token_type, req.privilege);
         self.repo
@@ -166,21 +156,21 @@ impl Service {
                 caller.token_id,
                 "token.update",
                 Actor::of(caller),
+                WriteMode::Commit,
                 |locked| {
                     let (caller, current, _) = visible_now(locked, id)?;
                     caller.require_write()?;
                     if let Some(privilege) = update.privilege {
                         caller.require_may_grant(privilege)?;
                     }
-                    if current.retired_at.is_some() {
-                        return Err(retired_error());
-                    }
+                    current.require_active()?;
                     let mut next = current.clone();
                     next.privilege = update.privilege.unwrap_or(next.privilege);
                     next.default_app_state =
                         update.default_app_state.unwrap_or(next.default_app_state);
                     next.description = update.description.clone().unwrap_or(next.description);
-                    Ok(Some(next))
+                    next.bound_ranges = update.bound_ranges.clone().unwrap_or(next.bound_ranges);
+                    Ok::<_, ServiceError>(Some(next))
                 },
             )
             .await?;
@@ -189,6 +179,16 @@ impl Service {
 
     /// Retiring is final; retiring a retired token changes nothing.
     pub async fn retire_token(&self, caller: &Caller, id: Uuid) -> Result<TokenView, ServiceError> {
+        self.retire(caller, id, WriteMode::Commit).await
+    }
+
+    /// Retires, or (validating only) says what retiring would leave.
+    pub(super) async fn retire(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        mode: WriteMode,
+    ) -> Result<TokenView, ServiceError> {
         caller.require_write()?;
         let changed = self
             .repo
@@ -198,10 +198,11 @@ impl Service {
                 caller.token_id,
                 "token.retire",
                 Actor::of(caller),
+                mode,
                 |locked| -> Result<_, ServiceError> {
                     let (caller, current, _) = visible_now(locked, id)?;
                     caller.require_write()?;
-                    if current.retired_at.is_some() {
+                    if current.is_retired() {
                         return Ok(None);
                     }
                     Ok(Some(Token {
@@ -211,7 +212,13 @@ impl Service {
                 },
             )
             .await?;
-        self.changed_view(changed, id).await
+        match mode {
+            WriteMode::Commit => self.changed_view(changed, id).await,
+            WriteMode::ValidateOnly => match changed {
+                Some((_, after)) => self.view(after).await,
+                None => Err(ServiceError::not_found("token", id)),
+            },
+        }
     }
 
     /// User → Account, Admin only, for good. The token then outlives its creator's membership.
@@ -234,20 +241,14 @@ impl Service {
                 caller.token_id,
                 "token.promote",
                 Actor::of(caller),
+                WriteMode::Commit,
                 |locked| {
                     let (caller, current, owner) = visible_now(locked, id)?;
                     caller.require_admin()?;
-                    if current.retired_at.is_some() {
-                        return Err(retired_error());
-                    }
-                    if current.token_type == TokenType::Account {
-                        return Err(ServiceError::FailedPrecondition {
-                            reason: "ALREADY_ACCOUNT_TOKEN",
-                            message: "the token is already an account token; promotion cannot be undone or repeated".into(),
-                        });
-                    }
-                    let privilege = caller.promoted_privilege(current.privilege, owner, privilege)?;
-                    Ok(Some(Token {
+                    current.require_promotable()?;
+                    let privilege =
+                        caller.promoted_privilege(current.privilege, owner, privilege)?;
+                    Ok::<_, ServiceError>(Some(Token {
                         token_type: TokenType::Account,
                         owner_id: None,
                         privilege,
@@ -274,39 +275,6 @@ impl Service {
             .list_applications(token_id, state, pager.after, pager.fetch())
             .await?;
         Ok(pager.page(rows))
-    }
-
-    pub async fn set_application_state(
-        &self,
-        caller: &Caller,
-        token_id: Uuid,
-        name: &AppName,
-        state: AppState,
-    ) -> Result<Application, ServiceError> {
-        caller.require_write()?;
-        let app = self
-            .repo
-            .set_application_state(
-                caller.account_id,
-                token_id,
-                name,
-                state,
-                Actor::of(caller),
-                caller.token_id,
-                |locked| {
-                    let (caller, token, _) = visible_now(locked, token_id)?;
-                    caller.require_write()?;
-                    if token.retired_at.is_some() {
-                        return Err(retired_error());
-                    }
-                    Ok(())
-                },
-            )
-            .await?
-            .ok_or_else(|| ServiceError::not_found("token", token_id))?;
-        self.changed_here(StaleKey::App(token_id, name.as_str().to_owned()))
-            .await;
-        Ok(app)
     }
 
     pub async fn list_audit_events(
@@ -381,14 +349,14 @@ pub struct AuditView {
     pub record: AuditRecord,
 }
 
+/// The token with the privilege it acts with, given the current roles of its owners.
 fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token) -> TokenView {
-    let effective_privilege = match (token.retired_at, token.token_type, token.owner_id) {
-        (Some(_), _, _) => None,
-        (None, TokenType::Account, _) => Some(token.privilege),
-        (None, TokenType::User, owner) => owner
-            .and_then(|o| roles.get(&o))
-            .map(|role| token.privilege.min(*role)),
+    let owner = match (token.token_type, token.owner_id.and_then(|o| roles.get(&o))) {
+        (TokenType::Account, _) => OwnerStatus::Account,
+        (TokenType::User, Some(role)) => OwnerStatus::Member(*role),
+        (TokenType::User, None) => OwnerStatus::Removed,
     };
+    let effective_privilege = token.effective_privilege(owner);
     TokenView {
         token,
         effective_privilege,

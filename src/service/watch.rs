@@ -3,8 +3,6 @@
 //! follower; a stream that starts from a cursor or falls behind reads the log instead.
 //! Every change that could affect the caller judges the stream again: it ends with the
 //! status a new call would get, or goes on seeing only what the caller may see now.
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -12,8 +10,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller};
-use crate::storage::{AppChangeKind, Change, LoggedChange};
+use crate::domain::{AppName, AppState, Application, Caller, Conditions, Reason};
+use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow};
 
 use super::cache::StaleKey;
 use super::positions::Purpose;
@@ -41,6 +39,12 @@ pub struct AppChange {
     pub name: AppName,
     pub state: AppState,
     pub at: DateTime<Utc>,
+    /// An Allow's conditions, as written.
+    pub conditions: Option<Conditions>,
+    /// Why, as its maker said; for a lapsed approval, that it lapsed.
+    pub reason: Option<String>,
+    /// Its first and last sight and evidence when the change was read.
+    pub seen: Option<SeenNow>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +65,7 @@ pub struct WatchItem {
 
 fn expired() -> ServiceError {
     ServiceError::OutOfRange {
-        reason: "CURSOR_EXPIRED",
+        reason: Reason::CursorExpired,
         message: "the changes after this cursor were compacted away; watch again without a cursor to re-list".into(),
     }
 }
@@ -98,6 +102,8 @@ impl Watcher {
             name,
             state,
             kind,
+            conditions,
+            reason,
         } = &change.change
         else {
             return None;
@@ -111,15 +117,22 @@ impl Watcher {
         if !visible {
             return None;
         }
+        let reason = match kind {
+            AppChangeKind::Lapsed => Some(LAPSE_REASON.to_owned()),
+            _ => reason.clone(),
+        };
         let app = AppChange {
             token_id: *token_id,
             name: name.clone(),
             state: *state,
             at: change.at,
+            conditions: conditions.clone(),
+            reason,
+            seen: change.seen.clone(),
         };
         Some(match kind {
             AppChangeKind::Recorded => WatchEvent::Recorded(app),
-            AppChangeKind::StateChanged => WatchEvent::StateChanged(app),
+            AppChangeKind::StateChanged | AppChangeKind::Lapsed => WatchEvent::StateChanged(app),
         })
     }
 }
@@ -381,6 +394,3 @@ fn shutting_down() -> ServiceError {
         "the server is shutting down; watch again with your last cursor".into(),
     )
 }
-
-/// How often an idle stream hears a heartbeat, by default.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);

@@ -13,7 +13,7 @@ use super::convert::{self, micros};
 use super::entities::{accounts, members};
 use super::guard::{self, AccountLock, Locked};
 use super::tokens::{NewToken, insert_token};
-use super::{Repository, StorageError};
+use super::{Repository, StorageError, WriteMode};
 use crate::domain::{Account, Member, Privilege};
 
 /// A change to a current membership.
@@ -163,6 +163,7 @@ impl Repository {
         id: Uuid,
         change: MemberChange,
         actor: Actor,
+        mode: WriteMode,
         check: impl FnOnce(&Locked, Option<&Member>, u64) -> Result<(), E>,
     ) -> Result<Option<Member>, E> {
         let tx = self.begin_write().await?;
@@ -171,9 +172,7 @@ impl Repository {
                 guard::lock(&tx, account_id, caller, None, AccountLock::Exclusive).await?
             }
             None => {
-                return Err(
-                    StorageError::Database("a membership change needs a caller".into()).into(),
-                );
+                return Err(StorageError::database("a membership change needs a caller").into());
             }
         };
         let current = members::Entity::find()
@@ -238,7 +237,7 @@ impl Repository {
             removed: change == MemberChange::Remove,
         };
         change_log::append(&tx, account_id, &logged, now).await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        mode.finish(tx).await?;
         Ok(Some(after))
     }
 }

@@ -1,5 +1,7 @@
 //! Applications under tokens: the Authorize lookup, first-use recording with its event,
 //! approval changes, and listing.
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
@@ -8,32 +10,32 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::audit::{self, Actor, application_json};
 use super::change_log::AppChangeKind;
 use super::convert::{self, micros};
 use super::entities::{applications, members, tokens};
 use super::events::write_app_change;
-use super::guard::{self, AccountLock, Locked};
+use super::guard;
 use super::{Repository, StorageError};
 use crate::domain::{
-    AppName, AppState, Application, Decision, OwnerStatus, SecretDigest, TokenGrant, TokenType,
+    AppName, AppStanding, AppState, Application, Decision, OwnerStatus, SecretDigest, TokenGrant,
+    TokenType,
 };
 
 /// What the Authorize lookup finds for a secret and an application name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantLookup {
     pub grant: TokenGrant,
-    /// The application's state on the token; `None` if the name is new to it.
-    pub app_state: Option<AppState>,
+    /// The application's state and conditions on the token; `None` if the name is new to it.
+    pub app: Option<AppStanding>,
 }
 
 /// The result of a first use of an application name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordOutcome {
     /// This call recorded the name, in this state, and wrote its event.
     Recorded(AppState),
-    /// Another call recorded it first; this is its state.
-    Existing(AppState),
+    /// Another call recorded it first; this is where it stands.
+    Existing(AppStanding),
     /// The token has as many names as it may record; nothing was written.
     LimitReached,
     /// The token can no longer act (retired, or its owner removed) since it was looked up;
@@ -78,7 +80,23 @@ impl Repository {
                 col(m, members::Column::RemovedAt),
                 Alias::new("owner_removed_at"),
             )
+            .expr_as(
+                col(t, tokens::Column::BoundCidrs),
+                Alias::new("bound_cidrs"),
+            )
             .expr_as(col(a, applications::Column::State), Alias::new("app_state"))
+            .expr_as(
+                col(a, applications::Column::CondUntil),
+                Alias::new("cond_until"),
+            )
+            .expr_as(
+                col(a, applications::Column::CondMaxPrivilege),
+                Alias::new("cond_max_privilege"),
+            )
+            .expr_as(
+                col(a, applications::Column::CondCidrs),
+                Alias::new("cond_cidrs"),
+            )
             .from(t)
             .left_join(
                 m,
@@ -102,7 +120,7 @@ impl Repository {
         }
         let token_type: String = row.try_get("", "token_type")?;
         let token_type = TokenType::parse(&token_type)
-            .ok_or_else(|| StorageError::Corrupt(token_type.clone()))?;
+            .ok_or_else(|| StorageError::corrupt(token_type.clone()))?;
         let owner_role: Option<String> = row.try_get("", "owner_role")?;
         let owner_removed: Option<i64> = row.try_get("", "owner_removed_at")?;
         let owner = match (token_type, owner_role, owner_removed) {
@@ -112,6 +130,19 @@ impl Repository {
         };
         let retired_at: Option<i64> = row.try_get("", "retired_at")?;
         let app_state: Option<String> = row.try_get("", "app_state")?;
+        let app = match app_state {
+            None => None,
+            Some(state) => Some(AppStanding {
+                state: convert::app_state(&state)?,
+                conditions: convert::conditions(
+                    row.try_get("", "cond_until")?,
+                    row.try_get::<Option<String>>("", "cond_max_privilege")?
+                        .as_deref(),
+                    row.try_get::<Option<String>>("", "cond_cidrs")?.as_deref(),
+                )?
+                .map(Arc::new),
+            }),
+        };
         Ok(Some(GrantLookup {
             grant: TokenGrant {
                 token_id: row.try_get("", "token_id")?,
@@ -124,18 +155,25 @@ impl Repository {
                 )?,
                 retired: retired_at.is_some(),
                 owner,
+                bound_ranges: convert::ranges(
+                    row.try_get::<Option<String>>("", "bound_cidrs")?.as_deref(),
+                )?,
             },
-            app_state: app_state.as_deref().map(convert::app_state).transpose()?,
+            app,
         }))
     }
 
-    /// A name's state on a token; `None` if the name is new to it.
-    pub async fn app_state(
+    /// Where a name stands on a token; `None` if the name is new to it.
+    pub async fn app_standing(
         &self,
         token_id: Uuid,
         name: &AppName,
-    ) -> Result<Option<AppState>, StorageError> {
-        app_state_of(&self.db, token_id, name).await
+    ) -> Result<Option<AppStanding>, StorageError> {
+        Ok(application_row(&self.db, token_id, name)
+            .await?
+            .map(convert::application)
+            .transpose()?
+            .map(|app| app.standing()))
     }
 
     /// Records a name's first use under the token's default state, with its event, in one
@@ -182,7 +220,7 @@ impl Repository {
                 return Ok(RecordOutcome::Refused(refusal));
             }
             // The cap is reached, unless another call recorded this very name meanwhile.
-            return Ok(match self.app_state(grant.token_id, name).await? {
+            return Ok(match self.app_standing(grant.token_id, name).await? {
                 Some(state) => RecordOutcome::Existing(state),
                 None => RecordOutcome::LimitReached,
             });
@@ -201,7 +239,7 @@ impl Repository {
         .await?;
         if !inserted {
             tx.rollback().await?;
-            let existing = self.app_state(grant.token_id, name).await?;
+            let existing = self.app_standing(grant.token_id, name).await?;
             return existing
                 .map(RecordOutcome::Existing)
                 .ok_or(StorageError::Conflict);
@@ -233,106 +271,6 @@ impl Repository {
         Ok(guard::grant(&row, owner)?.usable().err())
     }
 
-    /// Sets a name's state on a token once `check` approves, recording the name if it is new,
-    /// with its event and audit entry. `check` sees the caller's token and the target token
-    /// as they stand under the transaction's locks. Setting the state it already has changes
-    /// nothing. `Ok(None)`: no such token.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn set_application_state<E: From<StorageError>>(
-        &self,
-        account_id: Uuid,
-        token_id: Uuid,
-        name: &AppName,
-        state: AppState,
-        actor: Actor,
-        caller_token: Uuid,
-        check: impl FnOnce(&Locked) -> Result<(), E>,
-    ) -> Result<Option<Application>, E> {
-        let tx = self.begin_write().await?;
-        let (locked, _) = guard::lock(
-            &tx,
-            account_id,
-            caller_token,
-            Some(token_id),
-            AccountLock::Shared,
-        )
-        .await?;
-        check(&locked)?;
-        if locked.target.is_none() {
-            return Ok(None);
-        }
-        let existing = application_row(&tx, token_id, name).await?;
-        let now = locked.now;
-        let (before, after) = match existing {
-            Some(row) if row.state == state.as_str() => {
-                let app = convert::application(row)?;
-                return Ok(Some(app));
-            }
-            Some(row) => {
-                let before = convert::application(row.clone())?;
-                let mut active: applications::ActiveModel = row.into();
-                active.state = Set(state.as_str().to_owned());
-                active.updated_at = Set(micros(now));
-                applications::Entity::update(active)
-                    .exec(&tx)
-                    .await
-                    .map_err(StorageError::from)?;
-                let after = Application {
-                    state,
-                    updated_at: now,
-                    ..before.clone()
-                };
-                (Some(before), after)
-            }
-            None => {
-                // Counted, but never refused by the cap: the cap stops floods of unknown names, not approvers.
-                tokens::Entity::update_many()
-                    .col_expr(
-                        tokens::Column::AppCount,
-                        Expr::col(tokens::Column::AppCount).add(1),
-                    )
-                    .filter(tokens::Column::Id.eq(token_id))
-                    .exec(&tx)
-                    .await
-                    .map_err(StorageError::from)?;
-                insert_application(&tx, account_id, token_id, name, state, now, false).await?;
-                let after = Application {
-                    token_id,
-                    name: name.clone(),
-                    state,
-                    first_seen_at: now,
-                    last_seen_at: now,
-                    updated_at: now,
-                };
-                (None, after)
-            }
-        };
-        write_app_change(
-            &tx,
-            account_id,
-            token_id,
-            name,
-            AppChangeKind::StateChanged,
-            state,
-            now,
-        )
-        .await?;
-        audit::write(
-            &tx,
-            account_id,
-            actor,
-            "application.set_state",
-            "application",
-            format!("{token_id}/{}", name.as_str()),
-            before.as_ref().map(application_json),
-            Some(application_json(&after)),
-            now,
-        )
-        .await?;
-        tx.commit().await.map_err(StorageError::from)?;
-        Ok(Some(after))
-    }
-
     /// How many application names wait for approval, over all accounts: one COUNT for
     /// the metrics gauge, run when Prometheus scrapes, not on any request path.
     pub async fn count_pending_applications(&self) -> Result<u64, StorageError> {
@@ -340,6 +278,29 @@ impl Repository {
             .filter(applications::Column::State.eq(AppState::Pending.as_str()))
             .count(&self.db)
             .await?)
+    }
+
+    /// The applications of these tokens seen at or after `since`, most recently seen first,
+    /// at most `limit`: what an impact preview shows.
+    pub async fn recently_used(
+        &self,
+        token_ids: &[Uuid],
+        since: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<Vec<Application>, StorageError> {
+        if token_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        applications::Entity::find()
+            .filter(applications::Column::TokenId.is_in(token_ids.iter().copied()))
+            .filter(applications::Column::LastSeenAt.gte(micros(since)))
+            .order_by_desc(applications::Column::LastSeenAt)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(convert::application)
+            .collect()
     }
 
     /// A token's names in the order first seen, after the given position.
@@ -410,15 +371,4 @@ async fn application_row(
         .filter(applications::Column::Name.eq(name.as_str()))
         .one(conn)
         .await?)
-}
-
-async fn app_state_of(
-    conn: &impl ConnectionTrait,
-    token_id: Uuid,
-    name: &AppName,
-) -> Result<Option<AppState>, StorageError> {
-    application_row(conn, token_id, name)
-        .await?
-        .map(|row| convert::app_state(&row.state))
-        .transpose()
 }

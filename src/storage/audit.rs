@@ -41,6 +41,18 @@ pub struct AuditRecord {
     pub before: Option<Value>,
     pub after: Option<Value>,
     pub created_at: DateTime<Utc>,
+    /// Why, as the maker of the change said; `None` when no reason was given.
+    pub reason: Option<String>,
+}
+
+/// One entry to append (see `write_many`).
+#[derive(Debug, Clone)]
+pub(crate) struct AuditEntry {
+    pub action: &'static str,
+    pub target_type: &'static str,
+    pub target_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
 }
 
 pub(crate) fn member_json(m: &Member) -> Value {
@@ -56,11 +68,24 @@ pub(crate) fn token_json(t: &Token) -> Value {
         "default_app_state": t.default_app_state.as_str(),
         "description": t.description.as_str(),
         "retired": t.retired_at.is_some(),
+        "bound_cidrs": t.bound_ranges.to_strings(),
     })
 }
 
 pub(crate) fn application_json(a: &Application) -> Value {
-    json!({ "token_id": a.token_id, "name": a.name.as_str(), "state": a.state.as_str() })
+    let mut value =
+        json!({ "token_id": a.token_id, "name": a.name.as_str(), "state": a.state.as_str() });
+    if let (Some(c), Some(map)) = (&a.conditions, value.as_object_mut()) {
+        map.insert(
+            "conditions".into(),
+            json!({
+                "until": c.until.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                "max_privilege": c.max_privilege.map(|p| p.as_str()),
+                "client_cidrs": c.client_ranges.to_strings(),
+            }),
+        );
+    }
+    value
 }
 
 /// Appends one entry; call inside the transaction of the change it records.
@@ -93,6 +118,38 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// Appends entries made by one actor at one time with one reason, in one statement; call
+/// inside the transaction of the changes they record.
+pub(crate) async fn write_many(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    actor: Actor,
+    entries: Vec<AuditEntry>,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let rows = entries.into_iter().map(|e| audit_events::ActiveModel {
+        account_id: Set(account_id),
+        actor_member_id: Set(actor.member_id),
+        actor_token_id: Set(actor.token_id),
+        action: Set(e.action.to_owned()),
+        target_type: Set(e.target_type.to_owned()),
+        target_id: Set(e.target_id),
+        before_json: Set(e.before.map(|v| v.to_string())),
+        after_json: Set(e.after.map(|v| v.to_string())),
+        created_at: Set(micros(now)),
+        reason: Set(reason.map(str::to_owned)),
+        ..Default::default()
+    });
+    audit_events::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
 impl Repository {
     /// Newest first, strictly before `before_seq` when given.
     pub async fn list_audit(
@@ -119,7 +176,7 @@ impl Repository {
             .map(|m| {
                 let parse = |s: Option<String>| -> Result<Option<Value>, StorageError> {
                     s.map(|s| {
-                        serde_json::from_str(&s).map_err(|e| StorageError::Corrupt(e.to_string()))
+                        serde_json::from_str(&s).map_err(|e| StorageError::corrupt(e.to_string()))
                     })
                     .transpose()
                 };
@@ -136,6 +193,7 @@ impl Repository {
                     before: parse(m.before_json)?,
                     after: parse(m.after_json)?,
                     created_at: time(m.created_at)?,
+                    reason: m.reason,
                 })
             })
             .collect()

@@ -1,17 +1,17 @@
 //! The change log: appended in the transaction of every change that can alter a decision or
 //! what a caller may see, in commit order; followed by every replica, compacted past retention.
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
-use super::convert::{self, micros, time};
-use super::entities::{change_log, tokens};
+use super::convert::{self, condition_columns, micros, time};
+use super::entities::{applications, change_log, tokens};
 use super::notify::notify_appended;
 use super::{Repository, StorageError};
-use crate::domain::{AppName, AppState, TokenType};
+use crate::domain::{AppName, AppState, Conditions, Evidence, TokenType};
 
 /// Serialises appends on PostgreSQL so sequence order is commit order: a reader that has
 /// seen change N can never later find a committed change below N. (SQLite has one writer.)
@@ -33,6 +33,9 @@ pub enum AppChangeKind {
     Recorded,
     /// Its state was set by an owner or an Admin (or pre-allowed).
     StateChanged,
+    /// Its conditional approval reached its end and it is Pending again. Logged as a state
+    /// change (the previous release knows that kind) whose detail says why.
+    Lapsed,
 }
 
 /// One change, as a writer appends it.
@@ -52,7 +55,62 @@ pub enum Change {
         name: AppName,
         state: AppState,
         kind: AppChangeKind,
+        /// An Allow's conditions, exact as written: replicas cache them from here.
+        conditions: Option<Conditions>,
+        /// Why the decision was made, as its maker said.
+        reason: Option<String>,
     },
+}
+
+/// What a logged change carries beyond its columns, as the JSON of `change_log.detail`.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Detail {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_privilege: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cidrs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    lapsed: bool,
+}
+
+impl Detail {
+    fn of(change: &Change) -> Option<String> {
+        let Change::Application {
+            kind,
+            conditions,
+            reason,
+            ..
+        } = change
+        else {
+            return None;
+        };
+        let (until, max_privilege, cidrs) = condition_columns(conditions.as_ref());
+        let detail = Detail {
+            until,
+            max_privilege,
+            cidrs,
+            reason: reason.clone(),
+            lapsed: *kind == AppChangeKind::Lapsed,
+        };
+        let empty = detail.until.is_none()
+            && detail.max_privilege.is_none()
+            && detail.cidrs.is_none()
+            && detail.reason.is_none()
+            && !detail.lapsed;
+        (!empty).then(|| serde_json::to_string(&detail).unwrap_or_default())
+    }
+
+    fn parse(text: Option<&str>) -> Result<Detail, StorageError> {
+        match text {
+            None => Ok(Detail::default()),
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| StorageError::corrupt(format!("change detail: {e}"))),
+        }
+    }
 }
 
 impl Change {
@@ -68,14 +126,14 @@ impl Change {
             Change::Member { removed: true, .. } => "member.removed",
             Change::Application { kind, .. } => match kind {
                 AppChangeKind::Recorded => "application.recorded",
-                AppChangeKind::StateChanged => "application.state_changed",
+                AppChangeKind::StateChanged | AppChangeKind::Lapsed => "application.state_changed",
             },
         }
     }
 
     fn parse(row: &change_log::Model) -> Result<Change, StorageError> {
         let corrupt =
-            || StorageError::Corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
+            || StorageError::corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
         let token_id = || row.token_id.ok_or_else(corrupt);
         let token = |what| {
             Ok(Change::Token {
@@ -86,11 +144,22 @@ impl Change {
         let application = |kind| {
             let name = row.app_name.as_deref().ok_or_else(corrupt)?;
             let state = row.state.as_deref().ok_or_else(corrupt)?;
+            let detail = Detail::parse(row.detail.as_deref())?;
             Ok(Change::Application {
                 token_id: token_id()?,
-                name: AppName::parse(name).map_err(StorageError::Corrupt)?,
+                name: AppName::parse(name).map_err(StorageError::corrupt)?,
                 state: convert::app_state(state)?,
-                kind,
+                kind: if detail.lapsed {
+                    AppChangeKind::Lapsed
+                } else {
+                    kind
+                },
+                conditions: convert::conditions(
+                    detail.until,
+                    detail.max_privilege.as_deref(),
+                    detail.cidrs.as_deref(),
+                )?,
+                reason: detail.reason,
             })
         };
         let member = |removed| {
@@ -129,6 +198,16 @@ pub struct LoggedChange {
     /// The changed token's type and owner now; `None` for a member change.
     pub token: Option<TokenOwnership>,
     pub at: DateTime<Utc>,
+    /// For an application's change: what has been seen of it, as of reading the change.
+    pub seen: Option<SeenNow>,
+}
+
+/// What the service has seen of an application so far (times and evidence, written behind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenNow {
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub evidence: Evidence,
 }
 
 /// Appends a change; call inside the transaction of the change it records. Other replicas
@@ -139,6 +218,20 @@ pub(crate) async fn append(
     change: &Change,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
+    append_many(conn, account_id, std::slice::from_ref(change), now).await
+}
+
+/// Appends changes in this order with one statement; call inside the transaction of the
+/// changes they record. Nothing to append is nothing done.
+pub(crate) async fn append_many(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    changes: &[Change],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
     if conn.get_database_backend() == DatabaseBackend::Postgres {
         conn.execute_raw(Statement::from_sql_and_values(
             DatabaseBackend::Postgres,
@@ -147,33 +240,38 @@ pub(crate) async fn append(
         ))
         .await?;
     }
-    let (token_id, member_id, app_name, state) = match change {
-        Change::Token { token_id, .. } => (Some(*token_id), None, None, None),
-        Change::Member { member_id, .. } => (None, Some(*member_id), None, None),
-        Change::Application {
-            token_id,
-            name,
-            state,
-            ..
-        } => (
-            Some(*token_id),
-            None,
-            Some(name.as_str().to_owned()),
-            Some(state.as_str().to_owned()),
-        ),
-    };
-    change_log::Entity::insert(change_log::ActiveModel {
-        account_id: Set(account_id),
-        kind: Set(change.kind().to_owned()),
-        token_id: Set(token_id),
-        member_id: Set(member_id),
-        app_name: Set(app_name),
-        state: Set(state),
-        created_at: Set(micros(now)),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
+    let rows = changes.iter().map(|change| {
+        let (token_id, member_id, app_name, state) = match change {
+            Change::Token { token_id, .. } => (Some(*token_id), None, None, None),
+            Change::Member { member_id, .. } => (None, Some(*member_id), None, None),
+            Change::Application {
+                token_id,
+                name,
+                state,
+                ..
+            } => (
+                Some(*token_id),
+                None,
+                Some(name.as_str().to_owned()),
+                Some(state.as_str().to_owned()),
+            ),
+        };
+        change_log::ActiveModel {
+            account_id: Set(account_id),
+            kind: Set(change.kind().to_owned()),
+            token_id: Set(token_id),
+            member_id: Set(member_id),
+            app_name: Set(app_name),
+            state: Set(state),
+            created_at: Set(micros(now)),
+            detail: Set(Detail::of(change)),
+            ..Default::default()
+        }
+    });
+    // Sequence numbers follow the rows' order in one multi-row INSERT on both backends.
+    change_log::Entity::insert_many(rows)
+        .exec_without_returning(conn)
+        .await?;
     notify_appended(conn).await
 }
 
@@ -186,7 +284,7 @@ impl Repository {
         limit: u64,
     ) -> Result<Vec<LoggedChange>, StorageError> {
         use change_log::Column as C;
-        let (log, t) = (change_log::Entity, tokens::Entity);
+        let (log, t, a) = (change_log::Entity, tokens::Entity, applications::Entity);
         let stmt = Query::select()
             .columns([
                 (log, C::Seq),
@@ -197,6 +295,7 @@ impl Repository {
                 (log, C::AppName),
                 (log, C::State),
                 (log, C::CreatedAt),
+                (log, C::Detail),
             ])
             .expr_as(
                 Expr::col((t, tokens::Column::TokenType)),
@@ -206,10 +305,38 @@ impl Repository {
                 Expr::col((t, tokens::Column::OwnerId)),
                 Alias::new("owner_id"),
             )
+            .expr_as(
+                Expr::col((a, applications::Column::FirstSeenAt)),
+                Alias::new("first_seen_at"),
+            )
+            .expr_as(
+                Expr::col((a, applications::Column::LastSeenAt)),
+                Alias::new("last_seen_at"),
+            )
+            .expr_as(
+                Expr::col((a, applications::Column::RefusedAttempts)),
+                Alias::new("refused_attempts"),
+            )
+            .expr_as(
+                Expr::col((a, applications::Column::AllowedCount)),
+                Alias::new("allowed_count"),
+            )
+            .expr_as(
+                Expr::col((a, applications::Column::LastClientAddress)),
+                Alias::new("last_client_address"),
+            )
             .from(log)
             .left_join(
                 t,
                 Expr::col((t, tokens::Column::Id)).equals((log, C::TokenId)),
+            )
+            // The application's evidence as it stands when the change is read: what a
+            // watcher deciding on it wants to know (a unique index makes this one probe).
+            .left_join(
+                a,
+                Condition::all()
+                    .add(Expr::col((a, applications::Column::TokenId)).equals((log, C::TokenId)))
+                    .add(Expr::col((a, applications::Column::Name)).equals((log, C::AppName))),
             )
             .and_where(Expr::col((log, C::Seq)).gt(after_seq))
             .and_where_option(account_id.map(|id| Expr::col((log, C::AccountId)).eq(id)))
@@ -228,6 +355,22 @@ impl Repository {
                     app_name: row.try_get("", "app_name")?,
                     state: row.try_get("", "state")?,
                     created_at: row.try_get("", "created_at")?,
+                    detail: row.try_get("", "detail")?,
+                };
+                let first_seen: Option<i64> = row.try_get("", "first_seen_at")?;
+                let seen = match (first_seen, model.app_name.is_some()) {
+                    (Some(first_seen), true) => Some(SeenNow {
+                        first_seen_at: time(first_seen)?,
+                        last_seen_at: time(row.try_get("", "last_seen_at")?)?,
+                        evidence: Evidence {
+                            refused_attempts: convert::count(row.try_get("", "refused_attempts")?),
+                            allowed_count: convert::count(row.try_get("", "allowed_count")?),
+                            last_client_address: row
+                                .try_get::<Option<String>>("", "last_client_address")?
+                                .and_then(|a| a.parse().ok()),
+                        },
+                    }),
+                    _ => None,
                 };
                 let token_type: Option<String> = row.try_get("", "token_type")?;
                 let token = token_type
@@ -244,6 +387,7 @@ impl Repository {
                     change: Change::parse(&model)?,
                     token,
                     at: time(model.created_at)?,
+                    seen,
                 })
             })
             .collect()

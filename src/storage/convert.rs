@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use super::StorageError;
 use super::entities::{accounts, applications, members, tokens};
 use crate::domain::{
-    Account, AppName, AppState, Application, Description, Member, Privilege, Token, TokenType,
-    UserName,
+    Account, AddressRanges, AppName, AppState, Application, Conditions, Description, Evidence,
+    Member, Privilege, Token, TokenType, UserName,
 };
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -14,7 +14,7 @@ pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn time(us: i64) -> Result<DateTime<Utc>, StorageError> {
     DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| StorageError::Corrupt(format!("time {us} out of range")))
+        .ok_or_else(|| StorageError::corrupt(format!("time {us} out of range")))
 }
 
 fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
@@ -22,7 +22,7 @@ fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
 }
 
 fn corrupt(what: &str, value: &str) -> StorageError {
-    StorageError::Corrupt(format!("unknown {what} {value:?}"))
+    StorageError::corrupt(format!("unknown {what} {value:?}"))
 }
 
 pub(crate) fn privilege(s: &str) -> Result<Privilege, StorageError> {
@@ -37,6 +37,10 @@ pub(crate) fn app_state(s: &str) -> Result<AppState, StorageError> {
     AppState::parse(s).ok_or_else(|| corrupt("app state", s))
 }
 
+pub(crate) fn ranges(stored: Option<&str>) -> Result<AddressRanges, StorageError> {
+    AddressRanges::from_stored(stored).map_err(StorageError::corrupt)
+}
+
 pub(crate) fn account(m: accounts::Model) -> Result<Account, StorageError> {
     Ok(Account {
         id: m.id,
@@ -49,7 +53,7 @@ pub(crate) fn member(m: members::Model) -> Result<Member, StorageError> {
     Ok(Member {
         id: m.id,
         account_id: m.account_id,
-        user_name: UserName::parse(&m.user_name).map_err(StorageError::Corrupt)?,
+        user_name: UserName::parse(&m.user_name).map_err(StorageError::corrupt)?,
         role: privilege(&m.role)?,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
@@ -66,23 +70,67 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
         owner_id: m.owner_id,
         privilege: privilege(&m.privilege)?,
         default_app_state: app_state(&m.default_app_state)?,
-        description: Description::parse(&m.description).map_err(StorageError::Corrupt)?,
+        description: Description::parse(&m.description).map_err(StorageError::corrupt)?,
         creator_id: m.creator_id,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
         retired_at: opt_time(m.retired_at)?,
         promoted_at: opt_time(m.promoted_at)?,
         last_used_at: opt_time(m.last_used_at)?,
+        bound_ranges: ranges(m.bound_cidrs.as_deref())?,
     })
+}
+
+/// An approval's conditions from their three columns; `None` when none is set.
+pub(crate) fn conditions(
+    until: Option<i64>,
+    max_privilege: Option<&str>,
+    cidrs: Option<&str>,
+) -> Result<Option<Conditions>, StorageError> {
+    let conditions = Conditions {
+        until: opt_time(until)?,
+        max_privilege: max_privilege.map(privilege).transpose()?,
+        client_ranges: ranges(cidrs)?,
+    };
+    Ok((!conditions.is_empty()).then_some(conditions))
+}
+
+/// The columns of an approval's conditions: until, privilege cap, ranges.
+pub(crate) fn condition_columns(
+    conditions: Option<&Conditions>,
+) -> (Option<i64>, Option<String>, Option<String>) {
+    match conditions {
+        None => (None, None, None),
+        Some(c) => (
+            c.until.map(micros),
+            c.max_privilege.map(|p| p.as_str().to_owned()),
+            c.client_ranges.to_stored(),
+        ),
+    }
+}
+
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 pub(crate) fn application(m: applications::Model) -> Result<Application, StorageError> {
     Ok(Application {
         token_id: m.token_id,
-        name: AppName::parse(&m.name).map_err(StorageError::Corrupt)?,
+        name: AppName::parse(&m.name).map_err(StorageError::corrupt)?,
         state: app_state(&m.state)?,
+        conditions: conditions(
+            m.cond_until,
+            m.cond_max_privilege.as_deref(),
+            m.cond_cidrs.as_deref(),
+        )?,
         first_seen_at: time(m.first_seen_at)?,
         last_seen_at: time(m.last_seen_at)?,
         updated_at: time(m.updated_at)?,
+        evidence: Evidence {
+            refused_attempts: count(m.refused_attempts),
+            allowed_count: count(m.allowed_count),
+            // An address that no longer parses is evidence lost, not a reason to fail a listing.
+            last_client_address: m.last_client_address.and_then(|a| a.parse().ok()),
+        },
     })
 }

@@ -27,7 +27,7 @@ pub struct SnapshotItem {
     pub owner_id: Option<Uuid>,
 }
 
-/// Records an application's change; call inside the transaction of the change.
+/// Records an application's first use; call inside the transaction that records it.
 pub(crate) async fn write_app_change(
     conn: &impl ConnectionTrait,
     account_id: Uuid,
@@ -42,24 +42,52 @@ pub(crate) async fn write_app_change(
         name: name.clone(),
         state,
         kind,
+        conditions: None,
+        reason: None,
     };
+    write_app_changes(conn, account_id, &[change], now).await
+}
+
+/// Records applications' changes (`Change::Application`s) in order; call inside the
+/// transaction of the changes. One statement per log, however many changes.
+pub(crate) async fn write_app_changes(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    changes: &[Change],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
     // The append takes the log's lock first, so both logs are written in commit order.
-    change_log::append(conn, account_id, &change, now).await?;
-    let previous_kind = match kind {
-        AppChangeKind::Recorded => "recorded",
-        AppChangeKind::StateChanged => "state_changed",
-    };
-    app_events::Entity::insert(app_events::ActiveModel {
-        account_id: Set(account_id),
-        token_id: Set(token_id),
-        app_name: Set(name.as_str().to_owned()),
-        kind: Set(previous_kind.to_owned()),
-        state: Set(state.as_str().to_owned()),
-        created_at: Set(micros(now)),
-        ..Default::default()
-    })
-    .exec_without_returning(conn)
-    .await?;
+    change_log::append_many(conn, account_id, changes, now).await?;
+    let rows: Vec<_> = changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Application {
+                token_id,
+                name,
+                state,
+                kind,
+                ..
+            } => Some(app_events::ActiveModel {
+                account_id: Set(account_id),
+                token_id: Set(*token_id),
+                app_name: Set(name.as_str().to_owned()),
+                kind: Set(match kind {
+                    AppChangeKind::Recorded => "recorded",
+                    AppChangeKind::StateChanged | AppChangeKind::Lapsed => "state_changed",
+                }
+                .to_owned()),
+                state: Set(state.as_str().to_owned()),
+                created_at: Set(micros(now)),
+                ..Default::default()
+            }),
+            _ => None,
+        })
+        .collect();
+    if !rows.is_empty() {
+        app_events::Entity::insert_many(rows)
+            .exec_without_returning(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! a membership change holds it exclusively, so the roles a token write reads cannot change
 //! under it, and two membership changes of one account take turns. SQLite has one writer:
 //! its write transactions start IMMEDIATE, so what they read is what they write over.
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
@@ -103,6 +105,94 @@ pub(crate) async fn lock(
     Ok((locked, target_row))
 }
 
+/// What a write about many tokens sees inside its transaction, under its locks.
+#[derive(Debug, Clone)]
+pub struct LockedMany {
+    pub caller: Option<TokenGrant>,
+    /// The account's tokens among those asked for, with their owners' standing now.
+    pub targets: HashMap<Uuid, (Token, OwnerStatus)>,
+    pub now: DateTime<Utc>,
+}
+
+impl LockedMany {
+    /// The view of one target, as a write about that token alone would see it.
+    pub fn of(&self, target: Uuid) -> Locked {
+        Locked {
+            caller: self.caller.clone(),
+            target: self.targets.get(&target).cloned(),
+            now: self.now,
+        }
+    }
+}
+
+/// `lock` for many targets: the caller's and the targets' rows in id order in one statement,
+/// then the account row, then their owners in one query.
+pub(crate) async fn lock_many(
+    tx: &DatabaseTransaction,
+    account_id: Uuid,
+    caller_token: Uuid,
+    targets: &[Uuid],
+    account_lock: AccountLock,
+) -> Result<LockedMany, StorageError> {
+    let mut ids = Vec::with_capacity(targets.len() + 1);
+    ids.push(caller_token);
+    ids.extend_from_slice(targets);
+    ids.sort();
+    ids.dedup();
+    let rows = tokens::Entity::find()
+        .filter(tokens::Column::Id.is_in(ids))
+        .order_by_asc(tokens::Column::Id)
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    let lock_type = match account_lock {
+        AccountLock::Shared => LockType::Share,
+        AccountLock::Exclusive => LockType::NoKeyUpdate,
+    };
+    accounts::Entity::find_by_id(account_id)
+        .lock(lock_type)
+        .one(tx)
+        .await?;
+    let owner_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.owner_id).collect();
+    let roles: HashMap<Uuid, String> = if owner_ids.is_empty() {
+        HashMap::new()
+    } else {
+        members::Entity::find()
+            .filter(members::Column::Id.is_in(owner_ids))
+            .filter(members::Column::RemovedAt.is_null())
+            .all(tx)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.role))
+            .collect()
+    };
+    let owner_of = |row: &tokens::Model| -> Result<OwnerStatus, StorageError> {
+        if row.token_type == TokenType::Account.as_str() {
+            return Ok(OwnerStatus::Account);
+        }
+        Ok(match row.owner_id.and_then(|o| roles.get(&o)) {
+            Some(role) => OwnerStatus::Member(convert::privilege(role)?),
+            None => OwnerStatus::Removed,
+        })
+    };
+    let mut caller = None;
+    let mut found = HashMap::new();
+    for row in &rows {
+        let owner = owner_of(row)?;
+        if row.id == caller_token {
+            caller = Some(grant(row, owner)?);
+        }
+        if row.account_id == account_id && targets.contains(&row.id) {
+            found.insert(row.id, (convert::token(row.clone())?, owner));
+        }
+    }
+    Ok(LockedMany {
+        caller,
+        targets: found,
+        now: crate::domain::now(),
+    })
+}
+
 /// The standing of a token's owner now. In a write transaction it is read under the account
 /// lock, so it holds until commit.
 pub(crate) async fn owner_status(
@@ -138,5 +228,6 @@ pub(crate) fn grant(row: &tokens::Model, owner: OwnerStatus) -> Result<TokenGran
         default_app_state: token.default_app_state,
         retired: token.retired_at.is_some(),
         owner,
+        bound_ranges: token.bound_ranges,
     })
 }

@@ -51,10 +51,10 @@ impl Repository {
                 [name.into()],
             ))
             .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("shared key {name:?} vanished")))?;
+            .ok_or_else(|| StorageError::corrupt(format!("shared key {name:?} vanished")))?;
         let bytes: Vec<u8> = row.try_get_by_index(0)?;
         let key = <[u8; KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
-            StorageError::Corrupt(format!("shared key {name:?} has the wrong length"))
+            StorageError::corrupt(format!("shared key {name:?} has the wrong length"))
         })?;
         Ok(SharedKey(key))
     }

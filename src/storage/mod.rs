@@ -4,6 +4,7 @@ mod applications;
 mod audit;
 mod change_log;
 mod convert;
+mod decisions;
 mod entities;
 mod error;
 mod events;
@@ -27,11 +28,13 @@ use migrations::SchemaState;
 pub use accounts::MemberChange;
 pub use applications::{GrantLookup, RecordOutcome};
 pub use audit::{Actor, AuditRecord};
-pub use change_log::{AppChangeKind, Change, LoggedChange, TokenChange, TokenOwnership};
-pub use error::StorageError;
+pub use change_log::{AppChangeKind, Change, LoggedChange, SeenNow, TokenChange, TokenOwnership};
+pub use decisions::{AppDecision, Decided, LAPSE_REASON, WriteMode};
+pub use error::{Cause, StorageError};
 pub use events::SnapshotItem;
-pub use guard::Locked;
+pub use guard::{Locked, LockedMany};
 pub use keys::{KEY_LEN, SharedKey};
+pub use last_used::AppUse;
 pub use notify::{ChangeListener, Heard};
 pub use tokens::{CreateRequest, NewToken, TokenFilter};
 pub use url::{Backend, backend_of, password_forms, redact_in, redact_url};
@@ -58,13 +61,30 @@ pub enum Migrated {
 }
 
 /// How to reach the database. Its Debug hides the URL's password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
     pub url: String,
     /// Pool size for PostgreSQL. SQLite always uses one connection: one writer is
     /// simpler and faster than retrying "database is locked".
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// An SQLite file in the working directory, created on first start.
+    pub const DEFAULT_URL: &str = "sqlite://api-tokens.db?mode=rwc";
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Self::DEFAULT_URL.to_owned(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseSettings {
@@ -174,22 +194,19 @@ impl Repository {
             return self.migrate_now().await;
         }
         let pool = self.db.get_postgres_connection_pool();
-        let mut lock_conn = pool
-            .acquire()
-            .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+        let mut lock_conn = pool.acquire().await.map_err(StorageError::from_sqlx)?;
         sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+            .map_err(StorageError::from_sqlx)?;
         let result = self.migrate_now().await;
         let unlock = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
             .execute(&mut *lock_conn)
             .await;
         let migrated = result?;
-        unlock.map_err(|e| StorageError::from_sqlx(&e))?;
+        unlock.map_err(StorageError::from_sqlx)?;
         Ok(migrated)
     }
 
@@ -245,12 +262,10 @@ impl Repository {
     /// snapshot beside the writer). The copy is compact and needs no `-wal` file beside it.
     pub async fn backup_sqlite_to(&self, to: &std::path::Path) -> Result<(), StorageError> {
         if self.db.get_database_backend() != DatabaseBackend::Sqlite {
-            return Err(StorageError::Database(
-                "VACUUM INTO backs up SQLite only".into(),
-            ));
+            return Err(StorageError::database("VACUUM INTO backs up SQLite only"));
         }
         let target = to.to_str().ok_or_else(|| {
-            StorageError::Database(format!("{} is not a UTF-8 path", to.display()))
+            StorageError::database(format!("{} is not a UTF-8 path", to.display()))
         })?;
         self.db
             .execute_raw(sea_orm::Statement::from_sql_and_values(

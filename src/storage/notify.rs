@@ -44,7 +44,7 @@ impl ChangeListener {
             .inner
             .try_recv()
             .await
-            .map_err(|e| StorageError::from_sqlx(&e))?
+            .map_err(StorageError::from_sqlx)?
         {
             None => Ok(Heard::Reconnected),
             Some(_) => Ok(Heard::Appended),
@@ -61,11 +61,11 @@ impl Repository {
         let pool = self.db.get_postgres_connection_pool();
         let mut inner = sea_orm::sqlx::postgres::PgListener::connect_with(pool)
             .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+            .map_err(StorageError::from_sqlx)?;
         inner
             .listen(CHANNEL)
             .await
-            .map_err(|e| StorageError::from_sqlx(&e))?;
+            .map_err(StorageError::from_sqlx)?;
         Ok(Some(ChangeListener { inner }))
     }
 }

@@ -11,7 +11,7 @@ use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::tokens;
 use super::guard::{self, AccountLock, Locked};
-use super::{Repository, StorageError};
+use super::{Repository, StorageError, WriteMode};
 use crate::domain::{Secret, SecretDigest, Token, TokenDraft, TokenState, TokenType};
 
 /// The idempotency key of a create (AIP-155 `request_id`, per calling token) and a digest
@@ -76,6 +76,7 @@ pub(crate) async fn insert_token(
         retired_at: Set(t.retired_at.map(micros)),
         promoted_at: Set(t.promoted_at.map(micros)),
         last_used_at: Set(t.last_used_at.map(micros)),
+        bound_cidrs: Set(t.bound_ranges.to_stored()),
         ..Default::default()
     })
     .exec_without_returning(conn)
@@ -172,7 +173,7 @@ impl Repository {
         let fingerprint: String = row.try_get_by_index(0)?;
         let token_id: String = row.try_get_by_index(1)?;
         let token_id = Uuid::parse_str(&token_id)
-            .map_err(|e| StorageError::Corrupt(format!("create_requests.token_id: {e}")))?;
+            .map_err(|e| StorageError::corrupt(format!("create_requests.token_id: {e}")))?;
         Ok(Some((fingerprint, token_id)))
     }
 
@@ -224,15 +225,23 @@ impl Repository {
             .collect()
     }
 
-    /// The ids of a member's user tokens, so caches can forget them when the member changes.
-    pub async fn token_ids_owned_by(&self, member_id: Uuid) -> Result<Vec<Uuid>, StorageError> {
-        Ok(tokens::Entity::find()
-            .select_only()
-            .column(tokens::Column::Id)
+    /// A member's active user tokens: what a change of their membership affects.
+    pub async fn active_tokens_owned_by(
+        &self,
+        account_id: Uuid,
+        member_id: Uuid,
+    ) -> Result<Vec<Token>, StorageError> {
+        tokens::Entity::find()
+            .filter(tokens::Column::AccountId.eq(account_id))
             .filter(tokens::Column::OwnerId.eq(member_id))
-            .into_tuple::<Uuid>()
+            .filter(tokens::Column::TokenType.eq(TokenType::User.as_str()))
+            .filter(tokens::Column::RetiredAt.is_null())
+            .order_by_asc(tokens::Column::Seq)
             .all(&self.db)
-            .await?)
+            .await?
+            .into_iter()
+            .map(convert::token)
+            .collect()
     }
 
     /// Changes a token in one transaction: `change` sees the caller's token and the target as
@@ -245,6 +254,7 @@ impl Repository {
         caller_token: Uuid,
         action: &str,
         actor: Actor,
+        mode: WriteMode,
         change: impl FnOnce(&Locked) -> Result<Option<Token>, E>,
     ) -> Result<Option<(Token, Token)>, E> {
         let tx = self.begin_write().await?;
@@ -268,6 +278,7 @@ impl Repository {
         active.updated_at = Set(micros(now));
         active.retired_at = Set(after.retired_at.map(micros));
         active.promoted_at = Set(after.promoted_at.map(micros));
+        active.bound_cidrs = Set(after.bound_ranges.to_stored());
         tokens::Entity::update(active)
             .exec(&tx)
             .await
@@ -292,7 +303,7 @@ impl Repository {
             TokenChange::Updated
         };
         change_log::append(&tx, account_id, &Change::Token { token_id: id, what }, now).await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        mode.finish(tx).await?;
         Ok(Some((before, after)))
     }
 }

@@ -63,7 +63,7 @@ export class AuditPage {
       h(
         "td",
         null,
-        h("ul", { class: "changes" }, changes(e.before, e.after).map((c) => h("li", null, c))),
+        h("ul", { class: "changes" }, changes(e.before, e.after).map((c) => h("li", null, c)), e.reason ? h("li", null, `reason: ${e.reason}`) : null),
         h("details", null, h("summary", null, "Before and after"), h("div", { class: "diff" }, h("pre", null, json(e.before)), h("pre", null, json(e.after)))),
       ),
     );

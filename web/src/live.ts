@@ -48,19 +48,19 @@ export class LiveApplications {
   }
 
   /**
-   * Records an application as a snapshot or a call of ours gives it (whole), or as a live
-   * event gives it (`change`: only its state and the time of the change; the evidence known
-   * so far is kept until the next whole copy).
+   * Records an application as a snapshot, an event or a call of ours gives it. An event
+   * carries the evidence as it stood when the change was read; what it lacks (an older
+   * server's events carry only the state and its time) is kept from what was known.
    */
-  put(app: Application, change = false): void {
+  put(app: Application): void {
     const apps = this.byToken.get(app.tokenId) ?? new Map<string, Application>();
     const known = apps.get(app.name);
-    let next = app;
-    if (change) {
-      next = known
-        ? create(ApplicationSchema, { ...known, state: app.state, updateTime: app.updateTime })
-        : create(ApplicationSchema, { ...app, firstSeenTime: app.updateTime });
-    }
+    const next = create(ApplicationSchema, {
+      ...app,
+      firstSeenTime: app.firstSeenTime ?? known?.firstSeenTime,
+      lastSeenTime: app.lastSeenTime ?? known?.lastSeenTime,
+      evidence: app.evidence ?? known?.evidence,
+    });
     apps.set(app.name, next);
     this.byToken.set(app.tokenId, apps);
     this.emit(app.tokenId);
@@ -101,7 +101,7 @@ export class LiveApplications {
               break;
             case WatchEventType.RECORDED:
             case WatchEventType.STATE_CHANGED:
-              if (event.application) this.put(event.application, true);
+              if (event.application) this.put(event.application);
               cursor = event.cursor;
               break;
             case WatchEventType.HEARTBEAT:

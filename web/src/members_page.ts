@@ -4,6 +4,7 @@ import { Privilege, type Member } from "./gen/apitokens/v1/resources_pb";
 import { accounts, describe, failure } from "./api";
 import { isAdmin, loadMembers, type Ctx } from "./context";
 import { confirmAction } from "./dialog";
+import { impact } from "./preview";
 import { announce, field, h, replace, select } from "./dom";
 import { PRIVILEGES, privilegeName, when } from "./format";
 
@@ -89,8 +90,17 @@ export class MembersPage {
 
   private async setRole(m: Member, role: Privilege): Promise<void> {
     try {
-      await accounts.updateMember({ userId: m.userId, role });
-      announce(`${m.userName} is now ${privilegeName(role)}.`);
+      // Lowering a role caps the member's user tokens at once: say which, and ask.
+      const preview = (await accounts.updateMember({ userId: m.userId, role, validateOnly: true })).preview;
+      if (preview && !preview.permitted) {
+        announce(`Role not changed: ${preview.deniedMessage}`, "error");
+      } else if (
+        preview?.privilegeDrops.length === 0 ||
+        (await confirmAction(`Make ${m.userName} ${privilegeName(role)}?`, [impact(preview)], "Change role"))
+      ) {
+        await accounts.updateMember({ userId: m.userId, role });
+        announce(`${m.userName} is now ${privilegeName(role)}.`);
+      }
     } catch (err) {
       announce(`Role not changed: ${describe(failure(err))}`, "error");
     }
@@ -98,10 +108,22 @@ export class MembersPage {
   }
 
   private async remove(m: Member): Promise<void> {
+    let preview;
+    try {
+      preview = (await accounts.removeMember({ userId: m.userId, validateOnly: true })).preview;
+    } catch (err) {
+      announce(`Cannot remove: ${describe(failure(err))}`, "error");
+      return;
+    }
+    if (preview && !preview.permitted) {
+      announce(`Cannot remove ${m.userName}: ${preview.deniedMessage}`, "error");
+      return;
+    }
     const ok = await confirmAction(
       `Remove ${m.userName}?`,
       [
         h("p", null, `Every user token of ${m.userName} stops working at once. Account tokens keep working, including ones they created.`),
+        impact(preview),
         h("p", { class: "strong" }, "This cannot be undone: added again, they are a new member with new tokens."),
       ],
       "Remove member",

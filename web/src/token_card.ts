@@ -8,6 +8,7 @@ import { TokenSchema } from "./gen/apitokens/v1/resources_pb";
 import { describe, failure, tokens } from "./api";
 import { canWrite, isAdmin, memberName, type Ctx } from "./context";
 import { confirmAction, copyable, showPanel } from "./dialog";
+import { impact } from "./preview";
 import { announce, field, h, replace, select } from "./dom";
 import { APP_STATES, PRIVILEGES, appStateName, privilegeName, tokenStateName, tokenTypeName, when } from "./format";
 
@@ -51,6 +52,7 @@ export class TokenCard {
       ["Created", when(t.createTime)],
       ["Last used", when(t.lastUsedTime)],
     ];
+    if (t.boundCidrs.length > 0) facts.push(["Usable from", t.boundCidrs.join(", ")]);
     if (t.promoteTime) facts.push(["Promoted", when(t.promoteTime)]);
     if (t.retireTime) facts.push(["Retired", when(t.retireTime)]);
 
@@ -141,11 +143,24 @@ export class TokenCard {
 
   private async retire(): Promise<void> {
     const title = tokenTitle(this.token);
+    let preview;
+    try {
+      // Who would notice, and whether the caller may: asked of the server, nothing changes.
+      preview = (await tokens.retireToken({ id: this.token.id, validateOnly: true })).preview;
+    } catch (err) {
+      announce(`Cannot retire: ${describe(failure(err))}`, "error");
+      return;
+    }
+    if (preview && !preview.permitted) {
+      announce(`Cannot retire: ${preview.deniedMessage}`, "error");
+      return;
+    }
     const ok = await confirmAction(
       `Retire ${title}?`,
       [
         h("p", null, "Every application using this token is refused from now on."),
         this.token.id === this.ctx.callerTokenId ? h("p", { class: "strong" }, "You are signed in with this token: the console signs out.") : null,
+        impact(preview),
         h("p", { class: "strong" }, "This cannot be undone: a retired token never works again."),
       ],
       "Retire token",
@@ -218,9 +233,23 @@ export class TokenCard {
   }
 }
 
-/** What is known of an application's use of its token. */
+/** What the service has seen of an application's calls (approximate: written behind). */
 export function evidence(app: Application): (string | Node)[] {
-  return ["first seen ", when(app.firstSeenTime, "—"), " · last seen ", when(app.lastSeenTime, "—")];
+  const out: (string | Node)[] = ["first seen ", when(app.firstSeenTime, "—"), " · last seen ", when(app.lastSeenTime, "—")];
+  const e = app.evidence;
+  if (e) {
+    out.push(` · ${e.allowedCount} allowed · ${e.refusedAttempts} refused`);
+    if (e.lastClientAddress) out.push(" · last from ", h("code", null, e.lastClientAddress));
+  }
+  const c = app.conditions;
+  if (c && app.state === AppState.ALLOW) {
+    const parts: (string | Node)[] = [];
+    if (c.expireTime) parts.push(" · allowed until ", when(c.expireTime));
+    if (c.maxPrivilege) parts.push(` · at most ${privilegeName(c.maxPrivilege)}`);
+    if (c.clientCidrs.length > 0) parts.push(` · only from ${c.clientCidrs.join(", ")}`);
+    out.push(...parts);
+  }
+  return out;
 }
 
 /** The Allow / Pending / Deny drop-down of one application name. */

@@ -13,6 +13,15 @@ pub struct Model {
     pub first_seen_at: i64,
     pub last_seen_at: i64,
     pub updated_at: i64,
+    /// An Allow's conditions: its end, its privilege cap, its address ranges (comma-separated).
+    pub cond_until: Option<i64>,
+    pub cond_max_privilege: Option<String>,
+    pub cond_cidrs: Option<String>,
+    /// Evidence, written behind: calls refused while Pending or Denied, calls allowed, and
+    /// the last client address seen.
+    pub refused_attempts: i64,
+    pub allowed_count: i64,
+    pub last_client_address: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

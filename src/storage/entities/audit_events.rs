@@ -15,6 +15,8 @@ pub struct Model {
     pub before_json: Option<String>,
     pub after_json: Option<String>,
     pub created_at: i64,
+    /// Why the change was made, as its maker said (bulk decisions carry one).
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,8 @@ pub struct Model {
     pub app_name: Option<String>,
     pub state: Option<String>,
     pub created_at: i64,
+    /// JSON: what else a change carries (an approval's conditions, the reason given).
+    pub detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

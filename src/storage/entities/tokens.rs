@@ -22,6 +22,8 @@ pub struct Model {
     pub promoted_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub app_count: i64,
+    /// The address ranges the token may be used from, comma-separated; `None`: anywhere.
+    pub bound_cidrs: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

@@ -8,6 +8,7 @@ mod m0001_initial;
 mod m0002_event_horizon;
 mod m0003_change_log;
 mod m0004_create_requests;
+mod m0006_approval_conditions;
 
 /// The migrations of the releases before the compatibility policy, tracked in sea-orm's
 /// `seaql_migrations` as those releases expect. Frozen: it never gains a migration, so a
@@ -46,6 +47,10 @@ impl MigratorTrait for Migrator {
         vec![
             declared(m0003_change_log::Migration, "m0002_event_horizon"),
             declared(m0004_create_requests::Migration, "m0003_change_log"),
+            declared(
+                m0006_approval_conditions::Migration,
+                "m0004_create_requests",
+            ),
         ]
     }
 }

@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Account, Member, Privilege } from "./resources_pb";
+import type { Account, ImpactPreview, Member, Privilege } from "./resources_pb";
 import { file_apitokens_v1_resources } from "./resources_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apitokens/v1/account_service.proto.
  */
 export const file_apitokens_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJhcGl0b2tlbnMvdjEvYWNjb3VudF9zZXJ2aWNlLnByb3RvEgxhcGl0b2tlbnMudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QirgEKEkdldEFjY291bnRSZXNwb25zZRImCgdhY2NvdW50GAEgASgLMhUuYXBpdG9rZW5zLnYxLkFjY291bnQSJAoGY2FsbGVyGAIgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIXCg9jYWxsZXJfdG9rZW5faWQYAyABKAkSMQoQY2FsbGVyX3ByaXZpbGVnZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2UiOwoSTGlzdE1lbWJlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlUKE0xpc3RNZW1iZXJzUmVzcG9uc2USJQoHbWVtYmVycxgBIAMoCzIULmFwaXRva2Vucy52MS5NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKEEFkZE1lbWJlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlIjkKEUFkZE1lbWJlclJlc3BvbnNlEiQKBm1lbWJlchgBIAEoCzIULmFwaXRva2Vucy52MS5NZW1iZXIiTQoTVXBkYXRlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlIjwKFFVwZGF0ZU1lbWJlclJlc3BvbnNlEiQKBm1lbWJlchgBIAEoCzIULmFwaXRva2Vucy52MS5NZW1iZXIiJgoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIhYKFFJlbW92ZU1lbWJlclJlc3BvbnNlMrEDCg5BY2NvdW50U2VydmljZRJPCgpHZXRBY2NvdW50Eh8uYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXF1ZXN0GiAuYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXNwb25zZRJSCgtMaXN0TWVtYmVycxIgLmFwaXRva2Vucy52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIS5hcGl0b2tlbnMudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJMCglBZGRNZW1iZXISHi5hcGl0b2tlbnMudjEuQWRkTWVtYmVyUmVxdWVzdBofLmFwaXRva2Vucy52MS5BZGRNZW1iZXJSZXNwb25zZRJVCgxVcGRhdGVNZW1iZXISIS5hcGl0b2tlbnMudjEuVXBkYXRlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5VcGRhdGVNZW1iZXJSZXNwb25zZRJVCgxSZW1vdmVNZW1iZXISIS5hcGl0b2tlbnMudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5SZW1vdmVNZW1iZXJSZXNwb25zZWIGcHJvdG8z", [file_apitokens_v1_resources]);
+  fileDesc("CiJhcGl0b2tlbnMvdjEvYWNjb3VudF9zZXJ2aWNlLnByb3RvEgxhcGl0b2tlbnMudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QirgEKEkdldEFjY291bnRSZXNwb25zZRImCgdhY2NvdW50GAEgASgLMhUuYXBpdG9rZW5zLnYxLkFjY291bnQSJAoGY2FsbGVyGAIgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIXCg9jYWxsZXJfdG9rZW5faWQYAyABKAkSMQoQY2FsbGVyX3ByaXZpbGVnZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2UiOwoSTGlzdE1lbWJlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlUKE0xpc3RNZW1iZXJzUmVzcG9uc2USJQoHbWVtYmVycxgBIAMoCzIULmFwaXRva2Vucy52MS5NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKEEFkZE1lbWJlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlIjkKEUFkZE1lbWJlclJlc3BvbnNlEiQKBm1lbWJlchgBIAEoCzIULmFwaXRva2Vucy52MS5NZW1iZXIiZAoTVXBkYXRlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiagoUVXBkYXRlTWVtYmVyUmVzcG9uc2USJAoGbWVtYmVyGAEgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIsCgdwcmV2aWV3GAIgASgLMhsuYXBpdG9rZW5zLnYxLkltcGFjdFByZXZpZXciPQoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiRAoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USLAoHcHJldmlldxgBIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3MrEDCg5BY2NvdW50U2VydmljZRJPCgpHZXRBY2NvdW50Eh8uYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXF1ZXN0GiAuYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXNwb25zZRJSCgtMaXN0TWVtYmVycxIgLmFwaXRva2Vucy52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIS5hcGl0b2tlbnMudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJMCglBZGRNZW1iZXISHi5hcGl0b2tlbnMudjEuQWRkTWVtYmVyUmVxdWVzdBofLmFwaXRva2Vucy52MS5BZGRNZW1iZXJSZXNwb25zZRJVCgxVcGRhdGVNZW1iZXISIS5hcGl0b2tlbnMudjEuVXBkYXRlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5VcGRhdGVNZW1iZXJSZXNwb25zZRJVCgxSZW1vdmVNZW1iZXISIS5hcGl0b2tlbnMudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5SZW1vdmVNZW1iZXJSZXNwb25zZWIGcHJvdG8z", [file_apitokens_v1_resources]);
 
 /**
  * Request for AccountService.GetAccount.
@@ -195,6 +195,15 @@ export type UpdateMemberRequest = Message<"apitokens.v1.UpdateMemberRequest"> & 
    * @generated from field: apitokens.v1.Privilege role = 2;
    */
   role: Privilege;
+
+  /**
+   * Only say what the change would do (AIP-163): the member's tokens whose
+   * effective privilege would drop and the applications that used them lately;
+   * nothing changes.
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -211,11 +220,18 @@ export const UpdateMemberRequestSchema: GenMessage<UpdateMemberRequest> = /*@__P
  */
 export type UpdateMemberResponse = Message<"apitokens.v1.UpdateMemberResponse"> & {
   /**
-   * The member after the change.
+   * The member after the change (with validate_only: as it would be).
    *
    * @generated from field: apitokens.v1.Member member = 1;
    */
   member?: Member | undefined;
+
+  /**
+   * Set with validate_only only.
+   *
+   * @generated from field: apitokens.v1.ImpactPreview preview = 2;
+   */
+  preview?: ImpactPreview | undefined;
 };
 
 /**
@@ -237,6 +253,13 @@ export type RemoveMemberRequest = Message<"apitokens.v1.RemoveMemberRequest"> & 
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * Only say what removing would do (AIP-163); nothing changes.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -252,6 +275,12 @@ export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__P
  * @generated from message apitokens.v1.RemoveMemberResponse
  */
 export type RemoveMemberResponse = Message<"apitokens.v1.RemoveMemberResponse"> & {
+  /**
+   * Set with validate_only only.
+   *
+   * @generated from field: apitokens.v1.ImpactPreview preview = 1;
+   */
+  preview?: ImpactPreview | undefined;
 };
 
 /**

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apitokens/v1/authorize_service.proto.
  */
 export const file_apitokens_v1_authorize_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRhcGl0b2tlbnMvdjEvYXV0aG9yaXplX3NlcnZpY2UucHJvdG8SDGFwaXRva2Vucy52MSKlAQoJUHJpbmNpcGFsEhIKCmFjY291bnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0b2tlbl9pZBgDIAEoCRIrCgp0b2tlbl90eXBlGAQgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRI0ChNlZmZlY3RpdmVfcHJpdmlsZWdlGAUgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSJ+ChBBdXRob3JpemVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhAKCGFwcF9uYW1lGAIgASgJEjMKEnJlcXVpcmVkX3ByaXZpbGVnZRgDIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USFAoMbWluX3JldmlzaW9uGAQgASgJIqIBChFBdXRob3JpemVSZXNwb25zZRIoCghkZWNpc2lvbhgBIAEoDjIWLmFwaXRva2Vucy52MS5EZWNpc2lvbhITCgtodHRwX3N0YXR1cxgCIAEoBRISCgplcnJvcl9jb2RlGAMgASgJEg4KBnJlYXNvbhgEIAEoCRIqCglwcmluY2lwYWwYBSABKAsyFy5hcGl0b2tlbnMudjEuUHJpbmNpcGFsKvYBCghEZWNpc2lvbhIYChRERUNJU0lPTl9VTlNQRUNJRklFRBAAEhIKDkRFQ0lTSU9OX0FMTE9XEAESFAoQREVDSVNJT05fUEVORElORxACEhMKD0RFQ0lTSU9OX0RFTklFRBADEhoKFkRFQ0lTSU9OX1VOS05PV05fVE9LRU4QBBIUChBERUNJU0lPTl9SRVRJUkVEEAUSIwofREVDSVNJT05fSU5TVUZGSUNJRU5UX1BSSVZJTEVHRRAGEhoKFkRFQ0lTSU9OX09XTkVSX1JFTU9WRUQQBxIeChpERUNJU0lPTl9BUFBfTElNSVRfUkVBQ0hFRBAIMmAKEEF1dGhvcml6ZVNlcnZpY2USTAoJQXV0aG9yaXplEh4uYXBpdG9rZW5zLnYxLkF1dGhvcml6ZVJlcXVlc3QaHy5hcGl0b2tlbnMudjEuQXV0aG9yaXplUmVzcG9uc2ViBnByb3RvMw", [file_apitokens_v1_resources]);
+  fileDesc("CiRhcGl0b2tlbnMvdjEvYXV0aG9yaXplX3NlcnZpY2UucHJvdG8SDGFwaXRva2Vucy52MSKlAQoJUHJpbmNpcGFsEhIKCmFjY291bnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIQCgh0b2tlbl9pZBgDIAEoCRIrCgp0b2tlbl90eXBlGAQgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRI0ChNlZmZlY3RpdmVfcHJpdmlsZWdlGAUgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSKWAQoQQXV0aG9yaXplUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRIzChJyZXF1aXJlZF9wcml2aWxlZ2UYAyABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEhQKDG1pbl9yZXZpc2lvbhgEIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgFIAEoCSKiAQoRQXV0aG9yaXplUmVzcG9uc2USKAoIZGVjaXNpb24YASABKA4yFi5hcGl0b2tlbnMudjEuRGVjaXNpb24SEwoLaHR0cF9zdGF0dXMYAiABKAUSEgoKZXJyb3JfY29kZRgDIAEoCRIOCgZyZWFzb24YBCABKAkSKgoJcHJpbmNpcGFsGAUgASgLMhcuYXBpdG9rZW5zLnYxLlByaW5jaXBhbCqYAgoIRGVjaXNpb24SGAoUREVDSVNJT05fVU5TUEVDSUZJRUQQABISCg5ERUNJU0lPTl9BTExPVxABEhQKEERFQ0lTSU9OX1BFTkRJTkcQAhITCg9ERUNJU0lPTl9ERU5JRUQQAxIaChZERUNJU0lPTl9VTktOT1dOX1RPS0VOEAQSFAoQREVDSVNJT05fUkVUSVJFRBAFEiMKH0RFQ0lTSU9OX0lOU1VGRklDSUVOVF9QUklWSUxFR0UQBhIaChZERUNJU0lPTl9PV05FUl9SRU1PVkVEEAcSHgoaREVDSVNJT05fQVBQX0xJTUlUX1JFQUNIRUQQCBIgChxERUNJU0lPTl9BRERSRVNTX05PVF9BTExPV0VEEAkyYAoQQXV0aG9yaXplU2VydmljZRJMCglBdXRob3JpemUSHi5hcGl0b2tlbnMudjEuQXV0aG9yaXplUmVxdWVzdBofLmFwaXRva2Vucy52MS5BdXRob3JpemVSZXNwb25zZWIGcHJvdG8z", [file_apitokens_v1_resources]);
 
 /**
  * Who a token acts for, given on ALLOW.
@@ -100,6 +100,16 @@ export type AuthorizeRequest = Message<"apitokens.v1.AuthorizeRequest"> & {
    * @generated from field: string min_revision = 4;
    */
   minRevision: string;
+
+  /**
+   * Optional: the address of the end client the calling service is serving
+   * (IPv4 or IPv6, e.g. "10.1.2.3"), checked against the token's bound_cidrs and
+   * an approval's client_cidrs. Empty: unknown, and a token or approval limited
+   * to addresses is then refused (DECISION_ADDRESS_NOT_ALLOWED).
+   *
+   * @generated from field: string client_address = 5;
+   */
+  clientAddress: string;
 };
 
 /**
@@ -228,6 +238,15 @@ export enum Decision {
    * @generated from enum value: DECISION_APP_LIMIT_REACHED = 8;
    */
   APP_LIMIT_REACHED = 8,
+
+  /**
+   * The client's address is outside the ranges the token, or the application's
+   * approval, may be used from; or the token has ranges and the address is not
+   * known (HTTP 403, error code "Forbidden.BadAddress").
+   *
+   * @generated from enum value: DECISION_ADDRESS_NOT_ALLOWED = 9;
+   */
+  ADDRESS_NOT_ALLOWED = 9,
 }
 
 /**

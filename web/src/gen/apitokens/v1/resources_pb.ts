@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file apitokens/v1/resources.proto.
  */
 export const file_apitokens_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxhcGl0b2tlbnMvdjEvcmVzb3VyY2VzLnByb3RvEgxhcGl0b2tlbnMudjEiVAoHQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLJAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIRCgl1c2VyX25hbWUYAyABKAkSJQoEcm9sZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLKBAoFVG9rZW4SCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEioKCXByaXZpbGVnZRgFIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USNAoTZWZmZWN0aXZlX3ByaXZpbGVnZRgGIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USMQoRZGVmYXVsdF9hcHBfc3RhdGUYByABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSEwoLZGVzY3JpcHRpb24YCCABKAkSJwoFc3RhdGUYCSABKA4yGC5hcGl0b2tlbnMudjEuVG9rZW5TdGF0ZRIXCg9jcmVhdG9yX3VzZXJfaWQYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXRpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcHJvbW90ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi7gEKC0FwcGxpY2F0aW9uEhAKCHRva2VuX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoFc3RhdGUYAyABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSMwoPZmlyc3Rfc2Vlbl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3NlZW5fdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpUCCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSFQoNYWN0b3JfdXNlcl9pZBgDIAEoCRIWCg5hY3Rvcl90b2tlbl9pZBgEIAEoCRIOCgZhY3Rpb24YBSABKAkSEwoLdGFyZ2V0X3R5cGUYBiABKAkSEQoJdGFyZ2V0X2lkGAcgASgJEicKBmJlZm9yZRgIIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSJgoFYWZ0ZXIYCSABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Ei8KC2NyZWF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpqCglQcml2aWxlZ2USGQoVUFJJVklMRUdFX1VOU1BFQ0lGSUVEEAASFwoTUFJJVklMRUdFX1JFQURfT05MWRABEhQKEFBSSVZJTEVHRV9OT1JNQUwQAhITCg9QUklWSUxFR0VfQURNSU4QAypUCglUb2tlblR5cGUSGgoWVE9LRU5fVFlQRV9VTlNQRUNJRklFRBAAEhMKD1RPS0VOX1RZUEVfVVNFUhABEhYKElRPS0VOX1RZUEVfQUNDT1VOVBACKmUKCEFwcFN0YXRlEhkKFUFQUF9TVEFURV9VTlNQRUNJRklFRBAAEhMKD0FQUF9TVEFURV9BTExPVxABEhUKEUFQUF9TVEFURV9QRU5ESU5HEAISEgoOQVBQX1NUQVRFX0RFTlkQAypaCgpUb2tlblN0YXRlEhsKF1RPS0VOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVE9LRU5fU1RBVEVfQUNUSVZFEAESFwoTVE9LRU5fU1RBVEVfUkVUSVJFRBACYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhcGl0b2tlbnMvdjEvcmVzb3VyY2VzLnByb3RvEgxhcGl0b2tlbnMudjEiVAoHQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLJAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIRCgl1c2VyX25hbWUYAyABKAkSJQoEcm9sZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLfBAoFVG9rZW4SCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEioKCXByaXZpbGVnZRgFIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USNAoTZWZmZWN0aXZlX3ByaXZpbGVnZRgGIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USMQoRZGVmYXVsdF9hcHBfc3RhdGUYByABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSEwoLZGVzY3JpcHRpb24YCCABKAkSJwoFc3RhdGUYCSABKA4yGC5hcGl0b2tlbnMudjEuVG9rZW5TdGF0ZRIXCg9jcmVhdG9yX3VzZXJfaWQYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXRpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcHJvbW90ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYm91bmRfY2lkcnMYECADKAkiiwEKEkFwcHJvdmFsQ29uZGl0aW9ucxIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoNbWF4X3ByaXZpbGVnZRgCIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USFAoMY2xpZW50X2NpZHJzGAMgAygJImMKE0FwcGxpY2F0aW9uRXZpZGVuY2USGAoQcmVmdXNlZF9hdHRlbXB0cxgBIAEoAxIVCg1hbGxvd2VkX2NvdW50GAIgASgDEhsKE2xhc3RfY2xpZW50X2FkZHJlc3MYAyABKAki2QIKC0FwcGxpY2F0aW9uEhAKCHRva2VuX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoFc3RhdGUYAyABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSMwoPZmlyc3Rfc2Vlbl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3NlZW5fdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKCmNvbmRpdGlvbnMYByABKAsyIC5hcGl0b2tlbnMudjEuQXBwcm92YWxDb25kaXRpb25zEjMKCGV2aWRlbmNlGAggASgLMiEuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uRXZpZGVuY2Ui1AEKDUltcGFjdFByZXZpZXcSEQoJcGVybWl0dGVkGAEgASgIEhUKDWRlbmllZF9yZWFzb24YAiABKAkSFgoOZGVuaWVkX21lc3NhZ2UYAyABKAkSMAoNcmVjZW50bHlfdXNlZBgEIAMoCzIZLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbhI0Cg9wcml2aWxlZ2VfZHJvcHMYBSADKAsyGy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlRHJvcBIZChF1c2FnZV93aW5kb3dfZGF5cxgGIAEoBSKHAQoNUHJpdmlsZWdlRHJvcBIQCgh0b2tlbl9pZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRInCgZiZWZvcmUYAyABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEiYKBWFmdGVyGAQgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSKlAgoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhUKDWFjdG9yX3VzZXJfaWQYAyABKAkSFgoOYWN0b3JfdG9rZW5faWQYBCABKAkSDgoGYWN0aW9uGAUgASgJEhMKC3RhcmdldF90eXBlGAYgASgJEhEKCXRhcmdldF9pZBgHIAEoCRInCgZiZWZvcmUYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAsgASgJKmoKCVByaXZpbGVnZRIZChVQUklWSUxFR0VfVU5TUEVDSUZJRUQQABIXChNQUklWSUxFR0VfUkVBRF9PTkxZEAESFAoQUFJJVklMRUdFX05PUk1BTBACEhMKD1BSSVZJTEVHRV9BRE1JThADKlQKCVRva2VuVHlwZRIaChZUT0tFTl9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPVE9LRU5fVFlQRV9VU0VSEAESFgoSVE9LRU5fVFlQRV9BQ0NPVU5UEAIqZQoIQXBwU3RhdGUSGQoVQVBQX1NUQVRFX1VOU1BFQ0lGSUVEEAASEwoPQVBQX1NUQVRFX0FMTE9XEAESFQoRQVBQX1NUQVRFX1BFTkRJTkcQAhISCg5BUFBfU1RBVEVfREVOWRADKloKClRva2VuU3RhdGUSGwoXVE9LRU5fU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUT0tFTl9TVEFURV9BQ1RJVkUQARIXChNUT0tFTl9TVEFURV9SRVRJUkVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * An account: the owner of members and tokens.
@@ -219,6 +219,16 @@ export type Token = Message<"apitokens.v1.Token"> & {
    * @generated from field: google.protobuf.Timestamp last_used_time = 15;
    */
   lastUsedTime?: Timestamp | undefined;
+
+  /**
+   * The address ranges (CIDRs, e.g. "10.0.0.0/8"; a bare address is a range of
+   * one) the token may be used from, as Vault's token_bound_cidrs; empty means
+   * anywhere. At most 64. A call from elsewhere, or of unknown address, is
+   * refused with DECISION_ADDRESS_NOT_ALLOWED (HTTP 403).
+   *
+   * @generated from field: repeated string bound_cidrs = 16;
+   */
+  boundCidrs: string[];
 };
 
 /**
@@ -227,6 +237,81 @@ export type Token = Message<"apitokens.v1.Token"> & {
  */
 export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
   messageDesc(file_apitokens_v1_resources, 2);
+
+/**
+ * Conditions an Allow may carry. Every field is optional; none means a plain Allow.
+ *
+ * @generated from message apitokens.v1.ApprovalConditions
+ */
+export type ApprovalConditions = Message<"apitokens.v1.ApprovalConditions"> & {
+  /**
+   * The approval ends at this time: from then on the application is decided as
+   * Pending (no write is needed for that), and soon after it is written back to
+   * Pending with a STATE_CHANGED event. Must be in the future when set.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 1;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * The application acts with at most this privilege on the token, whatever
+   * the token's own (e.g. PRIVILEGE_READ_ONLY). Unspecified: no cap.
+   *
+   * @generated from field: apitokens.v1.Privilege max_privilege = 2;
+   */
+  maxPrivilege: Privilege;
+
+  /**
+   * The application may use the token only from these address ranges (CIDRs),
+   * besides any the token itself has. At most 64. Empty: no limit of its own.
+   *
+   * @generated from field: repeated string client_cidrs = 3;
+   */
+  clientCidrs: string[];
+};
+
+/**
+ * Describes the message apitokens.v1.ApprovalConditions.
+ * Use `create(ApprovalConditionsSchema)` to create a new message.
+ */
+export const ApprovalConditionsSchema: GenMessage<ApprovalConditions> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 3);
+
+/**
+ * What the service has seen of an application's calls: written behind like
+ * last_seen_time (approximate by up to one write interval), summed over replicas.
+ *
+ * @generated from message apitokens.v1.ApplicationEvidence
+ */
+export type ApplicationEvidence = Message<"apitokens.v1.ApplicationEvidence"> & {
+  /**
+   * Calls refused while the application was Pending or Denied.
+   *
+   * @generated from field: int64 refused_attempts = 1;
+   */
+  refusedAttempts: bigint;
+
+  /**
+   * Calls allowed (approximate).
+   *
+   * @generated from field: int64 allowed_count = 2;
+   */
+  allowedCount: bigint;
+
+  /**
+   * The client address of the last call that gave one; empty if none did.
+   *
+   * @generated from field: string last_client_address = 3;
+   */
+  lastClientAddress: string;
+};
+
+/**
+ * Describes the message apitokens.v1.ApplicationEvidence.
+ * Use `create(ApplicationEvidenceSchema)` to create a new message.
+ */
+export const ApplicationEvidenceSchema: GenMessage<ApplicationEvidence> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 4);
 
 /**
  * An application name recorded under a token.
@@ -275,6 +360,20 @@ export type Application = Message<"apitokens.v1.Application"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 6;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The conditions of an Allow; unset for none (and for other states).
+   *
+   * @generated from field: apitokens.v1.ApprovalConditions conditions = 7;
+   */
+  conditions?: ApprovalConditions | undefined;
+
+  /**
+   * What the service has seen of its calls.
+   *
+   * @generated from field: apitokens.v1.ApplicationEvidence evidence = 8;
+   */
+  evidence?: ApplicationEvidence | undefined;
 };
 
 /**
@@ -282,7 +381,111 @@ export type Application = Message<"apitokens.v1.Application"> & {
  * Use `create(ApplicationSchema)` to create a new message.
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 3);
+  messageDesc(file_apitokens_v1_resources, 5);
+
+/**
+ * What a change would do, answered instead of doing it when a request sets
+ * validate_only (AIP-163). Nothing is written, logged or audited for a preview.
+ *
+ * @generated from message apitokens.v1.ImpactPreview
+ */
+export type ImpactPreview = Message<"apitokens.v1.ImpactPreview"> & {
+  /**
+   * Whether the caller may make this change now. When false, only the two
+   * fields below are set: the change would be refused with that reason.
+   *
+   * @generated from field: bool permitted = 1;
+   */
+  permitted: boolean;
+
+  /**
+   * Why not (e.g. "READ_ONLY_CALLER", "ADMIN_REQUIRED", "TOKEN_RETIRED",
+   * "LAST_ADMIN"); empty when permitted.
+   *
+   * @generated from field: string denied_reason = 2;
+   */
+  deniedReason: string;
+
+  /**
+   * A sentence for people; empty when permitted.
+   *
+   * @generated from field: string denied_message = 3;
+   */
+  deniedMessage: string;
+
+  /**
+   * The applications of the affected tokens seen in the last usage_window_days,
+   * most recently seen first, with their last seen time and evidence (counts are
+   * written behind: approximate): who would notice the change.
+   *
+   * @generated from field: repeated apitokens.v1.Application recently_used = 4;
+   */
+  recentlyUsed: Application[];
+
+  /**
+   * The tokens whose effective privilege would drop.
+   *
+   * @generated from field: repeated apitokens.v1.PrivilegeDrop privilege_drops = 5;
+   */
+  privilegeDrops: PrivilegeDrop[];
+
+  /**
+   * The window recently_used covers, in days.
+   *
+   * @generated from field: int32 usage_window_days = 6;
+   */
+  usageWindowDays: number;
+};
+
+/**
+ * Describes the message apitokens.v1.ImpactPreview.
+ * Use `create(ImpactPreviewSchema)` to create a new message.
+ */
+export const ImpactPreviewSchema: GenMessage<ImpactPreview> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 6);
+
+/**
+ * A token whose effective privilege a change would lower.
+ *
+ * @generated from message apitokens.v1.PrivilegeDrop
+ */
+export type PrivilegeDrop = Message<"apitokens.v1.PrivilegeDrop"> & {
+  /**
+   * The token.
+   *
+   * @generated from field: string token_id = 1;
+   */
+  tokenId: string;
+
+  /**
+   * Its description, to tell tokens apart.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * The privilege it acts with now.
+   *
+   * @generated from field: apitokens.v1.Privilege before = 3;
+   */
+  before: Privilege;
+
+  /**
+   * The privilege it would act with; PRIVILEGE_UNSPECIFIED when it could no
+   * longer act at all (retired, or its owner removed).
+   *
+   * @generated from field: apitokens.v1.Privilege after = 4;
+   */
+  after: Privilege;
+};
+
+/**
+ * Describes the message apitokens.v1.PrivilegeDrop.
+ * Use `create(PrivilegeDropSchema)` to create a new message.
+ */
+export const PrivilegeDropSchema: GenMessage<PrivilegeDrop> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 7);
 
 /**
  * One change made through the API, recorded in the same transaction as the change.
@@ -359,6 +562,14 @@ export type AuditEvent = Message<"apitokens.v1.AuditEvent"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 10;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Why, as the maker of the change said (e.g. the reason of a bulk decision);
+   * empty when none was given.
+   *
+   * @generated from field: string reason = 11;
+   */
+  reason: string;
 };
 
 /**
@@ -366,7 +577,7 @@ export type AuditEvent = Message<"apitokens.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 4);
+  messageDesc(file_apitokens_v1_resources, 8);
 
 /**
  * Privilege on an account, ordered Read-Only < Normal < Admin. Used both for a

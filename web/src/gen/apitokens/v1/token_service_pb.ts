@@ -4,7 +4,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Application, AppState, AuditEvent, Privilege, Token, TokenState, TokenType } from "./resources_pb";
+import type { Application, ApprovalConditions, AppState, AuditEvent, ImpactPreview, Privilege, Token, TokenState, TokenType } from "./resources_pb";
 import { file_apitokens_v1_resources } from "./resources_pb";
 import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file apitokens/v1/token_service.proto.
  */
 export const file_apitokens_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhcGl0b2tlbnMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMYXBpdG9rZW5zLnYxIsMBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEdHlwZRgBIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZRIxChFkZWZhdWx0X2FwcF9zdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRITCgtkZXNjcmlwdGlvbhgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJIkkKE0NyZWF0ZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIh0KD0dldFRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChBHZXRUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIqEBChFMaXN0VG9rZW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEicKBXN0YXRlGAUgASgOMhguYXBpdG9rZW5zLnYxLlRva2VuU3RhdGUiUgoSTGlzdFRva2Vuc1Jlc3BvbnNlEiMKBnRva2VucxgBIAMoCzITLmFwaXRva2Vucy52MS5Ub2tlbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoSVXBkYXRlVG9rZW5SZXF1ZXN0EiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI5ChNVcGRhdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIiAKElJldGlyZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSI5ChNSZXRpcmVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIk0KE1Byb21vdGVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSI6ChRQcm9tb3RlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbiJ5ChdMaXN0QXBwbGljYXRpb25zUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIlCgVzdGF0ZRgEIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZSJkChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USLwoMYXBwbGljYXRpb25zGAEgAygLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJjChpTZXRBcHBsaWNhdGlvblN0YXRlUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlIk0KG1NldEFwcGxpY2F0aW9uU3RhdGVSZXNwb25zZRIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbiI/ChhHZXRJbnN0YWxsQ29tbWFuZFJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkSEQoJYnJva2VyX2lkGAIgASgJIosBChlHZXRJbnN0YWxsQ29tbWFuZFJlc3BvbnNlEg8KB2NvbW1hbmQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSDwoHYXBpX3VybBgDIAEoCRIQCghjb3NpX3VybBgEIAEoCRITCgtjb25maWdfanNvbhgFIAEoCRITCgtrZXlfZW52X3ZhchgGIAEoCSJkChhXYXRjaEFwcGxpY2F0aW9uc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRIQCgh0b2tlbl9pZBgDIAEoCSK3AQoZV2F0Y2hBcHBsaWNhdGlvbnNSZXNwb25zZRIqCgR0eXBlGAEgASgOMhwuYXBpdG9rZW5zLnYxLldhdGNoRXZlbnRUeXBlEi4KC2FwcGxpY2F0aW9uGAIgASgLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEg4KBmN1cnNvchgDIAEoCRIuCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJSChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCXRhcmdldF9pZBgDIAEoCSJiChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIuCgxhdWRpdF9ldmVudHMYASADKAsyGC5hcGl0b2tlbnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkq1wEKDldhdGNoRXZlbnRUeXBlEiAKHFdBVENIX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABIdChlXQVRDSF9FVkVOVF9UWVBFX1NOQVBTSE9UEAESIQodV0FUQ0hfRVZFTlRfVFlQRV9TTkFQU0hPVF9FTkQQAhIdChlXQVRDSF9FVkVOVF9UWVBFX1JFQ09SREVEEAMSIgoeV0FUQ0hfRVZFTlRfVFlQRV9TVEFURV9DSEFOR0VEEAQSHgoaV0FUQ0hfRVZFTlRfVFlQRV9IRUFSVEJFQVQQBTL6BwoMVG9rZW5TZXJ2aWNlElIKC0NyZWF0ZVRva2VuEiAuYXBpdG9rZW5zLnYxLkNyZWF0ZVRva2VuUmVxdWVzdBohLmFwaXRva2Vucy52MS5DcmVhdGVUb2tlblJlc3BvbnNlEkkKCEdldFRva2VuEh0uYXBpdG9rZW5zLnYxLkdldFRva2VuUmVxdWVzdBoeLmFwaXRva2Vucy52MS5HZXRUb2tlblJlc3BvbnNlEk8KCkxpc3RUb2tlbnMSHy5hcGl0b2tlbnMudjEuTGlzdFRva2Vuc1JlcXVlc3QaIC5hcGl0b2tlbnMudjEuTGlzdFRva2Vuc1Jlc3BvbnNlElIKC1VwZGF0ZVRva2VuEiAuYXBpdG9rZW5zLnYxLlVwZGF0ZVRva2VuUmVxdWVzdBohLmFwaXRva2Vucy52MS5VcGRhdGVUb2tlblJlc3BvbnNlElIKC1JldGlyZVRva2VuEiAuYXBpdG9rZW5zLnYxLlJldGlyZVRva2VuUmVxdWVzdBohLmFwaXRva2Vucy52MS5SZXRpcmVUb2tlblJlc3BvbnNlElUKDFByb21vdGVUb2tlbhIhLmFwaXRva2Vucy52MS5Qcm9tb3RlVG9rZW5SZXF1ZXN0GiIuYXBpdG9rZW5zLnYxLlByb21vdGVUb2tlblJlc3BvbnNlEmEKEExpc3RBcHBsaWNhdGlvbnMSJS5hcGl0b2tlbnMudjEuTGlzdEFwcGxpY2F0aW9uc1JlcXVlc3QaJi5hcGl0b2tlbnMudjEuTGlzdEFwcGxpY2F0aW9uc1Jlc3BvbnNlEmoKE1NldEFwcGxpY2F0aW9uU3RhdGUSKC5hcGl0b2tlbnMudjEuU2V0QXBwbGljYXRpb25TdGF0ZVJlcXVlc3QaKS5hcGl0b2tlbnMudjEuU2V0QXBwbGljYXRpb25TdGF0ZVJlc3BvbnNlEmQKEUdldEluc3RhbGxDb21tYW5kEiYuYXBpdG9rZW5zLnYxLkdldEluc3RhbGxDb21tYW5kUmVxdWVzdBonLmFwaXRva2Vucy52MS5HZXRJbnN0YWxsQ29tbWFuZFJlc3BvbnNlEmYKEVdhdGNoQXBwbGljYXRpb25zEiYuYXBpdG9rZW5zLnYxLldhdGNoQXBwbGljYXRpb25zUmVxdWVzdBonLmFwaXRva2Vucy52MS5XYXRjaEFwcGxpY2F0aW9uc1Jlc3BvbnNlMAESXgoPTGlzdEF1ZGl0RXZlbnRzEiQuYXBpdG9rZW5zLnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaJS5hcGl0b2tlbnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_apitokens_v1_resources, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiBhcGl0b2tlbnMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMYXBpdG9rZW5zLnYxItgBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEdHlwZRgBIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZRIxChFkZWZhdWx0X2FwcF9zdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRITCgtkZXNjcmlwdGlvbhgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJEhMKC2JvdW5kX2NpZHJzGAYgAygJIkkKE0NyZWF0ZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIh0KD0dldFRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChBHZXRUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIqEBChFMaXN0VG9rZW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEicKBXN0YXRlGAUgASgOMhguYXBpdG9rZW5zLnYxLlRva2VuU3RhdGUiUgoSTGlzdFRva2Vuc1Jlc3BvbnNlEiMKBnRva2VucxgBIAMoCzITLmFwaXRva2Vucy52MS5Ub2tlbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoSVXBkYXRlVG9rZW5SZXF1ZXN0EiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI5ChNVcGRhdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIjcKElJldGlyZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIImcKE1JldGlyZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SLAoHcHJldmlldxgCIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3Ik0KE1Byb21vdGVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSI6ChRQcm9tb3RlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbiJ5ChdMaXN0QXBwbGljYXRpb25zUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIlCgVzdGF0ZRgEIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZSJkChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USLwoMYXBwbGljYXRpb25zGAEgAygLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLAAQoaU2V0QXBwbGljYXRpb25TdGF0ZVJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkSDAoEbmFtZRgCIAEoCRIlCgVzdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRI0Cgpjb25kaXRpb25zGAQgASgLMiAuYXBpdG9rZW5zLnYxLkFwcHJvdmFsQ29uZGl0aW9ucxIOCgZyZWFzb24YBSABKAkSFQoNdmFsaWRhdGVfb25seRgGIAEoCCJ7ChtTZXRBcHBsaWNhdGlvblN0YXRlUmVzcG9uc2USLgoLYXBwbGljYXRpb24YASABKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SLAoHcHJldmlldxgCIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3IpIBChNBcHBsaWNhdGlvbkRlY2lzaW9uEhAKCHRva2VuX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoFc3RhdGUYAyABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSNAoKY29uZGl0aW9ucxgEIAEoCzIgLmFwaXRva2Vucy52MS5BcHByb3ZhbENvbmRpdGlvbnMifwogQmF0Y2hTZXRBcHBsaWNhdGlvblN0YXRlc1JlcXVlc3QSNAoJZGVjaXNpb25zGAEgAygLMiEuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uRGVjaXNpb24SDgoGcmVhc29uGAIgASgJEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiiwEKGUFwcGxpY2F0aW9uRGVjaXNpb25SZXN1bHQSLgoLYXBwbGljYXRpb24YASABKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SDwoHY2hhbmdlZBgCIAEoCBIMCgRjb2RlGAMgASgFEg4KBnJlYXNvbhgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIosBCiFCYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzUmVzcG9uc2USOAoHcmVzdWx0cxgBIAMoCzInLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbkRlY2lzaW9uUmVzdWx0EiwKB3ByZXZpZXcYAiABKAsyGy5hcGl0b2tlbnMudjEuSW1wYWN0UHJldmlldyI/ChhHZXRJbnN0YWxsQ29tbWFuZFJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkSEQoJYnJva2VyX2lkGAIgASgJIosBChlHZXRJbnN0YWxsQ29tbWFuZFJlc3BvbnNlEg8KB2NvbW1hbmQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSDwoHYXBpX3VybBgDIAEoCRIQCghjb3NpX3VybBgEIAEoCRITCgtjb25maWdfanNvbhgFIAEoCRITCgtrZXlfZW52X3ZhchgGIAEoCSJkChhXYXRjaEFwcGxpY2F0aW9uc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRIQCgh0b2tlbl9pZBgDIAEoCSLHAQoZV2F0Y2hBcHBsaWNhdGlvbnNSZXNwb25zZRIqCgR0eXBlGAEgASgOMhwuYXBpdG9rZW5zLnYxLldhdGNoRXZlbnRUeXBlEi4KC2FwcGxpY2F0aW9uGAIgASgLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEg4KBmN1cnNvchgDIAEoCRIuCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBSABKAkiUgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgl0YXJnZXRfaWQYAyABKAkiYgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLgoMYXVkaXRfZXZlbnRzGAEgAygLMhguYXBpdG9rZW5zLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKtcBCg5XYXRjaEV2ZW50VHlwZRIgChxXQVRDSF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZV0FUQ0hfRVZFTlRfVFlQRV9TTkFQU0hPVBABEiEKHVdBVENIX0VWRU5UX1RZUEVfU05BUFNIT1RfRU5EEAISHQoZV0FUQ0hfRVZFTlRfVFlQRV9SRUNPUkRFRBADEiIKHldBVENIX0VWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBAEEh4KGldBVENIX0VWRU5UX1RZUEVfSEVBUlRCRUFUEAUy+AgKDFRva2VuU2VydmljZRJSCgtDcmVhdGVUb2tlbhIgLmFwaXRva2Vucy52MS5DcmVhdGVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJJCghHZXRUb2tlbhIdLmFwaXRva2Vucy52MS5HZXRUb2tlblJlcXVlc3QaHi5hcGl0b2tlbnMudjEuR2V0VG9rZW5SZXNwb25zZRJPCgpMaXN0VG9rZW5zEh8uYXBpdG9rZW5zLnYxLkxpc3RUb2tlbnNSZXF1ZXN0GiAuYXBpdG9rZW5zLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJSCgtVcGRhdGVUb2tlbhIgLmFwaXRva2Vucy52MS5VcGRhdGVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuVXBkYXRlVG9rZW5SZXNwb25zZRJSCgtSZXRpcmVUb2tlbhIgLmFwaXRva2Vucy52MS5SZXRpcmVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuUmV0aXJlVG9rZW5SZXNwb25zZRJVCgxQcm9tb3RlVG9rZW4SIS5hcGl0b2tlbnMudjEuUHJvbW90ZVRva2VuUmVxdWVzdBoiLmFwaXRva2Vucy52MS5Qcm9tb3RlVG9rZW5SZXNwb25zZRJhChBMaXN0QXBwbGljYXRpb25zEiUuYXBpdG9rZW5zLnYxLkxpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0GiYuYXBpdG9rZW5zLnYxLkxpc3RBcHBsaWNhdGlvbnNSZXNwb25zZRJqChNTZXRBcHBsaWNhdGlvblN0YXRlEiguYXBpdG9rZW5zLnYxLlNldEFwcGxpY2F0aW9uU3RhdGVSZXF1ZXN0GikuYXBpdG9rZW5zLnYxLlNldEFwcGxpY2F0aW9uU3RhdGVSZXNwb25zZRJ8ChlCYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzEi4uYXBpdG9rZW5zLnYxLkJhdGNoU2V0QXBwbGljYXRpb25TdGF0ZXNSZXF1ZXN0Gi8uYXBpdG9rZW5zLnYxLkJhdGNoU2V0QXBwbGljYXRpb25TdGF0ZXNSZXNwb25zZRJkChFHZXRJbnN0YWxsQ29tbWFuZBImLmFwaXRva2Vucy52MS5HZXRJbnN0YWxsQ29tbWFuZFJlcXVlc3QaJy5hcGl0b2tlbnMudjEuR2V0SW5zdGFsbENvbW1hbmRSZXNwb25zZRJmChFXYXRjaEFwcGxpY2F0aW9ucxImLmFwaXRva2Vucy52MS5XYXRjaEFwcGxpY2F0aW9uc1JlcXVlc3QaJy5hcGl0b2tlbnMudjEuV2F0Y2hBcHBsaWNhdGlvbnNSZXNwb25zZTABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLmFwaXRva2Vucy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUuYXBpdG9rZW5zLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_apitokens_v1_resources, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Request for TokenService.CreateToken.
@@ -56,17 +56,24 @@ export type CreateTokenRequest = Message<"apitokens.v1.CreateTokenRequest"> & {
    * Optional idempotency key (AIP-155): a UUID the client generates once per
    * token it means to create and sends again on every retry. Within 24 hours,
    * a retry by the same calling token with the same request_id creates
-   * nothing: on the server that created the token it returns the first
-   * response again, secret included (kept in that server's memory only, never
-   * in the database); on another replica, or after a restart, it is
-   * ALREADY_EXISTS (reason REQUEST_ALREADY_DONE) naming the token created,
-   * whose secret cannot be shown again: retire it and create another. The
-   * same request_id with a different request is INVALID_ARGUMENT. Empty: no
-   * idempotency, every call creates a token.
+   * nothing: on the server that created the token, within 10 minutes, it
+   * returns the first response again, secret included (kept in that server's
+   * memory only, never in the database); later, on another replica, or after
+   * a restart, it is ALREADY_EXISTS (reason REQUEST_ALREADY_DONE) naming the
+   * token created, whose secret cannot be shown again: retire it and create
+   * another. The same request_id with a different request is
+   * INVALID_ARGUMENT. Empty: no idempotency, every call creates a token.
    *
    * @generated from field: string request_id = 5;
    */
   requestId: string;
+
+  /**
+   * Optional: the address ranges the token may be used from (see Token.bound_cidrs).
+   *
+   * @generated from field: repeated string bound_cidrs = 6;
+   */
+  boundCidrs: string[];
 };
 
 /**
@@ -237,7 +244,7 @@ export type UpdateTokenRequest = Message<"apitokens.v1.UpdateTokenRequest"> & {
   token?: Token | undefined;
 
   /**
-   * Which fields to change: privilege, default_app_state, description.
+   * Which fields to change: privilege, default_app_state, description, bound_cidrs.
    * Required; "*" is not accepted.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
@@ -285,6 +292,15 @@ export type RetireTokenRequest = Message<"apitokens.v1.RetireTokenRequest"> & {
    * @generated from field: string id = 1;
    */
   id: string;
+
+  /**
+   * Only say what retiring would do (AIP-163): the answer's preview lists the
+   * applications that used the token lately and whether the caller may retire
+   * it; nothing changes.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -301,11 +317,18 @@ export const RetireTokenRequestSchema: GenMessage<RetireTokenRequest> = /*@__PUR
  */
 export type RetireTokenResponse = Message<"apitokens.v1.RetireTokenResponse"> & {
   /**
-   * The retired token.
+   * The retired token (with validate_only: as it would be).
    *
    * @generated from field: apitokens.v1.Token token = 1;
    */
   token?: Token | undefined;
+
+  /**
+   * Set with validate_only only.
+   *
+   * @generated from field: apitokens.v1.ImpactPreview preview = 2;
+   */
+  preview?: ImpactPreview | undefined;
 };
 
 /**
@@ -463,6 +486,28 @@ export type SetApplicationStateRequest = Message<"apitokens.v1.SetApplicationSta
    * @generated from field: apitokens.v1.AppState state = 3;
    */
   state: AppState;
+
+  /**
+   * Optional, with ALLOW only: until when, at most which privilege, from where.
+   *
+   * @generated from field: apitokens.v1.ApprovalConditions conditions = 4;
+   */
+  conditions?: ApprovalConditions | undefined;
+
+  /**
+   * Optional: why (at most 1000 characters); kept in the audit entry and carried
+   * on the watch event.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
+
+  /**
+   * Only say what the decision would do (AIP-163); nothing changes.
+   *
+   * @generated from field: bool validate_only = 6;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -479,11 +524,18 @@ export const SetApplicationStateRequestSchema: GenMessage<SetApplicationStateReq
  */
 export type SetApplicationStateResponse = Message<"apitokens.v1.SetApplicationStateResponse"> & {
   /**
-   * The application after the change.
+   * The application after the change (with validate_only: as it would be).
    *
    * @generated from field: apitokens.v1.Application application = 1;
    */
   application?: Application | undefined;
+
+  /**
+   * Set with validate_only only.
+   *
+   * @generated from field: apitokens.v1.ImpactPreview preview = 2;
+   */
+  preview?: ImpactPreview | undefined;
 };
 
 /**
@@ -492,6 +544,163 @@ export type SetApplicationStateResponse = Message<"apitokens.v1.SetApplicationSt
  */
 export const SetApplicationStateResponseSchema: GenMessage<SetApplicationStateResponse> = /*@__PURE__*/
   messageDesc(file_apitokens_v1_token_service, 15);
+
+/**
+ * One decision of a BatchSetApplicationStatesRequest.
+ *
+ * @generated from message apitokens.v1.ApplicationDecision
+ */
+export type ApplicationDecision = Message<"apitokens.v1.ApplicationDecision"> & {
+  /**
+   * The token the name is recorded under.
+   *
+   * @generated from field: string token_id = 1;
+   */
+  tokenId: string;
+
+  /**
+   * The application name; it need not have been seen yet.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * ALLOW, DENY or PENDING.
+   *
+   * @generated from field: apitokens.v1.AppState state = 3;
+   */
+  state: AppState;
+
+  /**
+   * Optional, with ALLOW only.
+   *
+   * @generated from field: apitokens.v1.ApprovalConditions conditions = 4;
+   */
+  conditions?: ApprovalConditions | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.ApplicationDecision.
+ * Use `create(ApplicationDecisionSchema)` to create a new message.
+ */
+export const ApplicationDecisionSchema: GenMessage<ApplicationDecision> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 16);
+
+/**
+ * Request for TokenService.BatchSetApplicationStates.
+ *
+ * @generated from message apitokens.v1.BatchSetApplicationStatesRequest
+ */
+export type BatchSetApplicationStatesRequest = Message<"apitokens.v1.BatchSetApplicationStatesRequest"> & {
+  /**
+   * 1 to 100 decisions, each (token_id, name) at most once.
+   *
+   * @generated from field: repeated apitokens.v1.ApplicationDecision decisions = 1;
+   */
+  decisions: ApplicationDecision[];
+
+  /**
+   * Why, for all of them (at most 1000 characters): kept in each audit entry
+   * and carried on each watch event.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * Only say what the decisions would do (AIP-163): each result as it would be,
+   * and a preview; nothing changes.
+   *
+   * @generated from field: bool validate_only = 3;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message apitokens.v1.BatchSetApplicationStatesRequest.
+ * Use `create(BatchSetApplicationStatesRequestSchema)` to create a new message.
+ */
+export const BatchSetApplicationStatesRequestSchema: GenMessage<BatchSetApplicationStatesRequest> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 17);
+
+/**
+ * The outcome of one decision of a batch.
+ *
+ * @generated from message apitokens.v1.ApplicationDecisionResult
+ */
+export type ApplicationDecisionResult = Message<"apitokens.v1.ApplicationDecisionResult"> & {
+  /**
+   * The application after the decision; unset when it was refused.
+   *
+   * @generated from field: apitokens.v1.Application application = 1;
+   */
+  application?: Application | undefined;
+
+  /**
+   * Whether the decision changed anything (false: it already stood so).
+   *
+   * @generated from field: bool changed = 2;
+   */
+  changed: boolean;
+
+  /**
+   * OK (0) when decided; otherwise the gRPC code SetApplicationState would have
+   * answered for this decision alone (NOT_FOUND, FAILED_PRECONDITION, ...).
+   *
+   * @generated from field: int32 code = 3;
+   */
+  code: number;
+
+  /**
+   * The machine-readable reason of a refusal (e.g. "TOKEN_RETIRED"); empty on OK.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+
+  /**
+   * A sentence for people; empty on OK.
+   *
+   * @generated from field: string message = 5;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message apitokens.v1.ApplicationDecisionResult.
+ * Use `create(ApplicationDecisionResultSchema)` to create a new message.
+ */
+export const ApplicationDecisionResultSchema: GenMessage<ApplicationDecisionResult> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 18);
+
+/**
+ * Response of TokenService.BatchSetApplicationStates.
+ *
+ * @generated from message apitokens.v1.BatchSetApplicationStatesResponse
+ */
+export type BatchSetApplicationStatesResponse = Message<"apitokens.v1.BatchSetApplicationStatesResponse"> & {
+  /**
+   * One result per decision, in the order asked.
+   *
+   * @generated from field: repeated apitokens.v1.ApplicationDecisionResult results = 1;
+   */
+  results: ApplicationDecisionResult[];
+
+  /**
+   * Set with validate_only only.
+   *
+   * @generated from field: apitokens.v1.ImpactPreview preview = 2;
+   */
+  preview?: ImpactPreview | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.BatchSetApplicationStatesResponse.
+ * Use `create(BatchSetApplicationStatesResponseSchema)` to create a new message.
+ */
+export const BatchSetApplicationStatesResponseSchema: GenMessage<BatchSetApplicationStatesResponse> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 19);
 
 /**
  * Request for TokenService.GetInstallCommand.
@@ -519,7 +728,7 @@ export type GetInstallCommandRequest = Message<"apitokens.v1.GetInstallCommandRe
  * Use `create(GetInstallCommandRequestSchema)` to create a new message.
  */
 export const GetInstallCommandRequestSchema: GenMessage<GetInstallCommandRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 16);
+  messageDesc(file_apitokens_v1_token_service, 20);
 
 /**
  * Response of TokenService.GetInstallCommand.
@@ -579,7 +788,7 @@ export type GetInstallCommandResponse = Message<"apitokens.v1.GetInstallCommandR
  * Use `create(GetInstallCommandResponseSchema)` to create a new message.
  */
 export const GetInstallCommandResponseSchema: GenMessage<GetInstallCommandResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 17);
+  messageDesc(file_apitokens_v1_token_service, 21);
 
 /**
  * Request for TokenService.WatchApplications.
@@ -615,7 +824,7 @@ export type WatchApplicationsRequest = Message<"apitokens.v1.WatchApplicationsRe
  * Use `create(WatchApplicationsRequestSchema)` to create a new message.
  */
 export const WatchApplicationsRequestSchema: GenMessage<WatchApplicationsRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 18);
+  messageDesc(file_apitokens_v1_token_service, 22);
 
 /**
  * Response of TokenService.WatchApplications: one event.
@@ -633,7 +842,8 @@ export type WatchApplicationsResponse = Message<"apitokens.v1.WatchApplicationsR
   /**
    * The application concerned; unset for SNAPSHOT_END and HEARTBEAT. A SNAPSHOT carries the
    * whole application; RECORDED and STATE_CHANGED carry token_id, name, state and update_time
-   * (the time of the change).
+   * (the time of the change), with its conditions, and its first/last seen times and
+   * evidence as they stood when the change was read.
    *
    * @generated from field: apitokens.v1.Application application = 2;
    */
@@ -654,6 +864,14 @@ export type WatchApplicationsResponse = Message<"apitokens.v1.WatchApplicationsR
    * @generated from field: google.protobuf.Timestamp event_time = 4;
    */
   eventTime?: Timestamp | undefined;
+
+  /**
+   * Why the change was made, as its maker said (e.g. a bulk decision's reason,
+   * or "the approval ended" for one written back to Pending); empty if none.
+   *
+   * @generated from field: string reason = 5;
+   */
+  reason: string;
 };
 
 /**
@@ -661,7 +879,7 @@ export type WatchApplicationsResponse = Message<"apitokens.v1.WatchApplicationsR
  * Use `create(WatchApplicationsResponseSchema)` to create a new message.
  */
 export const WatchApplicationsResponseSchema: GenMessage<WatchApplicationsResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 19);
+  messageDesc(file_apitokens_v1_token_service, 23);
 
 /**
  * Request for TokenService.ListAuditEvents.
@@ -696,7 +914,7 @@ export type ListAuditEventsRequest = Message<"apitokens.v1.ListAuditEventsReques
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 20);
+  messageDesc(file_apitokens_v1_token_service, 24);
 
 /**
  * Response of TokenService.ListAuditEvents.
@@ -724,7 +942,7 @@ export type ListAuditEventsResponse = Message<"apitokens.v1.ListAuditEventsRespo
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 21);
+  messageDesc(file_apitokens_v1_token_service, 25);
 
 /**
  * What a WatchApplicationsResponse reports.
@@ -863,7 +1081,8 @@ export const TokenService: GenService<{
     output: typeof ListApplicationsResponseSchema;
   },
   /**
-   * Allows or denies one application name on a token (owner or Admin).
+   * Allows or denies one application name on a token (owner or Admin); an
+   * Allow may carry conditions.
    *
    * @generated from rpc apitokens.v1.TokenService.SetApplicationState
    */
@@ -871,6 +1090,19 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof SetApplicationStateRequestSchema;
     output: typeof SetApplicationStateResponseSchema;
+  },
+  /**
+   * Decides up to 100 (token, application) pairs with one reason, in one
+   * transaction, with a result per decision. Each is judged as
+   * SetApplicationState would judge it; one refused writes nothing of itself
+   * and leaves the others alone.
+   *
+   * @generated from rpc apitokens.v1.TokenService.BatchSetApplicationStates
+   */
+  batchSetApplicationStates: {
+    methodKind: "unary";
+    input: typeof BatchSetApplicationStatesRequestSchema;
+    output: typeof BatchSetApplicationStatesResponseSchema;
   },
   /**
    * Returns the One-Step-Install command for a token and pre-allows its app name.

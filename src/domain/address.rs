@@ -1,0 +1,153 @@
+//! Client address ranges (CIDRs): where a token, or an application's approval, may be used from.
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+/// A validated list of address ranges. Empty means "from anywhere".
+///
+/// A bare address is a range of one (`10.0.0.7` is `10.0.0.7/32`); host bits are cleared
+/// (`10.1.2.3/8` is `10.0.0.0/8`), so what is stored and shown is what is checked.
+/// IPv4 clients reached over IPv6 (`::ffff:10.0.0.7`) are checked as the IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct AddressRanges(Box<[IpNet]>);
+
+impl AddressRanges {
+    /// Most ranges one list may hold: a check is a scan, and this keeps it well under a microsecond.
+    pub const MAX: usize = 64;
+
+    /// Parses every entry; the error names the first bad one.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        if entries.len() > Self::MAX {
+            return Err(format!(
+                "may hold at most {} address ranges, got {}",
+                Self::MAX,
+                entries.len()
+            ));
+        }
+        let mut ranges = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let entry = entry.as_ref().trim();
+            let net = match entry.parse::<IpNet>() {
+                Ok(net) => net.trunc(),
+                Err(_) => match entry.parse::<IpAddr>() {
+                    Ok(addr) => IpNet::from(addr),
+                    Err(_) => {
+                        return Err(format!(
+                            "{entry:?} is not an address range: write it as 10.0.0.0/8, 2001:db8::/32 or a single address"
+                        ));
+                    }
+                },
+            };
+            if !ranges.contains(&net) {
+                ranges.push(net);
+            }
+        }
+        Ok(AddressRanges(ranges.into_boxed_slice()))
+    }
+
+    /// The form kept in the database: ranges separated by commas; `None` for no ranges.
+    pub fn to_stored(&self) -> Option<String> {
+        (!self.is_empty()).then(|| self.to_strings().join(","))
+    }
+
+    /// Reads the stored form back.
+    pub fn from_stored(stored: Option<&str>) -> Result<Self, String> {
+        match stored.filter(|s| !s.is_empty()) {
+            None => Ok(AddressRanges::default()),
+            Some(text) => Self::parse(&text.split(',').collect::<Vec<_>>()),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn to_strings(&self) -> Vec<String> {
+        self.0.iter().map(ToString::to_string).collect()
+    }
+
+    /// Whether `addr` is in one of the ranges. An empty list contains nothing: callers ask
+    /// `permits` when an empty list means "anywhere".
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        let addr = addr.to_canonical();
+        self.0.iter().any(|net| net.contains(&addr))
+    }
+
+    /// Whether a client at `client` may pass: no ranges, or a known address in one of them.
+    /// An unknown address never passes a restriction: it fails closed.
+    pub fn permits(&self, client: Option<IpAddr>) -> bool {
+        self.is_empty() || client.is_some_and(|addr| self.contains(addr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ranges_and_single_addresses() {
+        let ranges = AddressRanges::parse(&["10.0.0.0/8", "192.168.1.7", "2001:db8::/32"]).unwrap();
+        assert!(ranges.contains(ip("10.200.3.4")));
+        assert!(ranges.contains(ip("192.168.1.7")));
+        assert!(!ranges.contains(ip("192.168.1.8")));
+        assert!(ranges.contains(ip("2001:db8::1")));
+        assert!(!ranges.contains(ip("2001:db9::1")));
+        assert_eq!(
+            ranges.to_strings(),
+            ["10.0.0.0/8", "192.168.1.7/32", "2001:db8::/32"]
+        );
+    }
+
+    #[test]
+    fn mapped_ipv4_is_checked_as_ipv4() {
+        let ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
+        assert!(ranges.contains(ip("::ffff:10.1.2.3")));
+        assert!(!ranges.contains(ip("::ffff:11.1.2.3")));
+    }
+
+    #[test]
+    fn host_bits_are_cleared_and_duplicates_dropped() {
+        let ranges = AddressRanges::parse(&["10.1.2.3/8", "10.0.0.0/8"]).unwrap();
+        assert_eq!(ranges.to_strings(), ["10.0.0.0/8"]);
+    }
+
+    #[test]
+    fn empty_permits_anyone_and_unknown_fails_closed() {
+        assert!(AddressRanges::default().permits(None));
+        let ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
+        assert!(!ranges.permits(None));
+        assert!(ranges.permits(Some(ip("10.0.0.1"))));
+    }
+
+    #[test]
+    fn bad_entries_and_too_many_are_refused() {
+        assert!(
+            AddressRanges::parse(&["10.0.0.0/33"])
+                .unwrap_err()
+                .contains("10.0.0.0/33")
+        );
+        assert!(AddressRanges::parse(&["example.com"]).is_err());
+        let many: Vec<String> = (0..65).map(|i| format!("10.0.{i}.0/24")).collect();
+        assert!(AddressRanges::parse(&many).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn stored_form_round_trips() {
+        let ranges = AddressRanges::parse(&["10.0.0.0/8", "::1"]).unwrap();
+        let stored = ranges.to_stored().unwrap();
+        assert_eq!(AddressRanges::from_stored(Some(&stored)).unwrap(), ranges);
+        assert_eq!(AddressRanges::default().to_stored(), None);
+        assert_eq!(
+            AddressRanges::from_stored(None).unwrap(),
+            AddressRanges::default()
+        );
+    }
+}
