@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::console::ConsoleMode;
 use crate::layers::LimitSettings;
 use crate::storage::SchemaMode;
 use crate::telemetry::OtlpSettings;
@@ -28,13 +29,16 @@ pub struct OperationsSettings {
     pub max_connection_age: Option<Duration>,
     /// How long calls and streams on a connection past its age may go on; `None`: no bound.
     pub max_connection_age_grace: Option<Duration>,
+    /// Whether the gRPC port also serves the browser console and gRPC-Web.
+    pub console: ConsoleMode,
 }
 
 impl OperationsSettings {
     pub const DEFAULT_DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+    pub const DEFAULT_CONSOLE: ConsoleMode = ConsoleMode::On;
 }
 
-/// No metrics port, TLS or connection age; the default limits, checks and schema mode.
+/// No metrics port, TLS or connection age; the default limits, checks and schema mode; the console on.
 impl Default for OperationsSettings {
     fn default() -> Self {
         OperationsSettings {
@@ -45,6 +49,7 @@ impl Default for OperationsSettings {
             schema: SchemaMode::default(),
             max_connection_age: None,
             max_connection_age_grace: None,
+            console: Self::DEFAULT_CONSOLE,
         }
     }
 }
@@ -169,6 +174,17 @@ pub struct OperationsArgs {
         default_value_t = 0
     )]
     pub max_connection_age_grace_secs: u64,
+
+    /// The admin console in a browser, and gRPC-Web, on the gRPC port (HTTP/1.1 accepted
+    /// too): on, or off (the port then speaks gRPC over HTTP/2 only).
+    #[arg(
+        long,
+        env = "API_TOKENS_CONSOLE",
+        value_enum,
+        default_value_t = OperationsSettings::DEFAULT_CONSOLE,
+        value_name = "on|off"
+    )]
+    pub console: ConsoleMode,
 }
 
 /// `--migrate`: what `serve` does about the schema at start.
@@ -214,6 +230,7 @@ impl OperationsArgs {
                 .then(|| Duration::from_secs(self.max_connection_age_secs)),
             max_connection_age_grace: (self.max_connection_age_grace_secs > 0)
                 .then(|| Duration::from_secs(self.max_connection_age_grace_secs)),
+            console: self.console,
         }
     }
 

@@ -10,6 +10,7 @@ use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
 
 use crate::background::{Background, MetricsTask};
+use crate::console::{ConsoleLayer, ConsoleMode};
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
@@ -83,6 +84,7 @@ pub struct Server {
     max_connection_age: Option<Duration>,
     max_connection_age_grace: Option<Duration>,
     schema: SchemaMode,
+    console: ConsoleMode,
 }
 
 impl Server {
@@ -141,6 +143,7 @@ impl Server {
             max_connection_age: ops.max_connection_age,
             max_connection_age_grace: ops.max_connection_age_grace,
             schema: ops.schema,
+            console: ops.console,
         })
     }
 
@@ -184,7 +187,8 @@ impl Server {
             )))
         };
 
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder =
+            tonic::transport::Server::builder().accept_http1(self.console.accepts_http1());
         if let Some(age) = self.max_connection_age {
             builder = builder.max_connection_age(age);
         }
@@ -197,6 +201,9 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
+            // Outermost: the console's files and gRPC-Web never reach the gRPC layers as
+            // such; gRPC-Web calls go on below as the gRPC calls they translate to.
+            .layer(ConsoleLayer::new(self.console))
             .layer(server_layers(
                 service.metrics().clone(),
                 self.limits,
