@@ -1,26 +1,26 @@
 //! The command line: `serve` runs the server, `bootstrap` creates the first account, Admin and token.
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::admin::AdminCommand;
 use crate::bot::{BotSettings, Rules, run_bot};
-use crate::domain::{AddressRanges, AppState, Privilege, UserName};
+use crate::domain::{AddressRanges, AppState, Named, Privilege, UnknownName, UserName};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{
-    CacheSettings, DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, InstallSettings,
-    Service, ServiceError, ServiceSettings,
+    CacheSettings, FollowSettings, InstallSettings, Service, ServiceError, ServiceSettings,
 };
 use crate::startup::{Server, ServerSettings, redact_url, shutdown_signal};
 use crate::storage::{DatabaseSettings, Repository};
 use crate::telemetry::{self, LogFormat};
 
-/// The embedded default: an SQLite file in the working directory, created on first start.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://api-tokens.db?mode=rwc";
+const SECONDS_PER_HOUR: u64 = 3600;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,13 +86,13 @@ pub struct ApproveBotArgs {
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
     /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
+    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DatabaseSettings::DEFAULT_URL, hide_env_values = true)]
     pub database_url: String,
     /// PostgreSQL pool size (SQLite always uses one connection).
-    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = DatabaseSettings::DEFAULT_MAX_CONNECTIONS)]
     pub db_max_connections: u32,
     /// Seconds to wait for a database connection before giving up.
-    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
+    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs())]
     pub db_connect_timeout_secs: u64,
 }
 
@@ -109,18 +109,18 @@ impl DatabaseArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the gRPC port.
-    #[arg(long, env = "API_TOKENS_LISTEN", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "API_TOKENS_LISTEN", default_value_t = ServerSettings::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
     /// Most application names one token may record; a new name past it is refused (0: no limit).
-    #[arg(long, env = "API_TOKENS_MAX_APPS_PER_TOKEN", default_value_t = 1000)]
+    #[arg(long, env = "API_TOKENS_MAX_APPS_PER_TOKEN", default_value_t = ServiceSettings::DEFAULT_MAX_APPS_PER_TOKEN)]
     pub max_apps_per_token: u64,
     /// API URL that One-Step-Install commands point hosts at.
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_API_URL",
-        default_value = "https://api.circonus.com/",
+        default_value = InstallSettings::DEFAULT_API_URL,
         value_parser = parse_http_url
     )]
     pub install_api_url: String,
@@ -128,37 +128,37 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "API_TOKENS_INSTALL_COSI_URL",
-        default_value = "https://setup.circonus.com/",
+        default_value = InstallSettings::DEFAULT_COSI_URL,
         value_parser = parse_http_url
     )]
     pub install_cosi_url: String,
     /// Milliseconds between reads of the change log when no notification woke the replica
     /// (the safety net for a lost NOTIFY; one indexed query, whatever the number of tokens).
-    #[arg(long, env = "API_TOKENS_LOG_POLL_MS", default_value_t = DEFAULT_LOG_POLL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    #[arg(long, env = "API_TOKENS_LOG_POLL_MS", default_value_t = FollowSettings::DEFAULT_POLL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub log_poll_ms: u64,
     /// Seconds a replica that cannot read the change log keeps deciding warm tokens from
     /// memory; after that every decision fails closed (UNAVAILABLE) until it reads the log again.
-    #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = FollowSettings::DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_staleness_secs: u64,
     /// Milliseconds an unknown secret is remembered as unknown.
-    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = 2000)]
+    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = CacheSettings::DEFAULT_NEGATIVE_TTL.as_millis() as u64)]
     pub negative_cache_ttl_ms: u64,
     /// Most tokens held in memory.
-    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = 100_000)]
+    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = CacheSettings::DEFAULT_MAX_TOKENS)]
     pub cache_max_tokens: u64,
     /// Seconds between writes of last-used times (at most one write per token per interval).
-    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = 30)]
+    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = ServiceSettings::DEFAULT_LAST_USED_INTERVAL.as_secs())]
     pub last_used_interval_secs: u64,
     /// Seconds between heartbeats on an idle WatchApplications stream.
-    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = ServiceSettings::DEFAULT_WATCH_HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub watch_heartbeat_secs: u64,
     /// Hours the change log (application events included) is kept; a watcher's cursor older
     /// than that must re-list, and a replica further behind forgets its whole cache.
-    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = ServiceSettings::DEFAULT_EVENT_RETENTION.as_secs() / SECONDS_PER_HOUR)]
     pub event_retention_hours: u64,
     /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
     /// OPTIONS (which need read_only): read_only, normal or admin.
-    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = parse_privilege, default_value = "normal")]
+    #[arg(long, env = "API_TOKENS_EXT_AUTHZ_WRITE_PRIVILEGE", value_parser = named::<Privilege>(), default_value = ExtAuthzSettings::DEFAULT_WRITE_PRIVILEGE.as_str())]
     pub ext_authz_write_privilege: Privilege,
     /// Proxies (comma-separated CIDRs or addresses) whose `x-forwarded-for` header names the
     /// client of a management call; from anyone else the header is ignored and the
@@ -173,7 +173,7 @@ pub struct ServeArgs {
     #[arg(long, env = "API_TOKENS_PREVIEW_USAGE_DAYS", default_value_t = (crate::service::DEFAULT_USAGE_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub preview_usage_days: u32,
     /// Seconds in-flight calls may take to finish after SIGTERM.
-    #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
     #[command(flatten)]
     pub operations: OperationsArgs,
@@ -191,11 +191,10 @@ impl ServeArgs {
                     api_url: self.install_api_url.clone(),
                     cosi_url: self.install_cosi_url.clone(),
                 },
-                cache: CacheSettings {
-                    max_tokens: self.cache_max_tokens,
-                    max_apps: self.cache_max_tokens.saturating_mul(10),
-                    negative_ttl: Duration::from_millis(self.negative_cache_ttl_ms),
-                },
+                cache: CacheSettings::for_tokens(
+                    self.cache_max_tokens,
+                    Duration::from_millis(self.negative_cache_ttl_ms),
+                ),
                 follow: FollowSettings {
                     poll: Duration::from_millis(self.log_poll_ms),
                     max_staleness: Duration::from_secs(self.max_staleness_secs),
@@ -203,7 +202,7 @@ impl ServeArgs {
                 last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
                 watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs),
                 event_retention: Duration::from_secs(
-                    self.event_retention_hours.saturating_mul(3600),
+                    self.event_retention_hours.saturating_mul(SECONDS_PER_HOUR),
                 ),
                 // Each entry was checked by `parse_range`.
                 trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
@@ -249,12 +248,12 @@ pub struct IssueTokenArgs {
     #[arg(long)]
     pub user: String,
     /// The token's privilege (default: the member's role).
-    #[arg(long, value_parser = parse_privilege)]
+    #[arg(long, value_parser = named::<Privilege>())]
     pub privilege: Option<Privilege>,
     /// The state new application names get: allow, pending or deny. Allow by default, as for
     /// bootstrap: this token is the member's way in, and with pending its first call (the
     /// one that would allow an application) would wait for someone else's approval.
-    #[arg(long, value_parser = parse_app_state, default_value = "allow")]
+    #[arg(long, value_parser = named::<AppState>(), default_value = AppState::Allow.as_str())]
     pub default_app_state: AppState,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -274,17 +273,20 @@ fn parse_http_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// A flag taking one of a domain enum's names (`--help` lists them); aliases are accepted too.
+pub fn named<T>() -> impl TypedValueParser<Value = T>
+where
+    T: Named + FromStr<Err = UnknownName> + Clone + Send + Sync,
+{
+    let names = T::ALL
+        .iter()
+        .map(|value| PossibleValue::new(value.name()).aliases(value.aliases().iter().copied()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
+}
+
 fn parse_range(text: &str) -> Result<String, String> {
     AddressRanges::parse(&[text])?;
     Ok(text.trim().to_owned())
-}
-
-fn parse_privilege(s: &str) -> Result<Privilege, String> {
-    Privilege::parse(s).ok_or_else(|| "expected read_only, normal or admin".into())
-}
-
-fn parse_app_state(s: &str) -> Result<AppState, String> {
-    AppState::parse(s).ok_or_else(|| "expected allow, pending or deny".into())
 }
 
 /// Runs a parsed command line.
@@ -416,4 +418,19 @@ async fn bootstrap(args: BootstrapArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The binary and the tests (which build settings with `Default`) run the same defaults.
+    #[test]
+    fn serve_without_flags_runs_the_settings_defaults() {
+        let cli = Cli::try_parse_from(["api-tokens", "serve"]).expect("parses");
+        let Command::Serve(args) = cli.command else {
+            panic!("not serve");
+        };
+        assert_eq!(args.settings(), ServerSettings::default());
+    }
 }

@@ -15,9 +15,6 @@ use tonic_health::server::HealthReporter;
 use crate::service::Service;
 use crate::startup::SERVICE_NAMES;
 
-/// How often the database is checked when nothing else is configured.
-pub const DEFAULT_DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
-
 /// The services that cannot answer at all without the database.
 const DATABASE_SERVICES: [&str; 2] = ["apitokens.v1.TokenService", "apitokens.v1.AccountService"];
 

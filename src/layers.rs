@@ -43,7 +43,7 @@ use crate::grpc::{layer_error_status, log_cause, pb};
 use crate::metrics::{InFlight, Metrics};
 
 /// The limits of the layer stack, from the command line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitSettings {
     /// Most calls served at once over all connections; `None` for no limit.
     pub max_concurrent_requests: Option<usize>,
@@ -51,7 +51,19 @@ pub struct LimitSettings {
     pub request_timeout: Option<Duration>,
 }
 
+/// No concurrency limit; the default request timeout.
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_concurrent_requests: None,
+            request_timeout: Some(Self::DEFAULT_REQUEST_TIMEOUT),
+        }
+    }
+}
+
 impl LimitSettings {
+    pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
     /// Checks values the command line cannot (a limit of zero means "none" there).
     pub fn validate(&self) -> Result<(), String> {
         if let Some(n) = self.max_concurrent_requests

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod background;
 pub mod bot;
 pub mod cli;
+pub mod console;
 pub mod domain;
 pub mod grpc;
 pub mod health;

@@ -1,15 +1,98 @@
-//! Flags of `serve` for the operational features: metrics port, OTLP tracing, TLS/mTLS, limits,
-//! connection age and the schema mode.
+//! The operational features of `serve` (metrics port, OTLP tracing, TLS/mTLS, limits,
+//! connection age, health checks and the schema mode): their settings and their flags.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
+use crate::console::ConsoleMode;
 use crate::layers::LimitSettings;
-use crate::startup::{OperationsSettings, TlsSettings};
 use crate::storage::SchemaMode;
 use crate::telemetry::OtlpSettings;
+
+/// Metrics port, TLS, limits, health checks and the schema mode of `serve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationsSettings {
+    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
+    pub tls: Option<TlsSettings>,
+    pub limits: LimitSettings,
+    /// How often health checks the database.
+    pub database_check_interval: Duration,
+    /// Migrate at start (the default), or only check the schema (`api-tokens migrate` ran first).
+    pub schema: SchemaMode,
+    /// Connections older than this get a GOAWAY, so clients reconnect and rebalance over
+    /// new replicas; `None`: connections live as long as the client keeps them.
+    pub max_connection_age: Option<Duration>,
+    /// How long calls and streams on a connection past its age may go on; `None`: no bound.
+    pub max_connection_age_grace: Option<Duration>,
+    /// Whether the gRPC port also serves the browser console and gRPC-Web.
+    pub console: ConsoleMode,
+}
+
+impl OperationsSettings {
+    pub const DEFAULT_DATABASE_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+    pub const DEFAULT_CONSOLE: ConsoleMode = ConsoleMode::On;
+}
+
+/// No metrics port, TLS or connection age; the default limits, checks and schema mode; the console on.
+impl Default for OperationsSettings {
+    fn default() -> Self {
+        OperationsSettings {
+            metrics_listen: None,
+            tls: None,
+            limits: LimitSettings::default(),
+            database_check_interval: Self::DEFAULT_DATABASE_CHECK_INTERVAL,
+            schema: SchemaMode::default(),
+            max_connection_age: None,
+            max_connection_age_grace: None,
+            console: Self::DEFAULT_CONSOLE,
+        }
+    }
+}
+
+/// PEM files for TLS on the gRPC port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// When set, clients must present a certificate signed by this CA (mTLS).
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+impl TlsSettings {
+    /// Reads the files now, so a missing or malformed one stops start-up with its name.
+    pub(crate) fn load(&self) -> anyhow::Result<ServerTlsConfig> {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+        };
+        let identity =
+            Identity::from_pem(read("certificate", &self.cert)?, read("key", &self.key)?);
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+        }
+        // tonic parses the PEM only when the config is applied: apply it once here.
+        tonic::transport::Server::builder()
+            .tls_config(config.clone())
+            .with_context(|| {
+                format!(
+                    "invalid TLS configuration (certificate {}, key {}{})",
+                    self.cert.display(),
+                    self.key.display(),
+                    self.client_ca
+                        .as_ref()
+                        .map(|ca| format!(", client CA {}", ca.display()))
+                        .unwrap_or_default()
+                )
+            })?;
+        Ok(config)
+    }
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct OperationsArgs {
@@ -55,7 +138,7 @@ pub struct OperationsArgs {
     pub max_concurrent_requests: usize,
     /// Milliseconds a unary call may take before it is answered DEADLINE_EXCEEDED; streams
     /// (WatchApplications) are exempt. 0: no limit.
-    #[arg(long, env = "API_TOKENS_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "API_TOKENS_REQUEST_TIMEOUT_MS", default_value_t = LimitSettings::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
     pub request_timeout_ms: u64,
 
     /// Seconds between database checks; while it is unreachable, health reports TokenService
@@ -63,7 +146,7 @@ pub struct OperationsArgs {
     #[arg(
         long,
         env = "API_TOKENS_DATABASE_CHECK_INTERVAL_SECS",
-        default_value_t = 5,
+        default_value_t = OperationsSettings::DEFAULT_DATABASE_CHECK_INTERVAL.as_secs(),
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub database_check_interval_secs: u64,
@@ -91,6 +174,17 @@ pub struct OperationsArgs {
         default_value_t = 0
     )]
     pub max_connection_age_grace_secs: u64,
+
+    /// The admin console in a browser, and gRPC-Web, on the gRPC port (HTTP/1.1 accepted
+    /// too): on, or off (the port then speaks gRPC over HTTP/2 only).
+    #[arg(
+        long,
+        env = "API_TOKENS_CONSOLE",
+        value_enum,
+        default_value_t = OperationsSettings::DEFAULT_CONSOLE,
+        value_name = "on|off"
+    )]
+    pub console: ConsoleMode,
 }
 
 /// `--migrate`: what `serve` does about the schema at start.
@@ -111,7 +205,7 @@ fn parse_ratio(s: &str) -> Result<f64, String> {
 impl OperationsArgs {
     pub fn settings(&self) -> OperationsSettings {
         OperationsSettings {
-            database_check_interval: Some(Duration::from_secs(self.database_check_interval_secs)),
+            database_check_interval: Duration::from_secs(self.database_check_interval_secs),
             metrics_listen: self.metrics_listen,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsSettings {
@@ -136,6 +230,7 @@ impl OperationsArgs {
                 .then(|| Duration::from_secs(self.max_connection_age_secs)),
             max_connection_age_grace: (self.max_connection_age_grace_secs > 0)
                 .then(|| Duration::from_secs(self.max_connection_age_grace_secs)),
+            console: self.console,
         }
     }
 

@@ -1,15 +1,16 @@
 //! Assembles the server: database, services, health, reflection, layers, and graceful shutdown.
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use anyhow::Context;
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use tokio::net::TcpListener;
+use tonic::transport::ServerTlsConfig;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 use crate::background::{Background, MetricsTask};
+use crate::console::{ConsoleLayer, ConsoleMode};
 use crate::grpc::pb::{
     account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
     token_service_server::TokenServiceServer,
@@ -17,9 +18,10 @@ use crate::grpc::pb::{
 use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,
 };
-use crate::health::{DEFAULT_DATABASE_CHECK_INTERVAL, Health};
+use crate::health::Health;
 use crate::layers::{LimitSettings, Readiness, server_layers};
 use crate::metrics::{MetricsServer, bind_metrics};
+use crate::operations::{OperationsSettings, TlsSettings};
 use crate::service::{Service, ServiceError, ServiceSettings};
 use crate::storage::{
     Backend, Cause, DatabaseSettings, Repository, SchemaMode, StorageError, backend_of,
@@ -27,7 +29,7 @@ use crate::storage::{
 use crate::telemetry::chain;
 
 /// Everything `serve` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
     pub database: DatabaseSettings,
@@ -39,61 +41,22 @@ pub struct ServerSettings {
     pub operations: OperationsSettings,
 }
 
-/// Metrics port, TLS and limits: all off by default.
-#[derive(Debug, Clone, Default)]
-pub struct OperationsSettings {
-    /// Where to serve Prometheus metrics (`GET /metrics`); `None`: not served.
-    pub metrics_listen: Option<SocketAddr>,
-    pub tls: Option<TlsSettings>,
-    pub limits: LimitSettings,
-    /// How often health checks the database; `None`: every 5 s.
-    pub database_check_interval: Option<Duration>,
-    /// Migrate at start (the default), or only check the schema (`api-tokens migrate` ran first).
-    pub schema: SchemaMode,
-    /// Connections older than this get a GOAWAY, so clients reconnect and rebalance over
-    /// new replicas; `None`: connections live as long as the client keeps them.
-    pub max_connection_age: Option<Duration>,
-    /// How long calls and streams on a connection past its age may go on; `None`: no bound.
-    pub max_connection_age_grace: Option<Duration>,
+impl ServerSettings {
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50051));
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
-/// PEM files for TLS on the gRPC port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsSettings {
-    pub cert: std::path::PathBuf,
-    pub key: std::path::PathBuf,
-    /// When set, clients must present a certificate signed by this CA (mTLS).
-    pub client_ca: Option<std::path::PathBuf>,
-}
-
-impl TlsSettings {
-    /// Reads the files now, so a missing or malformed one stops start-up with its name.
-    fn load(&self) -> anyhow::Result<ServerTlsConfig> {
-        let read = |what: &str, path: &std::path::Path| {
-            std::fs::read(path)
-                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
-        };
-        let identity =
-            Identity::from_pem(read("certificate", &self.cert)?, read("key", &self.key)?);
-        let mut config = ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &self.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: Self::DEFAULT_LISTEN,
+            database: DatabaseSettings::default(),
+            service: ServiceSettings::default(),
+            ext_authz: ExtAuthzSettings::default(),
+            drain_timeout: Self::DEFAULT_DRAIN_TIMEOUT,
+            operations: OperationsSettings::default(),
         }
-        // tonic parses the PEM only when the config is applied: apply it once here.
-        tonic::transport::Server::builder()
-            .tls_config(config.clone())
-            .with_context(|| {
-                format!(
-                    "invalid TLS configuration (certificate {}, key {}{})",
-                    self.cert.display(),
-                    self.key.display(),
-                    self.client_ca
-                        .as_ref()
-                        .map(|ca| format!(", client CA {}", ca.display()))
-                        .unwrap_or_default()
-                )
-            })?;
-        Ok(config)
     }
 }
 
@@ -121,6 +84,7 @@ pub struct Server {
     max_connection_age: Option<Duration>,
     max_connection_age_grace: Option<Duration>,
     schema: SchemaMode,
+    console: ConsoleMode,
 }
 
 impl Server {
@@ -175,12 +139,11 @@ impl Server {
             metrics,
             tls,
             limits: ops.limits,
-            database_check_interval: ops
-                .database_check_interval
-                .unwrap_or(DEFAULT_DATABASE_CHECK_INTERVAL),
+            database_check_interval: ops.database_check_interval,
             max_connection_age: ops.max_connection_age,
             max_connection_age_grace: ops.max_connection_age_grace,
             schema: ops.schema,
+            console: ops.console,
         })
     }
 
@@ -224,7 +187,8 @@ impl Server {
             )))
         };
 
-        let mut builder = tonic::transport::Server::builder();
+        let mut builder =
+            tonic::transport::Server::builder().accept_http1(self.console.accepts_http1());
         if let Some(age) = self.max_connection_age {
             builder = builder.max_connection_age(age);
         }
@@ -237,6 +201,9 @@ impl Server {
                 .context("invalid TLS configuration")?;
         }
         let router = builder
+            // Outermost: the console's files and gRPC-Web never reach the gRPC layers as
+            // such; gRPC-Web calls go on below as the gRPC calls they translate to.
+            .layer(ConsoleLayer::new(self.console))
             .layer(server_layers(
                 service.metrics().clone(),
                 self.limits,

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use api_tokens::grpc::pb;
 use api_tokens::layers::LimitSettings;
+use api_tokens::operations::{OperationsSettings, TlsSettings};
 use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::startup::{OperationsSettings, Server, ServerSettings, TlsSettings};
+use api_tokens::startup::{Server, ServerSettings};
 use api_tokens::storage::Repository;
 use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
 use sea_orm::sqlx::{Connection, Executor, SqliteConnection};

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_tokens::grpc::pb;
+use api_tokens::operations::OperationsSettings;
 use api_tokens::service::ServiceSettings;
-use api_tokens::startup::OperationsSettings;
 use common::cluster::PrivateCluster;
 use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
 use tokio_stream::StreamExt;
@@ -178,7 +178,7 @@ async fn before_the_outage(mut database: TestDatabase) -> Before {
     database.connect_timeout = Duration::from_secs(1);
     let service = ServiceSettings::default();
     let operations = OperationsSettings {
-        database_check_interval: Some(Duration::from_millis(200)),
+        database_check_interval: Duration::from_millis(200),
         ..OperationsSettings::default()
     };
     let app = spawn_with_operations(database, service, operations).await;
@@ -431,7 +431,7 @@ fn settings_unreachable_at(url: String) -> api_tokens::startup::ServerSettings {
         ext_authz: api_tokens::grpc::ExtAuthzSettings::default(),
         drain_timeout: Duration::from_secs(5),
         operations: OperationsSettings {
-            database_check_interval: Some(Duration::from_secs(1)),
+            database_check_interval: Duration::from_secs(1),
             ..OperationsSettings::default()
         },
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use api_tokens::startup::OperationsSettings;
+use api_tokens::operations::OperationsSettings;
 use common::{Backend, TestDatabase, spawn_with_operations};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Endpoint, Uri};

@@ -3,10 +3,12 @@
 mod client;
 mod output;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::json;
 use tokio_stream::StreamExt;
 
+use crate::cli::named;
+use crate::domain::{AppState, Privilege, TokenState, TokenType};
 use crate::grpc::pb;
 use client::status_error;
 pub use client::{Client, ClientArgs, ConnectionArgs, TOKEN_VAR, Tokens};
@@ -19,6 +21,14 @@ use output::{
 
 /// Page size the list commands ask for; they follow every page.
 const PAGE_SIZE: i32 = 200;
+
+/// The value of an enum field for an optional domain value: UNSPECIFIED for `None`.
+fn wire<P, D>(value: Option<D>) -> i32
+where
+    P: From<D> + Default + Into<i32>,
+{
+    value.map(P::from).unwrap_or_default().into()
+}
 
 /// Prints the revision a change committed at (to stderr, so output stays parseable): given to
 /// `--min-revision`, a later command reads it on whichever replica answers.
@@ -55,66 +65,18 @@ pub struct TokensArgs {
     pub command: TokensCommand,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PrivilegeArg {
-    /// Spelled as the server and `bootstrap` spell it.
-    #[value(name = "read_only", alias = "read-only")]
-    ReadOnly,
-    Normal,
-    Admin,
-}
-
-impl PrivilegeArg {
-    fn pb(self) -> pb::Privilege {
-        match self {
-            PrivilegeArg::ReadOnly => pb::Privilege::ReadOnly,
-            PrivilegeArg::Normal => pb::Privilege::Normal,
-            PrivilegeArg::Admin => pb::Privilege::Admin,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AppStateArg {
-    Allow,
-    Pending,
-    Deny,
-}
-
-impl AppStateArg {
-    fn pb(self) -> pb::AppState {
-        match self {
-            AppStateArg::Allow => pb::AppState::Allow,
-            AppStateArg::Pending => pb::AppState::Pending,
-            AppStateArg::Deny => pb::AppState::Deny,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TokenTypeArg {
-    User,
-    Account,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TokenStateArg {
-    Active,
-    Retired,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
     /// Create a token; its secret is printed this once.
     Create {
-        #[arg(long = "type", value_enum, default_value = "user")]
-        token_type: TokenTypeArg,
+        #[arg(long = "type", value_parser = named::<TokenType>(), default_value = TokenType::User.as_str())]
+        token_type: TokenType,
         /// Privilege (default: read_only); never above your own role.
-        #[arg(long, value_enum)]
-        privilege: Option<PrivilegeArg>,
+        #[arg(long, value_parser = named::<Privilege>())]
+        privilege: Option<Privilege>,
         /// State of application names the token has not seen (default: pending).
-        #[arg(long, value_enum)]
-        default_app_state: Option<AppStateArg>,
+        #[arg(long, value_parser = named::<AppState>())]
+        default_app_state: Option<AppState>,
         #[arg(long, default_value = "")]
         description: String,
         /// An address range (CIDR or address) the token may be used from; repeat for more.
@@ -124,23 +86,23 @@ pub enum TokensCommand {
     },
     /// List the tokens you may see (every page).
     List {
-        #[arg(long = "type", value_enum)]
-        token_type: Option<TokenTypeArg>,
+        #[arg(long = "type", value_parser = named::<TokenType>())]
+        token_type: Option<TokenType>,
         /// Only the tokens of this user id.
         #[arg(long)]
         owner: Option<String>,
-        #[arg(long, value_enum)]
-        state: Option<TokenStateArg>,
+        #[arg(long, value_parser = named::<TokenState>())]
+        state: Option<TokenState>,
     },
     /// Show one token.
     Get { id: String },
     /// Change a token's privilege, default app state or description.
     Update {
         id: String,
-        #[arg(long, value_enum)]
-        privilege: Option<PrivilegeArg>,
-        #[arg(long, value_enum)]
-        default_app_state: Option<AppStateArg>,
+        #[arg(long, value_parser = named::<Privilege>())]
+        privilege: Option<Privilege>,
+        #[arg(long, value_parser = named::<AppState>())]
+        default_app_state: Option<AppState>,
         #[arg(long)]
         description: Option<String>,
         /// Replace the address ranges the token may be used from (repeatable).
@@ -174,8 +136,8 @@ pub enum AppsCommand {
     /// List the application names recorded under a token.
     List {
         token_id: String,
-        #[arg(long, value_enum)]
-        state: Option<AppStateArg>,
+        #[arg(long, value_parser = named::<AppState>())]
+        state: Option<AppState>,
     },
     /// Allow an application name on a token (recording it if new), perhaps with conditions.
     Allow {
@@ -233,8 +195,8 @@ pub struct ConditionArgs {
     #[arg(long = "for", id = "for_", value_name = "DURATION")]
     pub for_: Option<String>,
     /// The application acts with at most this privilege.
-    #[arg(long, value_enum)]
-    pub max_privilege: Option<PrivilegeArg>,
+    #[arg(long, value_parser = named::<Privilege>())]
+    pub max_privilege: Option<Privilege>,
     /// The application may use the token only from this range (repeatable).
     #[arg(long = "cidr")]
     pub cidrs: Vec<String>,
@@ -256,14 +218,8 @@ impl ConditionArgs {
             return Ok(None);
         }
         Ok(Some(pb::ApprovalConditions {
-            expire_time: until.map(|t| prost_types::Timestamp {
-                seconds: t.timestamp(),
-                nanos: t.timestamp_subsec_nanos() as i32,
-            }),
-            max_privilege: self
-                .max_privilege
-                .map(|p| p.pb().into())
-                .unwrap_or_default(),
+            expire_time: until.map(crate::grpc::timestamp),
+            max_privilege: wire::<pb::Privilege, _>(self.max_privilege),
             client_cidrs: self.cidrs.clone(),
         }))
     }
@@ -307,14 +263,14 @@ pub enum MembersCommand {
     /// Add a member with a role.
     Add {
         user_name: String,
-        #[arg(long, value_enum)]
-        role: PrivilegeArg,
+        #[arg(long, value_parser = named::<Privilege>())]
+        role: Privilege,
     },
     /// Change a member's role.
     Update {
         user_id: String,
-        #[arg(long, value_enum)]
-        role: PrivilegeArg,
+        #[arg(long, value_parser = named::<Privilege>())]
+        role: Privilege,
         /// Only show what the change would do (tokens whose privilege drops); change nothing.
         #[arg(long)]
         validate_only: bool,
@@ -346,8 +302,8 @@ pub struct WatchArgs {
     #[arg(long)]
     pub cursor: Option<String>,
     /// Only applications in these states (repeatable; default: pending only).
-    #[arg(long = "state", value_enum)]
-    pub states: Vec<AppStateArg>,
+    #[arg(long = "state", value_parser = named::<AppState>())]
+    pub states: Vec<AppState>,
     /// Only the applications of this token.
     #[arg(long)]
     pub token_id: Option<String>,
@@ -386,13 +342,9 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
         } => {
             let reply = client
                 .create_token(pb::CreateTokenRequest {
-                    r#type: match token_type {
-                        TokenTypeArg::User => pb::TokenType::User,
-                        TokenTypeArg::Account => pb::TokenType::Account,
-                    }
-                    .into(),
-                    privilege: privilege.map(|p| p.pb().into()).unwrap_or_default(),
-                    default_app_state: default_app_state.map(|s| s.pb().into()).unwrap_or_default(),
+                    r#type: wire::<pb::TokenType, _>(Some(token_type)),
+                    privilege: wire::<pb::Privilege, _>(privilege),
+                    default_app_state: wire::<pb::AppState, _>(default_app_state),
                     description,
                     // Safe to resend: should this call be retried, no second token is made.
                     request_id: uuid::Uuid::new_v4().to_string(),
@@ -431,21 +383,9 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     .list_tokens(pb::ListTokensRequest {
                         page_size: PAGE_SIZE,
                         page_token,
-                        r#type: token_type
-                            .map(|t| match t {
-                                TokenTypeArg::User => pb::TokenType::User,
-                                TokenTypeArg::Account => pb::TokenType::Account,
-                            })
-                            .unwrap_or_default()
-                            .into(),
+                        r#type: wire::<pb::TokenType, _>(token_type),
                         owner_user_id: owner.clone().unwrap_or_default(),
-                        state: state
-                            .map(|s| match s {
-                                TokenStateArg::Active => pb::TokenState::Active,
-                                TokenStateArg::Retired => pb::TokenState::Retired,
-                            })
-                            .unwrap_or_default()
-                            .into(),
+                        state: wire::<pb::TokenState, _>(state),
                     })
                     .await
                     .map_err(status_error)?
@@ -486,12 +426,12 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                 id,
                 ..Default::default()
             };
-            if let Some(p) = privilege {
-                token.privilege = p.pb().into();
+            if privilege.is_some() {
+                token.privilege = wire::<pb::Privilege, _>(privilege);
                 paths.push("privilege".to_owned());
             }
-            if let Some(s) = default_app_state {
-                token.default_app_state = s.pb().into();
+            if default_app_state.is_some() {
+                token.default_app_state = wire::<pb::AppState, _>(default_app_state);
                 paths.push("default_app_state".to_owned());
             }
             if let Some(d) = description {
@@ -557,7 +497,7 @@ async fn apps(args: AppsArgs) -> anyhow::Result<()> {
                         token_id: token_id.clone(),
                         page_size: PAGE_SIZE,
                         page_token,
-                        state: state.map(|s| s.pb().into()).unwrap_or_default(),
+                        state: wire::<pb::AppState, _>(state),
                     })
                     .await
                     .map_err(status_error)?
@@ -717,7 +657,7 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
             client
                 .add_member(pb::AddMemberRequest {
                     user_name,
-                    role: role.pb().into(),
+                    role: wire::<pb::Privilege, _>(Some(role)),
                 })
                 .await
                 .map_err(status_error)
@@ -733,7 +673,7 @@ async fn members(args: MembersArgs) -> anyhow::Result<()> {
             let reply = client
                 .update_member(pb::UpdateMemberRequest {
                     user_id,
-                    role: role.pb().into(),
+                    role: wire::<pb::Privilege, _>(Some(role)),
                     validate_only,
                 })
                 .await
@@ -818,7 +758,11 @@ async fn watch(args: WatchArgs) -> anyhow::Result<()> {
     let mut stream = client
         .watch_applications(pb::WatchApplicationsRequest {
             cursor: args.cursor.unwrap_or_default(),
-            states: args.states.iter().map(|s| s.pb().into()).collect(),
+            states: args
+                .states
+                .iter()
+                .map(|s| wire::<pb::AppState, _>(Some(*s)))
+                .collect(),
             token_id: args.token_id.unwrap_or_default(),
         })
         .await

@@ -74,8 +74,8 @@ impl Rule {
             .max_privilege
             .as_deref()
             .map(|p| {
-                Privilege::parse(p)
-                    .ok_or_else(|| format!("max_privilege {p:?}: write read_only, normal or admin"))
+                p.parse::<Privilege>()
+                    .map_err(|e| format!("max_privilege {p:?}: {e}"))
             })
             .transpose()?;
         AddressRanges::parse(&self.cidrs).map_err(|e| format!("cidrs: {e}"))?;

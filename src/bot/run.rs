@@ -56,7 +56,7 @@ impl Verdict {
             }),
             max_privilege: conditions
                 .max_privilege
-                .map(|p| crate::grpc::convert_privilege_pb(p).into())
+                .map(|p| pb::Privilege::from(p).into())
                 .unwrap_or_default(),
             client_cidrs: conditions.cidrs.clone(),
         });

@@ -144,7 +144,10 @@ mod tests {
         let one = AddressRanges::parse(&["10.1.0.0/16"]).unwrap();
         assert!(one.contains(ip("10.1.0.0")) && one.contains(ip("10.1.255.255")));
         assert!(!one.contains(ip("10.0.255.255")) && !one.contains(ip("10.2.0.0")));
-        assert!(!one.contains(ip("::1")), "an IPv6 client is not in an IPv4 range");
+        assert!(
+            !one.contains(ip("::1")),
+            "an IPv6 client is not in an IPv4 range"
+        );
         let all_v6 = AddressRanges::parse(&["::/0"]).unwrap();
         assert!(all_v6.contains(ip("2001:db8::1")));
         assert!(!all_v6.contains(ip("10.0.0.1")));

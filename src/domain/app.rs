@@ -15,24 +15,11 @@ pub enum AppState {
     Deny,
 }
 
-impl AppState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppState::Allow => "allow",
-            AppState::Pending => "pending",
-            AppState::Deny => "deny",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "allow" => Some(AppState::Allow),
-            "pending" => Some(AppState::Pending),
-            "deny" => Some(AppState::Deny),
-            _ => None,
-        }
-    }
-}
+super::names!(AppState {
+    Allow => "allow",
+    Pending => "pending",
+    Deny => "deny",
+});
 
 /// A validated application name, as sent in `X-Circonus-App-Name`.
 ///
@@ -185,12 +172,5 @@ mod tests {
                 .contains("printable")
         );
         assert!(AppName::parse(" padded").unwrap_err().contains("space"));
-    }
-
-    #[test]
-    fn states_round_trip() {
-        for s in [AppState::Allow, AppState::Pending, AppState::Deny] {
-            assert_eq!(AppState::parse(s.as_str()), Some(s));
-        }
     }
 }

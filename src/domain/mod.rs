@@ -5,6 +5,7 @@ mod authorize;
 mod caller;
 mod conditions;
 mod member;
+mod names;
 mod precondition;
 mod privilege;
 mod reason;
@@ -21,6 +22,8 @@ pub use authorize::{
 pub use caller::{Caller, PolicyDenial, may_grant};
 pub use conditions::Conditions;
 pub use member::{Account, Member, UserName, validate_account_name};
+pub(crate) use names::names;
+pub use names::{Named, UnknownName};
 pub use precondition::Precondition;
 pub use privilege::Privilege;
 pub use reason::Reason;

@@ -8,24 +8,11 @@ pub enum Privilege {
     Admin,
 }
 
-impl Privilege {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Privilege::ReadOnly => "read_only",
-            Privilege::Normal => "normal",
-            Privilege::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "read_only" | "read-only" | "readonly" => Some(Privilege::ReadOnly),
-            "normal" => Some(Privilege::Normal),
-            "admin" => Some(Privilege::Admin),
-            _ => None,
-        }
-    }
-}
+super::names!(Privilege {
+    ReadOnly => "read_only" | "read-only" | "readonly",
+    Normal => "normal",
+    Admin => "admin",
+});
 
 impl std::fmt::Display for Privilege {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,13 +36,5 @@ mod tests {
             Privilege::Admin.min(Privilege::ReadOnly),
             Privilege::ReadOnly
         );
-    }
-
-    #[test]
-    fn storage_names_round_trip() {
-        for p in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
-            assert_eq!(Privilege::parse(p.as_str()), Some(p));
-        }
-        assert_eq!(Privilege::parse("root"), None);
     }
 }

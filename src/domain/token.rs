@@ -12,28 +12,21 @@ pub enum TokenType {
     Account,
 }
 
-impl TokenType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenType::User => "user",
-            TokenType::Account => "account",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "user" => Some(TokenType::User),
-            "account" => Some(TokenType::Account),
-            _ => None,
-        }
-    }
-}
+super::names!(TokenType {
+    User => "user",
+    Account => "account",
+});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenState {
     Active,
     Retired,
 }
+
+super::names!(TokenState {
+    Active => "active",
+    Retired => "retired",
+});
 
 /// A validated token description: at most 1000 characters, no control characters but newlines.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,11 +1,10 @@
-//! AccountService: members and roles.
+//! AccountService: members and roles. Handlers as in `tokens`: authenticate, read, call, convert.
 use tonic::{Request, Response, Status};
 
-use super::consistency;
-use super::convert::{self, Violations};
+use super::consistency::{caller, with_revision};
 use super::pb::{self, account_service_server::AccountService};
-use crate::domain::{Caller, UserName};
-use crate::service::{PageRequest, Service};
+use super::request::parse;
+use crate::service::Service;
 
 pub struct AccountHandler {
     service: Service,
@@ -15,10 +14,6 @@ impl AccountHandler {
     pub fn new(service: Service) -> Self {
         AccountHandler { service }
     }
-
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        consistency::caller(&self.service, request).await
-    }
 }
 
 #[tonic::async_trait]
@@ -27,13 +22,13 @@ impl AccountService for AccountHandler {
         &self,
         request: Request<pb::GetAccountRequest>,
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let caller = self.caller(&request).await?;
+        let caller = caller(&self.service, &request).await?;
         let view = self.service.get_account(&caller).await?;
         Ok(Response::new(pb::GetAccountResponse {
-            account: Some(convert::account_pb(view.account)),
-            caller: view.caller.map(convert::member_pb),
+            account: Some(view.account.into()),
+            caller: view.caller.map(Into::into),
             caller_token_id: caller.token_id.to_string(),
-            caller_privilege: convert::privilege_pb(caller.privilege).into(),
+            caller_privilege: pb::Privilege::from(caller.privilege).into(),
         }))
     }
 
@@ -41,12 +36,11 @@ impl AccountService for AccountHandler {
         &self,
         request: Request<pb::ListMembersRequest>,
     ) -> Result<Response<pb::ListMembersResponse>, Status> {
-        let caller = self.caller(&request).await?;
-        let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let caller = caller(&self.service, &request).await?;
+        let page = parse(request.get_ref())?;
         let page = self.service.list_members(&caller, page).await?;
         Ok(Response::new(pb::ListMembersResponse {
-            members: page.items.into_iter().map(convert::member_pb).collect(),
+            members: page.items.into_iter().map(Into::into).collect(),
             next_page_token: page.next_page_token,
         }))
     }
@@ -55,71 +49,53 @@ impl AccountService for AccountHandler {
         &self,
         request: Request<pb::AddMemberRequest>,
     ) -> Result<Response<pb::AddMemberResponse>, Status> {
-        let caller = self.caller(&request).await?;
-        let req = request.into_inner();
-        let mut v = Violations::default();
-        let user_name = v.check("user_name", UserName::parse(&req.user_name));
-        let role = v.check("role", convert::required(convert::privilege(req.role)));
-        let (user_name, role) = v.finish(|| Some((user_name?, role?)))?;
+        let caller = caller(&self.service, &request).await?;
+        let (user_name, role) = parse(request.get_ref())?;
         let member = self.service.add_member(&caller, user_name, role).await?;
-        Ok(consistency::with_revision(
-            &self.service,
-            pb::AddMemberResponse {
-                member: Some(convert::member_pb(member)),
-            },
-        )
-        .await)
+        let reply = pb::AddMemberResponse {
+            member: Some(member.into()),
+        };
+        Ok(with_revision(&self.service, reply).await)
     }
 
     async fn update_member(
         &self,
         request: Request<pb::UpdateMemberRequest>,
     ) -> Result<Response<pb::UpdateMemberResponse>, Status> {
-        let caller = self.caller(&request).await?;
-        let req = request.into_inner();
-        let mut v = Violations::default();
-        let id = v.check("user_id", convert::uuid(&req.user_id));
-        let role = v.check("role", convert::required(convert::privilege(req.role)));
-        let (id, role) = v.finish(|| Some((id?, role?)))?;
-        if req.validate_only {
+        let caller = caller(&self.service, &request).await?;
+        let (id, role) = parse(request.get_ref())?;
+        if request.get_ref().validate_only {
             let previewed = self
                 .service
                 .preview_update_member(&caller, id, role)
                 .await?;
             return Ok(Response::new(pb::UpdateMemberResponse {
-                member: previewed.would.map(convert::member_pb),
-                preview: Some(convert::preview_pb(previewed.preview)),
+                member: previewed.would.map(Into::into),
+                preview: Some(previewed.preview.into()),
             }));
         }
         let member = self.service.update_member(&caller, id, role).await?;
-        Ok(consistency::with_revision(
-            &self.service,
-            pb::UpdateMemberResponse {
-                member: Some(convert::member_pb(member)),
-                preview: None,
-            },
-        )
-        .await)
+        let reply = pb::UpdateMemberResponse {
+            member: Some(member.into()),
+            preview: None,
+        };
+        Ok(with_revision(&self.service, reply).await)
     }
 
     async fn remove_member(
         &self,
         request: Request<pb::RemoveMemberRequest>,
     ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
-        let caller = self.caller(&request).await?;
-        let mut v = Violations::default();
-        let id = v.check("user_id", convert::uuid(&request.get_ref().user_id));
-        let id = v.finish(|| id)?;
+        let caller = caller(&self.service, &request).await?;
+        let id = parse(request.get_ref())?;
         if request.get_ref().validate_only {
             let previewed = self.service.preview_remove_member(&caller, id).await?;
             return Ok(Response::new(pb::RemoveMemberResponse {
-                preview: Some(convert::preview_pb(previewed.preview)),
+                preview: Some(previewed.preview.into()),
             }));
         }
         self.service.remove_member(&caller, id).await?;
-        Ok(
-            consistency::with_revision(&self.service, pb::RemoveMemberResponse { preview: None })
-                .await,
-        )
+        let reply = pb::RemoveMemberResponse { preview: None };
+        Ok(with_revision(&self.service, reply).await)
     }
 }

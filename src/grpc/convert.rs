@@ -1,6 +1,5 @@
-//! Protobuf messages to domain types and back. Request parsing collects every bad field.
-use std::net::IpAddr;
-
+//! Domain types to protobuf messages and back: `From` the domain for what is sent, `TryFrom`
+//! the wire for enum values received (requests are read in `request`).
 use chrono::{DateTime, Utc};
 use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
 use serde_json::Value;
@@ -8,161 +7,46 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AddressRanges, AppName, AppState, Application, Conditions, Decision, Evidence,
-    FieldViolation, Member, Privilege, TokenGrant, TokenState, TokenType, truncate_to_micros,
+    Account, AppState, Application, Conditions, Decision, Evidence, Member, Privilege, TokenGrant,
+    TokenState, TokenType,
 };
 use crate::service::{
-    AppChange, AuditView, DecisionResult, Preview, ServiceError, TokenView, WatchEvent, WatchItem,
-    WatchRequest,
+    AppChange, AuditView, DecisionResult, Preview, TokenView, WatchEvent, WatchItem,
 };
 use crate::storage::Decided;
 
-/// Collects the field violations of one request, so the caller learns all of them at once.
-#[derive(Default)]
-pub struct Violations(Vec<FieldViolation>);
+/// The UNSPECIFIED value of a protobuf enum, which no domain value stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unspecified;
 
-impl Violations {
-    pub fn check<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result
-            .map_err(|e| self.0.push(FieldViolation::new(field, e)))
-            .ok()
-    }
-
-    pub fn add(&mut self, field: &str, description: impl Into<String>) {
-        self.0.push(FieldViolation::new(field, description));
-    }
-
-    /// `Err` with every violation, or the value built from the parsed fields.
-    pub fn finish<T>(self, build: impl FnOnce() -> Option<T>) -> Result<T, ServiceError> {
-        match (self.0.is_empty(), build()) {
-            (true, Some(value)) => Ok(value),
-            (true, None) => Err(ServiceError::Internal(
-                "request parsed without violations but incomplete".into(),
-            )),
-            (false, _) => Err(ServiceError::InvalidArgument(self.0)),
+/// One domain enum and its protobuf enum, both ways: the two matches sit side by side.
+macro_rules! enum_pair {
+    ($domain:ident, $pb:ident, { $($d:ident <=> $p:ident),+ $(,)? }) => {
+        impl From<$domain> for pb::$pb {
+            fn from(value: $domain) -> Self {
+                match value {
+                    $($domain::$d => pb::$pb::$p,)+
+                }
+            }
         }
-    }
-}
 
-pub fn uuid(value: &str) -> Result<Uuid, String> {
-    if value.is_empty() {
-        return Err("is required".into());
-    }
-    Uuid::parse_str(value).map_err(|_| "must be a UUID".into())
-}
+        impl TryFrom<pb::$pb> for $domain {
+            type Error = Unspecified;
 
-pub fn optional_uuid(value: &str) -> Result<Option<Uuid>, String> {
-    if value.is_empty() {
-        Ok(None)
-    } else {
-        uuid(value).map(Some)
-    }
-}
-
-/// An optional client address: empty is unknown.
-pub fn optional_address(value: &str) -> Result<Option<IpAddr>, String> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    value
-        .parse::<IpAddr>()
-        .map(|a| Some(a.to_canonical()))
-        .map_err(|_| "must be an IPv4 or IPv6 address, e.g. 10.1.2.3".into())
-}
-
-/// Address ranges (CIDRs) as a request lists them.
-pub fn ranges(values: &[String]) -> Result<AddressRanges, String> {
-    AddressRanges::parse(values)
-}
-
-/// A decision's conditions, checked against its state at `now`: every bad field is noted
-/// under `field` (e.g. `conditions` or `decisions[3].conditions`).
-pub fn conditions(
-    v: &mut Violations,
-    field: &str,
-    given: Option<&pb::ApprovalConditions>,
-    state: Option<AppState>,
-    now: DateTime<Utc>,
-) -> Option<Option<Conditions>> {
-    let Some(given) = given else {
-        return Some(None);
+            fn try_from(value: pb::$pb) -> Result<Self, Unspecified> {
+                match value {
+                    pb::$pb::Unspecified => Err(Unspecified),
+                    $(pb::$pb::$p => Ok($domain::$d),)+
+                }
+            }
+        }
     };
-    let until = match &given.expire_time {
-        None => Some(None),
-        Some(t) => v
-            .check(
-                &format!("{field}.expire_time"),
-                DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                    .map(truncate_to_micros)
-                    .ok_or_else(|| "is not a valid time".to_owned()),
-            )
-            .map(Some),
-    };
-    let max_privilege = v.check(
-        &format!("{field}.max_privilege"),
-        privilege(given.max_privilege),
-    );
-    let client_ranges = v.check(
-        &format!("{field}.client_cidrs"),
-        ranges(&given.client_cidrs),
-    );
-    let conditions = Conditions {
-        until: until?,
-        max_privilege: max_privilege?,
-        client_ranges: client_ranges?,
-    };
-    // Without a valid state there is nothing to check the conditions against; the state's
-    // own violation is reported.
-    let state = state?;
-    v.check(field, conditions.for_state(state, now))
 }
 
-pub fn app_name(value: &str) -> Result<AppName, String> {
-    AppName::parse(value)
-}
-
-fn unknown(value: i32) -> String {
-    format!("unknown enum value {value}")
-}
-
-/// `Ok(None)` for the UNSPECIFIED value.
-pub fn privilege(value: i32) -> Result<Option<Privilege>, String> {
-    match pb::Privilege::try_from(value).map_err(|_| unknown(value))? {
-        pb::Privilege::Unspecified => Ok(None),
-        pb::Privilege::ReadOnly => Ok(Some(Privilege::ReadOnly)),
-        pb::Privilege::Normal => Ok(Some(Privilege::Normal)),
-        pb::Privilege::Admin => Ok(Some(Privilege::Admin)),
-    }
-}
-
-pub fn required<T>(value: Result<Option<T>, String>) -> Result<T, String> {
-    value?.ok_or_else(|| "is required".into())
-}
-
-pub fn app_state(value: i32) -> Result<Option<AppState>, String> {
-    match pb::AppState::try_from(value).map_err(|_| unknown(value))? {
-        pb::AppState::Unspecified => Ok(None),
-        pb::AppState::Allow => Ok(Some(AppState::Allow)),
-        pb::AppState::Pending => Ok(Some(AppState::Pending)),
-        pb::AppState::Deny => Ok(Some(AppState::Deny)),
-    }
-}
-
-pub fn token_type(value: i32) -> Result<Option<TokenType>, String> {
-    match pb::TokenType::try_from(value).map_err(|_| unknown(value))? {
-        pb::TokenType::Unspecified => Ok(None),
-        pb::TokenType::User => Ok(Some(TokenType::User)),
-        pb::TokenType::Account => Ok(Some(TokenType::Account)),
-    }
-}
-
-pub fn token_state(value: i32) -> Result<Option<TokenState>, String> {
-    match pb::TokenState::try_from(value).map_err(|_| unknown(value))? {
-        pb::TokenState::Unspecified => Ok(None),
-        pb::TokenState::Active => Ok(Some(TokenState::Active)),
-        pb::TokenState::Retired => Ok(Some(TokenState::Retired)),
-    }
-}
+enum_pair!(Privilege, Privilege, { ReadOnly <=> ReadOnly, Normal <=> Normal, Admin <=> Admin });
+enum_pair!(AppState, AppState, { Allow <=> Allow, Pending <=> Pending, Deny <=> Deny });
+enum_pair!(TokenType, TokenType, { User <=> User, Account <=> Account });
+enum_pair!(TokenState, TokenState, { Active <=> Active, Retired <=> Retired });
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -171,130 +55,188 @@ pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     }
 }
 
-pub fn privilege_pb(p: Privilege) -> pb::Privilege {
-    match p {
-        Privilege::ReadOnly => pb::Privilege::ReadOnly,
-        Privilege::Normal => pb::Privilege::Normal,
-        Privilege::Admin => pb::Privilege::Admin,
-    }
-}
-
-pub fn app_state_pb(s: AppState) -> pb::AppState {
-    match s {
-        AppState::Allow => pb::AppState::Allow,
-        AppState::Pending => pb::AppState::Pending,
-        AppState::Deny => pb::AppState::Deny,
-    }
-}
-
-pub fn token_type_pb(t: TokenType) -> pb::TokenType {
-    match t {
-        TokenType::User => pb::TokenType::User,
-        TokenType::Account => pb::TokenType::Account,
-    }
-}
-
 fn id_or_empty(id: Option<Uuid>) -> String {
     id.map(|id| id.to_string()).unwrap_or_default()
 }
 
-pub fn token_pb(view: TokenView) -> pb::Token {
-    let t = view.token;
-    let state = match t.state() {
-        TokenState::Active => pb::TokenState::Active,
-        TokenState::Retired => pb::TokenState::Retired,
-    };
-    pb::Token {
-        id: t.id.to_string(),
-        account_id: t.account_id.to_string(),
-        r#type: token_type_pb(t.token_type).into(),
-        owner_user_id: id_or_empty(t.owner_id),
-        privilege: privilege_pb(t.privilege).into(),
-        effective_privilege: view
-            .effective_privilege
-            .map_or(pb::Privilege::Unspecified, privilege_pb)
-            .into(),
-        default_app_state: app_state_pb(t.default_app_state).into(),
-        description: t.description.as_str().to_owned(),
-        state: state.into(),
-        creator_user_id: id_or_empty(t.creator_id),
-        create_time: Some(timestamp(t.created_at)),
-        update_time: Some(timestamp(t.updated_at)),
-        retire_time: t.retired_at.map(timestamp),
-        promote_time: t.promoted_at.map(timestamp),
-        last_used_time: t.last_used_at.map(timestamp),
-        bound_cidrs: t.bound_ranges.to_strings(),
+impl From<TokenView> for pb::Token {
+    fn from(view: TokenView) -> Self {
+        let t = view.token;
+        pb::Token {
+            id: t.id.to_string(),
+            account_id: t.account_id.to_string(),
+            r#type: pb::TokenType::from(t.token_type).into(),
+            owner_user_id: id_or_empty(t.owner_id),
+            privilege: pb::Privilege::from(t.privilege).into(),
+            effective_privilege: view
+                .effective_privilege
+                .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
+                .into(),
+            default_app_state: pb::AppState::from(t.default_app_state).into(),
+            description: t.description.as_str().to_owned(),
+            state: pb::TokenState::from(t.state()).into(),
+            creator_user_id: id_or_empty(t.creator_id),
+            create_time: Some(timestamp(t.created_at)),
+            update_time: Some(timestamp(t.updated_at)),
+            retire_time: t.retired_at.map(timestamp),
+            promote_time: t.promoted_at.map(timestamp),
+            last_used_time: t.last_used_at.map(timestamp),
+            bound_cidrs: t.bound_ranges.to_strings(),
+        }
     }
 }
 
-pub fn application_pb(a: Application) -> pb::Application {
-    pb::Application {
-        token_id: a.token_id.to_string(),
-        name: a.name.as_str().to_owned(),
-        state: app_state_pb(a.state).into(),
-        first_seen_time: Some(timestamp(a.first_seen_at)),
-        last_seen_time: Some(timestamp(a.last_seen_at)),
-        update_time: Some(timestamp(a.updated_at)),
-        conditions: a.conditions.as_ref().map(conditions_pb),
-        evidence: Some(evidence_pb(&a.evidence)),
+impl From<Application> for pb::Application {
+    fn from(a: Application) -> Self {
+        pb::Application {
+            token_id: a.token_id.to_string(),
+            name: a.name.as_str().to_owned(),
+            state: pb::AppState::from(a.state).into(),
+            first_seen_time: Some(timestamp(a.first_seen_at)),
+            last_seen_time: Some(timestamp(a.last_seen_at)),
+            update_time: Some(timestamp(a.updated_at)),
+            conditions: a.conditions.as_ref().map(Into::into),
+            evidence: Some((&a.evidence).into()),
+        }
     }
 }
 
-pub fn conditions_pb(c: &Conditions) -> pb::ApprovalConditions {
-    pb::ApprovalConditions {
-        expire_time: c.until.map(timestamp),
-        max_privilege: c
-            .max_privilege
-            .map_or(pb::Privilege::Unspecified, privilege_pb)
-            .into(),
-        client_cidrs: c.client_ranges.to_strings(),
+impl From<&Conditions> for pb::ApprovalConditions {
+    fn from(c: &Conditions) -> Self {
+        pb::ApprovalConditions {
+            expire_time: c.until.map(timestamp),
+            max_privilege: c
+                .max_privilege
+                .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
+                .into(),
+            client_cidrs: c.client_ranges.to_strings(),
+        }
     }
 }
 
-pub fn evidence_pb(e: &Evidence) -> pb::ApplicationEvidence {
-    pb::ApplicationEvidence {
-        refused_attempts: i64::try_from(e.refused_attempts).unwrap_or(i64::MAX),
-        allowed_count: i64::try_from(e.allowed_count).unwrap_or(i64::MAX),
-        last_client_address: e
-            .last_client_address
-            .map(|a| a.to_string())
-            .unwrap_or_default(),
+impl From<&Evidence> for pb::ApplicationEvidence {
+    fn from(e: &Evidence) -> Self {
+        pb::ApplicationEvidence {
+            refused_attempts: i64::try_from(e.refused_attempts).unwrap_or(i64::MAX),
+            allowed_count: i64::try_from(e.allowed_count).unwrap_or(i64::MAX),
+            last_client_address: e
+                .last_client_address
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        }
     }
 }
 
-pub fn member_pb(m: Member) -> pb::Member {
-    pb::Member {
-        user_id: m.id.to_string(),
-        account_id: m.account_id.to_string(),
-        user_name: m.user_name.as_str().to_owned(),
-        role: privilege_pb(m.role).into(),
-        create_time: Some(timestamp(m.created_at)),
-        update_time: Some(timestamp(m.updated_at)),
+/// A change as a watcher sees it: its sightings only when the change carries them.
+impl From<&AppChange> for pb::Application {
+    fn from(c: &AppChange) -> Self {
+        pb::Application {
+            token_id: c.token_id.to_string(),
+            name: c.name.as_str().to_owned(),
+            state: pb::AppState::from(c.state).into(),
+            update_time: Some(timestamp(c.at)),
+            conditions: c.conditions.as_ref().map(Into::into),
+            first_seen_time: c.seen.as_ref().map(|s| timestamp(s.first_seen_at)),
+            last_seen_time: c.seen.as_ref().map(|s| timestamp(s.last_seen_at)),
+            evidence: c.seen.as_ref().map(|s| (&s.evidence).into()),
+        }
     }
 }
 
-pub fn account_pb(a: Account) -> pb::Account {
-    pb::Account {
-        id: a.id.to_string(),
-        name: a.name,
-        create_time: Some(timestamp(a.created_at)),
+/// One batch decision's result: the application, or the status it was refused with.
+impl From<DecisionResult> for pb::ApplicationDecisionResult {
+    fn from(result: DecisionResult) -> Self {
+        match result {
+            Ok(decided) => pb::ApplicationDecisionResult {
+                changed: matches!(decided, Decided::Changed { .. }),
+                application: Some(decided.application().clone().into()),
+                ..Default::default()
+            },
+            Err(error) => {
+                // As the call would have been refused on its own: the same code and reason.
+                let status = tonic::Status::from(error);
+                let reason = tonic_types::StatusExt::get_error_details(&status)
+                    .error_info()
+                    .map(|info| info.reason.clone());
+                pb::ApplicationDecisionResult {
+                    code: status.code() as i32,
+                    reason: reason.unwrap_or_default(),
+                    message: status.message().to_owned(),
+                    ..Default::default()
+                }
+            }
+        }
     }
 }
 
-pub fn audit_pb(view: AuditView) -> pb::AuditEvent {
-    let r = view.record;
-    pb::AuditEvent {
-        id: view.id,
-        account_id: r.account_id.to_string(),
-        actor_user_id: id_or_empty(r.actor.member_id),
-        actor_token_id: id_or_empty(r.actor.token_id),
-        action: r.action,
-        target_type: r.target_type,
-        target_id: r.target_id,
-        before: r.before.and_then(json_struct),
-        after: r.after.and_then(json_struct),
-        create_time: Some(timestamp(r.created_at)),
-        reason: r.reason.unwrap_or_default(),
+impl From<Preview> for pb::ImpactPreview {
+    fn from(p: Preview) -> Self {
+        let (denied_reason, denied_message) = p
+            .refused
+            .map(|(reason, message)| (reason.as_str().to_owned(), message))
+            .unwrap_or_default();
+        pb::ImpactPreview {
+            permitted: denied_reason.is_empty(),
+            denied_reason,
+            denied_message,
+            recently_used: p.recently_used.into_iter().map(Into::into).collect(),
+            privilege_drops: p
+                .privilege_drops
+                .into_iter()
+                .map(|d| pb::PrivilegeDrop {
+                    token_id: d.token_id.to_string(),
+                    description: d.description,
+                    before: pb::Privilege::from(d.before).into(),
+                    after: d
+                        .after
+                        .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
+                        .into(),
+                })
+                .collect(),
+            usage_window_days: i32::try_from(p.window_days).unwrap_or(i32::MAX),
+        }
+    }
+}
+
+impl From<Member> for pb::Member {
+    fn from(m: Member) -> Self {
+        pb::Member {
+            user_id: m.id.to_string(),
+            account_id: m.account_id.to_string(),
+            user_name: m.user_name.as_str().to_owned(),
+            role: pb::Privilege::from(m.role).into(),
+            create_time: Some(timestamp(m.created_at)),
+            update_time: Some(timestamp(m.updated_at)),
+        }
+    }
+}
+
+impl From<Account> for pb::Account {
+    fn from(a: Account) -> Self {
+        pb::Account {
+            id: a.id.to_string(),
+            name: a.name,
+            create_time: Some(timestamp(a.created_at)),
+        }
+    }
+}
+
+impl From<AuditView> for pb::AuditEvent {
+    fn from(view: AuditView) -> Self {
+        let r = view.record;
+        pb::AuditEvent {
+            id: view.id,
+            account_id: r.account_id.to_string(),
+            actor_user_id: id_or_empty(r.actor.member_id),
+            actor_token_id: id_or_empty(r.actor.token_id),
+            action: r.action,
+            target_type: r.target_type,
+            target_id: r.target_id,
+            before: r.before.and_then(json_struct),
+            after: r.after.and_then(json_struct),
+            create_time: Some(timestamp(r.created_at)),
+            reason: r.reason.unwrap_or_default(),
+        }
     }
 }
 
@@ -325,158 +267,88 @@ fn json_value(value: Value) -> PbValue {
     PbValue { kind: Some(kind) }
 }
 
-pub fn decision_pb(d: Decision) -> pb::Decision {
-    match d {
-        Decision::Allow { .. } => pb::Decision::Allow,
-        Decision::Pending => pb::Decision::Pending,
-        Decision::Denied => pb::Decision::Denied,
-        Decision::UnknownToken => pb::Decision::UnknownToken,
-        Decision::Retired => pb::Decision::Retired,
-        Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
-        Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
-        Decision::AppLimitReached => pb::Decision::AppLimitReached,
-        Decision::AddressNotAllowed(_) => pb::Decision::AddressNotAllowed,
+impl From<Decision> for pb::Decision {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Allow { .. } => pb::Decision::Allow,
+            Decision::Pending => pb::Decision::Pending,
+            Decision::Denied => pb::Decision::Denied,
+            Decision::UnknownToken => pb::Decision::UnknownToken,
+            Decision::Retired => pb::Decision::Retired,
+            Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
+            Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
+            Decision::AppLimitReached => pb::Decision::AppLimitReached,
+            Decision::AddressNotAllowed(_) => pb::Decision::AddressNotAllowed,
+        }
     }
 }
 
-pub fn principal_pb(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
+/// Who an allowed token acts for, and with what.
+pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
     pb::Principal {
         account_id: grant.account_id.to_string(),
-        user_id: if grant.token_type == TokenType::User {
-            id_or_empty(grant.owner_id)
-        } else {
-            String::new()
-        },
+        user_id: id_or_empty(grant.member_id()),
         token_id: grant.token_id.to_string(),
-        token_type: token_type_pb(grant.token_type).into(),
-        effective_privilege: privilege_pb(effective).into(),
+        token_type: pb::TokenType::from(grant.token_type).into(),
+        effective_privilege: pb::Privilege::from(effective).into(),
     }
 }
 
-pub fn watch_request(req: &pb::WatchApplicationsRequest) -> Result<WatchRequest, ServiceError> {
-    let mut v = Violations::default();
-    let cursor = v.check(
-        "cursor",
-        Ok::<_, String>(Some(req.cursor.clone()).filter(|c| !c.is_empty())),
-    );
-    let mut states = Vec::new();
-    for (i, state) in req.states.iter().enumerate() {
-        if let Some(state) = v.check(&format!("states[{i}]"), required(app_state(*state))) {
-            states.push(state);
-        }
-    }
-    let token_id = v.check("token_id", optional_uuid(&req.token_id));
-    v.finish(|| {
-        Some(WatchRequest {
-            cursor: cursor?,
-            states,
-            token_id: token_id?,
-        })
-    })
-}
-
-/// One batch decision's result: the application, or the status it was refused with.
-pub fn decision_result_pb(result: DecisionResult) -> pb::ApplicationDecisionResult {
-    match result {
-        Ok(decided) => pb::ApplicationDecisionResult {
-            changed: matches!(decided, Decided::Changed { .. }),
-            application: Some(application_pb(decided.application().clone())),
-            ..Default::default()
-        },
-        Err(error) => {
-            let status = tonic::Status::from(error);
-            let reason = tonic_types::StatusExt::get_error_details(&status)
-                .error_info()
-                .map(|info| info.reason.clone())
-                .unwrap_or_default();
-            pb::ApplicationDecisionResult {
-                code: status.code() as i32,
-                reason,
-                message: status.message().to_owned(),
-                ..Default::default()
+impl From<WatchItem> for pb::WatchApplicationsResponse {
+    fn from(item: WatchItem) -> Self {
+        let reason = match &item.event {
+            WatchEvent::Recorded(c) | WatchEvent::StateChanged(c) => c.reason.clone(),
+            _ => None,
+        };
+        let (kind, application, event_time) = match item.event {
+            WatchEvent::Snapshot(app) => {
+                let at = timestamp(app.updated_at);
+                (pb::WatchEventType::Snapshot, Some(app.into()), Some(at))
             }
+            WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
+            WatchEvent::Recorded(c) => {
+                let at = timestamp(c.at);
+                (pb::WatchEventType::Recorded, Some((&c).into()), Some(at))
+            }
+            WatchEvent::StateChanged(c) => {
+                let at = timestamp(c.at);
+                (
+                    pb::WatchEventType::StateChanged,
+                    Some((&c).into()),
+                    Some(at),
+                )
+            }
+            WatchEvent::Heartbeat => (
+                pb::WatchEventType::Heartbeat,
+                None,
+                Some(timestamp(Utc::now())),
+            ),
+        };
+        pb::WatchApplicationsResponse {
+            r#type: kind.into(),
+            application,
+            cursor: item.cursor,
+            event_time,
+            reason: reason.unwrap_or_default(),
         }
     }
 }
 
-pub fn preview_pb(p: Preview) -> pb::ImpactPreview {
-    let (denied_reason, denied_message) = p
-        .refused
-        .map(|(reason, message)| (reason.as_str().to_owned(), message))
-        .unwrap_or_default();
-    pb::ImpactPreview {
-        permitted: denied_reason.is_empty(),
-        denied_reason,
-        denied_message,
-        recently_used: p.recently_used.into_iter().map(application_pb).collect(),
-        privilege_drops: p
-            .privilege_drops
-            .into_iter()
-            .map(|d| pb::PrivilegeDrop {
-                token_id: d.token_id.to_string(),
-                description: d.description,
-                before: privilege_pb(d.before).into(),
-                after: d
-                    .after
-                    .map_or(pb::Privilege::Unspecified, privilege_pb)
-                    .into(),
-            })
-            .collect(),
-        usage_window_days: i32::try_from(p.window_days).unwrap_or(i32::MAX),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn change_pb(c: &AppChange) -> pb::Application {
-    pb::Application {
-        token_id: c.token_id.to_string(),
-        name: c.name.as_str().to_owned(),
-        state: app_state_pb(c.state).into(),
-        update_time: Some(timestamp(c.at)),
-        conditions: c.conditions.as_ref().map(conditions_pb),
-        first_seen_time: c.seen.as_ref().map(|s| timestamp(s.first_seen_at)),
-        last_seen_time: c.seen.as_ref().map(|s| timestamp(s.last_seen_at)),
-        evidence: c.seen.as_ref().map(|s| evidence_pb(&s.evidence)),
-    }
-}
-
-pub fn watch_item_pb(item: WatchItem) -> pb::WatchApplicationsResponse {
-    let reason = match &item.event {
-        WatchEvent::Recorded(c) | WatchEvent::StateChanged(c) => c.reason.clone(),
-        _ => None,
-    };
-    let (kind, application, event_time) = match item.event {
-        WatchEvent::Snapshot(app) => {
-            let at = app.updated_at;
-            (
-                pb::WatchEventType::Snapshot,
-                Some(application_pb(app)),
-                Some(timestamp(at)),
-            )
+    #[test]
+    fn enums_round_trip_and_unspecified_is_no_value() {
+        for p in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
+            assert_eq!(Privilege::try_from(pb::Privilege::from(p)), Ok(p));
         }
-        WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
-        WatchEvent::Recorded(c) => {
-            let at = timestamp(c.at);
-            (pb::WatchEventType::Recorded, Some(change_pb(&c)), Some(at))
+        for s in [AppState::Allow, AppState::Pending, AppState::Deny] {
+            assert_eq!(AppState::try_from(pb::AppState::from(s)), Ok(s));
         }
-        WatchEvent::StateChanged(c) => {
-            let at = timestamp(c.at);
-            (
-                pb::WatchEventType::StateChanged,
-                Some(change_pb(&c)),
-                Some(at),
-            )
-        }
-        WatchEvent::Heartbeat => (
-            pb::WatchEventType::Heartbeat,
-            None,
-            Some(timestamp(chrono::Utc::now())),
-        ),
-    };
-    pb::WatchApplicationsResponse {
-        r#type: kind.into(),
-        application,
-        cursor: item.cursor,
-        event_time,
-        reason: reason.unwrap_or_default(),
+        assert_eq!(
+            TokenType::try_from(pb::TokenType::Unspecified),
+            Err(Unspecified)
+        );
     }
 }

@@ -27,7 +27,7 @@ use super::credentials::{
     AUTHORIZATION_HEADER, CredentialsError, HeaderSource, NotText, TOKEN_HEADER, credentials,
     is_basic,
 };
-use crate::domain::{AppName, Decision, Privilege, TokenGrant, TokenType};
+use crate::domain::{AppName, Decision, Privilege, TokenGrant};
 use crate::service::{AuthorizeOutcome, Credentials, Service};
 
 /// Upstream identity headers. Set on every allowed request, overwriting whatever the client
@@ -56,12 +56,14 @@ pub struct ExtAuthzSettings {
 impl Default for ExtAuthzSettings {
     fn default() -> Self {
         ExtAuthzSettings {
-            write_privilege: Privilege::Normal,
+            write_privilege: Self::DEFAULT_WRITE_PRIVILEGE,
         }
     }
 }
 
 impl ExtAuthzSettings {
+    pub const DEFAULT_WRITE_PRIVILEGE: Privilege = Privilege::Normal;
+
     /// Safe methods only read. Methods are case-sensitive (RFC 9110), so an odd spelling
     /// such as `get` falls to the write privilege: the stricter side.
     pub fn required_privilege(&self, method: &str) -> Privilege {
@@ -218,9 +220,9 @@ fn allowed(grant: &TokenGrant, effective: Privilege, http: &HttpHeaders<'_>) -> 
     set(TOKEN_ID_HEADER, grant.token_id.to_string());
     set(TOKEN_TYPE_HEADER, grant.token_type.as_str().to_owned());
     set(PRIVILEGE_HEADER, effective.as_str().to_owned());
-    match (grant.token_type, grant.owner_id) {
-        (TokenType::User, Some(user)) => set(USER_ID_HEADER, user.to_string()),
-        _ => {
+    match grant.member_id() {
+        Some(user) => set(USER_ID_HEADER, user.to_string()),
+        None => {
             ok.remove_header(USER_ID_HEADER);
         }
     }

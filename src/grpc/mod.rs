@@ -7,6 +7,7 @@ mod consistency;
 mod convert;
 mod credentials;
 mod ext_authz;
+mod request;
 mod status;
 mod tokens;
 
@@ -14,7 +15,7 @@ pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
 pub use client_address::FORWARDED_FOR_HEADER;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
-pub use convert::privilege_pb as convert_privilege_pb;
+pub use convert::timestamp;
 pub use credentials::{
     CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
 };

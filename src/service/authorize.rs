@@ -12,11 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::Utc;
 
 use crate::domain::{
-    AppName, AppStanding, Call, Caller, Decision, Privilege, Secret, TokenGrant, decide_with,
+    AppName, AppStanding, Call, Caller, Decision, Privilege, Secret, SecretDigest, TokenGrant,
+    decide_with,
 };
 use crate::storage::{RecordOutcome, StorageError};
 
-use super::cache::CachedGrant;
+use super::cache::{AppKey, CachedGrant};
 use super::{Service, ServiceError};
 use crate::metrics::CacheName;
 
@@ -92,20 +93,12 @@ impl Service {
         let cached = cache.grants().get(&digest).await;
         self.metrics
             .cache_lookup(CacheName::Tokens, cached.is_some());
+        // The cold paths are boxed: their loads were most of this future's size, and a warm
+        // call carried them too (the handler's future was 9.9 KB, copied into a fresh
+        // allocation on every call; docs/BENCHMARKS.md has the profile).
         let cached = match cached {
             Some(hit) => hit,
-            None => {
-                self.replica.check_reachable()?;
-                let loaded_at = self.loaded_at();
-                let load = self.load_grant(&digest, app, &app_is_new, loaded_at);
-                let grant = cache
-                    .grants()
-                    .try_get_with(digest, load)
-                    .await
-                    .map_err(|e| self.storage_failed(e))?;
-                cache.drop_if_stale_grant(&digest, &grant, loaded_at).await;
-                grant
-            }
+            None => Box::pin(self.grant_cold(digest, app, &app_is_new)).await?,
         };
         let CachedGrant::Known(grant) = cached else {
             return Ok(AuthorizeOutcome {
@@ -127,34 +120,15 @@ impl Service {
             .cache_lookup(CacheName::Applications, state.is_some());
         let state = match state {
             Some(state) => state,
-            None => {
-                self.replica.check_reachable()?;
-                let loaded_at = self.loaded_at();
-                let load = self.load_app_state(&grant, app, &app_is_new);
-                match cache.apps().try_get_with(key.clone(), load).await {
-                    Ok(state) => {
-                        cache.drop_if_stale_app(&key, loaded_at).await;
-                        state
-                    }
-                    Err(e) => match &*e {
-                        AppLoadError::LimitReached => {
-                            return Ok(AuthorizeOutcome {
-                                decision: Decision::AppLimitReached,
-                                grant: Some(grant),
-                            });
-                        }
-                        AppLoadError::Refused(refusal) => {
-                            return Ok(AuthorizeOutcome {
-                                decision: *refusal,
-                                grant: Some(grant),
-                            });
-                        }
-                        AppLoadError::Storage(e) => {
-                            return Err(self.storage_failed(Arc::new(e.clone())));
-                        }
-                    },
+            None => match Box::pin(self.app_state_cold(&grant, app, key, &app_is_new)).await? {
+                Ok(state) => state,
+                Err(refusal) => {
+                    return Ok(AuthorizeOutcome {
+                        decision: refusal,
+                        grant: Some(grant),
+                    });
                 }
-            }
+            },
         };
         let now = Utc::now();
         let call = Call {
@@ -169,6 +143,52 @@ impl Service {
             decision,
             grant: Some(grant),
         })
+    }
+
+    /// A token-cache miss: loads the grant (one load for concurrent misses of one secret).
+    async fn grant_cold(
+        &self,
+        digest: SecretDigest,
+        app: &AppName,
+        app_is_new: &AtomicBool,
+    ) -> Result<CachedGrant, ServiceError> {
+        self.replica.check_reachable()?;
+        let cache = &self.replica.cache;
+        let loaded_at = self.loaded_at();
+        let load = self.load_grant(&digest, app, app_is_new, loaded_at);
+        let grant = cache
+            .grants()
+            .try_get_with(digest, load)
+            .await
+            .map_err(|e| self.storage_failed(e))?;
+        cache.drop_if_stale_grant(&digest, &grant, loaded_at).await;
+        Ok(grant)
+    }
+
+    /// An application-cache miss: the state, or the refusal a new name meets (the token's
+    /// application limit, or the token stopped being usable meanwhile).
+    async fn app_state_cold(
+        &self,
+        grant: &TokenGrant,
+        app: &AppName,
+        key: AppKey,
+        app_is_new: &AtomicBool,
+    ) -> Result<Result<AppStanding, Decision>, ServiceError> {
+        self.replica.check_reachable()?;
+        let cache = &self.replica.cache;
+        let loaded_at = self.loaded_at();
+        let load = self.load_app_state(grant, app, app_is_new);
+        match cache.apps().try_get_with(key.clone(), load).await {
+            Ok(state) => {
+                cache.drop_if_stale_app(&key, loaded_at).await;
+                Ok(Ok(state))
+            }
+            Err(e) => match &*e {
+                AppLoadError::LimitReached => Ok(Err(Decision::AppLimitReached)),
+                AppLoadError::Refused(refusal) => Ok(Err(*refusal)),
+                AppLoadError::Storage(e) => Err(self.storage_failed(Arc::new(e.clone()))),
+            },
+        }
     }
 
     /// Where the replica stands before a load: a change applied after it may make the
@@ -188,7 +208,7 @@ impl Service {
     /// The cold path: one query for the token and, while at it, the application's state.
     async fn load_grant(
         &self,
-        digest: &crate::domain::SecretDigest,
+        digest: &SecretDigest,
         app: &AppName,
         app_is_new: &AtomicBool,
         loaded_at: i64,

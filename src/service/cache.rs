@@ -12,7 +12,7 @@ use crate::domain::{AppStanding, SecretDigest, TokenGrant};
 use crate::storage::Change;
 
 /// Sizes of the caches, and how long an unknown secret is remembered as unknown.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
     /// Most tokens (known or unknown secrets) held.
     pub max_tokens: u64,
@@ -23,16 +23,25 @@ pub struct CacheSettings {
     pub negative_ttl: Duration,
 }
 
-pub const DEFAULT_MAX_TOKENS: u64 = 100_000;
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(2);
+impl CacheSettings {
+    pub const DEFAULT_MAX_TOKENS: u64 = 100_000;
+    pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(2);
+    /// Application states held per token held.
+    const APPS_PER_TOKEN: u64 = 10;
+
+    /// Caches for `max_tokens` tokens and their applications.
+    pub fn for_tokens(max_tokens: u64, negative_ttl: Duration) -> Self {
+        CacheSettings {
+            max_tokens,
+            max_apps: max_tokens.saturating_mul(Self::APPS_PER_TOKEN),
+            negative_ttl,
+        }
+    }
+}
 
 impl Default for CacheSettings {
     fn default() -> Self {
-        CacheSettings {
-            max_tokens: DEFAULT_MAX_TOKENS,
-            max_apps: DEFAULT_MAX_TOKENS * 10,
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
-        }
+        Self::for_tokens(Self::DEFAULT_MAX_TOKENS, Self::DEFAULT_NEGATIVE_TTL)
     }
 }
 

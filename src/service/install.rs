@@ -11,17 +11,22 @@ use super::guard::visible_now;
 use super::{Service, ServiceError};
 
 /// Where installers are sent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallSettings {
     pub api_url: String,
     pub cosi_url: String,
 }
 
+impl InstallSettings {
+    pub const DEFAULT_API_URL: &str = "https://api.circonus.com/";
+    pub const DEFAULT_COSI_URL: &str = "https://setup.circonus.com/";
+}
+
 impl Default for InstallSettings {
     fn default() -> Self {
         InstallSettings {
-            api_url: "https://api.circonus.com/".into(),
-            cosi_url: "https://setup.circonus.com/".into(),
+            api_url: Self::DEFAULT_API_URL.into(),
+            cosi_url: Self::DEFAULT_COSI_URL.into(),
         }
     }
 }

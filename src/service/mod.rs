@@ -35,12 +35,12 @@ pub use install::{InstallCommand, InstallSettings};
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
 pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
-pub use replica::{DEFAULT_LOG_POLL, DEFAULT_MAX_STALENESS, FollowSettings, Lag};
+pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
 pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
 
 /// Settings of the use cases, from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSettings {
     /// At most this many application names recorded per token; `None` for no limit.
     pub max_apps_per_token: Option<u64>,
@@ -69,16 +69,24 @@ pub const DEFAULT_APPROVAL_SWEEP: Duration = Duration::from_secs(5);
 /// How long a read waits for this replica to catch up with a requested revision.
 const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
 
+impl ServiceSettings {
+    pub const DEFAULT_MAX_APPS_PER_TOKEN: u64 = 1000;
+    pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(30);
+    pub const DEFAULT_WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
+    /// A week.
+    pub const DEFAULT_EVENT_RETENTION: Duration = Duration::from_secs(168 * 3600);
+}
+
 impl Default for ServiceSettings {
     fn default() -> Self {
         ServiceSettings {
-            max_apps_per_token: Some(1000),
+            max_apps_per_token: Some(Self::DEFAULT_MAX_APPS_PER_TOKEN),
             install: InstallSettings::default(),
             cache: CacheSettings::default(),
             follow: FollowSettings::default(),
-            last_used_interval: Duration::from_secs(30),
-            watch_heartbeat: watch::DEFAULT_HEARTBEAT,
-            event_retention: Duration::from_secs(7 * 24 * 3600),
+            last_used_interval: Self::DEFAULT_LAST_USED_INTERVAL,
+            watch_heartbeat: Self::DEFAULT_WATCH_HEARTBEAT,
+            event_retention: Self::DEFAULT_EVENT_RETENTION,
             trusted_proxies: AddressRanges::default(),
             approval_sweep: DEFAULT_APPROVAL_SWEEP,
             usage_window: preview::DEFAULT_USAGE_WINDOW,

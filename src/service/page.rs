@@ -25,9 +25,10 @@ pub struct Page<T> {
 
 impl PageRequest {
     /// `page_size` 0 means the default; above the maximum is clamped, as AIP-158 advises.
-    pub fn parse(page_size: i32, page_token: &str) -> Result<Self, ServiceError> {
+    /// `Err` says what is wrong with `page_size`.
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self, String> {
         if page_size < 0 {
-            return Err(ServiceError::invalid("page_size", "must not be negative"));
+            return Err("must not be negative".into());
         }
         let size = match page_size as u64 {
             0 => DEFAULT_PAGE_SIZE,

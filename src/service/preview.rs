@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::domain::{Application, Caller, Member, Privilege, Rationale, Reason, Token};
+use crate::domain::{
+    Application, Caller, Member, OwnerStatus, Privilege, Rationale, Reason, Token,
+};
 use crate::storage::{AppDecision, Decided, MemberChange, WriteMode};
 
 use super::decisions::DecisionResult;
@@ -105,8 +107,8 @@ impl Service {
             let before = self.visible_token(caller, id).await?;
             let before = self.view(before).await?;
             let after = self.retire(caller, id, WriteMode::ValidateOnly).await?;
-            let drops = match (before.effective_privilege, &after.token.retired_at) {
-                (Some(now), Some(_)) => vec![drop_of(&before.token, now, None)],
+            let drops = match (before.effective_privilege, after.token.is_retired()) {
+                (Some(now), true) => vec![drop_of(&before.token, now, None)],
                 _ => Vec::new(),
             };
             let preview = self.impact(&[id], drops).await?;
@@ -172,14 +174,11 @@ impl Service {
                 .repo
                 .active_tokens_owned_by(caller.account_id, id)
                 .await?;
-            let drops: Vec<_> = tokens
-                .iter()
-                .filter_map(|t| {
-                    let now = t.privilege.min(before.role);
-                    let then = t.privilege.min(role);
-                    (then < now).then(|| drop_of(t, now, Some(then)))
-                })
-                .collect();
+            let drops = drops(
+                &tokens,
+                OwnerStatus::Member(before.role),
+                OwnerStatus::Member(role),
+            );
             let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
             let preview = self.impact(&ids, drops).await?;
             Ok((after, preview))
@@ -202,10 +201,11 @@ impl Service {
                 .repo
                 .active_tokens_owned_by(caller.account_id, id)
                 .await?;
-            let drops: Vec<_> = tokens
-                .iter()
-                .map(|t| drop_of(t, t.privilege.min(before.role), None))
-                .collect();
+            let drops = drops(
+                &tokens,
+                OwnerStatus::Member(before.role),
+                OwnerStatus::Removed,
+            );
             let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
             let preview = self.impact(&ids, drops).await?;
             Ok(((), preview))
@@ -223,6 +223,18 @@ impl Service {
             .filter(|m| m.removed_at.is_none())
             .ok_or_else(|| ServiceError::not_found("member", id))
     }
+}
+
+/// The tokens whose privilege drops when their owner's standing goes from `before` to `after`.
+fn drops(tokens: &[Token], before: OwnerStatus, after: OwnerStatus) -> Vec<PrivilegeDrop> {
+    tokens
+        .iter()
+        .filter_map(|token| {
+            let now = token.effective_privilege(before)?;
+            let then = token.effective_privilege(after);
+            (then < Some(now)).then(|| drop_of(token, now, then))
+        })
+        .collect()
 }
 
 fn drop_of(token: &Token, before: Privilege, after: Option<Privilege>) -> PrivilegeDrop {

@@ -25,11 +25,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often a follower that reads fine still checks it has not fallen behind the retained log.
 const HORIZON_CHECK: Duration = Duration::from_secs(10);
 
-pub const DEFAULT_LOG_POLL: Duration = Duration::from_millis(250);
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
-
 /// How a replica follows the log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowSettings {
     /// How often the log is read even when no notification came: a lost NOTIFY costs at most this.
     pub poll: Duration,
@@ -38,11 +35,16 @@ pub struct FollowSettings {
     pub max_staleness: Duration,
 }
 
+impl FollowSettings {
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(250);
+    pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(60);
+}
+
 impl Default for FollowSettings {
     fn default() -> Self {
         FollowSettings {
-            poll: DEFAULT_LOG_POLL,
-            max_staleness: DEFAULT_MAX_STALENESS,
+            poll: Self::DEFAULT_POLL,
+            max_staleness: Self::DEFAULT_MAX_STALENESS,
         }
     }
 }

@@ -3,8 +3,6 @@
 //! follower; a stream that starts from a cursor or falls behind reads the log instead.
 //! Every change that could affect the caller judges the stream again: it ends with the
 //! status a new call would get, or goes on seeing only what the caller may see now.
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -396,6 +394,3 @@ fn shutting_down() -> ServiceError {
         "the server is shutting down; watch again with your last cursor".into(),
     )
 }
-
-/// How often an idle stream hears a heartbeat, by default.
-pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(15);

@@ -309,7 +309,7 @@ impl Repository {
             .all(&self.db)
             .await?;
         rows.into_iter()
-            .map(|m| Ok((m.id, convert::privilege(&m.role)?)))
+            .map(|m| Ok((m.id, convert::named(&m.role)?)))
             .collect()
     }
 }

@@ -119,13 +119,12 @@ impl Repository {
             return Ok(None);
         }
         let token_type: String = row.try_get("", "token_type")?;
-        let token_type = TokenType::parse(&token_type)
-            .ok_or_else(|| StorageError::corrupt(token_type.clone()))?;
+        let token_type: TokenType = convert::named(&token_type)?;
         let owner_role: Option<String> = row.try_get("", "owner_role")?;
         let owner_removed: Option<i64> = row.try_get("", "owner_removed_at")?;
         let owner = match (token_type, owner_role, owner_removed) {
             (TokenType::Account, _, _) => OwnerStatus::Account,
-            (TokenType::User, Some(role), None) => OwnerStatus::Member(convert::privilege(&role)?),
+            (TokenType::User, Some(role), None) => OwnerStatus::Member(convert::named(&role)?),
             (TokenType::User, _, _) => OwnerStatus::Removed,
         };
         let retired_at: Option<i64> = row.try_get("", "retired_at")?;
@@ -133,7 +132,7 @@ impl Repository {
         let app = match app_state {
             None => None,
             Some(state) => Some(AppStanding {
-                state: convert::app_state(&state)?,
+                state: convert::named(&state)?,
                 conditions: convert::conditions(
                     row.try_get("", "cond_until")?,
                     row.try_get::<Option<String>>("", "cond_max_privilege")?
@@ -149,8 +148,8 @@ impl Repository {
                 account_id: row.try_get("", "account_id")?,
                 token_type,
                 owner_id: row.try_get("", "owner_id")?,
-                privilege: convert::privilege(&row.try_get::<String>("", "privilege")?)?,
-                default_app_state: convert::app_state(
+                privilege: convert::named(&row.try_get::<String>("", "privilege")?)?,
+                default_app_state: convert::named(
                     &row.try_get::<String>("", "default_app_state")?,
                 )?,
                 retired: retired_at.is_some(),

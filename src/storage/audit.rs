@@ -67,7 +67,7 @@ pub(crate) fn token_json(t: &Token) -> Value {
         "privilege": t.privilege.as_str(),
         "default_app_state": t.default_app_state.as_str(),
         "description": t.description.as_str(),
-        "retired": t.retired_at.is_some(),
+        "retired": t.is_retired(),
         "bound_cidrs": t.bound_ranges.to_strings(),
     })
 }

@@ -148,7 +148,7 @@ impl Change {
             Ok(Change::Application {
                 token_id: token_id()?,
                 name: AppName::parse(name).map_err(StorageError::corrupt)?,
-                state: convert::app_state(state)?,
+                state: convert::named(state)?,
                 kind: if detail.lapsed {
                     AppChangeKind::Lapsed
                 } else {
@@ -376,7 +376,7 @@ impl Repository {
                 let token = token_type
                     .map(|ty| {
                         Ok::<_, StorageError>(TokenOwnership {
-                            token_type: convert::token_type(&ty)?,
+                            token_type: convert::named(&ty)?,
                             owner_id: row.try_get("", "owner_id")?,
                         })
                     })

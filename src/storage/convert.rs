@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use super::StorageError;
 use super::entities::{accounts, applications, members, tokens};
 use crate::domain::{
-    Account, AddressRanges, AppName, AppState, Application, Conditions, Description, Evidence,
-    Member, Privilege, Token, TokenType, UserName,
+    Account, AddressRanges, AppName, Application, Conditions, Description, Evidence, Member, Named,
+    Privilege, Token, UserName,
 };
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -21,20 +21,9 @@ fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
     us.map(time).transpose()
 }
 
-fn corrupt(what: &str, value: &str) -> StorageError {
-    StorageError::corrupt(format!("unknown {what} {value:?}"))
-}
-
-pub(crate) fn privilege(s: &str) -> Result<Privilege, StorageError> {
-    Privilege::parse(s).ok_or_else(|| corrupt("privilege", s))
-}
-
-pub(crate) fn token_type(s: &str) -> Result<TokenType, StorageError> {
-    TokenType::parse(s).ok_or_else(|| corrupt("token type", s))
-}
-
-pub(crate) fn app_state(s: &str) -> Result<AppState, StorageError> {
-    AppState::parse(s).ok_or_else(|| corrupt("app state", s))
+/// A value stored by its name (`Named`): a name the code does not know is corrupt data.
+pub(crate) fn named<T: Named>(name: &str) -> Result<T, StorageError> {
+    T::from_name(name).map_err(|e| StorageError::corrupt(format!("{name:?}: {e}")))
 }
 
 pub(crate) fn ranges(stored: Option<&str>) -> Result<AddressRanges, StorageError> {
@@ -54,7 +43,7 @@ pub(crate) fn member(m: members::Model) -> Result<Member, StorageError> {
         id: m.id,
         account_id: m.account_id,
         user_name: UserName::parse(&m.user_name).map_err(StorageError::corrupt)?,
-        role: privilege(&m.role)?,
+        role: named(&m.role)?,
         created_at: time(m.created_at)?,
         updated_at: time(m.updated_at)?,
         removed_at: opt_time(m.removed_at)?,
@@ -65,11 +54,10 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
     Ok(Token {
         id: m.id,
         account_id: m.account_id,
-        token_type: TokenType::parse(&m.token_type)
-            .ok_or_else(|| corrupt("token type", &m.token_type))?,
+        token_type: named(&m.token_type)?,
         owner_id: m.owner_id,
-        privilege: privilege(&m.privilege)?,
-        default_app_state: app_state(&m.default_app_state)?,
+        privilege: named(&m.privilege)?,
+        default_app_state: named(&m.default_app_state)?,
         description: Description::parse(&m.description).map_err(StorageError::corrupt)?,
         creator_id: m.creator_id,
         created_at: time(m.created_at)?,
@@ -89,7 +77,7 @@ pub(crate) fn conditions(
 ) -> Result<Option<Conditions>, StorageError> {
     let conditions = Conditions {
         until: opt_time(until)?,
-        max_privilege: max_privilege.map(privilege).transpose()?,
+        max_privilege: max_privilege.map(named::<Privilege>).transpose()?,
         client_ranges: ranges(cidrs)?,
     };
     Ok((!conditions.is_empty()).then_some(conditions))
@@ -117,7 +105,7 @@ pub(crate) fn application(m: applications::Model) -> Result<Application, Storage
     Ok(Application {
         token_id: m.token_id,
         name: AppName::parse(&m.name).map_err(StorageError::corrupt)?,
-        state: app_state(&m.state)?,
+        state: named(&m.state)?,
         conditions: conditions(
             m.cond_until,
             m.cond_max_privilege.as_deref(),

@@ -143,7 +143,7 @@ impl Repository {
             .map(|(app, (ty, owner_id))| {
                 Ok(SnapshotItem {
                     application: convert::application(app)?,
-                    token_type: convert::token_type(&ty)?,
+                    token_type: convert::named(&ty)?,
                     owner_id,
                 })
             })

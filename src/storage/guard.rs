@@ -171,7 +171,7 @@ pub(crate) async fn lock_many(
             return Ok(OwnerStatus::Account);
         }
         Ok(match row.owner_id.and_then(|o| roles.get(&o)) {
-            Some(role) => OwnerStatus::Member(convert::privilege(role)?),
+            Some(role) => OwnerStatus::Member(convert::named(role)?),
             None => OwnerStatus::Removed,
         })
     };
@@ -211,7 +211,7 @@ pub(crate) async fn owner_status(
         .one(tx)
         .await?;
     Ok(match member {
-        Some(m) => OwnerStatus::Member(convert::privilege(&m.role)?),
+        Some(m) => OwnerStatus::Member(convert::named(&m.role)?),
         None => OwnerStatus::Removed,
     })
 }
@@ -226,7 +226,7 @@ pub(crate) fn grant(row: &tokens::Model, owner: OwnerStatus) -> Result<TokenGran
         owner_id: token.owner_id,
         privilege: token.privilege,
         default_app_state: token.default_app_state,
-        retired: token.retired_at.is_some(),
+        retired: token.is_retired(),
         owner,
         bound_ranges: token.bound_ranges,
     })

@@ -61,13 +61,30 @@ pub enum Migrated {
 }
 
 /// How to reach the database. Its Debug hides the URL's password.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
     pub url: String,
     /// Pool size for PostgreSQL. SQLite always uses one connection: one writer is
     /// simpler and faster than retrying "database is locked".
     pub max_connections: u32,
     pub connect_timeout: Duration,
+}
+
+impl DatabaseSettings {
+    /// An SQLite file in the working directory, created on first start.
+    pub const DEFAULT_URL: &str = "sqlite://api-tokens.db?mode=rwc";
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: Self::DEFAULT_URL.to_owned(),
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for DatabaseSettings {

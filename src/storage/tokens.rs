@@ -296,7 +296,7 @@ impl Repository {
             now,
         )
         .await?;
-        let what = if after.retired_at.is_some() && before.retired_at.is_none() {
+        let what = if after.is_retired() && !before.is_retired() {
             TokenChange::Retired
         } else if after.promoted_at.is_some() && before.promoted_at.is_none() {
             TokenChange::Promoted

@@ -16,8 +16,9 @@ use api_tokens::grpc::pb::{
     self, account_service_client::AccountServiceClient,
     authorize_service_client::AuthorizeServiceClient, token_service_client::TokenServiceClient,
 };
+use api_tokens::operations::OperationsSettings;
 use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::startup::{OperationsSettings, Server, ServerSettings};
+use api_tokens::startup::{Server, ServerSettings};
 use api_tokens::storage::Repository;
 use tokio::sync::oneshot;
 use tonic::Request;

@@ -2,7 +2,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use api_tokens::startup::{Server, TlsSettings};
+use api_tokens::operations::TlsSettings;
+use api_tokens::startup::Server;
 use tokio::sync::oneshot;
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files in a folder of their own.
