@@ -123,8 +123,7 @@ impl Service {
                         .forget_now(StaleKey::App(
                             after.token_id,
                             after.name.as_str().to_owned(),
-                        ))
-                        .await;
+                        ));
                 }
             }
             self.replica.wake();

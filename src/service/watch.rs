@@ -256,8 +256,7 @@ impl Service {
         // from the log may be ahead of it, so forget it here too.
         self.replica
             .cache
-            .forget_now(StaleKey::of(&change.change))
-            .await;
+            .forget_now(StaleKey::of(&change.change));
         watcher.caller = self.authenticate(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;
