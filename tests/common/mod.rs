@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod db;
 pub mod process;
+pub mod proxy;
 pub mod props;
 pub mod tls;
 
