@@ -161,7 +161,9 @@ pub(crate) struct AuthCache {
 }
 
 fn bounded<K: Eq + std::hash::Hash, V: Clone>(items: u64) -> Arc<Cache<K, V>> {
-    Arc::new(Cache::new(usize::try_from(items.max(1)).unwrap_or(usize::MAX)))
+    Arc::new(Cache::new(
+        usize::try_from(items.max(1)).unwrap_or(usize::MAX),
+    ))
 }
 
 impl AuthCache {
@@ -380,7 +382,10 @@ mod tests {
                 AppStanding::plain(crate::domain::AppState::Allow),
             );
         }
-        println!("applications, quick_cache ((id, Box<str>) -> standing): {:.0} B", per(before));
+        println!(
+            "applications, quick_cache ((id, Box<str>) -> standing): {:.0} B",
+            per(before)
+        );
 
         let used = super::super::last_used::LastUsed::default();
         let before = rss();
@@ -393,9 +398,16 @@ mod tests {
         }
         println!("last used, flat maps: {:.0} B", per(before));
         // The shape it had before: a map of names per token (AppSeen's fields as a tuple).
-        type Seen = (chrono::DateTime<chrono::Utc>, u64, u64, Option<std::net::IpAddr>);
-        let mut nested: HashMap<Uuid, (Option<chrono::DateTime<chrono::Utc>>, HashMap<String, Seen>)> =
-            HashMap::new();
+        type Seen = (
+            chrono::DateTime<chrono::Utc>,
+            u64,
+            u64,
+            Option<std::net::IpAddr>,
+        );
+        let mut nested: HashMap<
+            Uuid,
+            (Option<chrono::DateTime<chrono::Utc>>, HashMap<String, Seen>),
+        > = HashMap::new();
         let before = rss();
         for i in 0..N {
             let entry = nested.entry(Uuid::from_u64_pair(i, i)).or_default();

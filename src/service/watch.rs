@@ -254,9 +254,7 @@ impl Service {
     async fn judge_again(&self, watcher: &mut Watcher, change: &LoggedChange) -> Result<(), Stop> {
         // The follower forgot this key before fanning the change out; a stream catching up
         // from the log may be ahead of it, so forget it here too.
-        self.replica
-            .cache
-            .forget_now(StaleKey::of(&change.change));
+        self.replica.cache.forget_now(StaleKey::of(&change.change));
         watcher.caller = self.authenticate(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;

@@ -4,8 +4,8 @@
 pub mod cluster;
 pub mod db;
 pub mod process;
-pub mod proxy;
 pub mod props;
+pub mod proxy;
 pub mod tls;
 
 use std::net::SocketAddr;
