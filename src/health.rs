@@ -13,7 +13,14 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::service::Service;
-use crate::startup::SERVICE_NAMES;
+
+/// The fully qualified names of the services this server offers, as health reports them.
+pub const SERVICE_NAMES: [&str; 4] = [
+    "apitokens.v1.TokenService",
+    "apitokens.v1.AccountService",
+    "apitokens.v1.AuthorizeService",
+    "envoy.service.auth.v3.Authorization",
+];
 
 /// The services that cannot answer at all without the database.
 const DATABASE_SERVICES: [&str; 2] = ["apitokens.v1.TokenService", "apitokens.v1.AccountService"];

@@ -561,7 +561,7 @@ async fn a_server_started_during_an_outage_serves_when_the_database_comes() {
         assert!(attempts < 600, "never SERVING after the database came");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for service in api_tokens::startup::SERVICE_NAMES {
+    for service in api_tokens::health::SERVICE_NAMES {
         assert_eq!(check(&mut health, service).await, ServingStatus::Serving);
     }
     // Migrated and answering: an account made beside it, then a call through the server.
