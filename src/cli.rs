@@ -301,7 +301,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => args.operations.otlp(),
         _ => None,
     };
-    let telemetry = telemetry::init_with(cli.log_format, default_level, otlp.as_ref())?;
+    let telemetry = telemetry::init(cli.log_format, default_level, otlp.as_ref())?;
     let result = match cli.command {
         Command::Serve(args) => match Server::build(args.settings()).await {
             Ok(server) => server.run_until(shutdown_signal()).await,
