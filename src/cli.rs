@@ -1,4 +1,6 @@
-//! The command line: `serve` runs the server, `bootstrap` creates the first account, Admin and token.
+//! The command line: `serve`; the operator's commands straight on the database (`bootstrap`,
+//! `issue-token`, `migrate`, `backup`); `approve-bot`; and the admin commands (`src/admin`)
+//! against a running server.
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;

@@ -4,9 +4,10 @@
 //! once draining starts.
 //!
 //! AuthorizeService and Envoy's Check stay SERVING through a database outage on purpose:
-//! they keep answering warm tokens from memory (and UNAVAILABLE for cold ones), and since
-//! every replica shares one database, failing their readiness would take every replica out
-//! of the load balancer at once.
+//! they never give a wrong decision (warm tokens from memory for `--max-staleness-secs`
+//! after the last good read of the change log, UNAVAILABLE for everything else and after
+//! that), and since every replica shares one database, failing their readiness would take
+//! every replica out of the load balancer at once.
 use std::time::Duration;
 
 use tonic_health::ServingStatus;
