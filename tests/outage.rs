@@ -14,7 +14,7 @@ use api_tokens::grpc::pb;
 use api_tokens::operations::OperationsSettings;
 use api_tokens::service::ServiceSettings;
 use common::cluster::PrivateCluster;
-use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
+use common::{Backend, Spawn, TestApp, TestDatabase};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -181,7 +181,11 @@ async fn before_the_outage(mut database: TestDatabase) -> Before {
         database_check_interval: Duration::from_millis(200),
         ..OperationsSettings::default()
     };
-    let app = spawn_with_operations(database, service, operations).await;
+    let app = Spawn::on(database)
+        .service(service)
+        .operations(operations)
+        .start()
+        .await;
     let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
     let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
     assert_eq!(
