@@ -1,7 +1,7 @@
 //! The one mapping from `ServiceError` to `tonic::Status`, with rich error details.
 //!
 //! The mapping only maps: a server fault keeps its error as the status's source, and the
-//! layer that observes every call (`layers::observe`) logs it there, once, in the call's span.
+//! layer that observes every call (`layers/observe.rs`) logs it there, once, in the call's span.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::code_name;
 use crate::domain::Reason;
 use crate::service::ServiceError;
 use crate::storage::StorageError;
@@ -110,39 +111,6 @@ impl From<ServiceError> for Status {
     }
 }
 
-/// The status for an error raised by the tower layers around the handlers (`layers.rs`):
-/// load shedding, the request timeout. Handlers' own errors never get here; they are
-/// `ServiceError`s mapped above.
-pub fn layer_error_status(err: &(dyn std::error::Error + Send + Sync + 'static)) -> Status {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        // UNAVAILABLE, not RESOURCE_EXHAUSTED: the call is safe to retry at once on another
-        // replica, and gRPC clients' retry policies retry UNAVAILABLE by default.
-        return retry_after(
-            Code::Unavailable,
-            Reason::Overloaded,
-            "the server is at its concurrent-request limit; retry with backoff",
-            Duration::from_millis(100),
-        );
-    }
-    if err.is::<crate::layers::NotReady>() {
-        return with_reason(Code::Unavailable, Reason::Starting, err.to_string());
-    }
-    if let Some(timeout) = err.downcast_ref::<crate::layers::RequestTimedOut>() {
-        return with_reason(
-            Code::DeadlineExceeded,
-            Reason::RequestTimeout,
-            timeout.to_string(),
-        );
-    }
-    if let Some(status) = err.downcast_ref::<Status>() {
-        return Status::new(status.code(), status.message());
-    }
-    let mut status = internal();
-    let cause: Box<dyn std::error::Error + Send + Sync> = crate::telemetry::chain(err).into();
-    status.set_source(Arc::from(cause));
-    status
-}
-
 /// Logs the cause a server fault's status carries (see `From<ServiceError>`), in the span
 /// of the call that failed: a warning for what retrying may mend, an error otherwise.
 pub fn log_cause(status: &Status) {
@@ -154,28 +122,5 @@ pub fn log_cause(status: &Status) {
     match status.code() {
         Code::Unavailable | Code::Aborted => tracing::warn!(%error, code, "call failed"),
         _ => tracing::error!(%error, code, "call failed"),
-    }
-}
-
-/// The canonical upper-case name of a gRPC status code, as other gRPC metrics spell it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
