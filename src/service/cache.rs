@@ -404,10 +404,8 @@ mod tests {
             u64,
             Option<std::net::IpAddr>,
         );
-        let mut nested: HashMap<
-            Uuid,
-            (Option<chrono::DateTime<chrono::Utc>>, HashMap<String, Seen>),
-        > = HashMap::new();
+        type Token = (Option<chrono::DateTime<chrono::Utc>>, HashMap<String, Seen>);
+        let mut nested: HashMap<Uuid, Token> = HashMap::new();
         let before = rss();
         for i in 0..N {
             let entry = nested.entry(Uuid::from_u64_pair(i, i)).or_default();
