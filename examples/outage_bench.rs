@@ -83,6 +83,8 @@ struct Seen {
     kind: Kind,
     exact: Option<bool>,
     took: Duration,
+    /// What a wrong answer was, to say it in the report.
+    wrong: Option<String>,
 }
 
 async fn create(channel: &Channel, admin: &str) -> (String, String) {
@@ -262,16 +264,17 @@ async fn main() {
                     Some(t) => -(*t - sent).as_secs_f64(),
                     None => -1e9,
                 };
-                let exact = match answer {
-                    Ok(d) if d == kind.exact() => Some(true),
-                    Err(Code::Unavailable) => Some(false),
-                    _ => None,
+                let (exact, wrong) = match answer {
+                    Ok(d) if d == kind.exact() => (Some(true), None),
+                    Err(Code::Unavailable) => (Some(false), None),
+                    other => (None, Some(format!("{other:?}"))),
                 };
                 seen.push(Seen {
                     at,
                     kind,
                     exact,
                     took,
+                    wrong,
                 });
             }
             seen
@@ -303,6 +306,15 @@ fn report(seen: &[Seen], args: &Args, back: f64, total: Duration) {
         seen.len(),
         total
     );
+    for s in seen.iter().filter(|s| s.exact.is_none()).take(10) {
+        println!(
+            "  wrong: {:?} at {:.3} s (outage over at {back:.1} s) answered {} in {:.2?}",
+            s.kind,
+            s.at,
+            s.wrong.as_deref().unwrap_or("?"),
+            s.took
+        );
+    }
     for kind in [Kind::Warm, Kind::Retired, Kind::Cold, Kind::Unknown] {
         let during: Vec<&Seen> = seen
             .iter()

@@ -16,7 +16,10 @@ use tonic::Request;
 use tonic::transport::Channel;
 
 pub fn binary() -> PathBuf {
-    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/api-tokens");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let bin = target.join("release/api-tokens");
     assert!(bin.exists(), "build it first: cargo build --release");
     bin
 }
