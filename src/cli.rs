@@ -172,6 +172,10 @@ pub struct ServeArgs {
     /// Days an impact preview (validate_only) looks back for applications that used a token.
     #[arg(long, env = "API_TOKENS_PREVIEW_USAGE_DAYS", default_value_t = (crate::service::DEFAULT_USAGE_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub preview_usage_days: u32,
+    /// Leaked-secret reports (ReportLeakedSecret, which needs no credentials) one client
+    /// address may make per minute, in bursts of as many; past it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "API_TOKENS_LEAK_REPORTS_PER_MINUTE", default_value_t = ServiceSettings::DEFAULT_LEAK_REPORTS.per_minute, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub leak_reports_per_minute: u32,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
@@ -208,6 +212,10 @@ impl ServeArgs {
                 trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
                 approval_sweep: Duration::from_millis(self.approval_sweep_ms),
                 usage_window: Duration::from_secs(u64::from(self.preview_usage_days) * 86_400),
+                leak_reports: crate::service::RateLimit {
+                    per_minute: self.leak_reports_per_minute,
+                    burst: self.leak_reports_per_minute,
+                },
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,

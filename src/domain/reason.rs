@@ -78,11 +78,13 @@ pub enum Reason {
     Starting,
     /// The call took longer than the server's request timeout.
     RequestTimeout,
+    /// Too many calls of this kind from this client: retry after the RetryInfo's delay.
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 31] = [
         Reason::AppPending,
         Reason::AppDenied,
         Reason::UnknownToken,
@@ -113,6 +115,7 @@ impl Reason {
         Reason::Overloaded,
         Reason::Starting,
         Reason::RequestTimeout,
+        Reason::RateLimited,
     ];
 
     /// The name on the wire.
@@ -148,6 +151,7 @@ impl Reason {
             Reason::Overloaded => "OVERLOADED",
             Reason::Starting => "STARTING",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
+            Reason::RateLimited => "RATE_LIMITED",
         }
     }
 }

@@ -11,9 +11,9 @@ use crate::domain::{
     TokenState, TokenType,
 };
 use crate::service::{
-    AppChange, AuditView, DecisionResult, Preview, TokenView, WatchEvent, WatchItem,
+    AppChange, AuditView, DecisionResult, Preview, TokenEvent, TokenView, WatchEvent, WatchItem,
 };
-use crate::storage::Decided;
+use crate::storage::{Decided, TokenChange};
 
 /// The UNSPECIFIED value of a protobuf enum, which no domain value stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,7 +318,8 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
                     Some(at),
                 )
             }
-            WatchEvent::Heartbeat => (
+            // A token event never travels on this stream; were one to, it says nothing.
+            WatchEvent::Heartbeat | WatchEvent::Token(_) => (
                 pb::WatchEventType::Heartbeat,
                 None,
                 Some(timestamp(Utc::now())),
@@ -350,5 +351,60 @@ mod tests {
             TokenType::try_from(pb::TokenType::Unspecified),
             Err(Unspecified)
         );
+    }
+}
+
+impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
+    fn from(event: &TokenEvent) -> Self {
+        let mut out = pb::WatchTokenEventsResponse {
+            token_id: event.token_id.to_string(),
+            event_time: Some(timestamp(event.at)),
+            ..Default::default()
+        };
+        let kind = match &event.what {
+            TokenChange::Created => pb::TokenEventType::Created,
+            // Plain updates are not sent; a rotation is logged as one (see TokenChange).
+            TokenChange::Updated => pb::TokenEventType::Unspecified,
+            TokenChange::Retired => pb::TokenEventType::Retired,
+            TokenChange::Promoted => pb::TokenEventType::Promoted,
+            TokenChange::LeakReported { where_found } => {
+                out.where_found = where_found.clone().unwrap_or_default();
+                pb::TokenEventType::LeakReported
+            }
+            TokenChange::Expiring {
+                lead_days,
+                expire_at,
+            } => {
+                out.lead_days = i32::try_from(*lead_days).unwrap_or(i32::MAX);
+                out.reference_time = Some(timestamp(*expire_at));
+                pb::TokenEventType::Expiring
+            }
+            TokenChange::Expired { expire_at } => {
+                out.reference_time = Some(timestamp(*expire_at));
+                pb::TokenEventType::Expired
+            }
+            TokenChange::Dormant { since } => {
+                out.reference_time = Some(timestamp(*since));
+                pb::TokenEventType::Dormant
+            }
+        };
+        out.r#type = kind.into();
+        out
+    }
+}
+
+impl From<WatchItem> for pb::WatchTokenEventsResponse {
+    fn from(item: WatchItem) -> Self {
+        let mut out = match &item.event {
+            WatchEvent::Token(event) => event.into(),
+            // Application events never travel on this stream; were one to, it says nothing.
+            _ => pb::WatchTokenEventsResponse {
+                r#type: pb::TokenEventType::Heartbeat.into(),
+                event_time: Some(timestamp(Utc::now())),
+                ..Default::default()
+            },
+        };
+        out.cursor = item.cursor;
+        out
     }
 }

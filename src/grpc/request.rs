@@ -13,7 +13,8 @@ use crate::domain::{
     Rationale, Secret, TokenType, UserName, truncate_to_micros,
 };
 use crate::service::{
-    MAX_BATCH, NewTokenRequest, PageRequest, ServiceError, TokenFilters, TokenUpdate, WatchRequest,
+    LeakReport, MAX_BATCH, NewTokenRequest, PageRequest, ServiceError, TokenFilters, TokenUpdate,
+    TokenWatchRequest, WatchRequest,
 };
 use crate::storage::AppDecision;
 
@@ -453,6 +454,41 @@ impl TryFrom<&pb::WatchApplicationsRequest> for WatchRequest {
 }
 
 /// The audit entries of one target, if given, and the page.
+impl TryFrom<&pb::WatchTokenEventsRequest> for TokenWatchRequest {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::WatchTokenEventsRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        let token_id = v.optional_uuid("token_id", &req.token_id);
+        v.finish(|| {
+            Some(TokenWatchRequest {
+                cursor: Some(req.cursor.clone()).filter(|c| !c.is_empty()),
+                token_id: token_id?,
+            })
+        })
+    }
+}
+
+impl TryFrom<&pb::ReportLeakedSecretRequest> for LeakReport {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::ReportLeakedSecretRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        // Only the shape is checked here: whether a token has the secret is never said.
+        let secret = v.check(
+            "secret",
+            Secret::parse(&req.secret).map_err(|e| e.to_string()),
+        );
+        let where_found = v.check("where_found", Rationale::parse(&req.where_found));
+        v.finish(|| {
+            Some(LeakReport {
+                secret: secret?,
+                where_found: where_found?,
+            })
+        })
+    }
+}
+
 impl TryFrom<&pb::ListAuditEventsRequest> for (Option<String>, PageRequest) {
     type Error = ServiceError;
 

@@ -9,6 +9,8 @@ mod guard;
 mod idempotency;
 mod install;
 mod last_used;
+mod leaks;
+mod limiter;
 mod page;
 mod positions;
 mod preview;
@@ -32,12 +34,14 @@ pub use cache::CacheSettings;
 pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
+pub use leaks::LeakReport;
+pub use limiter::RateLimit;
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
 pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
 pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
-pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
+pub use watch::{AppChange, TokenEvent, TokenWatchRequest, WatchEvent, WatchItem, WatchRequest};
 
 /// Settings of the use cases, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,8 @@ pub struct ServiceSettings {
     pub approval_sweep: Duration,
     /// How far back an impact preview looks for applications that used a token.
     pub usage_window: Duration,
+    /// How many leaked-secret reports one client address may make.
+    pub leak_reports: RateLimit,
 }
 
 /// How often lapsed conditional approvals are written back to Pending, by default.
@@ -71,6 +77,12 @@ const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
 
 impl ServiceSettings {
     pub const DEFAULT_MAX_APPS_PER_TOKEN: u64 = 1000;
+    /// Leaked-secret reports per client address: a scanner reporting a batch it found gets
+    /// through; one trying secrets at random gets 10 a minute, and learns nothing from them.
+    pub const DEFAULT_LEAK_REPORTS: RateLimit = RateLimit {
+        per_minute: 10,
+        burst: 10,
+    };
     pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(30);
     pub const DEFAULT_WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
     /// A week.
@@ -90,6 +102,7 @@ impl Default for ServiceSettings {
             trusted_proxies: AddressRanges::default(),
             approval_sweep: DEFAULT_APPROVAL_SWEEP,
             usage_window: preview::DEFAULT_USAGE_WINDOW,
+            leak_reports: Self::DEFAULT_LEAK_REPORTS,
         }
     }
 }
@@ -107,6 +120,8 @@ pub struct Service {
     metrics: Metrics,
     /// First responses of CreateToken calls with a request_id (see `idempotency`).
     created: idempotency::CreatedCache,
+    /// Leaked-secret reports per client address.
+    leak_limiter: Arc<limiter::KeyedLimiter>,
 }
 
 /// The name of the shared key that seals positions.
@@ -126,6 +141,7 @@ impl Service {
         );
         Service {
             repo,
+            leak_limiter: Arc::new(limiter::KeyedLimiter::new(settings.leak_reports)),
             settings: Arc::new(settings),
             replica: Arc::new(replica),
             sealer: Arc::default(),

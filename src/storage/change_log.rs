@@ -18,12 +18,49 @@ use crate::domain::{AppName, AppState, Conditions, Evidence, TokenType};
 const LOG_LOCK_KEY: i64 = 0x6170_692d_6576_656e; // "api-even": the key the event log used
 
 /// What happened to a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The lifecycle notices (expiring, expired, dormant) change nothing of the token: they are
+/// logged so that watchers hear them in order with everything else. Every kind is stored
+/// under a kind the previous release knows (`token.retired` for a leak report,
+/// `token.updated` for a notice), with the difference in `detail`, so a rolled-back replica
+/// follows the log (forgetting the token's cache entry) instead of stopping at a kind it
+/// cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenChange {
     Created,
     Updated,
     Retired,
     Promoted,
+    /// Retired because someone reported its secret leaked, saying where they found it.
+    LeakReported {
+        where_found: Option<String>,
+    },
+    /// It expires at `expire_at`, within `lead_days` (one of the policy's lead times).
+    Expiring {
+        lead_days: u32,
+        expire_at: DateTime<Utc>,
+    },
+    /// It reached its end at `expire_at`.
+    Expired {
+        expire_at: DateTime<Utc>,
+    },
+    /// Unused since `since` (its last use, or its creation) for the policy's dormant days.
+    Dormant {
+        since: DateTime<Utc>,
+    },
+}
+
+impl TokenChange {
+    /// The name of a lifecycle kind in `detail`, for the kinds stored under an older kind.
+    fn lifecycle(&self) -> Option<&'static str> {
+        match self {
+            TokenChange::LeakReported { .. } => Some("leak_reported"),
+            TokenChange::Expiring { .. } => Some("expiring"),
+            TokenChange::Expired { .. } => Some("expired"),
+            TokenChange::Dormant { .. } => Some("dormant"),
+            _ => None,
+        }
+    }
 }
 
 /// Whether an application's change is its first use or a decision about it.
@@ -75,10 +112,23 @@ struct Detail {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     lapsed: bool,
+    /// A token's lifecycle kind, when its stored kind is one the previous release knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lifecycle: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    where_found: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lead_days: Option<u32>,
+    /// Microseconds: an expiring or expired token's end, a dormant token's last use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<i64>,
 }
 
 impl Detail {
     fn of(change: &Change) -> Option<String> {
+        if let Change::Token { what, .. } = change {
+            return Detail::of_token(what);
+        }
         let Change::Application {
             kind,
             conditions,
@@ -95,6 +145,7 @@ impl Detail {
             cidrs,
             reason: reason.clone(),
             lapsed: *kind == AppChangeKind::Lapsed,
+            ..Detail::default()
         };
         let empty = detail.until.is_none()
             && detail.max_privilege.is_none()
@@ -102,6 +153,54 @@ impl Detail {
             && detail.reason.is_none()
             && !detail.lapsed;
         (!empty).then(|| serde_json::to_string(&detail).unwrap_or_default())
+    }
+
+    fn of_token(what: &TokenChange) -> Option<String> {
+        let lifecycle = what.lifecycle()?;
+        let mut detail = Detail {
+            lifecycle: Some(lifecycle.to_owned()),
+            ..Detail::default()
+        };
+        match what {
+            TokenChange::LeakReported { where_found } => detail.where_found = where_found.clone(),
+            TokenChange::Expiring {
+                lead_days,
+                expire_at,
+            } => {
+                detail.lead_days = Some(*lead_days);
+                detail.reference = Some(micros(*expire_at));
+            }
+            TokenChange::Expired { expire_at } => detail.reference = Some(micros(*expire_at)),
+            TokenChange::Dormant { since } => detail.reference = Some(micros(*since)),
+            _ => {}
+        }
+        Some(serde_json::to_string(&detail).unwrap_or_default())
+    }
+
+    /// The token change a stored kind and its detail stand for.
+    fn token_change(
+        &self,
+        stored: TokenChange,
+        corrupt: impl Fn() -> StorageError,
+    ) -> Result<TokenChange, StorageError> {
+        let reference = || self.reference.map(time).transpose()?.ok_or_else(&corrupt);
+        Ok(match (self.lifecycle.as_deref(), stored) {
+            (None, stored) => stored,
+            (Some("leak_reported"), TokenChange::Retired) => TokenChange::LeakReported {
+                where_found: self.where_found.clone(),
+            },
+            (Some("expiring"), TokenChange::Updated) => TokenChange::Expiring {
+                lead_days: self.lead_days.ok_or_else(&corrupt)?,
+                expire_at: reference()?,
+            },
+            (Some("expired"), TokenChange::Updated) => TokenChange::Expired {
+                expire_at: reference()?,
+            },
+            (Some("dormant"), TokenChange::Updated) => TokenChange::Dormant {
+                since: reference()?,
+            },
+            _ => return Err(corrupt()),
+        })
     }
 
     fn parse(text: Option<&str>) -> Result<Detail, StorageError> {
@@ -118,8 +217,11 @@ impl Change {
         match self {
             Change::Token { what, .. } => match what {
                 TokenChange::Created => "token.created",
-                TokenChange::Updated => "token.updated",
-                TokenChange::Retired => "token.retired",
+                TokenChange::Updated
+                | TokenChange::Expiring { .. }
+                | TokenChange::Expired { .. }
+                | TokenChange::Dormant { .. } => "token.updated",
+                TokenChange::Retired | TokenChange::LeakReported { .. } => "token.retired",
                 TokenChange::Promoted => "token.promoted",
             },
             Change::Member { removed: false, .. } => "member.changed",
@@ -135,10 +237,11 @@ impl Change {
         let corrupt =
             || StorageError::corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
         let token_id = || row.token_id.ok_or_else(corrupt);
-        let token = |what| {
+        let token = |stored| {
+            let detail = Detail::parse(row.detail.as_deref())?;
             Ok(Change::Token {
                 token_id: token_id()?,
-                what,
+                what: detail.token_change(stored, corrupt)?,
             })
         };
         let application = |kind| {
