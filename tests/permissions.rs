@@ -454,6 +454,41 @@ impl World {
                 }
                 code(reply.map(drop))
             }
+            "WatchTokenEvents" => code(
+                tokens
+                    .watch_token_events(who.req(pb::WatchTokenEventsRequest {
+                        token_id: target,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map(drop),
+            ),
+            rpc if rpc.starts_with("WatchTokenEvents hears of ") => {
+                let mut events = tokens
+                    .watch_token_events(who.req(pb::WatchTokenEventsRequest::default()))
+                    .await
+                    .expect("a stream of every visible token opens")
+                    .into_inner();
+                // The first message stands for the present: what follows is news.
+                events
+                    .message()
+                    .await
+                    .expect("open")
+                    .expect("first message");
+                let target = self
+                    .target(caller, &rpc["WatchTokenEvents hears of ".len()..])
+                    .await;
+                heard_of_creation(&mut events, &target).await
+            }
+            "ReportLeakedSecret" => code(
+                tokens
+                    .report_leaked_secret(who.req(pb::ReportLeakedSecretRequest {
+                        secret: uuid::Uuid::new_v4().to_string(),
+                        where_found: "matrix".into(),
+                    }))
+                    .await
+                    .map(drop),
+            ),
             other => panic!("the matrix names an RPC the test does not know: {other}"),
         };
         match outcome {
@@ -469,6 +504,26 @@ impl World {
             ),
         }
         .to_owned()
+    }
+}
+
+/// `Ok` once the stream tells of `target`'s creation; `NotFound` if it stays silent about it
+/// (a second of nothing: the event, were it visible, is on its way within milliseconds).
+async fn heard_of_creation(
+    events: &mut tonic::Streaming<pb::WatchTokenEventsResponse>,
+    target: &str,
+) -> Code {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), events.message()).await {
+            Ok(Ok(Some(event)))
+                if event.r#type() == pb::TokenEventType::Created && event.token_id == target =>
+            {
+                return Code::Ok;
+            }
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => panic!("the stream ended"),
+            Err(_) => return Code::NotFound,
+        }
     }
 }
 
