@@ -119,6 +119,7 @@ async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backe
                 description: Default::default(),
                 request_id: None,
                 bound_ranges: ranges.clone(),
+                expire_time: None,
             },
         )
         .await

@@ -9,6 +9,7 @@ mod guard;
 mod idempotency;
 mod install;
 mod last_used;
+mod lifecycle;
 mod page;
 mod positions;
 mod preview;
@@ -32,6 +33,7 @@ pub use cache::CacheSettings;
 pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
+pub use lifecycle::{POLICY_FIELDS, PolicyUpdate, RotateRequest};
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
 pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
@@ -107,6 +109,8 @@ pub struct Service {
     metrics: Metrics,
     /// First responses of CreateToken calls with a request_id (see `idempotency`).
     created: idempotency::CreatedCache,
+    /// Rotated-out secrets whose reuse this replica has recorded or is recording.
+    reused: Arc<lifecycle::ReusedSecrets>,
 }
 
 /// The name of the shared key that seals positions.
@@ -132,6 +136,7 @@ impl Service {
             last_used: Arc::default(),
             metrics,
             created: idempotency::new_cache(),
+            reused: Arc::default(),
         }
     }
 

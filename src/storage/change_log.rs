@@ -21,9 +21,29 @@ const LOG_LOCK_KEY: i64 = 0x6170_692d_6576_656e; // "api-even": the key the even
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenChange {
     Created,
+    /// Changed (privilege, default state, description, ranges, expiry), or the overlap of
+    /// its rotated-out secret started at the new secret's first use.
     Updated,
     Retired,
     Promoted,
+    /// Its secret was replaced (RotateToken): every replica forgets the old secret's grant
+    /// and finds both secrets anew. Logged as `token.updated` (the previous release knows
+    /// that kind, and forgets the token's grants for it) whose detail says `rotated`.
+    Rotated,
+    /// A secret it rotated out was used after its overlap (the first such use of that
+    /// secret). Logged as `token.updated` whose detail says `secret_reused`.
+    SecretReused,
+}
+
+impl TokenChange {
+    /// What the detail of a `token.updated` row says it was, when it was more than an update.
+    fn detail(self) -> Option<&'static str> {
+        match self {
+            TokenChange::Rotated => Some("rotated"),
+            TokenChange::SecretReused => Some("secret_reused"),
+            _ => None,
+        }
+    }
 }
 
 /// Whether an application's change is its first use or a decision about it.
@@ -75,10 +95,20 @@ struct Detail {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     lapsed: bool,
+    /// A token change logged as `token.updated` that was more (see `TokenChange::detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_change: Option<String>,
 }
 
 impl Detail {
     fn of(change: &Change) -> Option<String> {
+        if let Change::Token { what, .. } = change {
+            let detail = Detail {
+                token_change: Some(what.detail()?.to_owned()),
+                ..Default::default()
+            };
+            return serde_json::to_string(&detail).ok();
+        }
         let Change::Application {
             kind,
             conditions,
@@ -95,6 +125,7 @@ impl Detail {
             cidrs,
             reason: reason.clone(),
             lapsed: *kind == AppChangeKind::Lapsed,
+            token_change: None,
         };
         let empty = detail.until.is_none()
             && detail.max_privilege.is_none()
@@ -118,7 +149,9 @@ impl Change {
         match self {
             Change::Token { what, .. } => match what {
                 TokenChange::Created => "token.created",
-                TokenChange::Updated => "token.updated",
+                TokenChange::Updated | TokenChange::Rotated | TokenChange::SecretReused => {
+                    "token.updated"
+                }
                 TokenChange::Retired => "token.retired",
                 TokenChange::Promoted => "token.promoted",
             },
@@ -170,7 +203,14 @@ impl Change {
         };
         match row.kind.as_str() {
             "token.created" => token(TokenChange::Created),
-            "token.updated" => token(TokenChange::Updated),
+            "token.updated" => {
+                let detail = Detail::parse(row.detail.as_deref())?;
+                token(match detail.token_change.as_deref() {
+                    Some("rotated") => TokenChange::Rotated,
+                    Some("secret_reused") => TokenChange::SecretReused,
+                    _ => TokenChange::Updated,
+                })
+            }
             "token.retired" => token(TokenChange::Retired),
             "token.promoted" => token(TokenChange::Promoted),
             "member.changed" => member(false),
