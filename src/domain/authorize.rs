@@ -66,6 +66,19 @@ impl TokenGrant {
         self.owner.cap(self.privilege).ok_or(Decision::OwnerRemoved)
     }
 
+    /// When this grant stops working by the clock alone: the token's expiry, or the end of
+    /// a rotated-out secret's overlap, whichever comes first; `None`: neither.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        let overlap_end = match self.secret {
+            SecretUse::RotatedOut { ends_at } => ends_at,
+            SecretUse::Current => None,
+        };
+        match (self.expires_at, overlap_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The member a user token acts for; `None` for an account token.
     pub fn member_id(&self) -> Option<Uuid> {
         match self.token_type {

@@ -279,6 +279,15 @@ impl Service {
     /// Authenticates a TokenService or AccountService caller through the Authorize
     /// decision, so an unapproved application cannot manage tokens either.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
+        Ok(self.authenticate_until(credentials).await?.0)
+    }
+
+    /// `authenticate`, with the moment the credentials stop working by the clock alone (the
+    /// token's expiry, a rotated-out secret's overlap end): what a long stream must heed.
+    pub(crate) async fn authenticate_until(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<(Caller, Option<chrono::DateTime<Utc>>), ServiceError> {
         let outcome = self
             .authorize_from(
                 &credentials.secret,
@@ -290,9 +299,9 @@ impl Service {
         let refused = |decision| ServiceError::refused(decision, credentials.app.as_str());
         match (outcome.decision, outcome.grant) {
             // An allowed token is usable, so the caller acts with the decision's privilege.
-            (Decision::Allow { .. }, Some(grant)) => {
-                Caller::from_grant(&grant, Utc::now()).map_err(refused)
-            }
+            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant, Utc::now())
+                .map(|caller| (caller, grant.deadline()))
+                .map_err(refused),
             (decision, _) => Err(refused(decision)),
         }
     }
