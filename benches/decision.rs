@@ -30,6 +30,8 @@ fn pure_rules(c: &mut Criterion) {
         retired: false,
         owner: OwnerStatus::Member(Privilege::Normal),
         bound_ranges: AddressRanges::default(),
+        expires_at: None,
+        secret: api_tokens::domain::SecretUse::Current,
     };
     c.bench_function("domain::decide", |b| {
         b.iter(|| {
@@ -140,6 +142,7 @@ fn service_authorize(c: &mut Criterion) {
                     description: Default::default(),
                     request_id: None,
                     bound_ranges: sixteen_ranges(),
+                    expire_time: None,
                 },
             )
             .await

@@ -197,8 +197,22 @@ impl World {
             ),
             "UpdateToken description"
             | "UpdateToken privilege to Admin"
-            | "UpdateToken bound_cidrs" => {
-                let (token, path) = if cell.rpc.ends_with("bound_cidrs") {
+            | "UpdateToken bound_cidrs"
+            | "UpdateToken expire_time" => {
+                let (token, path) = if cell.rpc.ends_with("expire_time") {
+                    let at = chrono::Utc::now() + chrono::TimeDelta::days(30);
+                    (
+                        pb::Token {
+                            id: target,
+                            expire_time: Some(prost_types::Timestamp {
+                                seconds: at.timestamp(),
+                                nanos: 0,
+                            }),
+                            ..Default::default()
+                        },
+                        "expire_time",
+                    )
+                } else if cell.rpc.ends_with("bound_cidrs") {
                     (
                         pb::Token {
                             id: target,
@@ -259,6 +273,15 @@ impl World {
                         .map(|r| r.into_inner().preview),
                 );
             }
+            "RotateToken" => code(
+                tokens
+                    .rotate_token(who.req(pb::RotateTokenRequest {
+                        id: target,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map(drop),
+            ),
             "PromoteToken" => code(
                 tokens
                     .promote_token(who.req(pb::PromoteTokenRequest {
@@ -359,6 +382,17 @@ impl World {
                     .await
                     .map(drop),
             ),
+            "CreateToken user, with expire_time" => {
+                let at = chrono::Utc::now() + chrono::TimeDelta::days(7);
+                let request = pb::CreateTokenRequest {
+                    expire_time: Some(prost_types::Timestamp {
+                        seconds: at.timestamp(),
+                        nanos: 0,
+                    }),
+                    ..create(pb::TokenType::User, pb::Privilege::ReadOnly)
+                };
+                code(tokens.create_token(who.req(request)).await.map(drop))
+            }
             "CreateToken user, Admin" => code(
                 tokens
                     .create_token(who.req(create(pb::TokenType::User, pb::Privilege::Admin)))
@@ -402,6 +436,18 @@ impl World {
             "GetAccount" => code(
                 accounts
                     .get_account(who.req(pb::GetAccountRequest {}))
+                    .await
+                    .map(drop),
+            ),
+            // A change that leaves every other cell as it was.
+            "SetAccountPolicy" => code(
+                accounts
+                    .set_account_policy(who.req(pb::SetAccountPolicyRequest {
+                        policy: Some(pb::AccountPolicy::default()),
+                        update_mask: Some(FieldMask {
+                            paths: vec!["retire_on_reuse".into()],
+                        }),
+                    }))
                     .await
                     .map(drop),
             ),

@@ -349,6 +349,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                     // Safe to resend: should this call be retried, no second token is made.
                     request_id: uuid::Uuid::new_v4().to_string(),
                     bound_cidrs,
+                    expire_time: None,
                 })
                 .await
                 .map_err(status_error)
@@ -386,6 +387,7 @@ async fn tokens(args: TokensArgs) -> anyhow::Result<()> {
                         r#type: wire::<pb::TokenType, _>(token_type),
                         owner_user_id: owner.clone().unwrap_or_default(),
                         state: wire::<pb::TokenState, _>(state),
+                        expire_before: None,
                     })
                     .await
                     .map_err(status_error)?

@@ -4,6 +4,7 @@ mod app;
 mod authorize;
 mod caller;
 mod conditions;
+mod lifecycle;
 mod member;
 mod names;
 mod precondition;
@@ -21,6 +22,7 @@ pub use authorize::{
 };
 pub use caller::{Caller, PolicyDenial, may_grant};
 pub use conditions::Conditions;
+pub use lifecycle::{AccountPolicy, ExpiryRefusal, PreviousSecret, Rotation, SecretUse};
 pub use member::{Account, Member, UserName, validate_account_name};
 pub(crate) use names::names;
 pub use names::{Named, UnknownName};

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AppState, Application, Conditions, Decision, Evidence, Member, Privilege, TokenGrant,
-    TokenState, TokenType,
+    Account, AccountPolicy, AppState, Application, Conditions, Decision, Evidence, Member,
+    Privilege, TokenGrant, TokenState, TokenType,
 };
 use crate::service::{
     AppChange, AuditView, DecisionResult, Preview, TokenEvent, TokenView, WatchEvent, WatchItem,
@@ -46,7 +46,7 @@ macro_rules! enum_pair {
 enum_pair!(Privilege, Privilege, { ReadOnly <=> ReadOnly, Normal <=> Normal, Admin <=> Admin });
 enum_pair!(AppState, AppState, { Allow <=> Allow, Pending <=> Pending, Deny <=> Deny });
 enum_pair!(TokenType, TokenType, { User <=> User, Account <=> Account });
-enum_pair!(TokenState, TokenState, { Active <=> Active, Retired <=> Retired });
+enum_pair!(TokenState, TokenState, { Active <=> Active, Retired <=> Retired, Expired <=> Expired });
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -74,7 +74,7 @@ impl From<TokenView> for pb::Token {
                 .into(),
             default_app_state: pb::AppState::from(t.default_app_state).into(),
             description: t.description.as_str().to_owned(),
-            state: pb::TokenState::from(t.state()).into(),
+            state: pb::TokenState::from(t.state(view.at)).into(),
             creator_user_id: id_or_empty(t.creator_id),
             create_time: Some(timestamp(t.created_at)),
             update_time: Some(timestamp(t.updated_at)),
@@ -82,6 +82,41 @@ impl From<TokenView> for pb::Token {
             promote_time: t.promoted_at.map(timestamp),
             last_used_time: t.last_used_at.map(timestamp),
             bound_cidrs: t.bound_ranges.to_strings(),
+            expire_time: t.expires_at.map(timestamp),
+            rotate_time: t.rotated_at.map(timestamp),
+            previous_secret: t
+                .previous_secret
+                .filter(|p| p.ends_at.is_none_or(|end| end > view.at))
+                .map(|p| pb::RotatedSecret {
+                    rotate_time: Some(timestamp(p.rotated_at)),
+                    end_time: p.ends_at.map(timestamp),
+                    overlap: Some(duration(p.overlap)),
+                }),
+        }
+    }
+}
+
+/// A duration on the wire.
+pub fn duration(d: chrono::TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.num_seconds(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+impl From<AccountPolicy> for pb::AccountPolicy {
+    fn from(p: AccountPolicy) -> Self {
+        pb::AccountPolicy {
+            max_token_lifetime: p.max_token_lifetime.map(duration),
+            require_expiry: p.require_expiry,
+            default_token_lifetime: p.default_token_lifetime.map(duration),
+            expiry_notice_lead_times: p
+                .expiry_notice_lead_times
+                .into_iter()
+                .map(duration)
+                .collect(),
+            dormant_after: p.dormant_after.map(duration),
+            retire_on_reuse: p.retire_on_reuse,
         }
     }
 }
@@ -275,6 +310,7 @@ impl From<Decision> for pb::Decision {
             Decision::Denied => pb::Decision::Denied,
             Decision::UnknownToken => pb::Decision::UnknownToken,
             Decision::Retired => pb::Decision::Retired,
+            Decision::Expired => pb::Decision::Expired,
             Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
             Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
             Decision::AppLimitReached => pb::Decision::AppLimitReached,
@@ -363,10 +399,12 @@ impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
         };
         let kind = match &event.what {
             TokenChange::Created => pb::TokenEventType::Created,
-            // Plain updates are not sent; a rotation is logged as one (see TokenChange).
+            // Plain updates are not lifecycle events and are never sent.
             TokenChange::Updated => pb::TokenEventType::Unspecified,
             TokenChange::Retired => pb::TokenEventType::Retired,
             TokenChange::Promoted => pb::TokenEventType::Promoted,
+            TokenChange::Rotated => pb::TokenEventType::Rotated,
+            TokenChange::SecretReused => pb::TokenEventType::RotatedOutSecretReused,
             TokenChange::LeakReported { where_found } => {
                 out.where_found = where_found.clone().unwrap_or_default();
                 pb::TokenEventType::LeakReported

@@ -114,6 +114,20 @@ impl TokenService for TokenHandler {
         Ok(with_revision(&self.service, reply).await)
     }
 
+    async fn rotate_token(
+        &self,
+        request: Request<pb::RotateTokenRequest>,
+    ) -> Result<Response<pb::RotateTokenResponse>, Status> {
+        let caller = caller(&self.service, &request).await?;
+        let (id, rotate) = parse(request.get_ref())?;
+        let (view, secret) = self.service.rotate_token(&caller, id, rotate).await?;
+        let reply = pb::RotateTokenResponse {
+            token: token(view),
+            secret: secret.expose().to_owned(),
+        };
+        Ok(with_revision(&self.service, reply).await)
+    }
+
     async fn promote_token(
         &self,
         request: Request<pb::PromoteTokenRequest>,

@@ -10,6 +10,7 @@ mod idempotency;
 mod install;
 mod last_used;
 mod leaks;
+mod lifecycle;
 mod limiter;
 mod page;
 mod positions;
@@ -35,6 +36,7 @@ pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
 pub use leaks::LeakReport;
+pub use lifecycle::{POLICY_FIELDS, PolicyUpdate, RotateRequest};
 pub use limiter::RateLimit;
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
@@ -122,6 +124,8 @@ pub struct Service {
     created: idempotency::CreatedCache,
     /// Leaked-secret reports per client address.
     leak_limiter: Arc<limiter::KeyedLimiter>,
+    /// Rotated-out secrets whose reuse this replica has recorded or is recording.
+    reused: Arc<lifecycle::ReusedSecrets>,
 }
 
 /// The name of the shared key that seals positions.
@@ -148,6 +152,7 @@ impl Service {
             last_used: Arc::default(),
             metrics,
             created: idempotency::new_cache(),
+            reused: Arc::default(),
         }
     }
 

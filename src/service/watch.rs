@@ -100,6 +100,9 @@ enum Topic {
 struct Watcher {
     credentials: Credentials,
     caller: Caller,
+    /// When the credentials stop working by the clock alone (expiry, the end of a rotated-out
+    /// secret's overlap): nothing is logged then, so the stream judges itself again.
+    deadline: Option<DateTime<Utc>>,
     topic: Topic,
     token_id: Option<Uuid>,
 }
@@ -258,7 +261,7 @@ impl Service {
         impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
         ServiceError,
     > {
-        let caller = self.authenticate(&credentials).await?;
+        let (caller, deadline) = self.authenticate_until(&credentials).await?;
         if let Some(token) = token_id {
             self.visible_token(&caller, token).await?;
         }
@@ -269,6 +272,7 @@ impl Service {
         let mut watcher = Watcher {
             credentials,
             caller,
+            deadline,
             topic,
             token_id,
         };
@@ -344,7 +348,12 @@ impl Service {
             .cache
             .forget_now(StaleKey::of(&change.change))
             .await;
-        watcher.caller = self.authenticate(&watcher.credentials).await?;
+        self.judge_caller(watcher).await
+    }
+
+    /// Judges the stream's credentials as a new call's would be judged now.
+    async fn judge_caller(&self, watcher: &mut Watcher) -> Result<(), Stop> {
+        (watcher.caller, watcher.deadline) = self.authenticate_until(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;
         }
@@ -420,6 +429,7 @@ impl Service {
                 () = tokio::time::sleep_until(out.last_sent + heartbeat) => {
                     self.send(watcher, out, WatchEvent::Heartbeat, position).await?;
                 }
+                () = until(watcher.deadline) => self.judge_caller(watcher).await?,
                 // The flag only ever turns on.
                 _ = shutdown.changed() => return Err(shutting_down().into()),
                 () = out.tx.closed() => return Err(Stop::Gone),
@@ -492,4 +502,15 @@ fn shutting_down() -> ServiceError {
     ServiceError::ShuttingDown(
         "the server is shutting down; watch again with your last cursor".into(),
     )
+}
+
+/// Sleeps until `deadline` by the wall clock; forever for none.
+async fn until(deadline: Option<DateTime<Utc>>) {
+    match deadline {
+        Some(at) => {
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await
+        }
+        None => std::future::pending().await,
+    }
 }

@@ -28,9 +28,18 @@ const LOG_LOCK_KEY: i64 = 0x6170_692d_6576_656e; // "api-even": the key the even
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenChange {
     Created,
+    /// Changed (privilege, default state, description, ranges, expiry), or the overlap of
+    /// its rotated-out secret started at the new secret's first use.
     Updated,
     Retired,
     Promoted,
+    /// Its secret was replaced (RotateToken): every replica forgets the old secret's grant
+    /// and finds both secrets anew. Logged as `token.updated` (the previous release knows
+    /// that kind, and forgets the token's grants for it) whose detail says `rotated`.
+    Rotated,
+    /// A secret it rotated out was used after its overlap (the first such use of that
+    /// secret). Logged as `token.updated` whose detail says `secret_reused`.
+    SecretReused,
     /// Retired because someone reported its secret leaked, saying where they found it.
     LeakReported {
         where_found: Option<String>,
@@ -51,9 +60,11 @@ pub enum TokenChange {
 }
 
 impl TokenChange {
-    /// The name of a lifecycle kind in `detail`, for the kinds stored under an older kind.
-    fn lifecycle(&self) -> Option<&'static str> {
+    /// What the detail of a row says it was, when it was more than its stored kind says.
+    fn detail(&self) -> Option<&'static str> {
         match self {
+            TokenChange::Rotated => Some("rotated"),
+            TokenChange::SecretReused => Some("secret_reused"),
             TokenChange::LeakReported { .. } => Some("leak_reported"),
             TokenChange::Expiring { .. } => Some("expiring"),
             TokenChange::Expired { .. } => Some("expired"),
@@ -112,9 +123,9 @@ struct Detail {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     lapsed: bool,
-    /// A token's lifecycle kind, when its stored kind is one the previous release knows.
+    /// A token change logged under an older kind that was more (see `TokenChange::detail`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    lifecycle: Option<String>,
+    token_change: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     where_found: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,9 +167,8 @@ impl Detail {
     }
 
     fn of_token(what: &TokenChange) -> Option<String> {
-        let lifecycle = what.lifecycle()?;
         let mut detail = Detail {
-            lifecycle: Some(lifecycle.to_owned()),
+            token_change: Some(what.detail()?.to_owned()),
             ..Detail::default()
         };
         match what {
@@ -177,15 +187,17 @@ impl Detail {
         Some(serde_json::to_string(&detail).unwrap_or_default())
     }
 
-    /// The token change a stored kind and its detail stand for.
+    /// The token change a stored kind and its detail stand for. A detail this release does
+    /// not know leaves the stored kind, as the previous release reads it.
     fn token_change(
         &self,
         stored: TokenChange,
         corrupt: impl Fn() -> StorageError,
     ) -> Result<TokenChange, StorageError> {
         let reference = || self.reference.map(time).transpose()?.ok_or_else(&corrupt);
-        Ok(match (self.lifecycle.as_deref(), stored) {
-            (None, stored) => stored,
+        Ok(match (self.token_change.as_deref(), stored) {
+            (Some("rotated"), TokenChange::Updated) => TokenChange::Rotated,
+            (Some("secret_reused"), TokenChange::Updated) => TokenChange::SecretReused,
             (Some("leak_reported"), TokenChange::Retired) => TokenChange::LeakReported {
                 where_found: self.where_found.clone(),
             },
@@ -199,7 +211,7 @@ impl Detail {
             (Some("dormant"), TokenChange::Updated) => TokenChange::Dormant {
                 since: reference()?,
             },
-            _ => return Err(corrupt()),
+            (_, stored) => stored,
         })
     }
 
@@ -218,6 +230,8 @@ impl Change {
             Change::Token { what, .. } => match what {
                 TokenChange::Created => "token.created",
                 TokenChange::Updated
+                | TokenChange::Rotated
+                | TokenChange::SecretReused
                 | TokenChange::Expiring { .. }
                 | TokenChange::Expired { .. }
                 | TokenChange::Dormant { .. } => "token.updated",
