@@ -199,6 +199,10 @@ pub struct ServeArgs {
     /// address may make per minute, in bursts of as many; past it RESOURCE_EXHAUSTED.
     #[arg(long, env = "API_TOKENS_LEAK_REPORTS_PER_MINUTE", default_value_t = ServiceSettings::DEFAULT_LEAK_REPORTS.per_minute, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub leak_reports_per_minute: u32,
+    /// Milliseconds between sweeps that send lifecycle notices (a token expiring at each of its
+    /// account's lead times, expired, dormant), each once however many replicas sweep.
+    #[arg(long, env = "API_TOKENS_NOTICE_SWEEP_MS", default_value_t = crate::service::DEFAULT_NOTICE_SWEEP.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub notice_sweep_ms: u64,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
@@ -239,6 +243,7 @@ impl ServeArgs {
                     per_minute: self.leak_reports_per_minute,
                     burst: self.leak_reports_per_minute,
                 },
+                notice_sweep: Duration::from_millis(self.notice_sweep_ms),
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,

@@ -7,6 +7,7 @@ mod conditions;
 mod lifecycle;
 mod member;
 mod names;
+mod notices;
 mod precondition;
 mod privilege;
 mod reason;
@@ -26,6 +27,7 @@ pub use lifecycle::{AccountPolicy, ExpiryRefusal, PreviousSecret, Rotation, Secr
 pub use member::{Account, Member, UserName, validate_account_name};
 pub(crate) use names::names;
 pub use names::{Named, UnknownName};
+pub use notices::{Notice, NoticeKind, TokenTimes};
 pub use precondition::Precondition;
 pub use privilege::Privilege;
 pub use reason::Reason;

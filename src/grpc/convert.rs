@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::pb;
 use crate::domain::{
     Account, AccountPolicy, AppState, Application, Conditions, Decision, Evidence, Member,
-    Privilege, TokenGrant, TokenState, TokenType,
+    NoticeKind, Privilege, TokenGrant, TokenState, TokenType,
 };
 use crate::service::{
     AppChange, AuditView, DecisionResult, Preview, TokenEvent, TokenView, WatchEvent, WatchItem,
@@ -409,21 +409,19 @@ impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
                 out.where_found = where_found.clone().unwrap_or_default();
                 pb::TokenEventType::LeakReported
             }
-            TokenChange::Expiring {
-                lead_days,
-                expire_at,
-            } => {
-                out.lead_days = i32::try_from(*lead_days).unwrap_or(i32::MAX);
-                out.reference_time = Some(timestamp(*expire_at));
-                pb::TokenEventType::Expiring
-            }
-            TokenChange::Expired { expire_at } => {
-                out.reference_time = Some(timestamp(*expire_at));
-                pb::TokenEventType::Expired
-            }
-            TokenChange::Dormant { since } => {
-                out.reference_time = Some(timestamp(*since));
-                pb::TokenEventType::Dormant
+            TokenChange::Notice(notice) => {
+                out.reference_time = Some(timestamp(notice.about));
+                match notice.kind {
+                    NoticeKind::Expiring => {
+                        out.lead_time = prost_types::Duration::try_from(
+                            notice.lead.to_std().unwrap_or_default(),
+                        )
+                        .ok();
+                        pb::TokenEventType::Expiring
+                    }
+                    NoticeKind::Expired => pb::TokenEventType::Expired,
+                    NoticeKind::Dormant => pb::TokenEventType::Dormant,
+                }
             }
         };
         out.r#type = kind.into();

@@ -52,8 +52,8 @@ pub fn token_event(item: &pb::WatchTokenEventsResponse) -> Payload {
         "event_time": time(item.event_time.as_ref()),
     });
     if let Some(map) = event.as_object_mut() {
-        if item.lead_days > 0 {
-            map.insert("lead_days".into(), json!(item.lead_days));
+        if let Some(lead) = &item.lead_time {
+            map.insert("lead_time_secs".into(), json!(lead.seconds));
         }
         if !item.where_found.is_empty() {
             map.insert("where_found".into(), json!(item.where_found));

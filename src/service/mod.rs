@@ -12,6 +12,7 @@ mod last_used;
 mod leaks;
 mod lifecycle;
 mod limiter;
+mod notices;
 mod page;
 mod positions;
 mod preview;
@@ -69,10 +70,16 @@ pub struct ServiceSettings {
     pub usage_window: Duration,
     /// How many leaked-secret reports one client address may make.
     pub leak_reports: RateLimit,
+    /// How often lifecycle notices (expiring, expired, dormant) are looked for and sent.
+    pub notice_sweep: Duration,
 }
 
 /// How often lapsed conditional approvals are written back to Pending, by default.
 pub const DEFAULT_APPROVAL_SWEEP: Duration = Duration::from_secs(5);
+
+/// How often lifecycle notices are looked for, by default: a notice is about days, a minute
+/// late is nothing, and each sweep is one query per account plus one per batch of tokens due.
+pub const DEFAULT_NOTICE_SWEEP: Duration = Duration::from_secs(60);
 
 /// How long a read waits for this replica to catch up with a requested revision.
 const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
@@ -105,6 +112,7 @@ impl Default for ServiceSettings {
             approval_sweep: DEFAULT_APPROVAL_SWEEP,
             usage_window: preview::DEFAULT_USAGE_WINDOW,
             leak_reports: Self::DEFAULT_LEAK_REPORTS,
+            notice_sweep: DEFAULT_NOTICE_SWEEP,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The change log: appended in the transaction of every change that can alter a decision or
 //! what a caller may see, in commit order; followed by every replica, compacted past retention.
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement,
@@ -11,7 +11,7 @@ use super::convert::{self, condition_columns, micros, time};
 use super::entities::{applications, change_log, tokens};
 use super::notify::notify_appended;
 use super::{Repository, StorageError};
-use crate::domain::{AppName, AppState, Conditions, Evidence, TokenType};
+use crate::domain::{AppName, AppState, Conditions, Evidence, Notice, NoticeKind, TokenType};
 
 /// Serialises appends on PostgreSQL so sequence order is commit order: a reader that has
 /// seen change N can never later find a committed change below N. (SQLite has one writer.)
@@ -44,19 +44,8 @@ pub enum TokenChange {
     LeakReported {
         where_found: Option<String>,
     },
-    /// It expires at `expire_at`, within `lead_days` (one of the policy's lead times).
-    Expiring {
-        lead_days: u32,
-        expire_at: DateTime<Utc>,
-    },
-    /// It reached its end at `expire_at`.
-    Expired {
-        expire_at: DateTime<Utc>,
-    },
-    /// Unused since `since` (its last use, or its creation) for the policy's dormant days.
-    Dormant {
-        since: DateTime<Utc>,
-    },
+    /// A lifecycle notice (expiring, expired, dormant): nothing of the token changed.
+    Notice(Notice),
 }
 
 impl TokenChange {
@@ -66,9 +55,7 @@ impl TokenChange {
             TokenChange::Rotated => Some("rotated"),
             TokenChange::SecretReused => Some("secret_reused"),
             TokenChange::LeakReported { .. } => Some("leak_reported"),
-            TokenChange::Expiring { .. } => Some("expiring"),
-            TokenChange::Expired { .. } => Some("expired"),
-            TokenChange::Dormant { .. } => Some("dormant"),
+            TokenChange::Notice(notice) => Some(notice.kind.as_str()),
             _ => None,
         }
     }
@@ -128,11 +115,12 @@ struct Detail {
     token_change: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     where_found: Option<String>,
+    /// A notice's lead time, in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    lead_days: Option<u32>,
-    /// Microseconds: an expiring or expired token's end, a dormant token's last use.
+    lead_secs: Option<i64>,
+    /// Microseconds: the time a notice is about (an expiry, a last use).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reference: Option<i64>,
+    about: Option<i64>,
 }
 
 impl Detail {
@@ -173,15 +161,10 @@ impl Detail {
         };
         match what {
             TokenChange::LeakReported { where_found } => detail.where_found = where_found.clone(),
-            TokenChange::Expiring {
-                lead_days,
-                expire_at,
-            } => {
-                detail.lead_days = Some(*lead_days);
-                detail.reference = Some(micros(*expire_at));
+            TokenChange::Notice(notice) => {
+                detail.lead_secs = Some(notice.lead.num_seconds());
+                detail.about = Some(micros(notice.about));
             }
-            TokenChange::Expired { expire_at } => detail.reference = Some(micros(*expire_at)),
-            TokenChange::Dormant { since } => detail.reference = Some(micros(*since)),
             _ => {}
         }
         Some(serde_json::to_string(&detail).unwrap_or_default())
@@ -194,23 +177,22 @@ impl Detail {
         stored: TokenChange,
         corrupt: impl Fn() -> StorageError,
     ) -> Result<TokenChange, StorageError> {
-        let reference = || self.reference.map(time).transpose()?.ok_or_else(&corrupt);
+        let notice = |kind| {
+            Ok::<_, StorageError>(TokenChange::Notice(Notice {
+                kind,
+                lead: TimeDelta::seconds(self.lead_secs.unwrap_or(0)),
+                about: time(self.about.ok_or_else(&corrupt)?)?,
+            }))
+        };
         Ok(match (self.token_change.as_deref(), stored) {
             (Some("rotated"), TokenChange::Updated) => TokenChange::Rotated,
             (Some("secret_reused"), TokenChange::Updated) => TokenChange::SecretReused,
             (Some("leak_reported"), TokenChange::Retired) => TokenChange::LeakReported {
                 where_found: self.where_found.clone(),
             },
-            (Some("expiring"), TokenChange::Updated) => TokenChange::Expiring {
-                lead_days: self.lead_days.ok_or_else(&corrupt)?,
-                expire_at: reference()?,
-            },
-            (Some("expired"), TokenChange::Updated) => TokenChange::Expired {
-                expire_at: reference()?,
-            },
-            (Some("dormant"), TokenChange::Updated) => TokenChange::Dormant {
-                since: reference()?,
-            },
+            (Some("expiring"), TokenChange::Updated) => notice(NoticeKind::Expiring)?,
+            (Some("expired"), TokenChange::Updated) => notice(NoticeKind::Expired)?,
+            (Some("dormant"), TokenChange::Updated) => notice(NoticeKind::Dormant)?,
             (_, stored) => stored,
         })
     }
@@ -232,9 +214,7 @@ impl Change {
                 TokenChange::Updated
                 | TokenChange::Rotated
                 | TokenChange::SecretReused
-                | TokenChange::Expiring { .. }
-                | TokenChange::Expired { .. }
-                | TokenChange::Dormant { .. } => "token.updated",
+                | TokenChange::Notice(_) => "token.updated",
                 TokenChange::Retired | TokenChange::LeakReported { .. } => "token.retired",
                 TokenChange::Promoted => "token.promoted",
             },

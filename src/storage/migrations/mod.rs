@@ -10,6 +10,7 @@ mod m0003_change_log;
 mod m0004_create_requests;
 mod m0006_approval_conditions;
 mod m0007_token_expiry;
+mod m0008_lifecycle_notices;
 
 /// The migrations of the releases before the compatibility policy, tracked in sea-orm's
 /// `seaql_migrations` as those releases expect. Frozen: it never gains a migration, so a
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
                 "m0004_create_requests",
             ),
             declared(m0007_token_expiry::Migration, "m0006_approval_conditions"),
+            declared(m0008_lifecycle_notices::Migration, "m0007_token_expiry"),
         ]
     }
 }
