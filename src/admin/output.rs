@@ -64,6 +64,53 @@ pub fn print_json(value: &Value) {
     emit(format!("{value:#}"));
 }
 
+/// A resource the commands print: a row under its columns, or a JSON object.
+pub trait Listed {
+    const COLUMNS: &'static [&'static str];
+    fn row(&self) -> Vec<String>;
+    fn json(&self) -> Value;
+}
+
+/// Prints resources as a table, or as one JSON array.
+pub fn print_list<T: Listed>(output: Output, items: &[T]) {
+    match output {
+        Output::Json => print_json(&Value::Array(items.iter().map(T::json).collect())),
+        Output::Table => print_table(T::COLUMNS, &items.iter().map(T::row).collect::<Vec<_>>()),
+    }
+}
+
+/// Prints one resource as a one-row table, or as a JSON object.
+pub fn print_one<T: Listed>(output: Output, item: &T) {
+    match output {
+        Output::Json => print_json(&item.json()),
+        Output::Table => print_table(T::COLUMNS, &[item.row()]),
+    }
+}
+
+/// Implements `Listed` for a resource by its columns and its row and JSON functions.
+macro_rules! listed {
+    ($resource:ty, $columns:expr, $row:path, $json:path) => {
+        impl Listed for $resource {
+            const COLUMNS: &'static [&'static str] = &$columns;
+            fn row(&self) -> Vec<String> {
+                $row(self)
+            }
+            fn json(&self) -> Value {
+                $json(self)
+            }
+        }
+    };
+}
+
+listed!(pb::Token, TOKEN_COLUMNS, token_row, token_json);
+listed!(
+    pb::Application,
+    APPLICATION_COLUMNS,
+    application_row,
+    application_json
+);
+listed!(pb::Member, MEMBER_COLUMNS, member_row, member_json);
+
 /// `PRIVILEGE_READ_ONLY` with prefix `PRIVILEGE_` reads `read_only`: the spelling the flags take.
 fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix)
@@ -133,7 +180,7 @@ fn or_dash(s: &str) -> String {
     }
 }
 
-pub const TOKEN_HEADER: [&str; 7] = [
+pub const TOKEN_COLUMNS: [&str; 7] = [
     "ID",
     "TYPE",
     "PRIVILEGE",
@@ -195,7 +242,7 @@ pub fn token_json(t: &pb::Token) -> Value {
     })
 }
 
-pub const APPLICATION_HEADER: [&str; 8] = [
+pub const APPLICATION_COLUMNS: [&str; 8] = [
     "NAME",
     "STATE",
     "FIRST SEEN",
@@ -458,7 +505,7 @@ impl WatchTable {
     }
 }
 
-pub const MEMBER_HEADER: [&str; 4] = ["USER ID", "USER NAME", "ROLE", "SINCE"];
+pub const MEMBER_COLUMNS: [&str; 4] = ["USER ID", "USER NAME", "ROLE", "SINCE"];
 
 pub fn member_row(m: &pb::Member) -> Vec<String> {
     vec![
