@@ -7,6 +7,7 @@ mod install;
 mod members;
 mod output;
 mod paging;
+mod token_events;
 mod tokens;
 mod watch;
 

@@ -7,6 +7,7 @@ use super::output::{
     self, Output, emit, print_fields, print_json, print_list, token_fields, token_json,
 };
 use super::paging::{PAGE_SIZE, every_page};
+use super::token_events::{self, EventsArgs, ReportLeakArgs};
 use super::{note_revision, wire};
 use crate::cli::named;
 use crate::domain::{AppState, Privilege, TokenState, TokenType};
@@ -76,6 +77,13 @@ pub enum TokensCommand {
     },
     /// Turn a user token into an account token (Admin only; cannot be undone).
     Promote { id: String },
+    /// Follow tokens' lifecycle events (created, retired, promoted, rotated, leaked,
+    /// expiring, expired, dormant) until interrupted.
+    #[command(alias = "watch")]
+    Events(EventsArgs),
+    /// Report a leaked secret, read from stdin: its token, if any, is retired at once.
+    /// Needs no API_TOKENS_TOKEN: holding the secret is the proof.
+    ReportLeak(ReportLeakArgs),
 }
 
 fn show_token(output: Output, token: Option<pb::Token>) -> anyhow::Result<()> {
@@ -89,6 +97,14 @@ fn show_token(output: Output, token: Option<pb::Token>) -> anyhow::Result<()> {
 
 pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
     let output = args.client.output;
+    // Neither connects as the other commands do: one streams, the other has no credentials.
+    match args.command {
+        TokensCommand::Events(events) => return token_events::events(&args.client, events).await,
+        TokensCommand::ReportLeak(report) => {
+            return token_events::report_leak(&args.client, report).await;
+        }
+        _ => {}
+    }
     let mut client = Client::connect(&args.client).await?.tokens();
     match args.command {
         TokensCommand::Create {
@@ -224,6 +240,7 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                 .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
         }
+        TokensCommand::Events(_) | TokensCommand::ReportLeak(_) => {}
     }
     Ok(())
 }
