@@ -371,25 +371,6 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn enums_round_trip_and_unspecified_is_no_value() {
-        for p in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
-            assert_eq!(Privilege::try_from(pb::Privilege::from(p)), Ok(p));
-        }
-        for s in [AppState::Allow, AppState::Pending, AppState::Deny] {
-            assert_eq!(AppState::try_from(pb::AppState::from(s)), Ok(s));
-        }
-        assert_eq!(
-            TokenType::try_from(pb::TokenType::Unspecified),
-            Err(Unspecified)
-        );
-    }
-}
-
 impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
     fn from(event: &TokenEvent) -> Self {
         let mut out = pb::WatchTokenEventsResponse {
@@ -442,5 +423,24 @@ impl From<WatchItem> for pb::WatchTokenEventsResponse {
         };
         out.cursor = item.cursor;
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_round_trip_and_unspecified_is_no_value() {
+        for p in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
+            assert_eq!(Privilege::try_from(pb::Privilege::from(p)), Ok(p));
+        }
+        for s in [AppState::Allow, AppState::Pending, AppState::Deny] {
+            assert_eq!(AppState::try_from(pb::AppState::from(s)), Ok(s));
+        }
+        assert_eq!(
+            TokenType::try_from(pb::TokenType::Unspecified),
+            Err(Unspecified)
+        );
     }
 }
