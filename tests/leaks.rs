@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api_tokens::grpc::{REVISION_HEADER, pb};
 use api_tokens::service::{RateLimit, ServiceSettings};
-use common::{As, Backend, TestApp, spawn_app, spawn_app_with};
+use common::{As, Backend, Spawn, TestApp, spawn_app};
 use tokio_stream::StreamExt;
 use tonic::{Code, Status, Streaming};
 use tonic_types::StatusExt;
@@ -199,7 +199,7 @@ async fn reports_are_limited_per_client_address(backend: Backend) {
         },
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     for _ in 0..3 {
         report(&app, &uuid::Uuid::new_v4().to_string())
             .await

@@ -11,7 +11,7 @@ use api_tokens::grpc::pb;
 use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::storage::Repository;
 use chrono::Utc;
-use common::{As, Backend, TestApp, spawn_app_with};
+use common::{As, Backend, Spawn, TestApp};
 use tokio_stream::StreamExt;
 use tonic::Streaming;
 
@@ -101,7 +101,7 @@ async fn notices_in(app: &TestApp, kind: &str) -> i64 {
 }
 
 async fn expiring_tokens_are_noticed_once_per_lead_time_by_one_replica(backend: Backend) {
-    let app = spawn_app_with(backend, sweeping_often()).await;
+    let app = Spawn::new(backend).service(sweeping_often()).start().await;
     let _second = app.second_replica().await;
     let (third, fourth) = (sweeper(&app).await, sweeper(&app).await);
     let mut events = watch(&app, &app.admin).await;
@@ -158,7 +158,7 @@ async fn expiring_tokens_are_noticed_once_per_lead_time_by_one_replica(backend: 
 }
 
 async fn an_expired_token_is_noticed_once(backend: Backend) {
-    let app = spawn_app_with(backend, sweeping_often()).await;
+    let app = Spawn::new(backend).service(sweeping_often()).start().await;
     let _second = app.second_replica().await;
     let mut events = watch(&app, &app.admin).await;
     let soon = token_expiring_in(&app, chrono::TimeDelta::seconds(2)).await;
@@ -182,7 +182,7 @@ async fn an_expired_token_is_noticed_once(backend: Backend) {
 }
 
 async fn a_dormant_token_is_noticed(backend: Backend) {
-    let app = spawn_app_with(backend, sweeping_often()).await;
+    let app = Spawn::new(backend).service(sweeping_often()).start().await;
     app.accounts
         .clone()
         .set_account_policy(app.admin.req(pb::SetAccountPolicyRequest {
