@@ -32,7 +32,7 @@ impl Repository {
         admin: &Member,
         token: &NewToken,
     ) -> Result<(), StorageError> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_write().await?;
         let exists = accounts::Entity::find()
             .filter(accounts::Column::Name.eq(&account.name))
             .count(&tx)
