@@ -8,7 +8,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
-use crate::admin::AdminCommand;
+use crate::admin::{AdminCommand, ConnectionArgs, TOKEN_VAR};
 use crate::bot::{BotSettings, Rules, run_bot};
 use crate::domain::{AddressRanges, AppState, Named, Privilege, UnknownName, UserName};
 use crate::grpc::ExtAuthzSettings;
@@ -66,7 +66,7 @@ pub enum Command {
 pub struct ApproveBotArgs {
     /// The server to watch, and the TLS files to reach it (as the admin commands take them).
     #[command(flatten)]
-    pub connection: crate::admin::ConnectionArgs,
+    pub connection: ConnectionArgs,
     /// The application name the bot presents (it must be allowed on its token).
     #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
     pub app: String,
@@ -320,8 +320,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
-    let secret = std::env::var("API_TOKENS_TOKEN").map_err(|_| {
-        anyhow::anyhow!("set API_TOKENS_TOKEN to the bot's token (an Admin's, or the owner's)")
+    let secret = std::env::var(TOKEN_VAR).map_err(|_| {
+        anyhow::anyhow!("set {TOKEN_VAR} to the bot's token (an Admin's, or the owner's)")
     })?;
     let text = std::fs::read_to_string(&args.rules)
         .with_context(|| format!("cannot read {}", args.rules.display()))?;

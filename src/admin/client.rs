@@ -11,10 +11,10 @@ use tonic::{Request, Status};
 use tonic_types::StatusExt;
 
 use super::output::Output;
-use crate::grpc::code_name;
 use crate::grpc::pb::{
     account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
+use crate::grpc::{APP_HEADER, MIN_REVISION_HEADER, TOKEN_HEADER, code_name};
 
 /// The variable holding the secret the admin commands present. Never a flag: a flag's value
 /// shows in `ps` and in shell history.
@@ -126,46 +126,47 @@ impl ConnectionArgs {
     }
 }
 
-/// Adds `x-circonus-auth-token` and `x-circonus-app-name` to every call.
+/// The caller's credentials as the headers of every call: the secret, the application name
+/// and the freshness asked for.
 #[derive(Clone)]
-pub struct Credentials {
+pub struct CallerHeaders {
     token: AsciiMetadataValue,
     app: AsciiMetadataValue,
     min_revision: Option<AsciiMetadataValue>,
 }
 
-impl std::fmt::Debug for Credentials {
+impl std::fmt::Debug for CallerHeaders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
+        f.debug_struct("CallerHeaders")
             .field("app", &self.app)
             .finish_non_exhaustive()
     }
 }
 
-impl Interceptor for Credentials {
+impl Interceptor for CallerHeaders {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let md = request.metadata_mut();
-        md.insert("x-circonus-auth-token", self.token.clone());
-        md.insert("x-circonus-app-name", self.app.clone());
+        md.insert(TOKEN_HEADER, self.token.clone());
+        md.insert(APP_HEADER, self.app.clone());
         if let Some(revision) = &self.min_revision {
-            md.insert(crate::grpc::MIN_REVISION_HEADER, revision.clone());
+            md.insert(MIN_REVISION_HEADER, revision.clone());
         }
         Ok(request)
     }
 }
 
-pub type Tokens = TokenServiceClient<InterceptedService<Channel, Credentials>>;
-pub type Accounts = AccountServiceClient<InterceptedService<Channel, Credentials>>;
+pub type Tokens = TokenServiceClient<InterceptedService<Channel, CallerHeaders>>;
+pub type Accounts = AccountServiceClient<InterceptedService<Channel, CallerHeaders>>;
 
 /// A connection with the caller's credentials.
 pub struct Client {
     channel: Channel,
-    credentials: Credentials,
+    headers: CallerHeaders,
 }
 
-impl Credentials {
-    pub fn new(secret: &str, app: &str) -> anyhow::Result<Credentials> {
-        Ok(Credentials {
+impl CallerHeaders {
+    pub fn new(secret: &str, app: &str) -> anyhow::Result<CallerHeaders> {
+        Ok(CallerHeaders {
             token: MetadataValue::try_from(secret.trim())
                 .map_err(|_| anyhow::anyhow!("{TOKEN_VAR} is not printable ASCII"))?,
             app: MetadataValue::try_from(app)
@@ -184,9 +185,9 @@ impl Client {
                  so it stays out of ps and shell history)"
             )
         })?;
-        let mut credentials = Credentials::new(&secret, &args.app)?;
+        let mut headers = CallerHeaders::new(&secret, &args.app)?;
         if let Some(revision) = &args.min_revision {
-            credentials.min_revision = Some(
+            headers.min_revision = Some(
                 MetadataValue::try_from(revision.trim())
                     .map_err(|_| anyhow::anyhow!("--min-revision must be printable ASCII"))?,
             );
@@ -197,10 +198,7 @@ impl Client {
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", args.connection.server))?;
-        Ok(Client {
-            channel,
-            credentials,
-        })
+        Ok(Client { channel, headers })
     }
 
     /// Connects on first use and again after each failure: for a long-running client (the
@@ -209,16 +207,16 @@ impl Client {
     pub fn lazy(connection: &ConnectionArgs, secret: &str, app: &str) -> anyhow::Result<Client> {
         Ok(Client {
             channel: connection.endpoint()?.connect_lazy(),
-            credentials: Credentials::new(secret, app)?,
+            headers: CallerHeaders::new(secret, app)?,
         })
     }
 
     pub fn tokens(&self) -> Tokens {
-        TokenServiceClient::with_interceptor(self.channel.clone(), self.credentials.clone())
+        TokenServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
     }
 
     pub fn accounts(&self) -> Accounts {
-        AccountServiceClient::with_interceptor(self.channel.clone(), self.credentials.clone())
+        AccountServiceClient::with_interceptor(self.channel.clone(), self.headers.clone())
     }
 }
 

@@ -64,6 +64,53 @@ pub fn print_json(value: &Value) {
     emit(format!("{value:#}"));
 }
 
+/// A resource the commands print: a row under its columns, or a JSON object.
+pub trait Listed {
+    const COLUMNS: &'static [&'static str];
+    fn row(&self) -> Vec<String>;
+    fn json(&self) -> Value;
+}
+
+/// Prints resources as a table, or as one JSON array.
+pub fn print_list<T: Listed>(output: Output, items: &[T]) {
+    match output {
+        Output::Json => print_json(&Value::Array(items.iter().map(T::json).collect())),
+        Output::Table => print_table(T::COLUMNS, &items.iter().map(T::row).collect::<Vec<_>>()),
+    }
+}
+
+/// Prints one resource as a one-row table, or as a JSON object.
+pub fn print_one<T: Listed>(output: Output, item: &T) {
+    match output {
+        Output::Json => print_json(&item.json()),
+        Output::Table => print_table(T::COLUMNS, &[item.row()]),
+    }
+}
+
+/// Implements `Listed` for a resource by its columns and its row and JSON functions.
+macro_rules! listed {
+    ($resource:ty, $columns:expr, $row:path, $json:path) => {
+        impl Listed for $resource {
+            const COLUMNS: &'static [&'static str] = &$columns;
+            fn row(&self) -> Vec<String> {
+                $row(self)
+            }
+            fn json(&self) -> Value {
+                $json(self)
+            }
+        }
+    };
+}
+
+listed!(pb::Token, TOKEN_COLUMNS, token_row, token_json);
+listed!(
+    pb::Application,
+    APPLICATION_COLUMNS,
+    application_row,
+    application_json
+);
+listed!(pb::Member, MEMBER_COLUMNS, member_row, member_json);
+
 /// `PRIVILEGE_READ_ONLY` with prefix `PRIVILEGE_` reads `read_only`: the spelling the flags take.
 fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix)
@@ -133,7 +180,7 @@ fn or_dash(s: &str) -> String {
     }
 }
 
-pub const TOKEN_HEADER: [&str; 7] = [
+pub const TOKEN_COLUMNS: [&str; 7] = [
     "ID",
     "TYPE",
     "PRIVILEGE",
@@ -169,6 +216,12 @@ pub fn token_fields(t: &pb::Token) -> Vec<(&'static str, String)> {
         ("state", token_state(t.state)),
         ("description", or_dash(&t.description)),
         ("bound cidrs", or_dash(&t.bound_cidrs.join(" "))),
+        ("expires", or_dash(&time(t.expire_time.as_ref()))),
+        ("rotated", or_dash(&time(t.rotate_time.as_ref()))),
+        (
+            "previous secret until",
+            previous_secret(t.previous_secret.as_ref()),
+        ),
         ("created", time(t.create_time.as_ref())),
         ("last used", or_dash(&time(t.last_used_time.as_ref()))),
     ]
@@ -192,10 +245,76 @@ pub fn token_json(t: &pb::Token) -> Value {
         "promote_time": time_json(t.promote_time.as_ref()),
         "last_used_time": time_json(t.last_used_time.as_ref()),
         "bound_cidrs": t.bound_cidrs,
+        "expire_time": time_json(t.expire_time.as_ref()),
+        "rotate_time": time_json(t.rotate_time.as_ref()),
+        "previous_secret": t.previous_secret.as_ref().map(|p| json!({
+            "rotate_time": time_json(p.rotate_time.as_ref()),
+            "end_time": time_json(p.end_time.as_ref()),
+            "overlap_seconds": p.overlap.as_ref().map_or(0, |d| d.seconds),
+        })),
     })
 }
 
-pub const APPLICATION_HEADER: [&str; 8] = [
+/// Until when a rotated-out secret works: its end, or that it waits for the new one's first use.
+fn previous_secret(previous: Option<&pb::RotatedSecret>) -> String {
+    match previous {
+        None => "-".into(),
+        Some(p) => match &p.end_time {
+            Some(end) => time(Some(end)),
+            None => format!(
+                "{}s after the new secret's first use",
+                p.overlap.as_ref().map_or(0, |d| d.seconds)
+            ),
+        },
+    }
+}
+
+/// A duration for people: whole days, hours, minutes or seconds.
+pub fn span(d: Option<&prost_types::Duration>) -> String {
+    let Some(d) = d else { return "-".into() };
+    let s = d.seconds;
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+pub fn policy_fields(p: &pb::AccountPolicy) -> Vec<(&'static str, String)> {
+    vec![
+        ("max token lifetime", span(p.max_token_lifetime.as_ref())),
+        ("require expiry", p.require_expiry.to_string()),
+        (
+            "default token lifetime",
+            span(p.default_token_lifetime.as_ref()),
+        ),
+        (
+            "expiry notices",
+            p.expiry_notice_lead_times
+                .iter()
+                .map(|d| span(Some(d)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ("dormant after", span(p.dormant_after.as_ref())),
+        ("retire on reuse", p.retire_on_reuse.to_string()),
+    ]
+}
+
+pub fn policy_json(p: &pb::AccountPolicy) -> Value {
+    let seconds = |d: Option<&prost_types::Duration>| d.map(|d| d.seconds);
+    json!({
+        "max_token_lifetime_seconds": seconds(p.max_token_lifetime.as_ref()),
+        "require_expiry": p.require_expiry,
+        "default_token_lifetime_seconds": seconds(p.default_token_lifetime.as_ref()),
+        "expiry_notice_lead_seconds": p.expiry_notice_lead_times.iter().map(|d| d.seconds).collect::<Vec<_>>(),
+        "dormant_after_seconds": seconds(p.dormant_after.as_ref()),
+        "retire_on_reuse": p.retire_on_reuse,
+    })
+}
+
+pub const APPLICATION_COLUMNS: [&str; 8] = [
     "NAME",
     "STATE",
     "FIRST SEEN",
@@ -458,7 +577,7 @@ impl WatchTable {
     }
 }
 
-pub const MEMBER_HEADER: [&str; 4] = ["USER ID", "USER NAME", "ROLE", "SINCE"];
+pub const MEMBER_COLUMNS: [&str; 4] = ["USER ID", "USER NAME", "ROLE", "SINCE"];
 
 pub fn member_row(m: &pb::Member) -> Vec<String> {
     vec![

@@ -47,13 +47,9 @@ impl Verdict {
             Action::Deny => pb::AppState::Deny,
         };
         let conditions = (!conditions.is_empty()).then(|| pb::ApprovalConditions {
-            expire_time: conditions.lasts.map(|span| {
-                let until = chrono::Utc::now() + span;
-                prost_types::Timestamp {
-                    seconds: until.timestamp(),
-                    nanos: until.timestamp_subsec_nanos() as i32,
-                }
-            }),
+            expire_time: conditions
+                .lasts
+                .map(|span| crate::grpc::timestamp(chrono::Utc::now() + span)),
             max_privilege: conditions
                 .max_privilege
                 .map(|p| pb::Privilege::from(p).into())

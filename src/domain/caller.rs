@@ -219,6 +219,9 @@ mod tests {
             promoted_at: None,
             last_used_at: None,
             bound_ranges: Default::default(),
+            expires_at: None,
+            rotated_at: None,
+            previous_secret: None,
         }
     }
 

@@ -2,6 +2,7 @@
 mod accounts;
 mod authorize;
 mod client_address;
+mod code_name;
 pub mod codec;
 mod consistency;
 mod convert;
@@ -14,17 +15,19 @@ mod tokens;
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
 pub use client_address::FORWARDED_FOR_HEADER;
+pub use code_name::code_name;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
-pub use convert::timestamp;
+pub use convert::{duration, timestamp};
 pub use credentials::{
-    CredentialsError, HeaderSource, NotText, credentials, credentials_from_metadata,
+    APP_HEADER, CredentialsError, HeaderSource, NotText, TOKEN_HEADER, credentials,
+    credentials_from_metadata,
 };
 pub use ext_authz::{
     ACCOUNT_ID_HEADER, ExtAuthzHandler, ExtAuthzSettings, IDENTITY_HEADERS, PRIVILEGE_HEADER,
     TOKEN_ID_HEADER, TOKEN_TYPE_HEADER, USER_ID_HEADER, read_check as ext_authz_read_check,
     respond as ext_authz_respond,
 };
-pub use status::{code_name, layer_error_status, log_cause};
+pub use status::{layer_error_status, log_cause};
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.
