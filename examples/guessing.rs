@@ -10,6 +10,8 @@
 //! In process, not over gRPC: the point is what the service does per guess, without the
 //! network's and the client's noise. SQLite by default in a temporary folder; with
 //! `--postgres`, a fresh database with a random name, dropped afterwards.
+mod support;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,7 +20,7 @@ use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::storage::{DatabaseSettings, Repository};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use sea_orm::{ConnectionTrait, Database};
+use support::ScratchDatabase;
 
 /// Bound on calls per kind, whatever the flag says.
 const MAX_CALLS: u64 = 100_000;
@@ -76,23 +78,16 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let calls = args.calls.clamp(1, MAX_CALLS);
     let folder = tempfile::tempdir()?;
-    let (url, drop_url) = match &args.postgres {
-        None => (
-            format!(
-                "sqlite://{}?mode=rwc",
-                folder.path().join("guess.db").display()
-            ),
-            None,
+    let scratch = match &args.postgres {
+        None => None,
+        Some(server) => Some(ScratchDatabase::create(server).await),
+    };
+    let url = match &scratch {
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            folder.path().join("guess.db").display()
         ),
-        Some(server) => {
-            let name = format!("guessing_{}", uuid::Uuid::new_v4().simple());
-            let admin = Database::connect(server.as_str()).await?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-            (format!("{base}/{name}"), Some((admin, name)))
-        }
+        Some(database) => database.url.clone(),
     };
     let repo = Repository::connect(&DatabaseSettings {
         url,
@@ -178,10 +173,8 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     service.repository().clone().close().await;
-    if let Some((admin, name)) = drop_url {
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await?;
+    if let Some(database) = scratch {
+        database.drop().await;
     }
     Ok(())
 }

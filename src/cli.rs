@@ -1,4 +1,6 @@
-//! The command line: `serve` runs the server, `bootstrap` creates the first account, Admin and token.
+//! The command line: `serve`; the operator's commands straight on the database (`bootstrap`,
+//! `issue-token`, `migrate`, `backup`); `approve-bot`; and the admin commands (`src/admin`)
+//! against a running server.
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -301,7 +303,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => args.operations.otlp(),
         _ => None,
     };
-    let telemetry = telemetry::init_with(cli.log_format, default_level, otlp.as_ref())?;
+    let telemetry = telemetry::init(cli.log_format, default_level, otlp.as_ref())?;
     let result = match cli.command {
         Command::Serve(args) => match Server::build(args.settings()).await {
             Ok(server) => server.run_until(shutdown_signal()).await,

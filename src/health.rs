@@ -4,16 +4,24 @@
 //! once draining starts.
 //!
 //! AuthorizeService and Envoy's Check stay SERVING through a database outage on purpose:
-//! they keep answering warm tokens from memory (and UNAVAILABLE for cold ones), and since
-//! every replica shares one database, failing their readiness would take every replica out
-//! of the load balancer at once.
+//! they never give a wrong decision (warm tokens from memory for `--max-staleness-secs`
+//! after the last good read of the change log, UNAVAILABLE for everything else and after
+//! that), and since every replica shares one database, failing their readiness would take
+//! every replica out of the load balancer at once.
 use std::time::Duration;
 
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::service::Service;
-use crate::startup::SERVICE_NAMES;
+
+/// The fully qualified names of the services this server offers, as health reports them.
+pub const SERVICE_NAMES: [&str; 4] = [
+    "apitokens.v1.TokenService",
+    "apitokens.v1.AccountService",
+    "apitokens.v1.AuthorizeService",
+    "envoy.service.auth.v3.Authorization",
+];
 
 /// The services that cannot answer at all without the database.
 const DATABASE_SERVICES: [&str; 2] = ["apitokens.v1.TokenService", "apitokens.v1.AccountService"];

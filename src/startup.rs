@@ -60,14 +60,6 @@ impl Default for ServerSettings {
     }
 }
 
-/// The fully qualified names of the services this server offers, as health reports them.
-pub const SERVICE_NAMES: [&str; 4] = [
-    "apitokens.v1.TokenService",
-    "apitokens.v1.AccountService",
-    "apitokens.v1.AuthorizeService",
-    "envoy.service.auth.v3.Authorization",
-];
-
 /// A server bound to its sockets, not yet serving; its database ready, or (PostgreSQL
 /// unreachable at start-up) to be waited for while serving NOT_SERVING.
 pub struct Server {

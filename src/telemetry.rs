@@ -1,6 +1,7 @@
 //! Logging and tracing: tracing to stderr (text for people, JSON for log pipelines) and,
 //! when an endpoint is configured, spans exported over OTLP/gRPC.
-use std::io::Write;
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -68,22 +69,22 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides `default_level`.
-pub fn init(format: LogFormat, default_level: &str) {
-    // Without an exporter nothing can fail.
-    let _ = init_with(format, default_level, None);
-}
-
-/// Installs the global subscriber, exporting spans when `otlp` is set. Must run inside a
-/// Tokio runtime when `otlp` is set: the OTLP/gRPC client is built on it.
-pub fn init_with(
+/// Installs the global subscriber, exporting spans when `otlp` is set. `RUST_LOG` overrides
+/// `default_level`. Must run inside a Tokio runtime when `otlp` is set: the OTLP/gRPC client
+/// is built on it.
+pub fn init(
     format: LogFormat,
     default_level: &str,
     otlp: Option<&OtlpSettings>,
 ) -> anyhow::Result<Telemetry> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(RedactingStderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(RedactingStderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR"),
+        ));
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
@@ -110,6 +111,13 @@ pub fn init_with(
     }
     EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     Ok(Telemetry { provider })
+}
+
+/// Whether log lines are coloured: only for a person at a terminal, so a log written to a
+/// file or a pipe (`serve 2> file`, a collector, the approval bot's log) carries no escape
+/// codes; and never when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn colour(terminal: bool, no_color: Option<OsString>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// An error and its causes on one line, `outer: inner: innermost`: how errors are logged,
@@ -223,6 +231,14 @@ fn tracer_provider(settings: &OtlpSettings) -> anyhow::Result<SdkTracerProvider>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsString::new())));
+        assert!(!colour(true, Some(OsString::from("1"))));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn hidden_texts_never_pass() {

@@ -6,7 +6,7 @@ mod common;
 use api_tokens::domain::AddressRanges;
 use api_tokens::grpc::pb;
 use api_tokens::service::ServiceSettings;
-use common::{As, Backend, TestApp, TestDatabase, spawn_app, spawn_on};
+use common::{As, Backend, Spawn, TestApp, TestDatabase, spawn_app};
 use prost_types::FieldMask;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
@@ -234,7 +234,7 @@ async fn forwarded_addresses_are_believed_from_trusted_proxies_only(backend: Bac
         trusted_proxies: AddressRanges::parse(&["127.0.0.0/8"]).expect("ranges"),
         ..ServiceSettings::default()
     };
-    let app = spawn_on(database, settings).await;
+    let app = Spawn::on(database).service(settings).start().await;
     let (_, secret) = bound_token(&app, &["10.0.0.0/8"]).await;
     let caller = As::new(secret, "test-suite");
     let with_forwarded = |value: &'static str| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use api_tokens::grpc::pb;
 use api_tokens::service::ServiceSettings;
-use common::{As, Backend, TestApp, TestDatabase, spawn_app, spawn_on};
+use common::{As, Backend, Spawn, TestApp, spawn_app};
 use prost_types::Timestamp;
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
@@ -124,7 +124,7 @@ async fn without_sweeper(backend: Backend) -> TestApp {
         approval_sweep: Duration::from_secs(3600),
         ..ServiceSettings::default()
     };
-    spawn_on(TestDatabase::create(backend).await, settings).await
+    Spawn::new(backend).service(settings).start().await
 }
 
 async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(backend: Backend) {

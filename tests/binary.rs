@@ -31,6 +31,66 @@ async fn fresh_folder_serves_on_sqlite_and_sigterm_drains_to_exit_zero() {
         log.contains("NOT_SERVING") && log.contains("stopped"),
         "shutdown is logged:\n{log}"
     );
+    assert!(
+        !log.contains('\u{1b}'),
+        "a log written to a file carries no colour codes:\n{log}"
+    );
+}
+
+/// The ESC byte that starts every ANSI colour code.
+const ESC: u8 = 0x1b;
+
+/// `migrate` on a new SQLite file, logging at INFO, with its stderr on a pseudo-terminal
+/// (util-linux `script`), `NO_COLOR` as given; returns what the terminal showed.
+fn migrate_on_a_terminal(dir: &std::path::Path, database: &str, no_color: Option<&str>) -> Vec<u8> {
+    let url = format!("sqlite://{}?mode=rwc", dir.join(database).display());
+    let mut command = std::process::Command::new("script");
+    command
+        .args(["--quiet", "--return", "--command"])
+        .arg(format!(
+            "'{}' migrate --database-url '{url}'",
+            common::process::BIN
+        ))
+        .arg("/dev/null")
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null());
+    if let Some(value) = no_color {
+        command.env("NO_COLOR", value);
+    }
+    let out = command.output().expect("util-linux script runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("pipe.db").display());
+    // stderr to a pipe, as `.output()` sets it up.
+    let piped = run_logging(dir.path(), &["migrate", "--database-url", &url], "info");
+    assert!(piped.status.success());
+    let log = String::from_utf8_lossy(&piped.stderr);
+    assert!(log.contains("INFO"), "migrate logs at INFO:\n{log}");
+    assert!(
+        !piped.stderr.contains(&ESC),
+        "a log written to a pipe carries no colour codes:\n{log}"
+    );
+
+    let terminal = migrate_on_a_terminal(dir.path(), "terminal.db", None);
+    assert!(
+        terminal.contains(&ESC),
+        "a person at a terminal sees colour:\n{}",
+        String::from_utf8_lossy(&terminal)
+    );
+    let no_color = migrate_on_a_terminal(dir.path(), "no-color.db", Some("1"));
+    let shown = String::from_utf8_lossy(&no_color);
+    assert!(shown.contains("INFO"), "migrate logs at INFO:\n{shown}");
+    assert!(!no_color.contains(&ESC), "NO_COLOR is honoured:\n{shown}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use api_tokens::console::{CONSOLE_APP_NAME, CONTENT_SECURITY_POLICY, ConsoleMode};
 use api_tokens::grpc::pb;
 use api_tokens::operations::OperationsSettings;
-use common::{Backend, TestDatabase, spawn_app, spawn_with_operations};
+use common::{Backend, Spawn, TestDatabase, spawn_app};
 use prost::Message;
 use tonic_types::StatusExt;
 use web::{Frame, Frames};
@@ -320,7 +320,7 @@ async fn console_off_leaves_the_port_to_grpc_over_http2() {
         console: ConsoleMode::Off,
         ..OperationsSettings::default()
     };
-    let app = spawn_with_operations(database, Default::default(), operations).await;
+    let app = Spawn::on(database).operations(operations).start().await;
     // No HTTP/1.1 at all: neither the console's files nor gRPC-Web.
     let request = hyper::Request::get("/")
         .header("host", "test")

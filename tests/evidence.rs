@@ -9,7 +9,7 @@ use api_tokens::grpc::pb::token_service_client::TokenServiceClient;
 use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
 use api_tokens::service::ServiceSettings;
 use common::process::{ServerProcess, bootstrap};
-use common::{Backend, TestApp, TestDatabase, spawn_on};
+use common::{Backend, Spawn, TestApp, TestDatabase};
 use tokio_stream::StreamExt;
 
 fn request(secret: &str, name: &str, client: &str) -> pb::AuthorizeRequest {
@@ -47,7 +47,7 @@ async fn evidence_counts_what_happened_and_shows_it(backend: Backend) {
         last_used_interval: Duration::from_secs(3600),
         ..ServiceSettings::default()
     };
-    let app: TestApp = spawn_on(TestDatabase::create(backend).await, settings).await;
+    let app: TestApp = Spawn::new(backend).service(settings).start().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let mut authorize = app.authorize.clone();
     for _ in 0..3 {

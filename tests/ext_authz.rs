@@ -6,10 +6,9 @@ use std::collections::HashMap;
 
 use api_tokens::domain::Privilege;
 use api_tokens::grpc::{ExtAuthzSettings, IDENTITY_HEADERS, pb};
-use api_tokens::service::ServiceSettings;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Backend, TestApp, TestDatabase, spawn_app, spawn_configured};
+use common::{Backend, Spawn, TestApp, TestDatabase, spawn_app};
 use envoy_types::ext_authz::v3::pb::{
     CheckRequest, CheckResponse, DeniedHttpResponse, HeaderAppendAction, HttpResponse,
     OkHttpResponse,
@@ -435,14 +434,12 @@ async fn malformed_app_name_is_400(backend: Backend) {
 
 async fn write_privilege_is_configurable(backend: Backend) {
     let database = TestDatabase::create(backend).await;
-    let app = spawn_configured(
-        database,
-        ServiceSettings::default(),
-        ExtAuthzSettings {
+    let app = Spawn::on(database)
+        .ext_authz(ExtAuthzSettings {
             write_privilege: Privilege::Admin,
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
     let (_, member, _) = app
         .member_with_token("dev@example.com", pb::Privilege::Normal)
         .await;
@@ -565,29 +562,16 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
 async fn database_outage_is_unavailable_not_a_denial() {
-    use sea_orm::{ConnectionTrait, Database};
-
     let app = spawn_app(Backend::Postgres).await;
     let headers = [(TOKEN, app.admin.secret.as_str()), (APP, "curl")];
     ok_response(&get_with(&app, "GET", &headers).await);
 
-    let admin_url = std::env::var(common::db::POSTGRES_URL_VAR).expect("PostgreSQL URL");
-    let name = app
-        .database
-        .url
-        .rsplit('/')
-        .next()
-        .and_then(|tail| tail.split('?').next())
-        .expect("database name")
-        .to_owned();
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .expect("PostgreSQL reachable");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .await
-        .expect("take the database away");
-    let _ = admin.close().await;
+    app.database
+        .admin_sql(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            app.database.postgres_name()
+        ))
+        .await;
 
     // A name the token has not used yet: no cache can answer for it, only the database.
     let new_app = [

@@ -5,6 +5,9 @@
 //! INTERNAL and never a panic, and the server answers Health SERVING afterwards.
 mod common;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use api_tokens::grpc::pb;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -465,26 +468,168 @@ async fn non_ascii_metadata_is_unauthenticated(backend: Backend) {
     still_serving(&app).await;
 }
 
-async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
-    let app = spawn_app(backend).await;
+/// A call of a table: the request sent on a clone of the client, the response dropped (only
+/// a refusal is looked at).
+type Call = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
+
+/// `client.method(request)` as a `Call`.
+macro_rules! call {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let mut client = $client.clone();
+        let request = $request;
+        Box::pin(async move { client.$method(request).await.map(drop) }) as Call
+    }};
+}
+
+/// Each call must be refused as INVALID_ARGUMENT naming its field.
+async fn assert_each_invalid(calls: Vec<(&str, Call)>, what: &str) {
+    for (field, call) in calls {
+        assert_invalid(call.await, field, what);
+    }
+}
+
+/// Every RPC with an enum field, that field set to `value`, and the field it must name.
+fn with_enum(app: &TestApp, value: i32) -> Vec<(&'static str, Call)> {
     let admin = &app.admin;
-    let mut tokens = app.tokens.clone();
-    let mut accounts = app.accounts.clone();
-    for value in [-1, 4, 99, i32::MAX, i32::MIN] {
-        let what = format!("enum value {value}");
-        assert_invalid(
-            app.authorize
-                .clone()
-                .authorize(pb::AuthorizeRequest {
+    let token_id = app.admin_token_id.clone();
+    vec![
+        (
+            "required_privilege",
+            call!(
+                app.authorize,
+                authorize,
+                pb::AuthorizeRequest {
                     token: admin.secret.clone(),
                     app_name: "curl".into(),
                     required_privilege: value,
                     ..Default::default()
+                }
+            ),
+        ),
+        (
+            "type",
+            call!(
+                app.tokens,
+                list_tokens,
+                admin.req(pb::ListTokensRequest {
+                    r#type: value,
+                    ..Default::default()
                 })
-                .await,
-            "required_privilege",
-            &what,
-        );
+            ),
+        ),
+        (
+            "state",
+            call!(
+                app.tokens,
+                list_tokens,
+                admin.req(pb::ListTokensRequest {
+                    state: value,
+                    ..Default::default()
+                })
+            ),
+        ),
+        (
+            "state",
+            call!(
+                app.tokens,
+                set_application_state,
+                admin.req(pb::SetApplicationStateRequest {
+                    token_id: token_id.clone(),
+                    name: "curl".into(),
+                    state: value,
+                    ..Default::default()
+                })
+            ),
+        ),
+        (
+            "state",
+            call!(
+                app.tokens,
+                list_applications,
+                admin.req(pb::ListApplicationsRequest {
+                    token_id,
+                    state: value,
+                    ..Default::default()
+                })
+            ),
+        ),
+        (
+            "role",
+            call!(
+                app.accounts,
+                add_member,
+                admin.req(pb::AddMemberRequest {
+                    user_name: "eve@example.com".into(),
+                    role: value,
+                })
+            ),
+        ),
+        (
+            "states[1]",
+            call!(
+                app.tokens,
+                watch_applications,
+                admin.req(pb::WatchApplicationsRequest {
+                    states: vec![pb::AppState::Pending.into(), value],
+                    ..Default::default()
+                })
+            ),
+        ),
+    ]
+}
+
+/// Every list RPC asking for a page of `page_size` after `page_token`.
+fn list_pages(app: &TestApp, page_size: i32, page_token: &str) -> Vec<Call> {
+    let admin = &app.admin;
+    let page_token = page_token.to_owned();
+    vec![
+        call!(
+            app.tokens,
+            list_tokens,
+            admin.req(pb::ListTokensRequest {
+                page_size,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+        ),
+        call!(
+            app.accounts,
+            list_members,
+            admin.req(pb::ListMembersRequest {
+                page_size,
+                page_token: page_token.clone(),
+            })
+        ),
+        call!(
+            app.tokens,
+            list_audit_events,
+            admin.req(pb::ListAuditEventsRequest {
+                page_size,
+                page_token: page_token.clone(),
+                ..Default::default()
+            })
+        ),
+        call!(
+            app.tokens,
+            list_applications,
+            admin.req(pb::ListApplicationsRequest {
+                token_id: app.admin_token_id.clone(),
+                page_size,
+                page_token,
+                ..Default::default()
+            })
+        ),
+    ]
+}
+
+async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let admin = &app.admin;
+    let mut tokens = app.tokens.clone();
+    for value in [-1, 4, 99, i32::MAX, i32::MIN] {
+        let what = format!("enum value {value}");
+        assert_each_invalid(with_enum(&app, value), &what).await;
+        // Every bad field of one request is named, not only the first.
         let status = tokens
             .create_token(admin.req(pb::CreateTokenRequest {
                 r#type: value,
@@ -500,113 +645,11 @@ async fn unknown_enums_and_negative_page_sizes_are_named(backend: Backend) {
         let mut fields = bad_fields(&status);
         fields.sort();
         assert_eq!(fields, ["default_app_state", "privilege", "type"], "{what}");
-        assert_invalid(
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    r#type: value,
-                    ..Default::default()
-                }))
-                .await,
-            "type",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    state: value,
-                    ..Default::default()
-                }))
-                .await,
-            "state",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .set_application_state(admin.req(pb::SetApplicationStateRequest {
-                    token_id: app.admin_token_id.clone(),
-                    name: "curl".into(),
-                    state: value,
-                    ..Default::default()
-                }))
-                .await,
-            "state",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_applications(admin.req(pb::ListApplicationsRequest {
-                    token_id: app.admin_token_id.clone(),
-                    state: value,
-                    ..Default::default()
-                }))
-                .await,
-            "state",
-            &what,
-        );
-        assert_invalid(
-            accounts
-                .add_member(admin.req(pb::AddMemberRequest {
-                    user_name: "eve@example.com".into(),
-                    role: value,
-                }))
-                .await,
-            "role",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .watch_applications(admin.req(pb::WatchApplicationsRequest {
-                    states: vec![pb::AppState::Pending.into(), value],
-                    ..Default::default()
-                }))
-                .await,
-            "states[1]",
-            &what,
-        );
     }
     for size in [-1, -50, i32::MIN] {
-        let what = format!("page_size {size}");
-        assert_invalid(
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    page_size: size,
-                    ..Default::default()
-                }))
-                .await,
-            "page_size",
-            &what,
-        );
-        assert_invalid(
-            accounts
-                .list_members(admin.req(pb::ListMembersRequest {
-                    page_size: size,
-                    ..Default::default()
-                }))
-                .await,
-            "page_size",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_audit_events(admin.req(pb::ListAuditEventsRequest {
-                    page_size: size,
-                    ..Default::default()
-                }))
-                .await,
-            "page_size",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_applications(admin.req(pb::ListApplicationsRequest {
-                    token_id: app.admin_token_id.clone(),
-                    page_size: size,
-                    ..Default::default()
-                }))
-                .await,
-            "page_size",
-            &what,
-        );
+        let calls = list_pages(&app, size, "");
+        let named = calls.into_iter().map(|call| ("page_size", call)).collect();
+        assert_each_invalid(named, &format!("page_size {size}")).await;
     }
     // The largest page size is clamped, not refused.
     tokens
@@ -623,7 +666,6 @@ async fn garbage_page_tokens_and_cursors_are_named(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = &app.admin;
     let mut tokens = app.tokens.clone();
-    let mut accounts = app.accounts.clone();
     let b64 = |s: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let garbage = [
         "garbage!".to_owned(),
@@ -636,48 +678,9 @@ async fn garbage_page_tokens_and_cursors_are_named(backend: Backend) {
         "A".repeat(64 * 1024),
     ];
     for token in &garbage {
-        let what = format!("page token {:.20}", token);
-        assert_invalid(
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    page_token: token.clone(),
-                    ..Default::default()
-                }))
-                .await,
-            "page_token",
-            &what,
-        );
-        assert_invalid(
-            accounts
-                .list_members(admin.req(pb::ListMembersRequest {
-                    page_token: token.clone(),
-                    ..Default::default()
-                }))
-                .await,
-            "page_token",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_audit_events(admin.req(pb::ListAuditEventsRequest {
-                    page_token: token.clone(),
-                    ..Default::default()
-                }))
-                .await,
-            "page_token",
-            &what,
-        );
-        assert_invalid(
-            tokens
-                .list_applications(admin.req(pb::ListApplicationsRequest {
-                    token_id: app.admin_token_id.clone(),
-                    page_token: token.clone(),
-                    ..Default::default()
-                }))
-                .await,
-            "page_token",
-            &what,
-        );
+        let calls = list_pages(&app, 0, token);
+        let named = calls.into_iter().map(|call| ("page_token", call)).collect();
+        assert_each_invalid(named, &format!("page token {:.20}", token)).await;
     }
     let cursors = [
         "garbage!".to_owned(),

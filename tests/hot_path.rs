@@ -9,7 +9,7 @@ use api_tokens::domain::{AppName, Privilege, Secret};
 use api_tokens::grpc::pb;
 use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::storage::Repository;
-use common::{Backend, TestDatabase, spawn_app, spawn_app_with};
+use common::{Backend, Spawn, TestDatabase, spawn_app};
 use tonic::Code;
 
 /// The service in process on a fresh database, with the bootstrap Admin's secret.
@@ -411,7 +411,7 @@ async fn the_flood_cap_refuses_new_names_and_writes_nothing(backend: Backend) {
         max_apps_per_token: Some(3),
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     for name in ["one", "two", "three"] {
         assert_eq!(
@@ -478,7 +478,7 @@ async fn last_used_is_written_behind_and_flushed_on_shutdown(backend: Backend) {
         last_used_interval: Duration::from_secs(3600),
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     assert!(token.last_used_time.is_none());
     for _ in 0..50 {

@@ -13,7 +13,7 @@ use api_tokens::operations::{OperationsSettings, TlsSettings};
 use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::startup::{Server, ServerSettings};
 use api_tokens::storage::Repository;
-use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
+use common::{Backend, Spawn, TestApp, TestDatabase};
 use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
@@ -73,12 +73,7 @@ fn sample(text: &str, series: &str) -> f64 {
 const AUTHORIZE: &str = "apitokens.v1.AuthorizeService/Authorize";
 
 async fn metrics_after_real_calls(backend: Backend) {
-    let app = spawn_with_operations(
-        TestDatabase::create(backend).await,
-        ServiceSettings::default(),
-        with_metrics(),
-    )
-    .await;
+    let app = Spawn::new(backend).operations(with_metrics()).start().await;
     let admin = app.admin.secret.clone();
     // Two allowed calls (a cold one, then a warm one), one unknown secret, one malformed request.
     for _ in 0..2 {
@@ -253,12 +248,10 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
         },
         ..with_metrics()
     };
-    let app = spawn_with_operations(
-        TestDatabase::create(Backend::Sqlite).await,
-        ServiceSettings::default(),
-        operations,
-    )
-    .await;
+    let app = Spawn::new(Backend::Sqlite)
+        .operations(operations)
+        .start()
+        .await;
     // Under the limit the stack serves as usual.
     let (_, secret) = app
         .create_token(
@@ -340,12 +333,10 @@ async fn probes_are_never_shed() {
         },
         ..with_metrics()
     };
-    let app = spawn_with_operations(
-        TestDatabase::create(Backend::Sqlite).await,
-        ServiceSettings::default(),
-        operations,
-    )
-    .await;
+    let app = Spawn::new(Backend::Sqlite)
+        .operations(operations)
+        .start()
+        .await;
     let mut lock = hold_write_lock(&app.database).await;
     let mut tokens = app.tokens.clone();
     let slow = tokio::spawn({
@@ -419,12 +410,10 @@ async fn a_unary_call_past_the_timeout_is_deadline_exceeded() {
         },
         ..with_metrics()
     };
-    let app = spawn_with_operations(
-        TestDatabase::create(Backend::Sqlite).await,
-        ServiceSettings::default(),
-        operations,
-    )
-    .await;
+    let app = Spawn::new(Backend::Sqlite)
+        .operations(operations)
+        .start()
+        .await;
     // Warm the caller's grant, so the call below blocks on its write, not on a read.
     app.create_token(
         &app.admin,
@@ -745,12 +734,10 @@ async fn a_watch_stream_outlives_the_unary_timeout_and_is_counted() {
         },
         ..with_metrics()
     };
-    let app = spawn_with_operations(
-        TestDatabase::create(Backend::Sqlite).await,
-        ServiceSettings::default(),
-        operations,
-    )
-    .await;
+    let app = Spawn::new(Backend::Sqlite)
+        .operations(operations)
+        .start()
+        .await;
     let (_, secret) = app
         .create_token(
             &app.admin,

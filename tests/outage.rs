@@ -14,7 +14,7 @@ use api_tokens::grpc::pb;
 use api_tokens::operations::OperationsSettings;
 use api_tokens::service::ServiceSettings;
 use common::cluster::PrivateCluster;
-use common::{Backend, TestApp, TestDatabase, spawn_with_operations};
+use common::{Backend, Spawn, TestApp, TestDatabase};
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
@@ -181,7 +181,11 @@ async fn before_the_outage(mut database: TestDatabase) -> Before {
         database_check_interval: Duration::from_millis(200),
         ..OperationsSettings::default()
     };
-    let app = spawn_with_operations(database, service, operations).await;
+    let app = Spawn::on(database)
+        .service(service)
+        .operations(operations)
+        .start()
+        .await;
     let (_, warm) = app.admin_user_token(pb::AppState::Allow).await;
     let (_, pending) = app.admin_user_token(pb::AppState::Pending).await;
     assert_eq!(
@@ -561,7 +565,7 @@ async fn a_server_started_during_an_outage_serves_when_the_database_comes() {
         assert!(attempts < 600, "never SERVING after the database came");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for service in api_tokens::startup::SERVICE_NAMES {
+    for service in api_tokens::health::SERVICE_NAMES {
         assert_eq!(check(&mut health, service).await, ServingStatus::Serving);
     }
     // Migrated and answering: an account made beside it, then a call through the server.

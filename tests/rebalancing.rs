@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use api_tokens::operations::OperationsSettings;
-use common::{Backend, TestDatabase, spawn_with_operations};
+use common::{Backend, Spawn, TestDatabase};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Endpoint, Uri};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -16,15 +16,13 @@ use tower::service_fn;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_connection_gets_goaway_and_the_client_reconnects_without_a_failed_call() {
     let database = TestDatabase::create(Backend::Sqlite).await;
-    let app = spawn_with_operations(
-        database,
-        Default::default(),
-        OperationsSettings {
+    let app = Spawn::on(database)
+        .operations(OperationsSettings {
             max_connection_age: Some(Duration::from_secs(1)),
             ..OperationsSettings::default()
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
 
     // One client, one channel, as a long-lived service would hold it; count its TCP connections.
     let opened = Arc::new(AtomicUsize::new(0));

@@ -90,7 +90,7 @@ async fn authorize_span_continues_the_callers_trace_without_secrets() {
             .add_service(TraceServiceServer::new(collector.clone()))
             .serve_with_incoming(TcpIncoming::from(listener)),
     );
-    let telemetry = telemetry::init_with(
+    let telemetry = telemetry::init(
         LogFormat::Text,
         "info",
         Some(&OtlpSettings {

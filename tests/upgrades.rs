@@ -5,7 +5,7 @@ mod common;
 
 use api_tokens::storage::{Repository, SchemaMode};
 use common::process::{ServerProcess, run};
-use common::{Backend, TestDatabase, spawn_on};
+use common::{Backend, Spawn, TestDatabase};
 use sea_orm::{ConnectionTrait, Database};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
@@ -82,7 +82,7 @@ async fn starts_on_a_newer_schema_that_declares_itself_compatible(backend: Backe
     let database = TestDatabase::create(backend).await;
     migrate_then_apply_future(&database, "m0099_future_expand", Some(THIS_RELEASE)).await;
 
-    let mut app = spawn_on(database, Default::default()).await;
+    let mut app = Spawn::on(database).start().await;
     let status = app
         .health
         .check(HealthCheckRequest {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use api_tokens::domain::{AppName, Secret};
 use api_tokens::grpc::pb;
 use api_tokens::service::{Credentials, ServiceSettings, WatchEvent, WatchRequest};
-use common::{As, Backend, TestApp, spawn_app, spawn_app_with};
+use common::{As, Backend, Spawn, TestApp, spawn_app};
 use tokio_stream::StreamExt;
 use tonic::{Code, Streaming};
 
@@ -203,7 +203,7 @@ async fn an_expired_cursor_is_out_of_range_with_a_stable_reason(backend: Backend
         event_retention: Duration::ZERO,
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
     next(&mut events).await;
@@ -248,7 +248,7 @@ async fn idle_streams_hear_heartbeats(backend: Backend) {
         watch_heartbeat: Duration::from_millis(100),
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
     assert_eq!(
         next(&mut events).await.r#type(),
@@ -269,7 +269,7 @@ async fn a_slow_consumer_blocks_nobody_and_catches_up(backend: Backend) {
         max_apps_per_token: None,
         ..ServiceSettings::default()
     };
-    let app = spawn_app_with(backend, settings).await;
+    let app = Spawn::new(backend).service(settings).start().await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let mut slow = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
     // The slow watcher reads nothing while 1500 new names are recorded: far more than its

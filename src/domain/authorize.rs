@@ -474,7 +474,7 @@ mod tests {
     }
 
     #[test]
-    fn app_state_maps_to_the_seed_statuses() {
+    fn app_state_maps_to_the_circonus_statuses() {
         let g = grant(Admin, OwnerStatus::Account);
         assert_eq!(
             decide(&g, AppState::Allow, ReadOnly),

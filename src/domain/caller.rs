@@ -1,4 +1,4 @@
-//! Who is calling a management RPC, and what the seed lets them do.
+//! Who is calling a management RPC, and what the Circonus API Tokens page lets them do.
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -226,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn visibility_follows_the_seed() {
+    fn visibility_follows_the_circonus_page() {
         let me = Uuid::new_v4();
         let other = Uuid::new_v4();
         let normal = caller(Privilege::Normal, Some(me));

@@ -27,7 +27,7 @@ pub use ext_authz::{
     TOKEN_ID_HEADER, TOKEN_TYPE_HEADER, USER_ID_HEADER, read_check as ext_authz_read_check,
     respond as ext_authz_respond,
 };
-pub use status::{layer_error_status, log_cause};
+pub use status::{internal, log_cause, retry_after, with_reason};
 pub use tokens::TokenHandler;
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.

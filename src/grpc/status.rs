@@ -1,7 +1,7 @@
 //! The one mapping from `ServiceError` to `tonic::Status`, with rich error details.
 //!
 //! The mapping only maps: a server fault keeps its error as the status's source, and the
-//! layer that observes every call (`layers::observe`) logs it there, once, in the call's span.
+//! layer that observes every call (`layers/observe.rs`) logs it there, once, in the call's span.
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,39 +109,6 @@ impl From<ServiceError> for Status {
         status.set_source(Arc::new(err));
         status
     }
-}
-
-/// The status for an error raised by the tower layers around the handlers (`layers.rs`):
-/// load shedding, the request timeout. Handlers' own errors never get here; they are
-/// `ServiceError`s mapped above.
-pub fn layer_error_status(err: &(dyn std::error::Error + Send + Sync + 'static)) -> Status {
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        // UNAVAILABLE, not RESOURCE_EXHAUSTED: the call is safe to retry at once on another
-        // replica, and gRPC clients' retry policies retry UNAVAILABLE by default.
-        return retry_after(
-            Code::Unavailable,
-            Reason::Overloaded,
-            "the server is at its concurrent-request limit; retry with backoff",
-            Duration::from_millis(100),
-        );
-    }
-    if err.is::<crate::layers::NotReady>() {
-        return with_reason(Code::Unavailable, Reason::Starting, err.to_string());
-    }
-    if let Some(timeout) = err.downcast_ref::<crate::layers::RequestTimedOut>() {
-        return with_reason(
-            Code::DeadlineExceeded,
-            Reason::RequestTimeout,
-            timeout.to_string(),
-        );
-    }
-    if let Some(status) = err.downcast_ref::<Status>() {
-        return Status::new(status.code(), status.message());
-    }
-    let mut status = internal();
-    let cause: Box<dyn std::error::Error + Send + Sync> = crate::telemetry::chain(err).into();
-    status.set_source(Arc::from(cause));
-    status
 }
 
 /// Logs the cause a server fault's status carries (see `From<ServiceError>`), in the span

@@ -249,7 +249,7 @@ impl Metrics {
         }
     }
 
-    /// Records a finished call. `method` must come from a closed set (see `layers::MethodTable`).
+    /// Records a finished call. `method` must come from a closed set (see `layers/methods.rs`).
     pub fn rpc_finished(&self, method: &'static str, code: Code, elapsed: Duration) {
         let labels = RpcLabels {
             method,

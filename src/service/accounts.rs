@@ -95,7 +95,7 @@ impl Service {
         let pager = self.pager(&page, Purpose::MembersPage, caller.account_id)?;
         let rows = self
             .repo
-            .list_members(caller.account_id, pager.after, pager.fetch())
+            .list_members(caller.account_id, pager.last_seen, pager.fetch())
             .await?;
         Ok(pager.page(rows))
     }

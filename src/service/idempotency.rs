@@ -23,6 +23,12 @@ use crate::storage::{CreateRequest, StorageError};
 
 /// How long a request_id is remembered (in the database): a retry within it creates nothing.
 pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
+/// `WINDOW` as a span of time; computed when compiling, so it cannot fail when serving.
+const WINDOW_SPAN: chrono::TimeDelta = match chrono::TimeDelta::try_seconds(WINDOW.as_secs() as i64)
+{
+    Some(span) => span,
+    None => panic!("WINDOW fits a TimeDelta"),
+};
 /// How long this replica keeps a first response, secret included, for a retry to get it again.
 /// A retry comes seconds or minutes after a call that timed out; a live secret held in memory
 /// for a day would be a day's worth of secrets for a heap dump to show.
@@ -127,7 +133,7 @@ impl Service {
     ) -> Result<Created, ServiceError> {
         let stored = hex(&fingerprint);
         let now = Utc::now();
-        let since = now - chrono::Duration::from_std(WINDOW).unwrap_or_default();
+        let since = now - WINDOW_SPAN;
         self.refuse_done(caller, request_id, &stored, since).await?;
         let request = CreateRequest {
             caller_token_id: caller.token_id,

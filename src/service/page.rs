@@ -45,8 +45,10 @@ pub(crate) struct Pager<'a> {
     purpose: Purpose,
     account: Uuid,
     size: u64,
-    /// Rows after this position.
-    pub after: Option<i64>,
+    /// The position of the previous page's last row, if any: this page goes on past it in
+    /// the listing's order (later rows for most listings; earlier ones for the audit log,
+    /// which lists newest first).
+    pub last_seen: Option<i64>,
 }
 
 impl Pager<'_> {
@@ -80,7 +82,7 @@ impl Service {
         account: Uuid,
     ) -> Result<Pager<'_>, ServiceError> {
         let sealer = self.sealer()?;
-        let after = match &request.token {
+        let last_seen = match &request.token {
             None => None,
             Some(token) => Some(sealer.open(purpose, Some(account), token).ok_or_else(|| {
                 ServiceError::invalid(
@@ -94,7 +96,7 @@ impl Service {
             purpose,
             account,
             size: request.size,
-            after,
+            last_seen,
         })
     }
 }
@@ -112,7 +114,7 @@ mod tests {
             purpose: Purpose::TokensPage,
             account,
             size: 2,
-            after: None,
+            last_seen: None,
         };
         let page = pager.page(vec![(1, 'a'), (5, 'b'), (9, 'c')]);
         assert_eq!(page.items, vec!['a', 'b']);

@@ -1,4 +1,5 @@
-//! Token lifecycle and applications under tokens, with the seed's rules applied per caller.
+//! Token lifecycle and applications under tokens, with the Circonus API Tokens page's rules
+//! applied per caller.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -145,7 +146,7 @@ impl Service {
         };
         let rows = self
             .repo
-            .list_tokens(&filter, pager.after, pager.fetch())
+            .list_tokens(&filter, pager.last_seen, pager.fetch())
             .await?;
         let roles = self.repo.current_roles(caller.account_id).await?;
         let rows = rows
@@ -300,7 +301,7 @@ impl Service {
         self.visible_token(caller, token_id).await?;
         let rows = self
             .repo
-            .list_applications(token_id, state, pager.after, pager.fetch())
+            .list_applications(token_id, state, pager.last_seen, pager.fetch())
             .await?;
         Ok(pager.page(rows))
     }
@@ -317,7 +318,7 @@ impl Service {
         let pager = self.pager(&page, Purpose::AuditPage, caller.account_id)?;
         let rows = self
             .repo
-            .list_audit(caller.account_id, target_id, pager.after, pager.fetch())
+            .list_audit(caller.account_id, target_id, pager.last_seen, pager.fetch())
             .await?;
         let sealer = self.sealer()?;
         let rows = rows

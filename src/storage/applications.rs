@@ -214,16 +214,8 @@ impl Repository {
         }
         let now = crate::domain::now();
         let state = grant.default_app_state;
-        let inserted = insert_application(
-            &tx,
-            grant.account_id,
-            grant.token_id,
-            name,
-            state,
-            now,
-            true,
-        )
-        .await?;
+        let inserted =
+            insert_application(&tx, grant.account_id, grant.token_id, name, state, now).await?;
         if !inserted {
             tx.rollback().await?;
             let existing = self.app_standing(grant.token_id, name).await?;
@@ -319,8 +311,7 @@ impl Repository {
     }
 }
 
-/// Inserts a new application row; with `if_absent`, a name already there is left alone
-/// and `false` comes back.
+/// Inserts a new application row; a name already there is left alone and `false` comes back.
 async fn insert_application(
     conn: &impl ConnectionTrait,
     account_id: Uuid,
@@ -328,9 +319,8 @@ async fn insert_application(
     name: &AppName,
     state: AppState,
     now: DateTime<Utc>,
-    if_absent: bool,
 ) -> Result<bool, StorageError> {
-    let mut insert = applications::Entity::insert(applications::ActiveModel {
+    let insert = applications::Entity::insert(applications::ActiveModel {
         token_id: Set(token_id),
         account_id: Set(account_id),
         name: Set(name.as_str().to_owned()),
@@ -339,14 +329,12 @@ async fn insert_application(
         last_seen_at: Set(micros(now)),
         updated_at: Set(micros(now)),
         ..Default::default()
-    });
-    if if_absent {
-        insert = insert.on_conflict(
-            OnConflict::columns([applications::Column::TokenId, applications::Column::Name])
-                .do_nothing()
-                .to_owned(),
-        );
-    }
+    })
+    .on_conflict(
+        OnConflict::columns([applications::Column::TokenId, applications::Column::Name])
+            .do_nothing()
+            .to_owned(),
+    );
     Ok(insert.exec_without_returning(conn).await? == 1)
 }
 

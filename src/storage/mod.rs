@@ -99,6 +99,14 @@ impl std::fmt::Debug for DatabaseSettings {
     }
 }
 
+/// What opening an SQLite database does when its file is not there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MissingFile {
+    Create,
+    /// Fail: a mistyped path must not open (or back up) an empty database.
+    Refuse,
+}
+
 /// The repository: every read and write of the service goes through here.
 #[derive(Clone)]
 pub struct Repository {
@@ -138,20 +146,20 @@ impl Repository {
 
     /// Opens the database without migrating, creating a missing SQLite file.
     pub async fn open(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        Self::open_creating(settings, true).await
+        Self::open_with(settings, MissingFile::Create).await
     }
 
     /// Opens the database without migrating. SQLite is opened at once (a failure there is
-    /// the configuration's; `create` lets it create a missing file); PostgreSQL connects on
+    /// the configuration's; `missing` says whether a missing file is created); PostgreSQL connects on
     /// first use, so a server can start while its database is still unreachable and keep
     /// trying (`prepare_schema` is the first use).
     ///
     /// Errors never hold the URL or its password: the drivers' errors repeat the URL, so
     /// they are redacted, and the password's every form is hidden from the logs, where the
     /// drivers' TRACE spans print their connect options.
-    async fn open_creating(
+    async fn open_with(
         settings: &DatabaseSettings,
-        create: bool,
+        missing: MissingFile,
     ) -> Result<Self, StorageError> {
         let backend = backend_of(&settings.url).map_err(StorageError::Config)?;
         crate::telemetry::hide_in_logs(password_forms(&settings.url));
@@ -166,7 +174,7 @@ impl Repository {
                 .max_connections(1)
                 .min_connections(1)
                 .map_sqlx_sqlite_opts(move |o| {
-                    o.create_if_missing(create)
+                    o.create_if_missing(missing == MissingFile::Create)
                         .journal_mode(SqliteJournalMode::Wal)
                         .synchronous(SqliteSynchronous::Full)
                         .busy_timeout(Duration::from_secs(5))
@@ -214,7 +222,7 @@ impl Repository {
 
     async fn migrate_now(&self) -> Result<Migrated, StorageError> {
         migrations::ensure_compat_table(&sea_orm_migration::SchemaManager::new(&self.db)).await?;
-        let binary = migrations::known().last().cloned().unwrap_or_default();
+        let binary = migrations::latest();
         match migrations::inspect(&self.db).await? {
             Err(mismatch) => Err(StorageError::Schema(mismatch.to_string())),
             Ok(SchemaState::Current) => Ok(Migrated::UpToDate(binary)),
@@ -235,7 +243,7 @@ impl Repository {
     /// Refuses, with one line naming both versions, a schema this binary cannot run on:
     /// older than it (migrations pending) or newer and not declared compatible.
     pub async fn check_schema(&self) -> Result<(), StorageError> {
-        let binary = migrations::known().last().cloned().unwrap_or_default();
+        let binary = migrations::latest();
         match migrations::inspect(&self.db).await? {
             Err(mismatch) => Err(StorageError::Schema(mismatch.to_string())),
             Ok(SchemaState::Current | SchemaState::NewerCompatible { .. }) => Ok(()),
@@ -250,13 +258,13 @@ impl Repository {
     /// Connects without touching the schema (creating a missing SQLite file), for
     /// `api-tokens migrate`, which reports what `migrate` did.
     pub async fn open_unchecked(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        Self::open_creating(settings, true).await
+        Self::open_with(settings, MissingFile::Create).await
     }
 
     /// Opens an existing database as it is: no migration, no schema check, and no SQLite
     /// file created where none is (a mistyped path must not back up an empty database).
     pub async fn open_existing(settings: &DatabaseSettings) -> Result<Self, StorageError> {
-        Self::open_creating(settings, false).await
+        Self::open_with(settings, MissingFile::Refuse).await
     }
 
     /// Writes a consistent copy of this SQLite database to the new file `to` with

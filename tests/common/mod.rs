@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use api_tokens::domain::{AppState, Privilege};
-use api_tokens::grpc::ExtAuthzSettings;
 use api_tokens::grpc::pb::{
     self, account_service_client::AccountServiceClient,
     authorize_service_client::AuthorizeServiceClient, token_service_client::TokenServiceClient,
 };
+use api_tokens::grpc::{APP_HEADER, ExtAuthzSettings, TOKEN_HEADER};
 use api_tokens::operations::OperationsSettings;
 use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::startup::{Server, ServerSettings};
@@ -68,11 +68,11 @@ impl As {
         let mut request = Request::new(message);
         let md = request.metadata_mut();
         md.insert(
-            "x-circonus-auth-token",
+            TOKEN_HEADER,
             MetadataValue::try_from(self.secret.as_str()).expect("ascii secret"),
         );
         md.insert(
-            "x-circonus-app-name",
+            APP_HEADER,
             MetadataValue::try_from(self.app.as_str()).expect("ascii app"),
         );
         request
@@ -102,39 +102,70 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
+/// A server on a fresh database with the default settings: the common case.
 pub async fn spawn_app(backend: Backend) -> TestApp {
-    spawn_app_with(backend, ServiceSettings::default()).await
+    Spawn::new(backend).start().await
 }
 
-pub async fn spawn_app_with(backend: Backend, service: ServiceSettings) -> TestApp {
-    let database = TestDatabase::create(backend).await;
-    spawn_on(database, service).await
-}
-
-/// Starts a server on an existing test database and bootstraps account "acme".
-pub async fn spawn_on(database: TestDatabase, service: ServiceSettings) -> TestApp {
-    spawn_configured(database, service, ExtAuthzSettings::default()).await
-}
-
-/// `spawn_on`, with the Envoy ext_authz settings chosen too.
-pub async fn spawn_configured(
-    database: TestDatabase,
+/// The one way to start a test server: on a fresh database (`new`) or an existing one
+/// (`on`), with whatever settings differ from the defaults; `start` bootstraps account
+/// "acme" and serves on 127.0.0.1 (plaintext: the harness connects without TLS).
+pub struct Spawn {
+    database: Source,
     service: ServiceSettings,
     ext_authz: ExtAuthzSettings,
-) -> TestApp {
-    spawn_full(database, service, ext_authz, OperationsSettings::default()).await
-}
-
-/// Like `spawn_on`, with a metrics port, limits (plaintext only: the harness connects without TLS).
-pub async fn spawn_with_operations(
-    database: TestDatabase,
-    service: ServiceSettings,
     operations: OperationsSettings,
-) -> TestApp {
-    spawn_full(database, service, ExtAuthzSettings::default(), operations).await
 }
 
-async fn spawn_full(
+enum Source {
+    Fresh(Backend),
+    Existing(TestDatabase),
+}
+
+impl Spawn {
+    pub fn new(backend: Backend) -> Spawn {
+        Spawn::from(Source::Fresh(backend))
+    }
+
+    pub fn on(database: TestDatabase) -> Spawn {
+        Spawn::from(Source::Existing(database))
+    }
+
+    fn from(database: Source) -> Spawn {
+        Spawn {
+            database,
+            service: ServiceSettings::default(),
+            ext_authz: ExtAuthzSettings::default(),
+            operations: OperationsSettings::default(),
+        }
+    }
+
+    pub fn service(mut self, service: ServiceSettings) -> Spawn {
+        self.service = service;
+        self
+    }
+
+    pub fn ext_authz(mut self, ext_authz: ExtAuthzSettings) -> Spawn {
+        self.ext_authz = ext_authz;
+        self
+    }
+
+    /// A metrics port, limits and the like.
+    pub fn operations(mut self, operations: OperationsSettings) -> Spawn {
+        self.operations = operations;
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let database = match self.database {
+            Source::Fresh(backend) => TestDatabase::create(backend).await,
+            Source::Existing(database) => database,
+        };
+        start_app(database, self.service, self.ext_authz, self.operations).await
+    }
+}
+
+async fn start_app(
     database: TestDatabase,
     service: ServiceSettings,
     ext_authz: ExtAuthzSettings,
@@ -209,7 +240,15 @@ struct Running {
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-async fn start(settings: ServerSettings) -> Running {
+/// A server in this process on `settings`, serving until `stop` is sent (or dropped).
+struct Serving {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn serve(settings: ServerSettings) -> Serving {
     let server = Server::build(settings).await.expect("server builds");
     let addr = server.local_addr().expect("bound");
     let metrics_addr = server.metrics_addr();
@@ -217,12 +256,22 @@ async fn start(settings: ServerSettings) -> Running {
     let handle = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
-    Running {
+    Serving {
         addr,
         metrics_addr,
-        channel: connect(addr).await,
         stop,
         handle,
+    }
+}
+
+async fn start(settings: ServerSettings) -> Running {
+    let serving = serve(settings).await;
+    Running {
+        addr: serving.addr,
+        metrics_addr: serving.metrics_addr,
+        channel: connect(serving.addr).await,
+        stop: serving.stop,
+        handle: serving.handle,
     }
 }
 

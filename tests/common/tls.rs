@@ -3,7 +3,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use api_tokens::operations::TlsSettings;
-use api_tokens::startup::Server;
 use tokio::sync::oneshot;
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files in a folder of their own.
@@ -66,14 +65,9 @@ impl Drop for TlsReplica {
 pub async fn tls_replica(app: &super::TestApp, pki: &Pki) -> TlsReplica {
     let mut settings = app.settings.clone();
     settings.operations.tls = Some(pki.server());
-    let server = Server::build(settings).await.expect("TLS server builds");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
+    let serving = super::serve(settings).await;
     TlsReplica {
-        addr,
-        stop: Some(stop),
+        addr: serving.addr,
+        stop: Some(serving.stop),
     }
 }

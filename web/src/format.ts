@@ -1,4 +1,4 @@
-// Words and times as the console shows them: the seed page's spelling of privileges, token
+// Words and times as the console shows them: the Circonus API Tokens page's spelling of privileges, token
 // types and application states.
 import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { AppState, Privilege, TokenState, TokenType } from "./gen/apitokens/v1/resources_pb";

@@ -82,7 +82,7 @@ export class TokensPage {
     });
     items.append(
       h("button", { type: "button", id: "new-user-token", on: { click: () => (close(), void this.create(TokenType.USER)) } }, "User token"),
-      // Account tokens: Admins only, as the seed says.
+      // Account tokens: Admins only, as the Circonus API Tokens page says.
       isAdmin(this.ctx)
         ? h("button", { type: "button", id: "new-account-token", on: { click: () => (close(), void this.create(TokenType.ACCOUNT)) } }, "Account token")
         : "",

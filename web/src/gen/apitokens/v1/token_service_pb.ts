@@ -31,7 +31,7 @@ export type CreateTokenRequest = Message<"apitokens.v1.CreateTokenRequest"> & {
 
   /**
    * The token's privilege, at most the caller's. Unspecified means Read-Only,
-   * the lowest, as the seed advises.
+   * the lowest, as the Circonus API Tokens page advises.
    *
    * @generated from field: apitokens.v1.Privilege privilege = 2;
    */

@@ -1,4 +1,5 @@
-//! The API Tokens page of the seed, walked top to bottom over a real socket.
+//! The Circonus API Tokens page (the behaviour this service re-implements), walked top to
+//! bottom over a real socket.
 mod common;
 
 use api_tokens::grpc::pb;
@@ -6,7 +7,7 @@ use common::{As, Backend, spawn_app};
 use prost_types::FieldMask;
 use tonic::Code;
 
-async fn the_seed_page_top_to_bottom(backend: Backend) {
+async fn the_api_tokens_page_top_to_bottom(backend: Backend) {
     let app = spawn_app(backend).await;
     let admin = &app.admin;
     let mut tokens = app.tokens.clone();
@@ -25,7 +26,7 @@ async fn the_seed_page_top_to_bottom(backend: Backend) {
     assert_eq!(token.default_app_state(), pb::AppState::Pending);
     let secret = created.secret;
 
-    // Raise it, then lower it back to the lowest that works, as the seed advises.
+    // Raise it, then lower it back to the lowest that works, as the page advises.
     for privilege in [pb::Privilege::Admin, pb::Privilege::ReadOnly] {
         let updated = tokens
             .update_token(admin.req(pb::UpdateTokenRequest {
@@ -345,7 +346,7 @@ async fn the_account_keeps_an_admin(backend: Backend) {
 }
 
 on_both_backends!(
-    the_seed_page_top_to_bottom,
+    the_api_tokens_page_top_to_bottom,
     lowering_a_role_caps_the_members_tokens_at_once,
     the_account_keeps_an_admin,
 );
