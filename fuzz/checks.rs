@@ -273,6 +273,7 @@ fn every_decision() -> Vec<Decision> {
         Decision::Denied,
         Decision::UnknownToken,
         Decision::Retired,
+        Decision::Expired,
         Decision::OwnerRemoved,
         Decision::AppLimitReached,
     ];

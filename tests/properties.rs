@@ -204,7 +204,7 @@ proptest! {
     fn decide_never_allows_below_the_required_privilege(
         g in grant(), state in app_state(), required in privilege()
     ) {
-        let usable = g.usable(Utc::now());
+        let usable = g.usable(chrono::Utc::now());
         if let Ok(effective) = usable {
             prop_assert!(effective <= g.privilege);
             if let OwnerStatus::Member(role) = g.owner {
