@@ -1,8 +1,9 @@
 //! Microbenchmarks of the decision: the pure rule (`domain::decide`), the address check with
 //! 16 ranges, the rule with a token's ranges and an approval's conditions, secret parsing and
 //! digest, and `Service::authorize` in process on a temporary SQLite database for a known
-//! token and app (the warm path every Authorize and ext_authz Check takes), plain and with
-//! 16 token ranges and a conditional approval.
+//! token and app (the warm path every Authorize and ext_authz Check takes), plain, with
+//! 16 token ranges and a conditional approval, and for an expiring token rotated with an
+//! overlap (its new secret and its old one).
 //!
 //! `cargo bench --bench decision`; docs/BENCHMARKS.md has the figures.
 use std::hint::black_box;
@@ -11,10 +12,10 @@ use std::time::Duration;
 use std::net::IpAddr;
 
 use api_tokens::domain::{
-    AddressRanges, AppName, AppState, Call, Conditions, OwnerStatus, Privilege, Secret, TokenGrant,
-    TokenType, UserName, decide, decide_with,
+    AddressRanges, AppName, AppState, Call, Conditions, OwnerStatus, Privilege, Rotation, Secret,
+    TokenGrant, TokenType, UserName, decide, decide_with,
 };
-use api_tokens::service::{Credentials, NewTokenRequest, Service, ServiceSettings};
+use api_tokens::service::{Credentials, NewTokenRequest, RotateRequest, Service, ServiceSettings};
 use api_tokens::storage::{AppDecision, DatabaseSettings, Repository};
 use criterion::{Criterion, criterion_group, criterion_main};
 use uuid::Uuid;
@@ -30,6 +31,8 @@ fn pure_rules(c: &mut Criterion) {
         retired: false,
         owner: OwnerStatus::Member(Privilege::Normal),
         bound_ranges: AddressRanges::default(),
+        expires_at: None,
+        secret: api_tokens::domain::SecretUse::Current,
     };
     c.bench_function("domain::decide", |b| {
         b.iter(|| {
@@ -140,6 +143,7 @@ fn service_authorize(c: &mut Criterion) {
                     description: Default::default(),
                     request_id: None,
                     bound_ranges: sixteen_ranges(),
+                    expire_time: None,
                 },
             )
             .await
@@ -202,6 +206,78 @@ fn service_authorize(c: &mut Criterion) {
         service.repository().query_count(),
         queries_before,
         "a warm Authorize with ranges and conditions touches no database"
+    );
+
+    // A token with an expiry, rotated with an overlap: its old secret and its new one, each
+    // judged against the clock on every call.
+    let (old_secret, new_secret) = runtime.block_on(async {
+        let caller = service
+            .authenticate(&Credentials {
+                secret: secret.clone(),
+                app: app.clone(),
+                client: None,
+            })
+            .await
+            .expect("the bench's caller");
+        let (view, old) = service
+            .create_token(
+                &caller,
+                NewTokenRequest {
+                    token_type: TokenType::User,
+                    privilege: Privilege::Normal,
+                    default_app_state: AppState::Allow,
+                    description: Default::default(),
+                    request_id: None,
+                    bound_ranges: Default::default(),
+                    expire_time: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
+                },
+            )
+            .await
+            .expect("an expiring token");
+        let (_, new) = service
+            .rotate_token(
+                &caller,
+                view.token.id,
+                RotateRequest {
+                    rotation: Rotation::new(chrono::TimeDelta::days(1), false).expect("overlap"),
+                    expire_time: None,
+                },
+            )
+            .await
+            .expect("rotated");
+        for secret in [&old, &new] {
+            let first = service
+                .authorize(secret, &app, Privilege::ReadOnly)
+                .await
+                .expect("authorize");
+            assert!(first.decision.is_allow());
+        }
+        (old, new)
+    });
+    let queries_before = service.repository().query_count();
+    for (name, secret) in [
+        (
+            "Service::authorize (warm, expiring token, new secret, SQLite)",
+            &new_secret,
+        ),
+        (
+            "Service::authorize (warm, expiring token, rotated-out secret in its overlap, SQLite)",
+            &old_secret,
+        ),
+    ] {
+        c.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                service
+                    .authorize(black_box(secret), black_box(&app), Privilege::ReadOnly)
+                    .await
+                    .map(|outcome| outcome.decision)
+            })
+        });
+    }
+    assert_eq!(
+        service.repository().query_count(),
+        queries_before,
+        "a warm Authorize with expiry and rotation touches no database"
     );
 
     runtime.block_on(service.repository().clone().close());

@@ -229,6 +229,8 @@ fn check_ext_authz(check: &CheckRequest) {
         retired: false,
         owner: OwnerStatus::Member(Privilege::Admin),
         bound_ranges: Default::default(),
+        expires_at: None,
+        secret: api_tokens::domain::SecretUse::Current,
     });
     for decision in every_decision() {
         let outcome = AuthorizeOutcome {
@@ -271,6 +273,7 @@ fn every_decision() -> Vec<Decision> {
         Decision::Denied,
         Decision::UnknownToken,
         Decision::Retired,
+        Decision::Expired,
         Decision::OwnerRemoved,
         Decision::AppLimitReached,
     ];

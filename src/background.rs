@@ -73,6 +73,7 @@ impl Background {
                     .run_event_compaction(COMPACTION_INTERVAL, stopped()),
             ),
             tokio::spawn(service.clone().run_approval_sweeper(stopped())),
+            tokio::spawn(service.clone().run_notice_sweeper(stopped())),
         ];
         let (stop_last_used, last_used_stopped) = oneshot::channel();
         Background {

@@ -54,6 +54,8 @@ pub enum Command {
     IssueToken(IssueTokenArgs),
     /// Run the reference approval bot: allow or deny newly pending applications by rules.
     ApproveBot(ApproveBotArgs),
+    /// Run the reference notifier: post every token event and application event, signed, to a webhook URL.
+    Notify(NotifyArgs),
     /// Apply pending database migrations and exit (e.g. from a Helm hook before `serve --migrate=check`).
     Migrate(crate::maintenance::MigrateArgs),
     /// Copy an SQLite database to a new file while servers keep serving from it (VACUUM INTO).
@@ -83,6 +85,27 @@ pub struct ApproveBotArgs {
     /// nothing, save no cursor, and exit.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The notifier authenticates with the token in `API_TOKENS_TOKEN` and signs with the key in
+/// `API_TOKENS_WEBHOOK_SECRET`, never flags, so neither shows in `ps` or shell history.
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    /// The server to watch, and the TLS files to reach it (as the admin commands take them).
+    #[command(flatten)]
+    pub connection: crate::admin::ConnectionArgs,
+    /// The application name the notifier presents (it must be allowed on its token).
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-notify")]
+    pub app: String,
+    /// The http:// URL each event is POSTed to, as JSON signed in X-Api-Tokens-Signature-256.
+    #[arg(long, env = "API_TOKENS_WEBHOOK_URL")]
+    pub url: String,
+    /// Where the notifier keeps both streams' cursors, to resume after a restart.
+    #[arg(long, default_value = "notify.cursor")]
+    pub state_file: std::path::PathBuf,
+    /// Longest wait between two attempts to deliver one event (the waits double from 200 ms).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_backoff_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +197,14 @@ pub struct ServeArgs {
     /// Days an impact preview (validate_only) looks back for applications that used a token.
     #[arg(long, env = "API_TOKENS_PREVIEW_USAGE_DAYS", default_value_t = (crate::service::DEFAULT_USAGE_WINDOW.as_secs() / 86_400) as u32, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub preview_usage_days: u32,
+    /// Leaked-secret reports (ReportLeakedSecret, which needs no credentials) one client
+    /// address may make per minute, in bursts of as many; past it RESOURCE_EXHAUSTED.
+    #[arg(long, env = "API_TOKENS_LEAK_REPORTS_PER_MINUTE", default_value_t = ServiceSettings::DEFAULT_LEAK_REPORTS.per_minute, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub leak_reports_per_minute: u32,
+    /// Milliseconds between sweeps that send lifecycle notices (a token expiring at each of its
+    /// account's lead times, expired, dormant), each once however many replicas sweep.
+    #[arg(long, env = "API_TOKENS_NOTICE_SWEEP_MS", default_value_t = crate::service::DEFAULT_NOTICE_SWEEP.as_millis() as u64, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub notice_sweep_ms: u64,
     /// Seconds in-flight calls may take to finish after SIGTERM.
     #[arg(long, env = "API_TOKENS_DRAIN_TIMEOUT_SECS", default_value_t = ServerSettings::DEFAULT_DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout_secs: u64,
@@ -210,6 +241,11 @@ impl ServeArgs {
                 trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
                 approval_sweep: Duration::from_millis(self.approval_sweep_ms),
                 usage_window: Duration::from_secs(u64::from(self.preview_usage_days) * 86_400),
+                leak_reports: crate::service::RateLimit {
+                    per_minute: self.leak_reports_per_minute,
+                    burst: self.leak_reports_per_minute,
+                },
+                notice_sweep: Duration::from_millis(self.notice_sweep_ms),
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,
@@ -294,7 +330,10 @@ fn parse_range(text: &str) -> Result<String, String> {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The one-shot commands print results on stdout; their logs only matter when something is wrong.
-    let default_level = if matches!(cli.command, Command::Serve(_) | Command::ApproveBot(_)) {
+    let default_level = if matches!(
+        cli.command,
+        Command::Serve(_) | Command::ApproveBot(_) | Command::Notify(_)
+    ) {
         "info"
     } else {
         "warn"
@@ -312,6 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bootstrap(args) => bootstrap(args).await,
         Command::IssueToken(args) => issue_token(args).await,
         Command::ApproveBot(args) => approve_bot(args).await,
+        Command::Notify(args) => notify(args).await,
         Command::Migrate(args) => crate::maintenance::migrate(args).await,
         Command::Backup(args) => crate::maintenance::backup(args).await,
         Command::Admin(command) => crate::admin::run(command).await,
@@ -337,6 +377,28 @@ async fn approve_bot(args: ApproveBotArgs) -> anyhow::Result<()> {
         dry_run: args.dry_run,
     };
     run_bot(settings, &secret, shutdown_signal()).await
+}
+
+async fn notify(args: NotifyArgs) -> anyhow::Result<()> {
+    let secret = std::env::var("API_TOKENS_TOKEN").map_err(|_| {
+        anyhow::anyhow!(
+            "set API_TOKENS_TOKEN to the notifier's token (an Admin's hears of every token)"
+        )
+    })?;
+    let key = std::env::var("API_TOKENS_WEBHOOK_SECRET").map_err(|_| {
+        anyhow::anyhow!(
+            "set API_TOKENS_WEBHOOK_SECRET to the key the receiver checks signatures with"
+        )
+    })?;
+    let mut webhook = crate::notify::Webhook::new(&args.url, key.as_bytes())?;
+    webhook.max_backoff = Duration::from_secs(args.max_backoff_secs);
+    let settings = crate::notify::NotifySettings {
+        connection: args.connection,
+        app_name: args.app,
+        webhook,
+        state_file: args.state_file,
+    };
+    crate::notify::run_notifier(settings, &secret, shutdown_signal()).await
 }
 
 /// A service straight on the database, for the commands an operator runs beside the server.

@@ -13,6 +13,7 @@ pub mod health;
 pub mod layers;
 pub mod maintenance;
 pub mod metrics;
+pub mod notify;
 pub mod operations;
 pub mod service;
 pub mod startup;

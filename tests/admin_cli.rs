@@ -376,7 +376,64 @@ async fn conditions_batches_previews_and_bound_tokens(backend: Backend) {
     app.stop().await;
 }
 
+async fn expiry_rotation_and_the_policy(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let policy = json(
+        &app,
+        &[
+            "accounts",
+            "policy",
+            "set",
+            "--max-lifetime",
+            "90d",
+            "--default-lifetime",
+            "30d",
+            "--retire-on-reuse",
+            "true",
+        ],
+    )
+    .await;
+    assert_eq!(policy["max_token_lifetime_seconds"], 90 * 86_400);
+    assert_eq!(policy["retire_on_reuse"], true);
+    let shown = ok(&app, &["accounts", "policy", "show"]).await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("expiry notices") && l.ends_with("30d 7d 1d")),
+        "{shown}"
+    );
+    // The policy's default lifetime, then an explicit one within it.
+    let created = json(&app, &["tokens", "create", "--privilege", "normal"]).await;
+    assert!(created["expire_time"].is_string(), "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let refused = cli(
+        &app,
+        Some(&app.admin.secret),
+        &["tokens", "create", "--expires-in", "120d"],
+    )
+    .await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("max_token_lifetime"),
+        "{}",
+        refused.stderr
+    );
+    let updated = json(&app, &["tokens", "update", &id, "--expires-in", "7d"]).await;
+    assert_ne!(updated["expire_time"], created["expire_time"]);
+    let soon = json(&app, &["tokens", "list", "--expires-within", "8d"]).await;
+    assert_eq!(soon.as_array().expect("array").len(), 1);
+    // Rotation: the new secret once, the token's id kept, the overlap shown.
+    let rotated = json(&app, &["tokens", "rotate", &id, "--overlap", "1h"]).await;
+    assert_eq!(rotated["id"], id.as_str());
+    assert_ne!(rotated["secret"], created["secret"]);
+    assert_eq!(rotated["previous_secret"]["overlap_seconds"], 3600);
+    let table = ok(&app, &["tokens", "rotate", &id, "--overlap", "0"]).await;
+    assert!(table.contains("shown only this once"), "{table}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    expiry_rotation_and_the_policy,
     tokens_create_list_retire,
     apps_allow_and_members_add,
     retire_then_get_on_another_replica_with_its_revision,

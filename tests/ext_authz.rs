@@ -265,6 +265,53 @@ async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
     app.stop().await;
 }
 
+/// An expired token is 401 with its own code and a message that says so, at its deadline,
+/// as Authorize says.
+async fn an_expired_token_is_401_expired(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let created = app
+        .tokens
+        .clone()
+        .create_token(app.admin.req(pb::CreateTokenRequest {
+            r#type: pb::TokenType::User.into(),
+            privilege: pb::Privilege::Normal.into(),
+            default_app_state: pb::AppState::Allow.into(),
+            expire_time: Some(prost_types::Timestamp {
+                seconds: deadline.timestamp(),
+                nanos: deadline.timestamp_subsec_nanos() as i32,
+            }),
+            ..Default::default()
+        }))
+        .await
+        .expect("create")
+        .into_inner();
+    let secret = created.secret;
+    let before = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "cron")]).await;
+    assert_eq!(grpc_code(&before), 0, "usable before its deadline");
+    let wait = (deadline - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + std::time::Duration::from_millis(200)).await;
+    let reply = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "cron")]).await;
+    let (status, body) = refusal(&reply);
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "Unauthorized.ExpiredToken");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired")
+    );
+    let authorize = app
+        .authorize(&secret, "cron", pb::Privilege::ReadOnly)
+        .await;
+    assert_eq!(authorize.decision(), pb::Decision::Expired);
+    assert_eq!(
+        authorize.error_code,
+        body["code"].as_str().unwrap_or_default()
+    );
+    app.stop().await;
+}
+
 /// The request Envoy sends for a client at `source` (its downstream peer, after Envoy's own
 /// x-forwarded-for policy).
 fn from_source(mut request: CheckRequest, source: &str) -> CheckRequest {
@@ -501,6 +548,7 @@ on_both_backends!(
     basic_credentials_are_accepted_and_not_forwarded,
     read_only_token_may_read_but_not_write,
     pending_app_is_401_and_authorize_agrees,
+    an_expired_token_is_401_expired,
     unknown_or_malformed_token_is_401_and_never_echoed,
     missing_credentials_are_401,
     malformed_app_name_is_400,

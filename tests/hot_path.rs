@@ -1,5 +1,6 @@
-//! The hot path: no database on a warm Authorize, changes take effect on the very next call,
-//! first uses are recorded exactly once, the flood cap, and last-used written behind.
+//! The hot path: no database on a warm Authorize (expiry and rotation included), changes take
+//! effect on the very next call, first uses are recorded exactly once, the flood cap, and
+//! last-used written behind.
 mod common;
 
 use std::time::Duration;
@@ -119,6 +120,7 @@ async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backe
                 description: Default::default(),
                 request_id: None,
                 bound_ranges: ranges.clone(),
+                expire_time: None,
             },
         )
         .await
@@ -170,6 +172,84 @@ async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backe
         queries() - before,
         0,
         "ranges and conditions add no query to a warm Authorize"
+    );
+}
+
+/// A token's expiry and a rotated-out secret's overlap live in the cached grants: checking
+/// them costs no query, for the old secret, the new one, and an expired token alike.
+async fn warm_authorize_with_expiry_and_rotation_sends_no_query(backend: Backend) {
+    use api_tokens::domain::{AppState, Rotation, TokenType};
+    use api_tokens::service::{Credentials, NewTokenRequest, RotateRequest};
+    let (_db, service, secret) = local_service(backend).await;
+    let caller = service
+        .authenticate(&Credentials {
+            secret,
+            app: AppName::parse("admin").unwrap(),
+            client: None,
+        })
+        .await
+        .expect("caller");
+    let new_token = |expire_time| NewTokenRequest {
+        token_type: TokenType::User,
+        privilege: Privilege::Normal,
+        default_app_state: AppState::Allow,
+        description: Default::default(),
+        request_id: None,
+        bound_ranges: Default::default(),
+        expire_time: Some(expire_time),
+    };
+    let (view, old) = service
+        .create_token(
+            &caller,
+            new_token(chrono::Utc::now() + chrono::TimeDelta::hours(1)),
+        )
+        .await
+        .expect("an expiring token");
+    let (_, new) = service
+        .rotate_token(
+            &caller,
+            view.token.id,
+            RotateRequest {
+                rotation: Rotation::new(chrono::TimeDelta::hours(1), false).unwrap(),
+                expire_time: None,
+            },
+        )
+        .await
+        .expect("rotated with an overlap");
+    let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
+    let (_, expiring) = service
+        .create_token(&caller, new_token(deadline))
+        .await
+        .expect("a token about to expire");
+    let app = AppName::parse("deploys").unwrap();
+    for secret in [&old, &new, &expiring] {
+        let cold = service
+            .authorize(secret, &app, Privilege::ReadOnly)
+            .await
+            .expect("cold");
+        assert!(cold.decision.is_allow());
+    }
+    tokio::time::sleep((deadline - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    let queries = || service.repository().query_count();
+    let before = queries();
+    for _ in 0..50 {
+        for secret in [&old, &new] {
+            let warm = service
+                .authorize(secret, &app, Privilege::ReadOnly)
+                .await
+                .expect("warm");
+            assert!(warm.decision.is_allow());
+        }
+        let expired = service
+            .authorize(&expiring, &app, Privilege::ReadOnly)
+            .await
+            .expect("warm");
+        assert_eq!(expired.decision.name(), "expired");
+    }
+    assert_eq!(
+        queries() - before,
+        0,
+        "expiry and rotation add no query to a warm Authorize"
     );
 }
 
@@ -533,6 +613,7 @@ async fn malformed_authorize_requests_are_invalid_argument_with_fields(backend: 
 on_both_backends!(
     warm_authorize_sends_no_query_and_cold_sends_one,
     warm_authorize_with_ranges_and_conditions_sends_no_query,
+    warm_authorize_with_expiry_and_rotation_sends_no_query,
     changes_take_effect_on_the_very_next_authorize,
     a_thousand_concurrent_first_uses_record_one_row_and_one_event,
     the_flood_cap_refuses_new_names_and_writes_nothing,

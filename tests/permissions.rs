@@ -197,8 +197,22 @@ impl World {
             ),
             "UpdateToken description"
             | "UpdateToken privilege to Admin"
-            | "UpdateToken bound_cidrs" => {
-                let (token, path) = if cell.rpc.ends_with("bound_cidrs") {
+            | "UpdateToken bound_cidrs"
+            | "UpdateToken expire_time" => {
+                let (token, path) = if cell.rpc.ends_with("expire_time") {
+                    let at = chrono::Utc::now() + chrono::TimeDelta::days(30);
+                    (
+                        pb::Token {
+                            id: target,
+                            expire_time: Some(prost_types::Timestamp {
+                                seconds: at.timestamp(),
+                                nanos: 0,
+                            }),
+                            ..Default::default()
+                        },
+                        "expire_time",
+                    )
+                } else if cell.rpc.ends_with("bound_cidrs") {
                     (
                         pb::Token {
                             id: target,
@@ -259,6 +273,15 @@ impl World {
                         .map(|r| r.into_inner().preview),
                 );
             }
+            "RotateToken" => code(
+                tokens
+                    .rotate_token(who.req(pb::RotateTokenRequest {
+                        id: target,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map(drop),
+            ),
             "PromoteToken" => code(
                 tokens
                     .promote_token(who.req(pb::PromoteTokenRequest {
@@ -359,6 +382,17 @@ impl World {
                     .await
                     .map(drop),
             ),
+            "CreateToken user, with expire_time" => {
+                let at = chrono::Utc::now() + chrono::TimeDelta::days(7);
+                let request = pb::CreateTokenRequest {
+                    expire_time: Some(prost_types::Timestamp {
+                        seconds: at.timestamp(),
+                        nanos: 0,
+                    }),
+                    ..create(pb::TokenType::User, pb::Privilege::ReadOnly)
+                };
+                code(tokens.create_token(who.req(request)).await.map(drop))
+            }
             "CreateToken user, Admin" => code(
                 tokens
                     .create_token(who.req(create(pb::TokenType::User, pb::Privilege::Admin)))
@@ -402,6 +436,18 @@ impl World {
             "GetAccount" => code(
                 accounts
                     .get_account(who.req(pb::GetAccountRequest {}))
+                    .await
+                    .map(drop),
+            ),
+            // A change that leaves every other cell as it was.
+            "SetAccountPolicy" => code(
+                accounts
+                    .set_account_policy(who.req(pb::SetAccountPolicyRequest {
+                        policy: Some(pb::AccountPolicy::default()),
+                        update_mask: Some(FieldMask {
+                            paths: vec!["retire_on_reuse".into()],
+                        }),
+                    }))
                     .await
                     .map(drop),
             ),
@@ -454,6 +500,41 @@ impl World {
                 }
                 code(reply.map(drop))
             }
+            "WatchTokenEvents" => code(
+                tokens
+                    .watch_token_events(who.req(pb::WatchTokenEventsRequest {
+                        token_id: target,
+                        ..Default::default()
+                    }))
+                    .await
+                    .map(drop),
+            ),
+            rpc if rpc.starts_with("WatchTokenEvents hears of ") => {
+                let mut events = tokens
+                    .watch_token_events(who.req(pb::WatchTokenEventsRequest::default()))
+                    .await
+                    .expect("a stream of every visible token opens")
+                    .into_inner();
+                // The first message stands for the present: what follows is news.
+                events
+                    .message()
+                    .await
+                    .expect("open")
+                    .expect("first message");
+                let target = self
+                    .target(caller, &rpc["WatchTokenEvents hears of ".len()..])
+                    .await;
+                heard_of_creation(&mut events, &target).await
+            }
+            "ReportLeakedSecret" => code(
+                tokens
+                    .report_leaked_secret(who.req(pb::ReportLeakedSecretRequest {
+                        secret: uuid::Uuid::new_v4().to_string(),
+                        where_found: "matrix".into(),
+                    }))
+                    .await
+                    .map(drop),
+            ),
             other => panic!("the matrix names an RPC the test does not know: {other}"),
         };
         match outcome {
@@ -469,6 +550,26 @@ impl World {
             ),
         }
         .to_owned()
+    }
+}
+
+/// `Ok` once the stream tells of `target`'s creation; `NotFound` if it stays silent about it
+/// (a second of nothing: the event, were it visible, is on its way within milliseconds).
+async fn heard_of_creation(
+    events: &mut tonic::Streaming<pb::WatchTokenEventsResponse>,
+    target: &str,
+) -> Code {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), events.message()).await {
+            Ok(Ok(Some(event)))
+                if event.r#type() == pb::TokenEventType::Created && event.token_id == target =>
+            {
+                return Code::Ok;
+            }
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) | Ok(Err(_)) => panic!("the stream ended"),
+            Err(_) => return Code::NotFound,
+        }
     }
 }
 

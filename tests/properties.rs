@@ -85,6 +85,9 @@ fn token() -> impl Strategy<Value = Token> {
                     promoted_at: None,
                     last_used_at: None,
                     bound_ranges: Default::default(),
+                    expires_at: None,
+                    rotated_at: None,
+                    previous_secret: None,
                 }
             },
         )
@@ -115,6 +118,8 @@ fn grant() -> impl Strategy<Value = TokenGrant> {
                 retired,
                 owner,
                 bound_ranges: Default::default(),
+                expires_at: None,
+                secret: api_tokens::domain::SecretUse::Current,
             },
         )
 }
@@ -199,7 +204,7 @@ proptest! {
     fn decide_never_allows_below_the_required_privilege(
         g in grant(), state in app_state(), required in privilege()
     ) {
-        let usable = g.usable();
+        let usable = g.usable(chrono::Utc::now());
         if let Ok(effective) = usable {
             prop_assert!(effective <= g.privilege);
             if let OwnerStatus::Member(role) = g.owner {

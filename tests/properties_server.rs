@@ -316,6 +316,7 @@ impl World {
                                 r#type: *token_type,
                                 owner_user_id: owner_user_id.clone(),
                                 state: 0,
+                                expire_before: None,
                             }))
                             .await;
                         prop_assert_eq!(

@@ -11,7 +11,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus}
 
 /// This binary's newest migration: every later binary knows it too, so a future migration
 /// may name it as the oldest a binary must know.
-const THIS_RELEASE: &str = "m0006_approval_conditions";
+const THIS_RELEASE: &str = "m0008_lifecycle_notices";
 
 /// Brings `database` to this binary's schema, then applies a "future" migration by hand the
 /// way the next release would: its row in api_tokens_migrations and its declaration.

@@ -1,17 +1,20 @@
-//! The admin command line: `tokens`, `apps`, `members`, `install-command` and `watch`, a
+//! The admin command line: `tokens`, `apps`, `members`, `accounts`, `install-command` and `watch`, a
 //! client of a running server that authenticates with the token in `API_TOKENS_TOKEN`. One
 //! file per noun; the connection in `client`, the printing in `output`, paging in `paging`.
+mod accounts;
 mod apps;
 mod client;
 mod install;
 mod members;
 mod output;
 mod paging;
+mod token_events;
 mod tokens;
 mod watch;
 
 use clap::Subcommand;
 
+pub use accounts::{AccountsArgs, AccountsCommand, PolicyCommand, PolicySetArgs};
 pub use apps::{AppsArgs, AppsCommand, ConditionArgs, parse_span};
 pub use client::{Client, ClientArgs, ConnectionArgs, TOKEN_VAR, Tokens};
 pub use install::InstallCommandArgs;
@@ -22,12 +25,14 @@ pub use watch::WatchArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
-    /// Tokens: create, list, get, update, retire, promote (a running server's TokenService).
+    /// Tokens: create, list, get, update, rotate, retire, promote (a running server's TokenService).
     Tokens(TokensArgs),
     /// Application names recorded under a token: list, allow, deny.
     Apps(AppsArgs),
     /// Members of the account and their roles: list, add, update, remove.
     Members(MembersArgs),
+    /// The account's token policy: show, set (Admins).
+    Accounts(AccountsArgs),
     /// The One-Step-Install command line for a token.
     InstallCommand(InstallCommandArgs),
     /// Follow application events (WatchApplications) until interrupted.
@@ -40,6 +45,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Tokens(args) => tokens::run(args).await,
         AdminCommand::Apps(args) => apps::run(args).await,
         AdminCommand::Members(args) => members::run(args).await,
+        AdminCommand::Accounts(args) => accounts::run(args).await,
         AdminCommand::InstallCommand(args) => install::run(args).await,
         AdminCommand::Watch(args) => watch::run(args).await,
     }

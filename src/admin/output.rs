@@ -216,6 +216,12 @@ pub fn token_fields(t: &pb::Token) -> Vec<(&'static str, String)> {
         ("state", token_state(t.state)),
         ("description", or_dash(&t.description)),
         ("bound cidrs", or_dash(&t.bound_cidrs.join(" "))),
+        ("expires", or_dash(&time(t.expire_time.as_ref()))),
+        ("rotated", or_dash(&time(t.rotate_time.as_ref()))),
+        (
+            "previous secret until",
+            previous_secret(t.previous_secret.as_ref()),
+        ),
         ("created", time(t.create_time.as_ref())),
         ("last used", or_dash(&time(t.last_used_time.as_ref()))),
     ]
@@ -239,6 +245,72 @@ pub fn token_json(t: &pb::Token) -> Value {
         "promote_time": time_json(t.promote_time.as_ref()),
         "last_used_time": time_json(t.last_used_time.as_ref()),
         "bound_cidrs": t.bound_cidrs,
+        "expire_time": time_json(t.expire_time.as_ref()),
+        "rotate_time": time_json(t.rotate_time.as_ref()),
+        "previous_secret": t.previous_secret.as_ref().map(|p| json!({
+            "rotate_time": time_json(p.rotate_time.as_ref()),
+            "end_time": time_json(p.end_time.as_ref()),
+            "overlap_seconds": p.overlap.as_ref().map_or(0, |d| d.seconds),
+        })),
+    })
+}
+
+/// Until when a rotated-out secret works: its end, or that it waits for the new one's first use.
+fn previous_secret(previous: Option<&pb::RotatedSecret>) -> String {
+    match previous {
+        None => "-".into(),
+        Some(p) => match &p.end_time {
+            Some(end) => time(Some(end)),
+            None => format!(
+                "{}s after the new secret's first use",
+                p.overlap.as_ref().map_or(0, |d| d.seconds)
+            ),
+        },
+    }
+}
+
+/// A duration for people: whole days, hours, minutes or seconds.
+pub fn span(d: Option<&prost_types::Duration>) -> String {
+    let Some(d) = d else { return "-".into() };
+    let s = d.seconds;
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+pub fn policy_fields(p: &pb::AccountPolicy) -> Vec<(&'static str, String)> {
+    vec![
+        ("max token lifetime", span(p.max_token_lifetime.as_ref())),
+        ("require expiry", p.require_expiry.to_string()),
+        (
+            "default token lifetime",
+            span(p.default_token_lifetime.as_ref()),
+        ),
+        (
+            "expiry notices",
+            p.expiry_notice_lead_times
+                .iter()
+                .map(|d| span(Some(d)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        ("dormant after", span(p.dormant_after.as_ref())),
+        ("retire on reuse", p.retire_on_reuse.to_string()),
+    ]
+}
+
+pub fn policy_json(p: &pb::AccountPolicy) -> Value {
+    let seconds = |d: Option<&prost_types::Duration>| d.map(|d| d.seconds);
+    json!({
+        "max_token_lifetime_seconds": seconds(p.max_token_lifetime.as_ref()),
+        "require_expiry": p.require_expiry,
+        "default_token_lifetime_seconds": seconds(p.default_token_lifetime.as_ref()),
+        "expiry_notice_lead_seconds": p.expiry_notice_lead_times.iter().map(|d| d.seconds).collect::<Vec<_>>(),
+        "dormant_after_seconds": seconds(p.dormant_after.as_ref()),
+        "retire_on_reuse": p.retire_on_reuse,
     })
 }
 

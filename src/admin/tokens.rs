@@ -1,12 +1,14 @@
-//! `tokens`: create, list, get, update, retire and promote tokens.
+//! `tokens`: create, list, get, update, rotate, retire and promote tokens.
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::apps::parse_span;
 use super::client::{Client, ClientArgs, status_error};
 use super::output::{
     self, Output, emit, print_fields, print_json, print_list, token_fields, token_json,
 };
 use super::paging::{PAGE_SIZE, every_page};
+use super::token_events::{self, EventsArgs, ReportLeakArgs};
 use super::{note_revision, wire};
 use crate::cli::named;
 use crate::domain::{AppState, Privilege, TokenState, TokenType};
@@ -38,6 +40,8 @@ pub enum TokensCommand {
         /// None: anywhere.
         #[arg(long = "bound-cidr")]
         bound_cidrs: Vec<String>,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
     },
     /// List the tokens you may see (every page).
     List {
@@ -48,10 +52,17 @@ pub enum TokensCommand {
         owner: Option<String>,
         #[arg(long, value_parser = named::<TokenState>())]
         state: Option<TokenState>,
+        /// Only tokens that expire before this time (RFC 3339).
+        #[arg(long, conflicts_with = "expires_within")]
+        expires_before: Option<String>,
+        /// Only tokens that expire within this long from now: 12h, 7d.
+        #[arg(long, value_name = "DURATION")]
+        expires_within: Option<String>,
     },
     /// Show one token.
     Get { id: String },
-    /// Change a token's privilege, default app state or description.
+    /// Change a token's privilege, default app state, description, ranges or expiry (an
+    /// expired token cannot be changed: it is never revived).
     Update {
         id: String,
         #[arg(long, value_parser = named::<Privilege>())]
@@ -66,6 +77,24 @@ pub enum TokensCommand {
         /// Drop the token's address ranges: usable from anywhere.
         #[arg(long)]
         anywhere: bool,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
+        /// Remove the token's expiry, if the account policy allows it.
+        #[arg(long, conflicts_with_all = ["expires_at", "expires_in"])]
+        no_expiry: bool,
+    },
+    /// Replace a token's secret; the new one is printed this once. The old one keeps working
+    /// for the overlap.
+    Rotate {
+        id: String,
+        /// How long the old secret keeps working: 0 (stops at once), 90s, 45m, 12h, 30d.
+        #[arg(long, default_value = "0", value_name = "DURATION")]
+        overlap: String,
+        /// Start the overlap at the new secret's first use instead of now.
+        #[arg(long)]
+        from_first_use: bool,
+        #[command(flatten)]
+        expiry: ExpiryArgs,
     },
     /// Retire a token for good: every later use is refused.
     Retire {
@@ -76,6 +105,52 @@ pub enum TokensCommand {
     },
     /// Turn a user token into an account token (Admin only; cannot be undone).
     Promote { id: String },
+    /// Follow tokens' lifecycle events (created, retired, promoted, rotated, leaked,
+    /// expiring, expired, dormant) until interrupted.
+    #[command(alias = "watch")]
+    Events(EventsArgs),
+    /// Report a leaked secret, read from stdin: its token, if any, is retired at once.
+    /// Needs no API_TOKENS_TOKEN: holding the secret is the proof.
+    ReportLeak(ReportLeakArgs),
+}
+
+/// When a token stops working: a time, or a span from now.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExpiryArgs {
+    /// The token stops working at this time (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+    #[arg(long, conflicts_with = "expires_in")]
+    pub expires_at: Option<String>,
+    /// The token stops working after this long: 12h, 30d.
+    #[arg(long, value_name = "DURATION")]
+    pub expires_in: Option<String>,
+}
+
+impl ExpiryArgs {
+    /// The time asked for, on the wire; `None` when neither flag is given.
+    fn pb(&self) -> anyhow::Result<Option<prost_types::Timestamp>> {
+        Ok(match (&self.expires_at, &self.expires_in) {
+            (Some(at), _) => Some(rfc3339("--expires-at", at)?),
+            (None, Some(span)) => Some(chrono::Utc::now() + parse_span(span)?),
+            (None, None) => None,
+        }
+        .map(crate::grpc::timestamp))
+    }
+}
+
+fn rfc3339(flag: &str, text: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    Ok(chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}"))?
+        .with_timezone(&chrono::Utc))
+}
+
+/// An overlap: `0`, or a span as `parse_span` reads it.
+fn overlap(text: &str) -> anyhow::Result<prost_types::Duration> {
+    let span = if text == "0" {
+        chrono::TimeDelta::zero()
+    } else {
+        parse_span(text)?
+    };
+    Ok(crate::grpc::duration(span))
 }
 
 fn show_token(output: Output, token: Option<pb::Token>) -> anyhow::Result<()> {
@@ -89,6 +164,14 @@ fn show_token(output: Output, token: Option<pb::Token>) -> anyhow::Result<()> {
 
 pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
     let output = args.client.output;
+    // Neither connects as the other commands do: one streams, the other has no credentials.
+    match args.command {
+        TokensCommand::Events(events) => return token_events::events(&args.client, events).await,
+        TokensCommand::ReportLeak(report) => {
+            return token_events::report_leak(&args.client, report).await;
+        }
+        _ => {}
+    }
     let mut client = Client::connect(&args.client).await?.tokens();
     match args.command {
         TokensCommand::Create {
@@ -97,6 +180,7 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
             default_app_state,
             description,
             bound_cidrs,
+            expiry,
         } => {
             let reply = client
                 .create_token(pb::CreateTokenRequest {
@@ -107,33 +191,27 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                     // Safe to resend: should this call be retried, no second token is made.
                     request_id: uuid::Uuid::new_v4().to_string(),
                     bound_cidrs,
+                    expire_time: expiry.pb()?,
                 })
                 .await
                 .map_err(status_error)
                 .map(note_revision)?
                 .into_inner();
-            let token = reply
-                .token
-                .ok_or_else(|| anyhow::anyhow!("the server answered without a token"))?;
-            match output {
-                Output::Json => {
-                    let mut value = token_json(&token);
-                    value["secret"] = json!(reply.secret);
-                    print_json(&value);
-                }
-                Output::Table => {
-                    let mut fields = token_fields(&token);
-                    fields.push(("secret", reply.secret));
-                    print_fields(&fields);
-                    emit("\nThe secret is shown only this once: store it now.");
-                }
-            }
+            show_secret(output, reply.token, reply.secret)?;
         }
         TokensCommand::List {
             token_type,
             owner,
             state,
+            expires_before,
+            expires_within,
         } => {
+            let expire_before = match (expires_before, expires_within) {
+                (Some(at), _) => Some(rfc3339("--expires-before", &at)?),
+                (None, Some(span)) => Some(chrono::Utc::now() + parse_span(&span)?),
+                (None, None) => None,
+            }
+            .map(crate::grpc::timestamp);
             let tokens = every_page(async |page_token| {
                 client
                     .list_tokens(pb::ListTokensRequest {
@@ -142,6 +220,7 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                         r#type: wire::<pb::TokenType, _>(token_type),
                         owner_user_id: owner.clone().unwrap_or_default(),
                         state: wire::<pb::TokenState, _>(state),
+                        expire_before,
                     })
                     .await
             })
@@ -162,6 +241,8 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
             description,
             bound_cidrs,
             anywhere,
+            expiry,
+            no_expiry,
         } => {
             let mut paths = Vec::new();
             let mut token = pb::Token {
@@ -184,9 +265,14 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                 token.bound_cidrs = bound_cidrs;
                 paths.push("bound_cidrs".to_owned());
             }
+            let expire_time = expiry.pb()?;
+            if no_expiry || expire_time.is_some() {
+                token.expire_time = expire_time;
+                paths.push("expire_time".to_owned());
+            }
             if paths.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: give --privilege, --default-app-state, --description, --bound-cidr or --anywhere"
+                    "nothing to change: give --privilege, --default-app-state, --description, --bound-cidr, --anywhere, --expires-at, --expires-in or --no-expiry"
                 );
             }
             let reply = client
@@ -198,6 +284,25 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                 .map_err(status_error)
                 .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
+        }
+        TokensCommand::Rotate {
+            id,
+            overlap: span,
+            from_first_use,
+            expiry,
+        } => {
+            let reply = client
+                .rotate_token(pb::RotateTokenRequest {
+                    id,
+                    overlap: Some(overlap(&span)?),
+                    overlap_from_first_use: from_first_use,
+                    expire_time: expiry.pb()?,
+                })
+                .await
+                .map_err(status_error)
+                .map(note_revision)?
+                .into_inner();
+            show_secret(output, reply.token, reply.secret)?;
         }
         TokensCommand::Retire { id, validate_only } => {
             let reply = client
@@ -221,6 +326,26 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                 .map_err(status_error)
                 .map(note_revision)?;
             show_token(output, reply.into_inner().token)?;
+        }
+        TokensCommand::Events(_) | TokensCommand::ReportLeak(_) => {}
+    }
+    Ok(())
+}
+
+/// A token with its new secret, shown this once.
+fn show_secret(output: Output, token: Option<pb::Token>, secret: String) -> anyhow::Result<()> {
+    let token = token.ok_or_else(|| anyhow::anyhow!("the server answered without a token"))?;
+    match output {
+        Output::Json => {
+            let mut value = token_json(&token);
+            value["secret"] = json!(secret);
+            print_json(&value);
+        }
+        Output::Table => {
+            let mut fields = token_fields(&token);
+            fields.push(("secret", secret));
+            print_fields(&fields);
+            emit("\nThe secret is shown only this once: store it now.");
         }
     }
     Ok(())

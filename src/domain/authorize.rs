@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AddressRanges, AppState, Conditions, Privilege, Reason, TokenType};
+use super::{AddressRanges, AppState, Conditions, Privilege, Reason, SecretUse, TokenType};
 
 /// The owner side of a token at the moment of the decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +42,41 @@ pub struct TokenGrant {
     pub owner: OwnerStatus,
     /// Where the token may be used from (Vault's `token_bound_cidrs`); empty: anywhere.
     pub bound_ranges: AddressRanges,
+    /// When the token stops working; compared with the clock on every decision, so it
+    /// stops at its deadline on every replica with nothing written.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Which of the token's secrets this grant was found by.
+    pub secret: SecretUse,
 }
 
 impl TokenGrant {
-    /// The privilege the token acts with: for a user token never above its owner's
-    /// current role. `Err` holds the refusal when the token cannot be used at all.
-    pub fn usable(&self) -> Result<Privilege, Decision> {
+    /// The privilege the token acts with at `now`: for a user token never above its owner's
+    /// current role. `Err` holds the refusal when the token cannot be used at all. A
+    /// rotated-out secret past its overlap is refused as an unknown secret would be.
+    pub fn usable(&self, now: DateTime<Utc>) -> Result<Privilege, Decision> {
+        if self.secret.is_reuse(now) {
+            return Err(Decision::UnknownToken);
+        }
         if self.retired {
             return Err(Decision::Retired);
         }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(Decision::Expired);
+        }
         self.owner.cap(self.privilege).ok_or(Decision::OwnerRemoved)
+    }
+
+    /// When this grant stops working by the clock alone: the token's expiry, or the end of
+    /// a rotated-out secret's overlap, whichever comes first; `None`: neither.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        let overlap_end = match self.secret {
+            SecretUse::RotatedOut { ends_at } => ends_at,
+            SecretUse::Current => None,
+        };
+        match (self.expires_at, overlap_end) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The member a user token acts for; `None` for an account token.
@@ -112,6 +137,8 @@ pub enum Decision {
     Denied,
     UnknownToken,
     Retired,
+    /// The token's expiry has come.
+    Expired,
     InsufficientPrivilege {
         effective: Privilege,
         required: Privilege,
@@ -149,6 +176,12 @@ impl Decision {
                 401,
                 "Forbidden.BadToken",
                 Some(Reason::TokenRetired),
+            ),
+            Decision::Expired => (
+                "expired",
+                401,
+                "Unauthorized.ExpiredToken",
+                Some(Reason::TokenExpired),
             ),
             Decision::InsufficientPrivilege { .. } => (
                 "insufficient_privilege",
@@ -217,6 +250,9 @@ impl Decision {
             Decision::Denied => format!("application '{app}' is not allowed to use this token"),
             Decision::UnknownToken => "the authentication token you supplied is invalid".into(),
             Decision::Retired => "the authentication token you supplied has been retired".into(),
+            Decision::Expired => {
+                "the authentication token you supplied has expired; create a new one".into()
+            }
             Decision::InsufficientPrivilege {
                 effective,
                 required,
@@ -258,6 +294,7 @@ impl Decision {
             Decision::Denied => format!("App '{app}' not allowed"),
             Decision::UnknownToken => "The token is not valid".into(),
             Decision::Retired => "The token has been retired".into(),
+            Decision::Expired => "The token has expired".into(),
             Decision::OwnerRemoved => "The token's owner has left the account".into(),
             Decision::InsufficientPrivilege { required, .. } => {
                 format!("{method} requests need a token with {required} privilege")
@@ -304,7 +341,7 @@ pub fn decide_with(
     conditions: Option<&Conditions>,
     call: &Call,
 ) -> Decision {
-    let effective = match grant.usable() {
+    let effective = match grant.usable(call.now) {
         Ok(p) => p,
         Err(refusal) => return refusal,
     };
@@ -359,6 +396,8 @@ mod tests {
             retired: false,
             owner,
             bound_ranges: AddressRanges::default(),
+            expires_at: None,
+            secret: SecretUse::Current,
         }
     }
 
@@ -452,7 +491,7 @@ mod tests {
     #[test]
     fn user_token_never_acts_above_owner_role() {
         let g = grant(Admin, OwnerStatus::Member(Normal));
-        assert_eq!(g.usable(), Ok(Normal));
+        assert_eq!(g.usable(Utc::now()), Ok(Normal));
         assert_eq!(
             decide(&g, AppState::Allow, Admin),
             Decision::InsufficientPrivilege {
@@ -477,6 +516,34 @@ mod tests {
         g.retired = true;
         assert_eq!(decide(&g, AppState::Allow, ReadOnly), Decision::Retired);
         assert_eq!(Decision::Retired.http_status(), 401);
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_from_its_deadline_and_a_reused_secret_is_unknown() {
+        let now = Utc::now();
+        let mut g = grant(Admin, OwnerStatus::Account);
+        g.expires_at = Some(now + chrono::TimeDelta::seconds(1));
+        let before = Call {
+            now,
+            ..at(None, ReadOnly)
+        };
+        assert!(decide_with(&g, AppState::Allow, None, &before).is_allow());
+        let at_deadline = Call {
+            now: now + chrono::TimeDelta::seconds(1),
+            ..before
+        };
+        let expired = decide_with(&g, AppState::Allow, None, &at_deadline);
+        assert_eq!(expired, Decision::Expired);
+        assert_eq!(expired.http_status(), 401);
+        assert_eq!(expired.reason(), Some(Reason::TokenExpired));
+        assert!(expired.error_code().contains("Expired"));
+        assert!(expired.explanation("x").contains("expired"));
+        g.expires_at = None;
+        g.secret = SecretUse::RotatedOut { ends_at: Some(now) };
+        assert_eq!(
+            decide_with(&g, AppState::Allow, None, &at_deadline),
+            Decision::UnknownToken
+        );
     }
 
     #[test]

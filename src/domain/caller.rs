@@ -1,4 +1,5 @@
 //! Who is calling a management RPC, and what the Circonus API Tokens page lets them do.
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
@@ -73,8 +74,8 @@ pub fn may_grant(own: Privilege, requested: Privilege) -> Result<(), PolicyDenia
 impl Caller {
     /// The caller a token is, as the token and its owner stand: `Err` holds the refusal
     /// when the token cannot act (retired, owner removed).
-    pub fn from_grant(grant: &TokenGrant) -> Result<Caller, Decision> {
-        let privilege = grant.usable()?;
+    pub fn from_grant(grant: &TokenGrant, now: DateTime<Utc>) -> Result<Caller, Decision> {
+        let privilege = grant.usable(now)?;
         Ok(Caller {
             account_id: grant.account_id,
             token_id: grant.token_id,
@@ -121,6 +122,7 @@ impl Caller {
             default_app_state,
             description,
             bound_ranges: Default::default(),
+            expires_at: None,
         }
     }
 
@@ -217,6 +219,9 @@ mod tests {
             promoted_at: None,
             last_used_at: None,
             bound_ranges: Default::default(),
+            expires_at: None,
+            rotated_at: None,
+            previous_secret: None,
         }
     }
 

@@ -12,6 +12,12 @@ pub enum Precondition {
     TokenPrivilegeTooLow,
     /// An account always keeps an Admin.
     LastAdmin,
+    /// An expired token changes no more: it is never revived (issue a new one).
+    TokenExpired,
+    /// The account's policy says every token must expire.
+    ExpiryRequired,
+    /// The expiry is further away than the account's policy allows.
+    LifetimeAbovePolicy,
 }
 
 impl Precondition {
@@ -21,6 +27,9 @@ impl Precondition {
             Precondition::AlreadyAccountToken => Reason::AlreadyAccountToken,
             Precondition::TokenPrivilegeTooLow => Reason::TokenPrivilegeTooLow,
             Precondition::LastAdmin => Reason::LastAdmin,
+            Precondition::TokenExpired => Reason::TokenExpired,
+            Precondition::ExpiryRequired => Reason::ExpiryRequired,
+            Precondition::LifetimeAbovePolicy => Reason::LifetimeAbovePolicy,
         }
     }
 
@@ -35,6 +44,15 @@ impl Precondition {
             }
             Precondition::LastAdmin => {
                 "the account must keep at least one Admin; promote another member first"
+            }
+            Precondition::TokenExpired => {
+                "the token has expired; an expired token is never revived: create a new one"
+            }
+            Precondition::ExpiryRequired => {
+                "the account's policy requires every token to expire: give an expire_time"
+            }
+            Precondition::LifetimeAbovePolicy => {
+                "the expire_time is further away than the account policy's max_token_lifetime"
             }
         }
     }

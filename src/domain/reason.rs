@@ -16,6 +16,8 @@ pub enum Reason {
     UnknownToken,
     /// The token is retired: refused as a credential, and as the target of a change.
     TokenRetired,
+    /// The token has expired: refused as a credential, and as the target of a change.
+    TokenExpired,
     /// The token's effective privilege is below what the call needs.
     InsufficientPrivilege,
     /// The owner of the user token is no longer a member.
@@ -54,6 +56,10 @@ pub enum Reason {
     LastAdmin,
     /// One-Step-Install needs a token of Normal privilege or more.
     TokenPrivilegeTooLow,
+    /// The account's policy requires an expiry.
+    ExpiryRequired,
+    /// The expiry is further away than the account's policy allows.
+    LifetimeAbovePolicy,
     /// The watch cursor points at changes compacted away.
     CursorExpired,
 
@@ -78,15 +84,18 @@ pub enum Reason {
     Starting,
     /// The call took longer than the server's request timeout.
     RequestTimeout,
+    /// Too many calls of this kind from this client: retry after the RetryInfo's delay.
+    RateLimited,
 }
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Reason; 30] = [
+    pub const ALL: [Reason; 34] = [
         Reason::AppPending,
         Reason::AppDenied,
         Reason::UnknownToken,
         Reason::TokenRetired,
+        Reason::TokenExpired,
         Reason::InsufficientPrivilege,
         Reason::OwnerRemoved,
         Reason::AppLimitReached,
@@ -103,6 +112,8 @@ impl Reason {
         Reason::AlreadyAccountToken,
         Reason::LastAdmin,
         Reason::TokenPrivilegeTooLow,
+        Reason::ExpiryRequired,
+        Reason::LifetimeAbovePolicy,
         Reason::CursorExpired,
         Reason::Conflict,
         Reason::AccountExists,
@@ -113,6 +124,7 @@ impl Reason {
         Reason::Overloaded,
         Reason::Starting,
         Reason::RequestTimeout,
+        Reason::RateLimited,
     ];
 
     /// The name on the wire.
@@ -122,6 +134,7 @@ impl Reason {
             Reason::AppDenied => "APP_DENIED",
             Reason::UnknownToken => "UNKNOWN_TOKEN",
             Reason::TokenRetired => "TOKEN_RETIRED",
+            Reason::TokenExpired => "TOKEN_EXPIRED",
             Reason::InsufficientPrivilege => "INSUFFICIENT_PRIVILEGE",
             Reason::OwnerRemoved => "OWNER_REMOVED",
             Reason::AppLimitReached => "APP_LIMIT_REACHED",
@@ -138,6 +151,8 @@ impl Reason {
             Reason::AlreadyAccountToken => "ALREADY_ACCOUNT_TOKEN",
             Reason::LastAdmin => "LAST_ADMIN",
             Reason::TokenPrivilegeTooLow => "TOKEN_PRIVILEGE_TOO_LOW",
+            Reason::ExpiryRequired => "EXPIRY_REQUIRED",
+            Reason::LifetimeAbovePolicy => "LIFETIME_ABOVE_POLICY",
             Reason::CursorExpired => "CURSOR_EXPIRED",
             Reason::Conflict => "CONFLICT",
             Reason::AccountExists => "ACCOUNT_EXISTS",
@@ -148,6 +163,7 @@ impl Reason {
             Reason::Overloaded => "OVERLOADED",
             Reason::Starting => "STARTING",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
+            Reason::RateLimited => "RATE_LIMITED",
         }
     }
 }

@@ -2,7 +2,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{AddressRanges, AppState, Member, OwnerStatus, Precondition, Privilege};
+use super::{
+    AddressRanges, AppState, Member, OwnerStatus, Precondition, PreviousSecret, Privilege,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {
@@ -21,11 +23,14 @@ super::names!(TokenType {
 pub enum TokenState {
     Active,
     Retired,
+    /// Not retired, past its expiry: refused everywhere, never revived.
+    Expired,
 }
 
 super::names!(TokenState {
     Active => "active",
     Retired => "retired",
+    Expired => "expired",
 });
 
 /// A validated token description: at most 1000 characters, no control characters but newlines.
@@ -84,6 +89,12 @@ pub struct Token {
     pub last_used_at: Option<DateTime<Utc>>,
     /// Where the token may be used from; empty: anywhere.
     pub bound_ranges: AddressRanges,
+    /// When it stops working; `None`: never (until retired).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When its secret was last rotated.
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// The secret rotated out last, while it may still work.
+    pub previous_secret: Option<PreviousSecret>,
 }
 
 /// What the maker of a new token chooses; its id and times are set when it is made.
@@ -97,6 +108,7 @@ pub struct TokenDraft {
     pub default_app_state: AppState,
     pub description: Description,
     pub bound_ranges: AddressRanges,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl TokenDraft {
@@ -116,6 +128,7 @@ impl TokenDraft {
             default_app_state,
             description,
             bound_ranges: AddressRanges::default(),
+            expires_at: None,
         }
     }
 
@@ -136,6 +149,9 @@ impl TokenDraft {
             promoted_at: None,
             last_used_at: None,
             bound_ranges: self.bound_ranges,
+            expires_at: self.expires_at,
+            rotated_at: None,
+            previous_secret: None,
         }
     }
 }
@@ -145,35 +161,42 @@ impl Token {
         self.retired_at.is_some()
     }
 
-    pub fn state(&self) -> TokenState {
+    /// Whether its expiry has come at `now`.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
         if self.is_retired() {
             TokenState::Retired
+        } else if self.is_expired(now) {
+            TokenState::Expired
         } else {
             TokenState::Active
         }
     }
 
-    /// The privilege the token acts with now, given its owner's standing; `None` when it
-    /// cannot act at all (retired, or its owner removed).
-    pub fn effective_privilege(&self, owner: OwnerStatus) -> Option<Privilege> {
-        if self.is_retired() {
+    /// The privilege the token acts with at `now`, given its owner's standing; `None` when
+    /// it cannot act at all (retired, expired, or its owner removed).
+    pub fn effective_privilege(&self, owner: OwnerStatus, now: DateTime<Utc>) -> Option<Privilege> {
+        if self.state(now) != TokenState::Active {
             return None;
         }
         owner.cap(self.privilege)
     }
 
-    /// A retired token changes no more.
-    pub fn require_active(&self) -> Result<(), Precondition> {
-        if self.is_retired() {
-            Err(Precondition::TokenRetired)
-        } else {
-            Ok(())
+    /// A retired or expired token changes no more (an expired one is never revived).
+    pub fn require_active(&self, now: DateTime<Utc>) -> Result<(), Precondition> {
+        match self.state(now) {
+            TokenState::Active => Ok(()),
+            TokenState::Retired => Err(Precondition::TokenRetired),
+            TokenState::Expired => Err(Precondition::TokenExpired),
         }
     }
 
     /// Only an active user token can be promoted.
-    pub fn require_promotable(&self) -> Result<(), Precondition> {
-        self.require_active()?;
+    pub fn require_promotable(&self, now: DateTime<Utc>) -> Result<(), Precondition> {
+        self.require_active(now)?;
         if self.token_type == TokenType::Account {
             return Err(Precondition::AlreadyAccountToken);
         }
@@ -181,8 +204,8 @@ impl Token {
     }
 
     /// One-Step-Install needs an active token that may write.
-    pub fn require_installable(&self) -> Result<(), Precondition> {
-        self.require_active()?;
+    pub fn require_installable(&self, now: DateTime<Utc>) -> Result<(), Precondition> {
+        self.require_active(now)?;
         if self.privilege < Privilege::Normal {
             return Err(Precondition::TokenPrivilegeTooLow);
         }

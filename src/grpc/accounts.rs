@@ -24,12 +24,27 @@ impl AccountService for AccountHandler {
     ) -> Result<Response<pb::GetAccountResponse>, Status> {
         let caller = caller(&self.service, &request).await?;
         let view = self.service.get_account(&caller).await?;
+        let policy = self.service.account_policy(&caller).await?;
         Ok(Response::new(pb::GetAccountResponse {
             account: Some(view.account.into()),
             caller: view.caller.map(Into::into),
             caller_token_id: caller.token_id.to_string(),
             caller_privilege: pb::Privilege::from(caller.privilege).into(),
+            policy: Some(policy.into()),
         }))
+    }
+
+    async fn set_account_policy(
+        &self,
+        request: Request<pb::SetAccountPolicyRequest>,
+    ) -> Result<Response<pb::SetAccountPolicyResponse>, Status> {
+        let caller = caller(&self.service, &request).await?;
+        let update = parse(request.get_ref())?;
+        let policy = self.service.set_account_policy(&caller, update).await?;
+        let reply = pb::SetAccountPolicyResponse {
+            policy: Some(policy.into()),
+        };
+        Ok(with_revision(&self.service, reply).await)
     }
 
     async fn list_members(

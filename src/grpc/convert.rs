@@ -7,13 +7,13 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AppState, Application, Conditions, Decision, Evidence, Member, Privilege, TokenGrant,
-    TokenState, TokenType,
+    Account, AccountPolicy, AppState, Application, Conditions, Decision, Evidence, Member,
+    NoticeKind, Privilege, TokenGrant, TokenState, TokenType,
 };
 use crate::service::{
-    AppChange, AuditView, DecisionResult, Preview, TokenView, WatchEvent, WatchItem,
+    AppChange, AuditView, DecisionResult, Preview, TokenEvent, TokenView, WatchEvent, WatchItem,
 };
-use crate::storage::Decided;
+use crate::storage::{Decided, TokenChange};
 
 /// The UNSPECIFIED value of a protobuf enum, which no domain value stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ macro_rules! enum_pair {
 enum_pair!(Privilege, Privilege, { ReadOnly <=> ReadOnly, Normal <=> Normal, Admin <=> Admin });
 enum_pair!(AppState, AppState, { Allow <=> Allow, Pending <=> Pending, Deny <=> Deny });
 enum_pair!(TokenType, TokenType, { User <=> User, Account <=> Account });
-enum_pair!(TokenState, TokenState, { Active <=> Active, Retired <=> Retired });
+enum_pair!(TokenState, TokenState, { Active <=> Active, Retired <=> Retired, Expired <=> Expired });
 
 pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
     Timestamp {
@@ -82,7 +82,7 @@ impl From<TokenView> for pb::Token {
                 .into(),
             default_app_state: pb::AppState::from(t.default_app_state).into(),
             description: t.description.as_str().to_owned(),
-            state: pb::TokenState::from(t.state()).into(),
+            state: pb::TokenState::from(t.state(view.at)).into(),
             creator_user_id: id_or_empty(t.creator_id),
             create_time: Some(timestamp(t.created_at)),
             update_time: Some(timestamp(t.updated_at)),
@@ -90,6 +90,41 @@ impl From<TokenView> for pb::Token {
             promote_time: t.promoted_at.map(timestamp),
             last_used_time: t.last_used_at.map(timestamp),
             bound_cidrs: t.bound_ranges.to_strings(),
+            expire_time: t.expires_at.map(timestamp),
+            rotate_time: t.rotated_at.map(timestamp),
+            previous_secret: t
+                .previous_secret
+                .filter(|p| p.ends_at.is_none_or(|end| end > view.at))
+                .map(|p| pb::RotatedSecret {
+                    rotate_time: Some(timestamp(p.rotated_at)),
+                    end_time: p.ends_at.map(timestamp),
+                    overlap: Some(duration(p.overlap)),
+                }),
+        }
+    }
+}
+
+/// A duration on the wire.
+pub fn duration(d: chrono::TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: d.num_seconds(),
+        nanos: d.subsec_nanos(),
+    }
+}
+
+impl From<AccountPolicy> for pb::AccountPolicy {
+    fn from(p: AccountPolicy) -> Self {
+        pb::AccountPolicy {
+            max_token_lifetime: p.max_token_lifetime.map(duration),
+            require_expiry: p.require_expiry,
+            default_token_lifetime: p.default_token_lifetime.map(duration),
+            expiry_notice_lead_times: p
+                .expiry_notice_lead_times
+                .into_iter()
+                .map(duration)
+                .collect(),
+            dormant_after: p.dormant_after.map(duration),
+            retire_on_reuse: p.retire_on_reuse,
         }
     }
 }
@@ -283,6 +318,7 @@ impl From<Decision> for pb::Decision {
             Decision::Denied => pb::Decision::Denied,
             Decision::UnknownToken => pb::Decision::UnknownToken,
             Decision::Retired => pb::Decision::Retired,
+            Decision::Expired => pb::Decision::Expired,
             Decision::InsufficientPrivilege { .. } => pb::Decision::InsufficientPrivilege,
             Decision::OwnerRemoved => pb::Decision::OwnerRemoved,
             Decision::AppLimitReached => pb::Decision::AppLimitReached,
@@ -326,7 +362,8 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
                     Some(at),
                 )
             }
-            WatchEvent::Heartbeat => (
+            // A token event never travels on this stream; were one to, it says nothing.
+            WatchEvent::Heartbeat | WatchEvent::Token(_) => (
                 pb::WatchEventType::Heartbeat,
                 None,
                 Some(timestamp(Utc::now())),
@@ -339,6 +376,61 @@ impl From<WatchItem> for pb::WatchApplicationsResponse {
             event_time,
             reason: reason.unwrap_or_default(),
         }
+    }
+}
+
+impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
+    fn from(event: &TokenEvent) -> Self {
+        let mut out = pb::WatchTokenEventsResponse {
+            token_id: event.token_id.to_string(),
+            event_time: Some(timestamp(event.at)),
+            ..Default::default()
+        };
+        let kind = match &event.what {
+            TokenChange::Created => pb::TokenEventType::Created,
+            // Plain updates are not lifecycle events and are never sent.
+            TokenChange::Updated => pb::TokenEventType::Unspecified,
+            TokenChange::Retired => pb::TokenEventType::Retired,
+            TokenChange::Promoted => pb::TokenEventType::Promoted,
+            TokenChange::Rotated => pb::TokenEventType::Rotated,
+            TokenChange::SecretReused => pb::TokenEventType::RotatedOutSecretReused,
+            TokenChange::LeakReported { where_found } => {
+                out.where_found = where_found.clone().unwrap_or_default();
+                pb::TokenEventType::LeakReported
+            }
+            TokenChange::Notice(notice) => {
+                out.reference_time = Some(timestamp(notice.about));
+                match notice.kind {
+                    NoticeKind::Expiring => {
+                        out.lead_time = prost_types::Duration::try_from(
+                            notice.lead.to_std().unwrap_or_default(),
+                        )
+                        .ok();
+                        pb::TokenEventType::Expiring
+                    }
+                    NoticeKind::Expired => pb::TokenEventType::Expired,
+                    NoticeKind::Dormant => pb::TokenEventType::Dormant,
+                }
+            }
+        };
+        out.r#type = kind.into();
+        out
+    }
+}
+
+impl From<WatchItem> for pb::WatchTokenEventsResponse {
+    fn from(item: WatchItem) -> Self {
+        let mut out = match &item.event {
+            WatchEvent::Token(event) => event.into(),
+            // Application events never travel on this stream; were one to, it says nothing.
+            _ => pb::WatchTokenEventsResponse {
+                r#type: pb::TokenEventType::Heartbeat.into(),
+                event_time: Some(timestamp(Utc::now())),
+                ..Default::default()
+            },
+        };
+        out.cursor = item.cursor;
+        out
     }
 }
 

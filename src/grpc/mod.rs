@@ -17,7 +17,7 @@ pub use authorize::AuthorizeHandler;
 pub use client_address::FORWARDED_FOR_HEADER;
 pub use code_name::code_name;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
-pub use convert::timestamp;
+pub use convert::{duration, timestamp};
 pub use credentials::{
     APP_HEADER, CredentialsError, HeaderSource, NotText, TOKEN_HEADER, credentials,
     credentials_from_metadata,

@@ -9,11 +9,12 @@ use uuid::Uuid;
 use super::convert::Unspecified;
 use super::pb;
 use crate::domain::{
-    AddressRanges, AppName, AppState, Conditions, Description, FieldViolation, Privilege,
-    Rationale, Secret, TokenType, UserName, truncate_to_micros,
+    AccountPolicy, AddressRanges, AppName, AppState, Conditions, Description, FieldViolation,
+    Privilege, Rationale, Rotation, Secret, TokenType, UserName, truncate_to_micros,
 };
 use crate::service::{
-    MAX_BATCH, NewTokenRequest, PageRequest, ServiceError, TokenFilters, TokenUpdate, WatchRequest,
+    LeakReport, MAX_BATCH, NewTokenRequest, PageRequest, PolicyUpdate, RotateRequest, ServiceError,
+    TokenFilters, TokenUpdate, TokenWatchRequest, WatchRequest,
 };
 use crate::storage::AppDecision;
 
@@ -99,6 +100,37 @@ impl Violations {
         )
     }
 
+    /// A time, to the microsecond the database keeps; `None` when unset.
+    fn optional_time(
+        &mut self,
+        field: &str,
+        value: Option<&prost_types::Timestamp>,
+    ) -> Option<Option<DateTime<Utc>>> {
+        match value {
+            None => Some(None),
+            Some(t) => self
+                .check(
+                    field,
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
+                        .map(truncate_to_micros)
+                        .ok_or_else(|| "is not a valid time".to_owned()),
+                )
+                .map(Some),
+        }
+    }
+
+    /// A duration of whole microseconds or more; `None` when unset. Never negative.
+    fn optional_duration(
+        &mut self,
+        field: &str,
+        value: Option<&prost_types::Duration>,
+    ) -> Option<Option<chrono::TimeDelta>> {
+        match value {
+            None => Some(None),
+            Some(d) => self.check(field, duration(d)).map(Some),
+        }
+    }
+
     /// A decision's conditions, checked against its state at `now`: every bad field is noted
     /// under `field` (e.g. `conditions` or `decisions[3].conditions`).
     fn conditions(
@@ -181,6 +213,15 @@ impl Violations {
     }
 }
 
+fn duration(d: &prost_types::Duration) -> Result<chrono::TimeDelta, String> {
+    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        return Err("must be a non-negative duration".into());
+    }
+    chrono::TimeDelta::try_seconds(d.seconds)
+        .and_then(|s| s.checked_add(&chrono::TimeDelta::nanoseconds(i64::from(d.nanos))))
+        .ok_or_else(|| "is too long".to_owned())
+}
+
 fn uuid(value: &str) -> Result<Uuid, String> {
     if value.is_empty() {
         return Err("is required".into());
@@ -253,6 +294,7 @@ impl TryFrom<&pb::CreateTokenRequest> for NewTokenRequest {
         let description = v.check("description", Description::parse(&req.description));
         let request_id = v.optional_uuid("request_id", &req.request_id);
         let bound_ranges = v.ranges("bound_cidrs", &req.bound_cidrs);
+        let expire_time = v.optional_time("expire_time", req.expire_time.as_ref());
         v.finish(|| {
             Some(NewTokenRequest {
                 token_type: token_type?,
@@ -261,6 +303,7 @@ impl TryFrom<&pb::CreateTokenRequest> for NewTokenRequest {
                 description: description?,
                 request_id: request_id?,
                 bound_ranges: bound_ranges?,
+                expire_time: expire_time?,
             })
         })
     }
@@ -274,12 +317,14 @@ impl TryFrom<&pb::ListTokensRequest> for (TokenFilters, PageRequest) {
         let token_type = v.enumerated::<pb::TokenType, _>("type", req.r#type);
         let owner_id = v.optional_uuid("owner_user_id", &req.owner_user_id);
         let state = v.enumerated::<pb::TokenState, _>("state", req.state);
+        let expire_before = v.optional_time("expire_before", req.expire_before.as_ref());
         let page = v.page(req.page_size, &req.page_token);
         v.finish(|| {
             let filters = TokenFilters {
                 token_type: token_type?,
                 owner_id: owner_id?,
                 state: state?,
+                expire_before: expire_before?,
             };
             Some((filters, page?))
         })
@@ -303,7 +348,7 @@ impl TryFrom<&pb::UpdateTokenRequest> for (Uuid, TokenUpdate) {
         if paths.is_empty() {
             v.add(
                 "update_mask",
-                "is required: name the fields to change (privilege, default_app_state, description, bound_cidrs)",
+                "is required: name the fields to change (privilege, default_app_state, description, bound_cidrs, expire_time)",
             );
         }
         let mut update = TokenUpdate::default();
@@ -326,10 +371,14 @@ impl TryFrom<&pb::UpdateTokenRequest> for (Uuid, TokenUpdate) {
                 "bound_cidrs" => {
                     update.bound_ranges = v.ranges("token.bound_cidrs", &token.bound_cidrs);
                 }
+                "expire_time" => {
+                    update.expire_time =
+                        v.optional_time("token.expire_time", token.expire_time.as_ref());
+                }
                 other => v.add(
                     "update_mask",
                     format!(
-                        "cannot update '{other}': only privilege, default_app_state, description and bound_cidrs may change"
+                        "cannot update '{other}': only privilege, default_app_state, description, bound_cidrs and expire_time may change"
                     ),
                 ),
             }
@@ -346,6 +395,93 @@ impl TryFrom<&pb::PromoteTokenRequest> for (Uuid, Option<Privilege>) {
         let id = v.uuid("id", &req.id);
         let privilege = v.enumerated::<pb::Privilege, _>("privilege", req.privilege);
         v.finish(|| Some((id?, privilege?)))
+    }
+}
+
+impl TryFrom<&pb::RotateTokenRequest> for (Uuid, RotateRequest) {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::RotateTokenRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        let id = v.uuid("id", &req.id);
+        let overlap = v
+            .optional_duration("overlap", req.overlap.as_ref())
+            .and_then(|overlap| {
+                v.check(
+                    "overlap",
+                    Rotation::new(overlap.unwrap_or_default(), req.overlap_from_first_use),
+                )
+            });
+        let expire_time = v.optional_time("expire_time", req.expire_time.as_ref());
+        v.finish(|| {
+            Some((
+                id?,
+                RotateRequest {
+                    rotation: overlap?,
+                    // Unset keeps the token's expiry: RotateToken cannot remove one.
+                    expire_time: expire_time?.map(Some),
+                },
+            ))
+        })
+    }
+}
+
+impl TryFrom<&pb::SetAccountPolicyRequest> for PolicyUpdate {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::SetAccountPolicyRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        let given = req.policy.clone().unwrap_or_default();
+        let max = v.optional_duration(
+            "policy.max_token_lifetime",
+            given.max_token_lifetime.as_ref(),
+        );
+        let default = v.optional_duration(
+            "policy.default_token_lifetime",
+            given.default_token_lifetime.as_ref(),
+        );
+        let dormant = v.optional_duration("policy.dormant_after", given.dormant_after.as_ref());
+        let leads: Vec<_> = given
+            .expiry_notice_lead_times
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                v.check(
+                    &format!("policy.expiry_notice_lead_times[{i}]"),
+                    duration(d),
+                )
+            })
+            .collect();
+        let paths = req
+            .update_mask
+            .as_ref()
+            .map(|m| m.paths.clone())
+            .unwrap_or_default();
+        for path in &paths {
+            if path != "*" && !crate::service::POLICY_FIELDS.contains(&path.as_str()) {
+                v.add(
+                    "update_mask",
+                    format!(
+                        "cannot set '{path}': the fields are {}",
+                        crate::service::POLICY_FIELDS.join(", ")
+                    ),
+                );
+            }
+        }
+        let fields = (!paths.is_empty() && !paths.iter().any(|p| p == "*")).then_some(paths);
+        v.finish(|| {
+            Some(PolicyUpdate {
+                policy: AccountPolicy {
+                    max_token_lifetime: max?,
+                    require_expiry: given.require_expiry,
+                    default_token_lifetime: default?,
+                    expiry_notice_lead_times: leads.into_iter().collect::<Option<Vec<_>>>()?,
+                    dormant_after: dormant?,
+                    retire_on_reuse: given.retire_on_reuse,
+                },
+                fields,
+            })
+        })
     }
 }
 
@@ -453,6 +589,41 @@ impl TryFrom<&pb::WatchApplicationsRequest> for WatchRequest {
 }
 
 /// The audit entries of one target, if given, and the page.
+impl TryFrom<&pb::WatchTokenEventsRequest> for TokenWatchRequest {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::WatchTokenEventsRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        let token_id = v.optional_uuid("token_id", &req.token_id);
+        v.finish(|| {
+            Some(TokenWatchRequest {
+                cursor: Some(req.cursor.clone()).filter(|c| !c.is_empty()),
+                token_id: token_id?,
+            })
+        })
+    }
+}
+
+impl TryFrom<&pb::ReportLeakedSecretRequest> for LeakReport {
+    type Error = ServiceError;
+
+    fn try_from(req: &pb::ReportLeakedSecretRequest) -> Result<Self, ServiceError> {
+        let mut v = Violations::default();
+        // Only the shape is checked here: whether a token has the secret is never said.
+        let secret = v.check(
+            "secret",
+            Secret::parse(&req.secret).map_err(|e| e.to_string()),
+        );
+        let where_found = v.check("where_found", Rationale::parse(&req.where_found));
+        v.finish(|| {
+            Some(LeakReport {
+                secret: secret?,
+                where_found: where_found?,
+            })
+        })
+    }
+}
+
 impl TryFrom<&pb::ListAuditEventsRequest> for (Option<String>, PageRequest) {
     type Error = ServiceError;
 

@@ -80,6 +80,17 @@ impl From<ServiceError> for Status {
             ServiceError::OutOfRange { reason, message } => {
                 return with_reason(Code::OutOfRange, *reason, message);
             }
+            ServiceError::RateLimited {
+                message,
+                retry_after: after,
+            } => {
+                return retry_after(
+                    Code::ResourceExhausted,
+                    Reason::RateLimited,
+                    message,
+                    *after,
+                );
+            }
             ServiceError::ShuttingDown(message) => {
                 return with_reason(Code::Unavailable, Reason::ShuttingDown, message);
             }

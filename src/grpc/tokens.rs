@@ -7,10 +7,11 @@ use std::pin::Pin;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use super::client_address;
 use super::consistency::{caller, credentials_of, with_revision};
 use super::pb::{self, token_service_server::TokenService};
 use super::request::parse;
-use crate::service::{Service, TokenView};
+use crate::service::{Service, ServiceError, TokenView, WatchItem};
 
 pub struct TokenHandler {
     service: Service,
@@ -26,8 +27,21 @@ fn token(view: TokenView) -> Option<pb::Token> {
     Some(view.into())
 }
 
-type WatchStream =
-    Pin<Box<dyn Stream<Item = Result<pb::WatchApplicationsResponse, Status>> + Send>>;
+type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// A use case's stream of watch items as a stream of `T`; an error ends it with its status.
+fn stream_of<T: From<WatchItem>>(
+    items: impl Stream<Item = Result<WatchItem, ServiceError>> + Send + 'static,
+) -> WatchStream<T> {
+    Box::pin(items.map(|item| {
+        item.map(Into::into).map_err(|e| {
+            // A stream's status goes out in its trailers, past the layer that logs causes.
+            let status = Status::from(e);
+            super::log_cause(&status);
+            status
+        })
+    }))
+}
 
 #[tonic::async_trait]
 impl TokenService for TokenHandler {
@@ -96,6 +110,20 @@ impl TokenService for TokenHandler {
         let reply = pb::RetireTokenResponse {
             token: token(view),
             preview: None,
+        };
+        Ok(with_revision(&self.service, reply).await)
+    }
+
+    async fn rotate_token(
+        &self,
+        request: Request<pb::RotateTokenRequest>,
+    ) -> Result<Response<pb::RotateTokenResponse>, Status> {
+        let caller = caller(&self.service, &request).await?;
+        let (id, rotate) = parse(request.get_ref())?;
+        let (view, secret) = self.service.rotate_token(&caller, id, rotate).await?;
+        let reply = pb::RotateTokenResponse {
+            token: token(view),
+            secret: secret.expose().to_owned(),
         };
         Ok(with_revision(&self.service, reply).await)
     }
@@ -213,7 +241,7 @@ impl TokenService for TokenHandler {
         Ok(with_revision(&self.service, reply).await)
     }
 
-    type WatchApplicationsStream = WatchStream;
+    type WatchApplicationsStream = WatchStream<pb::WatchApplicationsResponse>;
 
     /// The stream authenticates inside the use case: it judges its caller again as changes come.
     async fn watch_applications(
@@ -224,14 +252,34 @@ impl TokenService for TokenHandler {
         let credentials = credentials_of(&self.service, &request)?;
         let watch = parse(request.get_ref())?;
         let stream = self.service.watch_applications(credentials, watch).await?;
-        Ok(Response::new(Box::pin(stream.map(|item| {
-            item.map(Into::into).map_err(|e| {
-                // A stream's status goes out in its trailers, past the layer that logs causes.
-                let status = Status::from(e);
-                super::log_cause(&status);
-                status
-            })
-        }))))
+        Ok(Response::new(stream_of(stream)))
+    }
+
+    type WatchTokenEventsStream = WatchStream<pb::WatchTokenEventsResponse>;
+
+    /// As WatchApplications: the stream judges its caller again as changes come.
+    async fn watch_token_events(
+        &self,
+        request: Request<pb::WatchTokenEventsRequest>,
+    ) -> Result<Response<Self::WatchTokenEventsStream>, Status> {
+        self.service.require_database()?;
+        let credentials = credentials_of(&self.service, &request)?;
+        let watch = parse(request.get_ref())?;
+        let stream = self.service.watch_token_events(credentials, watch).await?;
+        Ok(Response::new(stream_of(stream)))
+    }
+
+    /// No credentials: holding the secret is the proof. Limited per client address.
+    async fn report_leaked_secret(
+        &self,
+        request: Request<pb::ReportLeakedSecretRequest>,
+    ) -> Result<Response<pb::ReportLeakedSecretResponse>, Status> {
+        self.service.require_database()?;
+        let reporter = client_address::of_request(&request, self.service.trusted_proxies());
+        let report = parse(request.get_ref())?;
+        self.service.report_leaked_secret(report, reporter).await?;
+        // No revision header: whether the report wrote anything is not the reporter's to know.
+        Ok(Response::new(pb::ReportLeakedSecretResponse {}))
     }
 
     async fn list_audit_events(

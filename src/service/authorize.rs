@@ -100,15 +100,24 @@ impl Service {
             Some(hit) => hit,
             None => Box::pin(self.grant_cold(digest, app, &app_is_new)).await?,
         };
-        let CachedGrant::Known(grant) = cached else {
-            return Ok(AuthorizeOutcome {
-                decision: Decision::UnknownToken,
-                grant: None,
-            });
+        let unknown = AuthorizeOutcome {
+            decision: Decision::UnknownToken,
+            grant: None,
         };
+        let CachedGrant::Known(grant) = cached else {
+            return Ok(unknown);
+        };
+        // Expiry and a rotated-out secret's overlap are judged against the clock here, so
+        // they take effect at their deadline on every replica with nothing written.
+        let now = Utc::now();
+        if grant.secret.is_reuse(now) {
+            // Refused as an unknown secret is; its reuse is recorded once, behind.
+            self.note_reuse(digest);
+            return Ok(unknown);
+        }
         // A client outside the token's ranges learns nothing of its applications, and
         // records none.
-        if let Err(refusal) = grant.usable().and_then(|_| grant.check_address(client)) {
+        if let Err(refusal) = grant.usable(now).and_then(|_| grant.check_address(client)) {
             return Ok(AuthorizeOutcome {
                 decision: refusal,
                 grant: Some(grant),
@@ -132,7 +141,6 @@ impl Service {
                 }
             },
         };
-        let now = Utc::now();
         let call = Call {
             required,
             client,
@@ -215,6 +223,16 @@ impl Service {
         let Some(lookup) = self.repo.find_grant(digest, app).await? else {
             return Ok(CachedGrant::Unknown);
         };
+        // The first use of a rotated token's new secret starts the old one's overlap (once,
+        // whichever replica sees it first; the log tells the others).
+        if lookup.overlap_waiting
+            && self
+                .repo
+                .start_overlap(lookup.grant.account_id, lookup.grant.token_id)
+                .await?
+        {
+            self.replica.wake();
+        }
         match lookup.app {
             Some(state) => {
                 let key = AppKey::new(lookup.grant.token_id, app.as_str());
@@ -260,6 +278,15 @@ impl Service {
     /// Authenticates a TokenService or AccountService caller through the Authorize
     /// decision, so an unapproved application cannot manage tokens either.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
+        Ok(self.authenticate_until(credentials).await?.0)
+    }
+
+    /// `authenticate`, with the moment the credentials stop working by the clock alone (the
+    /// token's expiry, a rotated-out secret's overlap end): what a long stream must heed.
+    pub(crate) async fn authenticate_until(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<(Caller, Option<chrono::DateTime<Utc>>), ServiceError> {
         let outcome = self
             .authorize_from(
                 &credentials.secret,
@@ -271,7 +298,9 @@ impl Service {
         let refused = |decision| ServiceError::refused(decision, credentials.app.as_str());
         match (outcome.decision, outcome.grant) {
             // An allowed token is usable, so the caller acts with the decision's privilege.
-            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant).map_err(refused),
+            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant, Utc::now())
+                .map(|caller| (caller, grant.deadline()))
+                .map_err(refused),
             (decision, _) => Err(refused(decision)),
         }
     }

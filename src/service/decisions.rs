@@ -111,7 +111,7 @@ impl Service {
                 |locked, decision| {
                     let (caller, token, _) = visible_now(locked, decision.token_id)?;
                     caller.require_write()?;
-                    Ok(token.require_active()?)
+                    Ok(token.require_active(locked.now)?)
                 },
             )
             .await?;

@@ -18,6 +18,12 @@ pub enum ServiceError {
     FailedPrecondition { reason: Reason, message: String },
     #[error("{message}")]
     OutOfRange { reason: Reason, message: String },
+    /// Too many calls of a kind from one client; the next is accepted after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The database failed or refused the write; the storage error is kept whole, its
     /// cause included, for the log. What the caller is told depends on its kind.
     #[error(transparent)]
@@ -78,6 +84,7 @@ impl ServiceError {
             | ServiceError::AlreadyExists { reason, .. }
             | ServiceError::FailedPrecondition { reason, .. }
             | ServiceError::OutOfRange { reason, .. } => Some(*reason),
+            ServiceError::RateLimited { .. } => Some(Reason::RateLimited),
             _ => None,
         }
     }

@@ -14,7 +14,7 @@ pub(crate) fn caller_now(locked: &Locked) -> Result<Caller, ServiceError> {
     let Some(grant) = locked.caller.as_ref() else {
         return Err(ServiceError::refused(Decision::UnknownToken, ""));
     };
-    Caller::from_grant(grant).map_err(|refusal| ServiceError::refused(refusal, ""))
+    Caller::from_grant(grant, locked.now).map_err(|refusal| ServiceError::refused(refusal, ""))
 }
 
 /// The caller now and the target token with its owner's standing, if that caller may see

@@ -78,6 +78,9 @@ fn fingerprint(req: &NewTokenRequest) -> [u8; 32] {
         text.push('\n');
         text.push_str(&ranges);
     }
+    if let Some(at) = req.expire_time {
+        text.push_str(&format!("\nexpires {}", at.timestamp_micros()));
+    }
     Sha256::digest(text.as_bytes()).into()
 }
 

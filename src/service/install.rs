@@ -89,7 +89,7 @@ impl Service {
         let check = |locked: &Locked| {
             let (caller, token, _) = visible_now(locked, token_id)?;
             caller.require_write()?;
-            Ok::<_, ServiceError>(token.require_installable()?)
+            Ok::<_, ServiceError>(token.require_installable(locked.now)?)
         };
         let decision = AppDecision {
             token_id,

@@ -9,6 +9,10 @@ mod guard;
 mod idempotency;
 mod install;
 mod last_used;
+mod leaks;
+mod lifecycle;
+mod limiter;
+mod notices;
 mod page;
 mod positions;
 mod preview;
@@ -32,12 +36,15 @@ pub use cache::CacheSettings;
 pub use decisions::{DecisionResult, MAX_BATCH};
 pub use error::ServiceError;
 pub use install::{InstallCommand, InstallSettings};
+pub use leaks::LeakReport;
+pub use lifecycle::{POLICY_FIELDS, PolicyUpdate, RotateRequest};
+pub use limiter::RateLimit;
 pub use page::{Page, PageRequest};
 pub use positions::{Purpose, Sealer};
 pub use preview::{DEFAULT_USAGE_WINDOW, Preview, Previewed, PrivilegeDrop};
 pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
-pub use watch::{AppChange, WatchEvent, WatchItem, WatchRequest};
+pub use watch::{AppChange, TokenEvent, TokenWatchRequest, WatchEvent, WatchItem, WatchRequest};
 
 /// Settings of the use cases, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,16 +68,30 @@ pub struct ServiceSettings {
     pub approval_sweep: Duration,
     /// How far back an impact preview looks for applications that used a token.
     pub usage_window: Duration,
+    /// How many leaked-secret reports one client address may make.
+    pub leak_reports: RateLimit,
+    /// How often lifecycle notices (expiring, expired, dormant) are looked for and sent.
+    pub notice_sweep: Duration,
 }
 
 /// How often lapsed conditional approvals are written back to Pending, by default.
 pub const DEFAULT_APPROVAL_SWEEP: Duration = Duration::from_secs(5);
+
+/// How often lifecycle notices are looked for, by default: a notice is about days, a minute
+/// late is nothing, and each sweep is one query per account plus one per batch of tokens due.
+pub const DEFAULT_NOTICE_SWEEP: Duration = Duration::from_secs(60);
 
 /// How long a read waits for this replica to catch up with a requested revision.
 const MAX_REVISION_WAIT: Duration = Duration::from_secs(2);
 
 impl ServiceSettings {
     pub const DEFAULT_MAX_APPS_PER_TOKEN: u64 = 1000;
+    /// Leaked-secret reports per client address: a scanner reporting a batch it found gets
+    /// through; one trying secrets at random gets 10 a minute, and learns nothing from them.
+    pub const DEFAULT_LEAK_REPORTS: RateLimit = RateLimit {
+        per_minute: 10,
+        burst: 10,
+    };
     pub const DEFAULT_LAST_USED_INTERVAL: Duration = Duration::from_secs(30);
     pub const DEFAULT_WATCH_HEARTBEAT: Duration = Duration::from_secs(15);
     /// A week.
@@ -90,6 +111,8 @@ impl Default for ServiceSettings {
             trusted_proxies: AddressRanges::default(),
             approval_sweep: DEFAULT_APPROVAL_SWEEP,
             usage_window: preview::DEFAULT_USAGE_WINDOW,
+            leak_reports: Self::DEFAULT_LEAK_REPORTS,
+            notice_sweep: DEFAULT_NOTICE_SWEEP,
         }
     }
 }
@@ -107,6 +130,10 @@ pub struct Service {
     metrics: Metrics,
     /// First responses of CreateToken calls with a request_id (see `idempotency`).
     created: idempotency::CreatedCache,
+    /// Leaked-secret reports per client address.
+    leak_limiter: Arc<limiter::KeyedLimiter>,
+    /// Rotated-out secrets whose reuse this replica has recorded or is recording.
+    reused: Arc<lifecycle::ReusedSecrets>,
 }
 
 /// The name of the shared key that seals positions.
@@ -126,12 +153,14 @@ impl Service {
         );
         Service {
             repo,
+            leak_limiter: Arc::new(limiter::KeyedLimiter::new(settings.leak_reports)),
             settings: Arc::new(settings),
             replica: Arc::new(replica),
             sealer: Arc::default(),
             last_used: Arc::default(),
             metrics,
             created: idempotency::new_cache(),
+            reused: Arc::default(),
         }
     }
 

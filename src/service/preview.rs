@@ -230,8 +230,9 @@ fn drops(tokens: &[Token], before: OwnerStatus, after: OwnerStatus) -> Vec<Privi
     tokens
         .iter()
         .filter_map(|token| {
-            let now = token.effective_privilege(before)?;
-            let then = token.effective_privilege(after);
+            let at = crate::domain::now();
+            let now = token.effective_privilege(before, at)?;
+            let then = token.effective_privilege(after, at);
             (then < Some(now)).then(|| drop_of(token, now, then))
         })
         .collect()

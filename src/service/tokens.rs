@@ -2,6 +2,7 @@
 //! applied per caller.
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::{
@@ -12,6 +13,7 @@ use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter, W
 
 use super::cache::StaleKey;
 use super::guard::{caller_now, visible_now};
+use super::lifecycle::expiry_refused;
 use super::positions::Purpose;
 use super::{Page, PageRequest, Service, ServiceError};
 
@@ -26,6 +28,8 @@ pub struct NewTokenRequest {
     pub request_id: Option<Uuid>,
     /// Where the token may be used from; empty: anywhere.
     pub bound_ranges: AddressRanges,
+    /// When it stops working; `None`: the account policy's default lifetime, or never.
+    pub expire_time: Option<DateTime<Utc>>,
 }
 
 /// The fields UpdateToken may change; `None` leaves one as it is.
@@ -35,6 +39,8 @@ pub struct TokenUpdate {
     pub default_app_state: Option<AppState>,
     pub description: Option<Description>,
     pub bound_ranges: Option<AddressRanges>,
+    /// A new expiry (`Some(None)`: none, if the policy allows it).
+    pub expire_time: Option<Option<DateTime<Utc>>>,
 }
 
 /// ListTokens filters.
@@ -43,14 +49,18 @@ pub struct TokenFilters {
     pub token_type: Option<TokenType>,
     pub owner_id: Option<Uuid>,
     pub state: Option<TokenState>,
+    /// Only tokens that expire before this time.
+    pub expire_before: Option<DateTime<Utc>>,
 }
 
 /// A token as shown to a caller: with the privilege it acts with now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenView {
     pub token: Token,
-    /// `None` when the token cannot act: retired, or its owner removed.
+    /// `None` when the token cannot act: retired, expired, or its owner removed.
     pub effective_privilege: Option<Privilege>,
+    /// When it was judged: what its state (active or expired) is as of.
+    pub at: DateTime<Utc>,
 }
 
 impl Service {
@@ -80,7 +90,12 @@ impl Service {
             req.description,
         );
         draft.bound_ranges = req.bound_ranges;
-        let (new, secret) = NewToken::mint(draft, crate::domain::now());
+        let now = crate::domain::now();
+        let policy = self.repo.account_policy(caller.account_id).await?;
+        draft.expires_at = policy
+            .expiry_for_new(req.expire_time, now)
+            .map_err(expiry_refused)?;
+        let (new, secret) = NewToken::mint(draft, now);
         let (token_type, privilege) = (req.token_type, req.privilege);
         self.repo
             .create_token(&new, Actor::of(caller), request, |locked| {
@@ -126,6 +141,8 @@ impl Service {
             token_type: filters.token_type,
             owner_id: filters.owner_id,
             state: filters.state,
+            expire_before: filters.expire_before,
+            now: crate::domain::now(),
         };
         let rows = self
             .repo
@@ -134,7 +151,7 @@ impl Service {
         let roles = self.repo.current_roles(caller.account_id).await?;
         let rows = rows
             .into_iter()
-            .map(|(seq, token)| (seq, view_with(&roles, token)))
+            .map(|(seq, token)| (seq, view_with(&roles, token, filter.now)))
             .collect();
         Ok(pager.page(rows))
     }
@@ -149,6 +166,11 @@ impl Service {
         if let Some(privilege) = update.privilege {
             caller.require_may_grant(privilege)?;
         }
+        // Read before the write: a policy changed meanwhile judges the next change.
+        let policy = match update.expire_time {
+            Some(_) => Some(self.repo.account_policy(caller.account_id).await?),
+            None => None,
+        };
         let changed = self
             .repo
             .change_token(
@@ -164,8 +186,14 @@ impl Service {
                     if let Some(privilege) = update.privilege {
                         caller.require_may_grant(privilege)?;
                     }
-                    current.require_active()?;
+                    // An expired token is never revived, by its owner or an Admin.
+                    current.require_active(locked.now)?;
                     let mut next = current.clone();
+                    if let (Some(asked), Some(policy)) = (update.expire_time, &policy) {
+                        next.expires_at = policy
+                            .expiry_set(asked, locked.now)
+                            .map_err(expiry_refused)?;
+                    }
                     next.privilege = update.privilege.unwrap_or(next.privilege);
                     next.default_app_state =
                         update.default_app_state.unwrap_or(next.default_app_state);
@@ -246,7 +274,7 @@ impl Service {
                 |locked| {
                     let (caller, current, owner) = visible_now(locked, id)?;
                     caller.require_admin()?;
-                    current.require_promotable()?;
+                    current.require_promotable(locked.now)?;
                     let privilege =
                         caller.promoted_privilege(current.privilege, owner, privilege)?;
                     Ok::<_, ServiceError>(Some(Token {
@@ -325,7 +353,7 @@ impl Service {
                 .unwrap_or_default(),
             None => HashMap::new(),
         };
-        Ok(view_with(&roles, token))
+        Ok(view_with(&roles, token, crate::domain::now()))
     }
 
     async fn changed_view(
@@ -351,15 +379,16 @@ pub struct AuditView {
 }
 
 /// The token with the privilege it acts with, given the current roles of its owners.
-fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token) -> TokenView {
+fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token, now: DateTime<Utc>) -> TokenView {
     let owner = match (token.token_type, token.owner_id.and_then(|o| roles.get(&o))) {
         (TokenType::Account, _) => OwnerStatus::Account,
         (TokenType::User, Some(role)) => OwnerStatus::Member(*role),
         (TokenType::User, None) => OwnerStatus::Removed,
     };
-    let effective_privilege = token.effective_privilege(owner);
+    let effective_privilege = token.effective_privilege(owner, now);
     TokenView {
         token,
         effective_privilege,
+        at: now,
     }
 }

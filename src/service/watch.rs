@@ -1,8 +1,10 @@
-//! WatchApplications: a snapshot of the matching applications, then every later change,
-//! each with a sealed cursor to resume after. Live changes come from the replica's log
-//! follower; a stream that starts from a cursor or falls behind reads the log instead.
-//! Every change that could affect the caller judges the stream again: it ends with the
-//! status a new call would get, or goes on seeing only what the caller may see now.
+//! WatchApplications and WatchTokenEvents: (for applications, a snapshot of the matching
+//! ones, then) every later change, each with a sealed cursor to resume after. Both streams
+//! read one change log, so they share positions, cursors and the rules below. Live changes
+//! come from the replica's log follower; a stream that starts from a cursor or falls behind
+//! reads the log instead. Every change that could affect the caller judges the stream again:
+//! it ends with the status a new call would get, or goes on seeing only what the caller may
+//! see now.
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -11,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
 use crate::domain::{AppName, AppState, Application, Caller, Conditions, Reason};
-use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow};
+use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow, TokenChange};
 
 use super::cache::StaleKey;
 use super::positions::Purpose;
@@ -30,6 +32,22 @@ pub struct WatchRequest {
     /// Only these states; empty means Pending only.
     pub states: Vec<AppState>,
     pub token_id: Option<Uuid>,
+}
+
+/// What a token-events watcher asks for, validated except for the cursor.
+#[derive(Debug, Clone)]
+pub struct TokenWatchRequest {
+    /// Resume after this sealed position; `None` starts now.
+    pub cursor: Option<String>,
+    pub token_id: Option<Uuid>,
+}
+
+/// A token's lifecycle event, as WatchTokenEvents carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEvent {
+    pub token_id: Uuid,
+    pub what: TokenChange,
+    pub at: DateTime<Utc>,
 }
 
 /// A change of an application, as an event carries it.
@@ -53,6 +71,8 @@ pub enum WatchEvent {
     SnapshotEnd,
     Recorded(AppChange),
     StateChanged(AppChange),
+    /// A token's lifecycle event (WatchTokenEvents only).
+    Token(TokenEvent),
     Heartbeat,
 }
 
@@ -70,11 +90,20 @@ fn expired() -> ServiceError {
     }
 }
 
+/// Which stream: applications in some states, or tokens' lifecycle events.
+enum Topic {
+    Applications { states: Vec<AppState> },
+    TokenEvents,
+}
+
 /// One stream: who watches (judged again as changes come), what it filters by, where it is.
 struct Watcher {
     credentials: Credentials,
     caller: Caller,
-    states: Vec<AppState>,
+    /// When the credentials stop working by the clock alone (expiry, the end of a rotated-out
+    /// secret's overlap): nothing is logged then, so the stream judges itself again.
+    deadline: Option<DateTime<Utc>>,
+    topic: Topic,
     token_id: Option<Uuid>,
 }
 
@@ -95,8 +124,40 @@ impl Watcher {
         }
     }
 
+    /// Whether the caller may see events of this change's token, and the stream is about it.
+    fn sees_token_of(&self, change: &LoggedChange, token_id: Uuid) -> bool {
+        change.token.is_some_and(|token| {
+            self.token_id.is_none_or(|t| t == token_id)
+                && self
+                    .caller
+                    .can_see_token(change.account_id, token.token_type, token.owner_id)
+        })
+    }
+
     /// The event this change makes for this caller, if it may see it.
     fn event(&self, change: &LoggedChange) -> Option<WatchEvent> {
+        match &self.topic {
+            Topic::Applications { states } => self.application_event(states, change),
+            Topic::TokenEvents => self.token_event(change),
+        }
+    }
+
+    fn token_event(&self, change: &LoggedChange) -> Option<WatchEvent> {
+        let Change::Token { token_id, what } = &change.change else {
+            return None;
+        };
+        // Plain updates (privilege, description, ...) are not lifecycle events.
+        if *what == TokenChange::Updated || !self.sees_token_of(change, *token_id) {
+            return None;
+        }
+        Some(WatchEvent::Token(TokenEvent {
+            token_id: *token_id,
+            what: what.clone(),
+            at: change.at,
+        }))
+    }
+
+    fn application_event(&self, states: &[AppState], change: &LoggedChange) -> Option<WatchEvent> {
         let Change::Application {
             token_id,
             name,
@@ -108,13 +169,7 @@ impl Watcher {
         else {
             return None;
         };
-        let token = change.token?;
-        let visible = self.states.contains(state)
-            && self.token_id.is_none_or(|t| t == *token_id)
-            && self
-                .caller
-                .can_see_token(change.account_id, token.token_type, token.owner_id);
-        if !visible {
+        if !states.contains(state) || !self.sees_token_of(change, *token_id) {
             return None;
         }
         let reason = match kind {
@@ -167,24 +222,59 @@ impl Service {
         impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
         ServiceError,
     > {
-        let caller = self.authenticate(&credentials).await?;
-        if let Some(token) = request.token_id {
-            self.visible_token(&caller, token).await?;
-        }
-        let cursor = match &request.cursor {
-            Some(sealed) => Some(self.open_cursor(&caller, sealed).await?),
-            None => None,
-        };
         let states = if request.states.is_empty() {
             vec![AppState::Pending]
         } else {
             request.states
         };
+        let topic = Topic::Applications { states };
+        self.watch(credentials, topic, request.cursor, request.token_id)
+            .await
+    }
+
+    /// Tokens' lifecycle events from now (the first message a heartbeat at the present) or
+    /// after a cursor: an Admin hears of every token of the account, others of their own.
+    pub async fn watch_token_events(
+        &self,
+        credentials: Credentials,
+        request: TokenWatchRequest,
+    ) -> Result<
+        impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
+        ServiceError,
+    > {
+        self.watch(
+            credentials,
+            Topic::TokenEvents,
+            request.cursor,
+            request.token_id,
+        )
+        .await
+    }
+
+    async fn watch(
+        &self,
+        credentials: Credentials,
+        topic: Topic,
+        cursor: Option<String>,
+        token_id: Option<Uuid>,
+    ) -> Result<
+        impl tokio_stream::Stream<Item = Result<WatchItem, ServiceError>> + Send + use<>,
+        ServiceError,
+    > {
+        let (caller, deadline) = self.authenticate_until(&credentials).await?;
+        if let Some(token) = token_id {
+            self.visible_token(&caller, token).await?;
+        }
+        let cursor = match &cursor {
+            Some(sealed) => Some(self.open_cursor(&caller, sealed).await?),
+            None => None,
+        };
         let mut watcher = Watcher {
             credentials,
             caller,
-            states,
-            token_id: request.token_id,
+            deadline,
+            topic,
+            token_id,
         };
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let service = self.clone();
@@ -255,7 +345,12 @@ impl Service {
         // The follower forgot this key before fanning the change out; a stream catching up
         // from the log may be ahead of it, so forget it here too.
         self.replica.cache.forget_now(StaleKey::of(&change.change));
-        watcher.caller = self.authenticate(&watcher.credentials).await?;
+        self.judge_caller(watcher).await
+    }
+
+    /// Judges the stream's credentials as a new call's would be judged now.
+    async fn judge_caller(&self, watcher: &mut Watcher) -> Result<(), Stop> {
+        (watcher.caller, watcher.deadline) = self.authenticate_until(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;
         }
@@ -297,9 +392,17 @@ impl Service {
             _ = shutdown.wait_for(|stopping| *stopping) => return Err(shutting_down().into()),
             () = out.tx.closed() => return Err(Stop::Gone),
         }
-        let mut position = match cursor {
-            Some(cursor) => cursor,
-            None => self.send_snapshot(watcher, out).await?,
+        let mut position = match (cursor, &watcher.topic) {
+            (Some(cursor), _) => cursor,
+            (None, Topic::Applications { states }) => {
+                self.send_snapshot(watcher, states, out).await?
+            }
+            (None, Topic::TokenEvents) => {
+                // Nothing to list: the stream starts at the present, which its first cursor says.
+                let head = self.repo.log_head().await.map_err(ServiceError::from)?;
+                self.send(watcher, out, WatchEvent::Heartbeat, head).await?;
+                head
+            }
         };
         self.catch_up(watcher, &mut position, out).await?;
         if *shutdown.borrow_and_update() {
@@ -323,6 +426,7 @@ impl Service {
                 () = tokio::time::sleep_until(out.last_sent + heartbeat) => {
                     self.send(watcher, out, WatchEvent::Heartbeat, position).await?;
                 }
+                () = until(watcher.deadline) => self.judge_caller(watcher).await?,
                 // The flag only ever turns on.
                 _ = shutdown.changed() => return Err(shutting_down().into()),
                 () = out.tx.closed() => return Err(Stop::Gone),
@@ -331,10 +435,15 @@ impl Service {
     }
 
     /// Sends the matching applications now; returns the log position they reflect.
-    async fn send_snapshot(&self, watcher: &Watcher, out: &mut Outbox) -> Result<i64, Stop> {
+    async fn send_snapshot(
+        &self,
+        watcher: &Watcher,
+        states: &[AppState],
+        out: &mut Outbox,
+    ) -> Result<i64, Stop> {
         let (head, items) = self
             .repo
-            .snapshot(watcher.caller.account_id, &watcher.states, watcher.token_id)
+            .snapshot(watcher.caller.account_id, states, watcher.token_id)
             .await
             .map_err(ServiceError::from)?;
         for item in items {
@@ -390,4 +499,15 @@ fn shutting_down() -> ServiceError {
     ServiceError::ShuttingDown(
         "the server is shutting down; watch again with your last cursor".into(),
     )
+}
+
+/// Sleeps until `deadline` by the wall clock; forever for none.
+async fn until(deadline: Option<DateTime<Utc>>) {
+    match deadline {
+        Some(at) => {
+            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await
+        }
+        None => std::future::pending().await,
+    }
 }

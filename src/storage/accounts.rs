@@ -44,6 +44,7 @@ impl Repository {
             id: Set(account.id),
             name: Set(account.name.clone()),
             created_at: Set(micros(account.created_at)),
+            policy: Set(None),
         })
         .exec_without_returning(&tx)
         .await?;

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder, QuerySelect, Statement,
 };
 use uuid::Uuid;
 
@@ -17,8 +17,8 @@ use super::events::write_app_change;
 use super::guard;
 use super::{Repository, StorageError};
 use crate::domain::{
-    AppName, AppStanding, AppState, Application, Decision, OwnerStatus, SecretDigest, TokenGrant,
-    TokenType,
+    AppName, AppStanding, AppState, Application, Decision, OwnerStatus, SecretDigest, SecretUse,
+    TokenGrant, TokenType,
 };
 
 /// What the Authorize lookup finds for a secret and an application name.
@@ -27,7 +27,26 @@ pub struct GrantLookup {
     pub grant: TokenGrant,
     /// The application's state and conditions on the token; `None` if the name is new to it.
     pub app: Option<AppStanding>,
+    /// Found by the token's current secret while the overlap of the secret it rotated out
+    /// last waits for this secret's first use: this use starts it.
+    pub overlap_waiting: bool,
 }
+
+/// The Authorize lookup: the secret's digest is either a token's secret or one it rotated
+/// out (each a unique index), joined to the token, its owner and the application's state.
+const FIND_GRANT: &str = "SELECT t.id AS token_id, t.account_id, t.token_type, t.owner_id, \
+    t.privilege, t.default_app_state, t.retired_at, t.bound_cidrs, t.expire_at, \
+    t.previous_overlap_micros, t.previous_ends_at, \
+    s.digest AS secret_digest, s.rotated_out, s.ends_at AS rotated_ends_at, \
+    m.role AS owner_role, m.removed_at AS owner_removed_at, \
+    a.state AS app_state, a.cond_until, a.cond_max_privilege, a.cond_cidrs \
+    FROM (SELECT id AS token_id, secret_digest AS digest, CAST(0 AS BIGINT) AS rotated_out, \
+            CAST(NULL AS BIGINT) AS ends_at FROM tokens WHERE secret_digest = $1 \
+          UNION ALL \
+          SELECT token_id, digest, CAST(1 AS BIGINT), ends_at FROM rotated_secrets WHERE digest = $1) s \
+    JOIN tokens t ON t.id = s.token_id \
+    LEFT JOIN members m ON m.id = t.owner_id \
+    LEFT JOIN applications a ON a.token_id = t.id AND a.name = $2";
 
 /// The result of a first use of an application name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,66 +70,19 @@ fn col<C: sea_orm::sea_query::IntoIden>(
 }
 
 impl Repository {
-    /// One indexed query: the token by digest, its owner's role, and the app's state on it.
+    /// One query: the token by the digest of its secret or of a secret it rotated out (two
+    /// unique-index probes), its owner's role, and the app's state on it.
     pub async fn find_grant(
         &self,
         digest: &SecretDigest,
         app: &AppName,
     ) -> Result<Option<GrantLookup>, StorageError> {
-        let t = tokens::Entity;
-        let m = members::Entity;
-        let a = applications::Entity;
-        let stmt = Query::select()
-            .expr_as(col(t, tokens::Column::Id), Alias::new("token_id"))
-            .expr_as(col(t, tokens::Column::AccountId), Alias::new("account_id"))
-            .expr_as(col(t, tokens::Column::TokenType), Alias::new("token_type"))
-            .expr_as(col(t, tokens::Column::OwnerId), Alias::new("owner_id"))
-            .expr_as(col(t, tokens::Column::Privilege), Alias::new("privilege"))
-            .expr_as(
-                col(t, tokens::Column::DefaultAppState),
-                Alias::new("default_app_state"),
-            )
-            .expr_as(col(t, tokens::Column::RetiredAt), Alias::new("retired_at"))
-            .expr_as(
-                col(t, tokens::Column::SecretDigest),
-                Alias::new("secret_digest"),
-            )
-            .expr_as(col(m, members::Column::Role), Alias::new("owner_role"))
-            .expr_as(
-                col(m, members::Column::RemovedAt),
-                Alias::new("owner_removed_at"),
-            )
-            .expr_as(
-                col(t, tokens::Column::BoundCidrs),
-                Alias::new("bound_cidrs"),
-            )
-            .expr_as(col(a, applications::Column::State), Alias::new("app_state"))
-            .expr_as(
-                col(a, applications::Column::CondUntil),
-                Alias::new("cond_until"),
-            )
-            .expr_as(
-                col(a, applications::Column::CondMaxPrivilege),
-                Alias::new("cond_max_privilege"),
-            )
-            .expr_as(
-                col(a, applications::Column::CondCidrs),
-                Alias::new("cond_cidrs"),
-            )
-            .from(t)
-            .left_join(
-                m,
-                col(m, members::Column::Id).equals((t, tokens::Column::OwnerId)),
-            )
-            .left_join(
-                a,
-                Condition::all()
-                    .add(col(a, applications::Column::TokenId).equals((t, tokens::Column::Id)))
-                    .add(col(a, applications::Column::Name).eq(app.as_str())),
-            )
-            .and_where(col(t, tokens::Column::SecretDigest).eq(digest.0.to_vec()))
-            .to_owned();
-        let Some(row) = self.db.query_one(&stmt).await? else {
+        let stmt = Statement::from_sql_and_values(
+            self.db.get_database_backend(),
+            FIND_GRANT,
+            [digest.0.to_vec().into(), app.as_str().into()],
+        );
+        let Some(row) = self.db.query_one_raw(stmt).await? else {
             return Ok(None);
         };
         let stored: Vec<u8> = row.try_get("", "secret_digest")?;
@@ -128,6 +100,19 @@ impl Repository {
             (TokenType::User, _, _) => OwnerStatus::Removed,
         };
         let retired_at: Option<i64> = row.try_get("", "retired_at")?;
+        let rotated_out: i64 = row.try_get("", "rotated_out")?;
+        let secret = if rotated_out == 0 {
+            SecretUse::Current
+        } else {
+            SecretUse::RotatedOut {
+                ends_at: convert::opt_time(row.try_get("", "rotated_ends_at")?)?,
+            }
+        };
+        // The previous secret's overlap waits for this one's first use: this may be it.
+        let previous_overlap: Option<i64> = row.try_get("", "previous_overlap_micros")?;
+        let previous_ends: Option<i64> = row.try_get("", "previous_ends_at")?;
+        let overlap_waiting =
+            secret == SecretUse::Current && previous_overlap.is_some() && previous_ends.is_none();
         let app_state: Option<String> = row.try_get("", "app_state")?;
         let app = match app_state {
             None => None,
@@ -157,8 +142,11 @@ impl Repository {
                 bound_ranges: convert::ranges(
                     row.try_get::<Option<String>>("", "bound_cidrs")?.as_deref(),
                 )?,
+                expires_at: convert::opt_time(row.try_get("", "expire_at")?)?,
+                secret,
             },
             app,
+            overlap_waiting,
         }))
     }
 
@@ -259,7 +247,9 @@ impl Repository {
             return Ok(Some(Decision::UnknownToken));
         };
         let owner = guard::owner_status(&self.db, &row).await?;
-        Ok(guard::grant(&row, owner)?.usable().err())
+        Ok(guard::grant(&row, owner)?
+            .usable(crate::domain::now())
+            .err())
     }
 
     /// How many application names wait for approval, over all accounts: one COUNT for

@@ -69,6 +69,8 @@ pub(crate) fn token_json(t: &Token) -> Value {
         "description": t.description.as_str(),
         "retired": t.is_retired(),
         "bound_cidrs": t.bound_ranges.to_strings(),
+        "expire_time": t.expires_at.map(|at| at.to_rfc3339()),
+        "rotate_time": t.rotated_at.map(|at| at.to_rfc3339()),
     })
 }
 

@@ -1,6 +1,6 @@
 //! The change log: appended in the transaction of every change that can alter a decision or
 //! what a caller may see, in commit order; followed by every replica, compacted past retention.
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement,
@@ -11,19 +11,54 @@ use super::convert::{self, condition_columns, micros, time};
 use super::entities::{applications, change_log, tokens};
 use super::notify::notify_appended;
 use super::{Repository, StorageError};
-use crate::domain::{AppName, AppState, Conditions, Evidence, TokenType};
+use crate::domain::{AppName, AppState, Conditions, Evidence, Notice, NoticeKind, TokenType};
 
 /// Serialises appends on PostgreSQL so sequence order is commit order: a reader that has
 /// seen change N can never later find a committed change below N. (SQLite has one writer.)
 const LOG_LOCK_KEY: i64 = 0x6170_692d_6576_656e; // "api-even": the key the event log used
 
 /// What happened to a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// The lifecycle notices (expiring, expired, dormant) change nothing of the token: they are
+/// logged so that watchers hear them in order with everything else. Every kind is stored
+/// under a kind the previous release knows (`token.retired` for a leak report,
+/// `token.updated` for a notice), with the difference in `detail`, so a rolled-back replica
+/// follows the log (forgetting the token's cache entry) instead of stopping at a kind it
+/// cannot read.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenChange {
     Created,
+    /// Changed (privilege, default state, description, ranges, expiry), or the overlap of
+    /// its rotated-out secret started at the new secret's first use.
     Updated,
     Retired,
     Promoted,
+    /// Its secret was replaced (RotateToken): every replica forgets the old secret's grant
+    /// and finds both secrets anew. Logged as `token.updated` (the previous release knows
+    /// that kind, and forgets the token's grants for it) whose detail says `rotated`.
+    Rotated,
+    /// A secret it rotated out was used after its overlap (the first such use of that
+    /// secret). Logged as `token.updated` whose detail says `secret_reused`.
+    SecretReused,
+    /// Retired because someone reported its secret leaked, saying where they found it.
+    LeakReported {
+        where_found: Option<String>,
+    },
+    /// A lifecycle notice (expiring, expired, dormant): nothing of the token changed.
+    Notice(Notice),
+}
+
+impl TokenChange {
+    /// What the detail of a row says it was, when it was more than its stored kind says.
+    fn detail(&self) -> Option<&'static str> {
+        match self {
+            TokenChange::Rotated => Some("rotated"),
+            TokenChange::SecretReused => Some("secret_reused"),
+            TokenChange::LeakReported { .. } => Some("leak_reported"),
+            TokenChange::Notice(notice) => Some(notice.kind.as_str()),
+            _ => None,
+        }
+    }
 }
 
 /// Whether an application's change is its first use or a decision about it.
@@ -75,10 +110,24 @@ struct Detail {
     reason: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     lapsed: bool,
+    /// A token change logged under an older kind that was more (see `TokenChange::detail`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_change: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    where_found: Option<String>,
+    /// A notice's lead time, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lead_secs: Option<i64>,
+    /// Microseconds: the time a notice is about (an expiry, a last use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    about: Option<i64>,
 }
 
 impl Detail {
     fn of(change: &Change) -> Option<String> {
+        if let Change::Token { what, .. } = change {
+            return Detail::of_token(what);
+        }
         let Change::Application {
             kind,
             conditions,
@@ -95,6 +144,7 @@ impl Detail {
             cidrs,
             reason: reason.clone(),
             lapsed: *kind == AppChangeKind::Lapsed,
+            ..Detail::default()
         };
         let empty = detail.until.is_none()
             && detail.max_privilege.is_none()
@@ -102,6 +152,49 @@ impl Detail {
             && detail.reason.is_none()
             && !detail.lapsed;
         (!empty).then(|| serde_json::to_string(&detail).unwrap_or_default())
+    }
+
+    fn of_token(what: &TokenChange) -> Option<String> {
+        let mut detail = Detail {
+            token_change: Some(what.detail()?.to_owned()),
+            ..Detail::default()
+        };
+        match what {
+            TokenChange::LeakReported { where_found } => detail.where_found = where_found.clone(),
+            TokenChange::Notice(notice) => {
+                detail.lead_secs = Some(notice.lead.num_seconds());
+                detail.about = Some(micros(notice.about));
+            }
+            _ => {}
+        }
+        Some(serde_json::to_string(&detail).unwrap_or_default())
+    }
+
+    /// The token change a stored kind and its detail stand for. A detail this release does
+    /// not know leaves the stored kind, as the previous release reads it.
+    fn token_change(
+        &self,
+        stored: TokenChange,
+        corrupt: impl Fn() -> StorageError,
+    ) -> Result<TokenChange, StorageError> {
+        let notice = |kind| {
+            Ok::<_, StorageError>(TokenChange::Notice(Notice {
+                kind,
+                lead: TimeDelta::seconds(self.lead_secs.unwrap_or(0)),
+                about: time(self.about.ok_or_else(&corrupt)?)?,
+            }))
+        };
+        Ok(match (self.token_change.as_deref(), stored) {
+            (Some("rotated"), TokenChange::Updated) => TokenChange::Rotated,
+            (Some("secret_reused"), TokenChange::Updated) => TokenChange::SecretReused,
+            (Some("leak_reported"), TokenChange::Retired) => TokenChange::LeakReported {
+                where_found: self.where_found.clone(),
+            },
+            (Some("expiring"), TokenChange::Updated) => notice(NoticeKind::Expiring)?,
+            (Some("expired"), TokenChange::Updated) => notice(NoticeKind::Expired)?,
+            (Some("dormant"), TokenChange::Updated) => notice(NoticeKind::Dormant)?,
+            (_, stored) => stored,
+        })
     }
 
     fn parse(text: Option<&str>) -> Result<Detail, StorageError> {
@@ -118,8 +211,11 @@ impl Change {
         match self {
             Change::Token { what, .. } => match what {
                 TokenChange::Created => "token.created",
-                TokenChange::Updated => "token.updated",
-                TokenChange::Retired => "token.retired",
+                TokenChange::Updated
+                | TokenChange::Rotated
+                | TokenChange::SecretReused
+                | TokenChange::Notice(_) => "token.updated",
+                TokenChange::Retired | TokenChange::LeakReported { .. } => "token.retired",
                 TokenChange::Promoted => "token.promoted",
             },
             Change::Member { removed: false, .. } => "member.changed",
@@ -135,10 +231,11 @@ impl Change {
         let corrupt =
             || StorageError::corrupt(format!("change {} of kind {:?}", row.seq, row.kind));
         let token_id = || row.token_id.ok_or_else(corrupt);
-        let token = |what| {
+        let token = |stored| {
+            let detail = Detail::parse(row.detail.as_deref())?;
             Ok(Change::Token {
                 token_id: token_id()?,
-                what,
+                what: detail.token_change(stored, corrupt)?,
             })
         };
         let application = |kind| {

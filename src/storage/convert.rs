@@ -5,7 +5,7 @@ use super::StorageError;
 use super::entities::{accounts, applications, members, tokens};
 use crate::domain::{
     Account, AddressRanges, AppName, Application, Conditions, Description, Evidence, Member, Named,
-    Privilege, Token, UserName,
+    PreviousSecret, Privilege, Token, UserName,
 };
 
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -17,7 +17,7 @@ pub(crate) fn time(us: i64) -> Result<DateTime<Utc>, StorageError> {
         .ok_or_else(|| StorageError::corrupt(format!("time {us} out of range")))
 }
 
-fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
+pub(crate) fn opt_time(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StorageError> {
     us.map(time).transpose()
 }
 
@@ -66,7 +66,24 @@ pub(crate) fn token(m: tokens::Model) -> Result<Token, StorageError> {
         promoted_at: opt_time(m.promoted_at)?,
         last_used_at: opt_time(m.last_used_at)?,
         bound_ranges: ranges(m.bound_cidrs.as_deref())?,
+        expires_at: opt_time(m.expire_at)?,
+        rotated_at: opt_time(m.rotated_at)?,
+        previous_secret: previous_secret(&m)?,
     })
+}
+
+/// The secret a token rotated out last, from the token's row: waiting for the new secret's
+/// first use, or working until its end (kept after the end, for people to read).
+fn previous_secret(m: &tokens::Model) -> Result<Option<PreviousSecret>, StorageError> {
+    let (Some(rotated_at), Some(overlap)) = (opt_time(m.rotated_at)?, m.previous_overlap_micros)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(PreviousSecret {
+        rotated_at,
+        overlap: chrono::TimeDelta::microseconds(overlap),
+        ends_at: opt_time(m.previous_ends_at)?,
+    }))
 }
 
 /// An approval's conditions from their three columns; `None` when none is set.

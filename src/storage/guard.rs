@@ -229,5 +229,7 @@ pub(crate) fn grant(row: &tokens::Model, owner: OwnerStatus) -> Result<TokenGran
         retired: token.is_retired(),
         owner,
         bound_ranges: token.bound_ranges,
+        expires_at: token.expires_at,
+        secret: crate::domain::SecretUse::Current,
     })
 }

@@ -54,6 +54,10 @@ pub struct TokenFilter {
     pub token_type: Option<TokenType>,
     pub owner_id: Option<Uuid>,
     pub state: Option<TokenState>,
+    /// Only tokens that expire before this time.
+    pub expire_before: Option<DateTime<Utc>>,
+    /// The time expiry is judged at: what "active" and "expired" mean.
+    pub now: DateTime<Utc>,
 }
 
 pub(crate) async fn insert_token(
@@ -77,6 +81,7 @@ pub(crate) async fn insert_token(
         promoted_at: Set(t.promoted_at.map(micros)),
         last_used_at: Set(t.last_used_at.map(micros)),
         bound_cidrs: Set(t.bound_ranges.to_stored()),
+        expire_at: Set(t.expires_at.map(micros)),
         ..Default::default()
     })
     .exec_without_returning(conn)
@@ -207,11 +212,22 @@ impl Repository {
         if let Some(owner) = filter.owner_id {
             query = query.filter(C::OwnerId.eq(owner));
         }
+        let now = micros(filter.now);
         query = match filter.state {
-            Some(TokenState::Active) => query.filter(C::RetiredAt.is_null()),
+            Some(TokenState::Active) => query.filter(C::RetiredAt.is_null()).filter(
+                sea_orm::Condition::any()
+                    .add(C::ExpireAt.is_null())
+                    .add(C::ExpireAt.gt(now)),
+            ),
+            Some(TokenState::Expired) => query
+                .filter(C::RetiredAt.is_null())
+                .filter(C::ExpireAt.lte(now)),
             Some(TokenState::Retired) => query.filter(C::RetiredAt.is_not_null()),
             None => query,
         };
+        if let Some(before) = filter.expire_before {
+            query = query.filter(C::ExpireAt.lt(micros(before)));
+        }
         if let Some(seq) = after_seq {
             query = query.filter(C::Seq.gt(seq));
         }
@@ -280,6 +296,7 @@ impl Repository {
         active.retired_at = Set(after.retired_at.map(micros));
         active.promoted_at = Set(after.promoted_at.map(micros));
         active.bound_cidrs = Set(after.bound_ranges.to_stored());
+        active.expire_at = Set(after.expires_at.map(micros));
         tokens::Entity::update(active)
             .exec(&tx)
             .await

@@ -29,7 +29,16 @@ export function tokenTypeName(t: TokenType): string {
 }
 
 export function tokenStateName(s: TokenState): string {
-  return s === TokenState.RETIRED ? "Retired" : s === TokenState.ACTIVE ? "Active" : "Unknown";
+  switch (s) {
+    case TokenState.ACTIVE:
+      return "Active";
+    case TokenState.RETIRED:
+      return "Retired";
+    case TokenState.EXPIRED:
+      return "Expired";
+    default:
+      return "Unknown";
+  }
 }
 
 const pad = (n: number) => String(n).padStart(2, "0");

@@ -53,6 +53,8 @@ export class TokenCard {
       ["Last used", when(t.lastUsedTime)],
     ];
     if (t.boundCidrs.length > 0) facts.push(["Usable from", t.boundCidrs.join(", ")]);
+    if (t.expireTime) facts.push(["Expires", when(t.expireTime)]);
+    if (t.rotateTime) facts.push(["Rotated", when(t.rotateTime)]);
     if (t.promoteTime) facts.push(["Promoted", when(t.promoteTime)]);
     if (t.retireTime) facts.push(["Retired", when(t.retireTime)]);
 

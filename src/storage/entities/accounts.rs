@@ -8,6 +8,8 @@ pub struct Model {
     pub id: Uuid,
     pub name: String,
     pub created_at: i64,
+    /// The token policy as JSON; `None`: the defaults.
+    pub policy: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,4 +6,5 @@ pub mod applications;
 pub mod audit_events;
 pub mod change_log;
 pub mod members;
+pub mod rotated_secrets;
 pub mod tokens;

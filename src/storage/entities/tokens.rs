@@ -24,6 +24,14 @@ pub struct Model {
     pub app_count: i64,
     /// The address ranges the token may be used from, comma-separated; `None`: anywhere.
     pub bound_cidrs: Option<String>,
+    /// When the token stops working; `None`: never.
+    pub expire_at: Option<i64>,
+    pub rotated_at: Option<i64>,
+    /// The overlap of the secret rotated out last; `None`: never rotated.
+    pub previous_overlap_micros: Option<i64>,
+    /// When the secret rotated out last stops working; `None` while its overlap waits for
+    /// this secret's first use.
+    pub previous_ends_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Model {

@@ -9,6 +9,8 @@ mod m0002_event_horizon;
 mod m0003_change_log;
 mod m0004_create_requests;
 mod m0006_approval_conditions;
+mod m0007_token_expiry;
+mod m0008_lifecycle_notices;
 
 /// The migrations of the releases before the compatibility policy, tracked in sea-orm's
 /// `seaql_migrations` as those releases expect. Frozen: it never gains a migration, so a
@@ -51,6 +53,8 @@ impl MigratorTrait for Migrator {
                 m0006_approval_conditions::Migration,
                 "m0004_create_requests",
             ),
+            declared(m0007_token_expiry::Migration, "m0006_approval_conditions"),
+            declared(m0008_lifecycle_notices::Migration, "m0007_token_expiry"),
         ]
     }
 }

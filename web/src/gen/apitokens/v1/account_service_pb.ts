@@ -4,15 +4,17 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Account, ImpactPreview, Member, Privilege } from "./resources_pb";
+import type { Account, AccountPolicy, ImpactPreview, Member, Privilege } from "./resources_pb";
 import { file_apitokens_v1_resources } from "./resources_pb";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file apitokens/v1/account_service.proto.
  */
 export const file_apitokens_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJhcGl0b2tlbnMvdjEvYWNjb3VudF9zZXJ2aWNlLnByb3RvEgxhcGl0b2tlbnMudjEiEwoRR2V0QWNjb3VudFJlcXVlc3QirgEKEkdldEFjY291bnRSZXNwb25zZRImCgdhY2NvdW50GAEgASgLMhUuYXBpdG9rZW5zLnYxLkFjY291bnQSJAoGY2FsbGVyGAIgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIXCg9jYWxsZXJfdG9rZW5faWQYAyABKAkSMQoQY2FsbGVyX3ByaXZpbGVnZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2UiOwoSTGlzdE1lbWJlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlUKE0xpc3RNZW1iZXJzUmVzcG9uc2USJQoHbWVtYmVycxgBIAMoCzIULmFwaXRva2Vucy52MS5NZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkwKEEFkZE1lbWJlclJlcXVlc3QSEQoJdXNlcl9uYW1lGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlIjkKEUFkZE1lbWJlclJlc3BvbnNlEiQKBm1lbWJlchgBIAEoCzIULmFwaXRva2Vucy52MS5NZW1iZXIiZAoTVXBkYXRlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEiUKBHJvbGUYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiagoUVXBkYXRlTWVtYmVyUmVzcG9uc2USJAoGbWVtYmVyGAEgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIsCgdwcmV2aWV3GAIgASgLMhsuYXBpdG9rZW5zLnYxLkltcGFjdFByZXZpZXciPQoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiRAoUUmVtb3ZlTWVtYmVyUmVzcG9uc2USLAoHcHJldmlldxgBIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3MrEDCg5BY2NvdW50U2VydmljZRJPCgpHZXRBY2NvdW50Eh8uYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXF1ZXN0GiAuYXBpdG9rZW5zLnYxLkdldEFjY291bnRSZXNwb25zZRJSCgtMaXN0TWVtYmVycxIgLmFwaXRva2Vucy52MS5MaXN0TWVtYmVyc1JlcXVlc3QaIS5hcGl0b2tlbnMudjEuTGlzdE1lbWJlcnNSZXNwb25zZRJMCglBZGRNZW1iZXISHi5hcGl0b2tlbnMudjEuQWRkTWVtYmVyUmVxdWVzdBofLmFwaXRva2Vucy52MS5BZGRNZW1iZXJSZXNwb25zZRJVCgxVcGRhdGVNZW1iZXISIS5hcGl0b2tlbnMudjEuVXBkYXRlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5VcGRhdGVNZW1iZXJSZXNwb25zZRJVCgxSZW1vdmVNZW1iZXISIS5hcGl0b2tlbnMudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBoiLmFwaXRva2Vucy52MS5SZW1vdmVNZW1iZXJSZXNwb25zZWIGcHJvdG8z", [file_apitokens_v1_resources]);
+  fileDesc("CiJhcGl0b2tlbnMvdjEvYWNjb3VudF9zZXJ2aWNlLnByb3RvEgxhcGl0b2tlbnMudjEiEwoRR2V0QWNjb3VudFJlcXVlc3Qi2wEKEkdldEFjY291bnRSZXNwb25zZRImCgdhY2NvdW50GAEgASgLMhUuYXBpdG9rZW5zLnYxLkFjY291bnQSJAoGY2FsbGVyGAIgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIXCg9jYWxsZXJfdG9rZW5faWQYAyABKAkSMQoQY2FsbGVyX3ByaXZpbGVnZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USKwoGcG9saWN5GAUgASgLMhsuYXBpdG9rZW5zLnYxLkFjY291bnRQb2xpY3kidwoXU2V0QWNjb3VudFBvbGljeVJlcXVlc3QSKwoGcG9saWN5GAEgASgLMhsuYXBpdG9rZW5zLnYxLkFjY291bnRQb2xpY3kSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkcKGFNldEFjY291bnRQb2xpY3lSZXNwb25zZRIrCgZwb2xpY3kYASABKAsyGy5hcGl0b2tlbnMudjEuQWNjb3VudFBvbGljeSI7ChJMaXN0TWVtYmVyc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiVQoTTGlzdE1lbWJlcnNSZXNwb25zZRIlCgdtZW1iZXJzGAEgAygLMhQuYXBpdG9rZW5zLnYxLk1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTAoQQWRkTWVtYmVyUmVxdWVzdBIRCgl1c2VyX25hbWUYASABKAkSJQoEcm9sZRgCIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2UiOQoRQWRkTWVtYmVyUmVzcG9uc2USJAoGbWVtYmVyGAEgASgLMhQuYXBpdG9rZW5zLnYxLk1lbWJlciJkChNVcGRhdGVNZW1iZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSJQoEcm9sZRgCIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USFQoNdmFsaWRhdGVfb25seRgDIAEoCCJqChRVcGRhdGVNZW1iZXJSZXNwb25zZRIkCgZtZW1iZXIYASABKAsyFC5hcGl0b2tlbnMudjEuTWVtYmVyEiwKB3ByZXZpZXcYAiABKAsyGy5hcGl0b2tlbnMudjEuSW1wYWN0UHJldmlldyI9ChNSZW1vdmVNZW1iZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJEChRSZW1vdmVNZW1iZXJSZXNwb25zZRIsCgdwcmV2aWV3GAEgASgLMhsuYXBpdG9rZW5zLnYxLkltcGFjdFByZXZpZXcylAQKDkFjY291bnRTZXJ2aWNlEk8KCkdldEFjY291bnQSHy5hcGl0b2tlbnMudjEuR2V0QWNjb3VudFJlcXVlc3QaIC5hcGl0b2tlbnMudjEuR2V0QWNjb3VudFJlc3BvbnNlElIKC0xpc3RNZW1iZXJzEiAuYXBpdG9rZW5zLnYxLkxpc3RNZW1iZXJzUmVxdWVzdBohLmFwaXRva2Vucy52MS5MaXN0TWVtYmVyc1Jlc3BvbnNlEkwKCUFkZE1lbWJlchIeLmFwaXRva2Vucy52MS5BZGRNZW1iZXJSZXF1ZXN0Gh8uYXBpdG9rZW5zLnYxLkFkZE1lbWJlclJlc3BvbnNlElUKDFVwZGF0ZU1lbWJlchIhLmFwaXRva2Vucy52MS5VcGRhdGVNZW1iZXJSZXF1ZXN0GiIuYXBpdG9rZW5zLnYxLlVwZGF0ZU1lbWJlclJlc3BvbnNlElUKDFJlbW92ZU1lbWJlchIhLmFwaXRva2Vucy52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GiIuYXBpdG9rZW5zLnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlEmEKEFNldEFjY291bnRQb2xpY3kSJS5hcGl0b2tlbnMudjEuU2V0QWNjb3VudFBvbGljeVJlcXVlc3QaJi5hcGl0b2tlbnMudjEuU2V0QWNjb3VudFBvbGljeVJlc3BvbnNlYgZwcm90bzM", [file_apitokens_v1_resources, file_google_protobuf_field_mask]);
 
 /**
  * Request for AccountService.GetAccount.
@@ -62,6 +64,13 @@ export type GetAccountResponse = Message<"apitokens.v1.GetAccountResponse"> & {
    * @generated from field: apitokens.v1.Privilege caller_privilege = 4;
    */
   callerPrivilege: Privilege;
+
+  /**
+   * The account's token policy, defaults filled in.
+   *
+   * @generated from field: apitokens.v1.AccountPolicy policy = 5;
+   */
+  policy?: AccountPolicy | undefined;
 };
 
 /**
@@ -70,6 +79,57 @@ export type GetAccountResponse = Message<"apitokens.v1.GetAccountResponse"> & {
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
   messageDesc(file_apitokens_v1_account_service, 1);
+
+/**
+ * Request for AccountService.SetAccountPolicy.
+ *
+ * @generated from message apitokens.v1.SetAccountPolicyRequest
+ */
+export type SetAccountPolicyRequest = Message<"apitokens.v1.SetAccountPolicyRequest"> & {
+  /**
+   * The new values of the fields named in update_mask.
+   *
+   * @generated from field: apitokens.v1.AccountPolicy policy = 1;
+   */
+  policy?: AccountPolicy | undefined;
+
+  /**
+   * Which fields to set: max_token_lifetime, require_expiry,
+   * default_token_lifetime, expiry_notice_lead_times, dormant_after,
+   * retire_on_reuse. Empty or "*": the whole policy.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.SetAccountPolicyRequest.
+ * Use `create(SetAccountPolicyRequestSchema)` to create a new message.
+ */
+export const SetAccountPolicyRequestSchema: GenMessage<SetAccountPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_account_service, 2);
+
+/**
+ * Response of AccountService.SetAccountPolicy.
+ *
+ * @generated from message apitokens.v1.SetAccountPolicyResponse
+ */
+export type SetAccountPolicyResponse = Message<"apitokens.v1.SetAccountPolicyResponse"> & {
+  /**
+   * The policy now, defaults filled in.
+   *
+   * @generated from field: apitokens.v1.AccountPolicy policy = 1;
+   */
+  policy?: AccountPolicy | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.SetAccountPolicyResponse.
+ * Use `create(SetAccountPolicyResponseSchema)` to create a new message.
+ */
+export const SetAccountPolicyResponseSchema: GenMessage<SetAccountPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_account_service, 3);
 
 /**
  * Request for AccountService.ListMembers.
@@ -97,7 +157,7 @@ export type ListMembersRequest = Message<"apitokens.v1.ListMembersRequest"> & {
  * Use `create(ListMembersRequestSchema)` to create a new message.
  */
 export const ListMembersRequestSchema: GenMessage<ListMembersRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 2);
+  messageDesc(file_apitokens_v1_account_service, 4);
 
 /**
  * Response of AccountService.ListMembers.
@@ -125,7 +185,7 @@ export type ListMembersResponse = Message<"apitokens.v1.ListMembersResponse"> & 
  * Use `create(ListMembersResponseSchema)` to create a new message.
  */
 export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 3);
+  messageDesc(file_apitokens_v1_account_service, 5);
 
 /**
  * Request for AccountService.AddMember.
@@ -153,7 +213,7 @@ export type AddMemberRequest = Message<"apitokens.v1.AddMemberRequest"> & {
  * Use `create(AddMemberRequestSchema)` to create a new message.
  */
 export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 4);
+  messageDesc(file_apitokens_v1_account_service, 6);
 
 /**
  * Response of AccountService.AddMember.
@@ -174,7 +234,7 @@ export type AddMemberResponse = Message<"apitokens.v1.AddMemberResponse"> & {
  * Use `create(AddMemberResponseSchema)` to create a new message.
  */
 export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 5);
+  messageDesc(file_apitokens_v1_account_service, 7);
 
 /**
  * Request for AccountService.UpdateMember.
@@ -211,7 +271,7 @@ export type UpdateMemberRequest = Message<"apitokens.v1.UpdateMemberRequest"> & 
  * Use `create(UpdateMemberRequestSchema)` to create a new message.
  */
 export const UpdateMemberRequestSchema: GenMessage<UpdateMemberRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 6);
+  messageDesc(file_apitokens_v1_account_service, 8);
 
 /**
  * Response of AccountService.UpdateMember.
@@ -239,7 +299,7 @@ export type UpdateMemberResponse = Message<"apitokens.v1.UpdateMemberResponse"> 
  * Use `create(UpdateMemberResponseSchema)` to create a new message.
  */
 export const UpdateMemberResponseSchema: GenMessage<UpdateMemberResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 7);
+  messageDesc(file_apitokens_v1_account_service, 9);
 
 /**
  * Request for AccountService.RemoveMember.
@@ -267,7 +327,7 @@ export type RemoveMemberRequest = Message<"apitokens.v1.RemoveMemberRequest"> & 
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 8);
+  messageDesc(file_apitokens_v1_account_service, 10);
 
 /**
  * Response of AccountService.RemoveMember.
@@ -288,7 +348,7 @@ export type RemoveMemberResponse = Message<"apitokens.v1.RemoveMemberResponse"> 
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_account_service, 9);
+  messageDesc(file_apitokens_v1_account_service, 11);
 
 /**
  * The members of the caller's account and their roles, which the privilege
@@ -348,6 +408,18 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof RemoveMemberRequestSchema;
     output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * Sets the account's token policy (lifetimes, notices, reuse). Admin only.
+   * It applies to tokens made or changed from then on; existing tokens keep
+   * their expire_time.
+   *
+   * @generated from rpc apitokens.v1.AccountService.SetAccountPolicy
+   */
+  setAccountPolicy: {
+    methodKind: "unary";
+    input: typeof SetAccountPolicyRequestSchema;
+    output: typeof SetAccountPolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_apitokens_v1_account_service, 0);

@@ -4,15 +4,15 @@
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file apitokens/v1/resources.proto.
  */
 export const file_apitokens_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("ChxhcGl0b2tlbnMvdjEvcmVzb3VyY2VzLnByb3RvEgxhcGl0b2tlbnMudjEiVAoHQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLJAQoGTWVtYmVyEg8KB3VzZXJfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIRCgl1c2VyX25hbWUYAyABKAkSJQoEcm9sZRgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLfBAoFVG9rZW4SCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEioKCXByaXZpbGVnZRgFIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USNAoTZWZmZWN0aXZlX3ByaXZpbGVnZRgGIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USMQoRZGVmYXVsdF9hcHBfc3RhdGUYByABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSEwoLZGVzY3JpcHRpb24YCCABKAkSJwoFc3RhdGUYCSABKA4yGC5hcGl0b2tlbnMudjEuVG9rZW5TdGF0ZRIXCg9jcmVhdG9yX3VzZXJfaWQYCiABKAkSLwoLY3JlYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXRpcmVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMAoMcHJvbW90ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3VzZWRfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLYm91bmRfY2lkcnMYECADKAkiiwEKEkFwcHJvdmFsQ29uZGl0aW9ucxIvCgtleHBpcmVfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoNbWF4X3ByaXZpbGVnZRgCIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2USFAoMY2xpZW50X2NpZHJzGAMgAygJImMKE0FwcGxpY2F0aW9uRXZpZGVuY2USGAoQcmVmdXNlZF9hdHRlbXB0cxgBIAEoAxIVCg1hbGxvd2VkX2NvdW50GAIgASgDEhsKE2xhc3RfY2xpZW50X2FkZHJlc3MYAyABKAki2QIKC0FwcGxpY2F0aW9uEhAKCHRva2VuX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoFc3RhdGUYAyABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSMwoPZmlyc3Rfc2Vlbl90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIyCg5sYXN0X3NlZW5fdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKCmNvbmRpdGlvbnMYByABKAsyIC5hcGl0b2tlbnMudjEuQXBwcm92YWxDb25kaXRpb25zEjMKCGV2aWRlbmNlGAggASgLMiEuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uRXZpZGVuY2Ui1AEKDUltcGFjdFByZXZpZXcSEQoJcGVybWl0dGVkGAEgASgIEhUKDWRlbmllZF9yZWFzb24YAiABKAkSFgoOZGVuaWVkX21lc3NhZ2UYAyABKAkSMAoNcmVjZW50bHlfdXNlZBgEIAMoCzIZLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbhI0Cg9wcml2aWxlZ2VfZHJvcHMYBSADKAsyGy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlRHJvcBIZChF1c2FnZV93aW5kb3dfZGF5cxgGIAEoBSKHAQoNUHJpdmlsZWdlRHJvcBIQCgh0b2tlbl9pZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRInCgZiZWZvcmUYAyABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEiYKBWFmdGVyGAQgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSKlAgoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJEhUKDWFjdG9yX3VzZXJfaWQYAyABKAkSFgoOYWN0b3JfdG9rZW5faWQYBCABKAkSDgoGYWN0aW9uGAUgASgJEhMKC3RhcmdldF90eXBlGAYgASgJEhEKCXRhcmdldF9pZBgHIAEoCRInCgZiZWZvcmUYCCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiYKBWFmdGVyGAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDgoGcmVhc29uGAsgASgJKmoKCVByaXZpbGVnZRIZChVQUklWSUxFR0VfVU5TUEVDSUZJRUQQABIXChNQUklWSUxFR0VfUkVBRF9PTkxZEAESFAoQUFJJVklMRUdFX05PUk1BTBACEhMKD1BSSVZJTEVHRV9BRE1JThADKlQKCVRva2VuVHlwZRIaChZUT0tFTl9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPVE9LRU5fVFlQRV9VU0VSEAESFgoSVE9LRU5fVFlQRV9BQ0NPVU5UEAIqZQoIQXBwU3RhdGUSGQoVQVBQX1NUQVRFX1VOU1BFQ0lGSUVEEAASEwoPQVBQX1NUQVRFX0FMTE9XEAESFQoRQVBQX1NUQVRFX1BFTkRJTkcQAhISCg5BUFBfU1RBVEVfREVOWRADKloKClRva2VuU3RhdGUSGwoXVE9LRU5fU1RBVEVfVU5TUEVDSUZJRUQQABIWChJUT0tFTl9TVEFURV9BQ1RJVkUQARIXChNUT0tFTl9TVEFURV9SRVRJUkVEEAJiBnByb3RvMw", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("ChxhcGl0b2tlbnMvdjEvcmVzb3VyY2VzLnByb3RvEgxhcGl0b2tlbnMudjEiVAoHQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKhAgoNQWNjb3VudFBvbGljeRI1ChJtYXhfdG9rZW5fbGlmZXRpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SFgoOcmVxdWlyZV9leHBpcnkYAiABKAgSOQoWZGVmYXVsdF90b2tlbl9saWZldGltZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI7ChhleHBpcnlfbm90aWNlX2xlYWRfdGltZXMYBCADKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SMAoNZG9ybWFudF9hZnRlchgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIXCg9yZXRpcmVfb25fcmV1c2UYBiABKAgiyQEKBk1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSEQoJdXNlcl9uYW1lGAMgASgJEiUKBHJvbGUYBCABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9wUKBVRva2VuEgoKAmlkGAEgASgJEhIKCmFjY291bnRfaWQYAiABKAkSJQoEdHlwZRgDIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSFQoNb3duZXJfdXNlcl9pZBgEIAEoCRIqCglwcml2aWxlZ2UYBSABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEjQKE2VmZmVjdGl2ZV9wcml2aWxlZ2UYBiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEjEKEWRlZmF1bHRfYXBwX3N0YXRlGAcgASgOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlEhMKC2Rlc2NyaXB0aW9uGAggASgJEicKBXN0YXRlGAkgASgOMhguYXBpdG9rZW5zLnYxLlRva2VuU3RhdGUSFwoPY3JlYXRvcl91c2VyX2lkGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV0aXJlX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHByb21vdGVfdGltZRgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF91c2VkX3RpbWUYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2JvdW5kX2NpZHJzGBAgAygJEi8KC2V4cGlyZV90aW1lGBEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyb3RhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoPcHJldmlvdXNfc2VjcmV0GBMgASgLMhsuYXBpdG9rZW5zLnYxLlJvdGF0ZWRTZWNyZXQimgEKDVJvdGF0ZWRTZWNyZXQSLwoLcm90YXRlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgdvdmVybGFwGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIosBChJBcHByb3ZhbENvbmRpdGlvbnMSLwoLZXhwaXJlX3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KDW1heF9wcml2aWxlZ2UYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlEhQKDGNsaWVudF9jaWRycxgDIAMoCSJjChNBcHBsaWNhdGlvbkV2aWRlbmNlEhgKEHJlZnVzZWRfYXR0ZW1wdHMYASABKAMSFQoNYWxsb3dlZF9jb3VudBgCIAEoAxIbChNsYXN0X2NsaWVudF9hZGRyZXNzGAMgASgJItkCCgtBcHBsaWNhdGlvbhIQCgh0b2tlbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlEjMKD2ZpcnN0X3NlZW5fdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9zZWVuX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0Cgpjb25kaXRpb25zGAcgASgLMiAuYXBpdG9rZW5zLnYxLkFwcHJvdmFsQ29uZGl0aW9ucxIzCghldmlkZW5jZRgIIAEoCzIhLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbkV2aWRlbmNlItQBCg1JbXBhY3RQcmV2aWV3EhEKCXBlcm1pdHRlZBgBIAEoCBIVCg1kZW5pZWRfcmVhc29uGAIgASgJEhYKDmRlbmllZF9tZXNzYWdlGAMgASgJEjAKDXJlY2VudGx5X3VzZWQYBCADKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SNAoPcHJpdmlsZWdlX2Ryb3BzGAUgAygLMhsuYXBpdG9rZW5zLnYxLlByaXZpbGVnZURyb3ASGQoRdXNhZ2Vfd2luZG93X2RheXMYBiABKAUihwEKDVByaXZpbGVnZURyb3ASEAoIdG9rZW5faWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSJwoGYmVmb3JlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZRImCgVhZnRlchgEIAEoDjIXLmFwaXRva2Vucy52MS5Qcml2aWxlZ2UipQIKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCRIVCg1hY3Rvcl91c2VyX2lkGAMgASgJEhYKDmFjdG9yX3Rva2VuX2lkGAQgASgJEg4KBmFjdGlvbhgFIAEoCRITCgt0YXJnZXRfdHlwZRgGIAEoCRIRCgl0YXJnZXRfaWQYByABKAkSJwoGYmVmb3JlGAggASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBImCgVhZnRlchgJIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgLIAEoCSpqCglQcml2aWxlZ2USGQoVUFJJVklMRUdFX1VOU1BFQ0lGSUVEEAASFwoTUFJJVklMRUdFX1JFQURfT05MWRABEhQKEFBSSVZJTEVHRV9OT1JNQUwQAhITCg9QUklWSUxFR0VfQURNSU4QAypUCglUb2tlblR5cGUSGgoWVE9LRU5fVFlQRV9VTlNQRUNJRklFRBAAEhMKD1RPS0VOX1RZUEVfVVNFUhABEhYKElRPS0VOX1RZUEVfQUNDT1VOVBACKmUKCEFwcFN0YXRlEhkKFUFQUF9TVEFURV9VTlNQRUNJRklFRBAAEhMKD0FQUF9TVEFURV9BTExPVxABEhUKEUFQUF9TVEFURV9QRU5ESU5HEAISEgoOQVBQX1NUQVRFX0RFTlkQAypzCgpUb2tlblN0YXRlEhsKF1RPS0VOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFgoSVE9LRU5fU1RBVEVfQUNUSVZFEAESFwoTVE9LRU5fU1RBVEVfUkVUSVJFRBACEhcKE1RPS0VOX1NUQVRFX0VYUElSRUQQA2IGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * An account: the owner of members and tokens.
@@ -48,6 +48,70 @@ export type Account = Message<"apitokens.v1.Account"> & {
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_apitokens_v1_resources, 0);
+
+/**
+ * The account's rules for token lifetimes and lifecycle notices, set by Admins
+ * with AccountService.SetAccountPolicy. A new account has the defaults below.
+ *
+ * @generated from message apitokens.v1.AccountPolicy
+ */
+export type AccountPolicy = Message<"apitokens.v1.AccountPolicy"> & {
+  /**
+   * The longest a new token may live: its expire_time is at most this far
+   * after the moment it is set (by CreateToken, UpdateToken or RotateToken).
+   * Unset: no limit. A limit also means every token must expire.
+   *
+   * @generated from field: google.protobuf.Duration max_token_lifetime = 1;
+   */
+  maxTokenLifetime?: Duration | undefined;
+
+  /**
+   * Whether every new token must have an expire_time. Default false.
+   *
+   * @generated from field: bool require_expiry = 2;
+   */
+  requireExpiry: boolean;
+
+  /**
+   * The lifetime a new token gets when its maker gives no expire_time. Unset:
+   * none (the token lives until retired, unless require_expiry or
+   * max_token_lifetime says it may not). At most max_token_lifetime.
+   *
+   * @generated from field: google.protobuf.Duration default_token_lifetime = 3;
+   */
+  defaultTokenLifetime?: Duration | undefined;
+
+  /**
+   * How long before a token's expiry each "expiring" notice is sent, longest
+   * first. Empty in a request: the default, 30, 7 and 1 days. At most 10.
+   *
+   * @generated from field: repeated google.protobuf.Duration expiry_notice_lead_times = 4;
+   */
+  expiryNoticeLeadTimes: Duration[];
+
+  /**
+   * A token unused for this long counts as dormant (one notice). Unset: never.
+   *
+   * @generated from field: google.protobuf.Duration dormant_after = 5;
+   */
+  dormantAfter?: Duration | undefined;
+
+  /**
+   * Retire a token at once when one of its rotated-out secrets is used after
+   * its overlap (reuse detection, as GitLab's). Default false: the use is
+   * refused and recorded only.
+   *
+   * @generated from field: bool retire_on_reuse = 6;
+   */
+  retireOnReuse: boolean;
+};
+
+/**
+ * Describes the message apitokens.v1.AccountPolicy.
+ * Use `create(AccountPolicySchema)` to create a new message.
+ */
+export const AccountPolicySchema: GenMessage<AccountPolicy> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 1);
 
 /**
  * A person's membership of an account.
@@ -103,7 +167,7 @@ export type Member = Message<"apitokens.v1.Member"> & {
  * Use `create(MemberSchema)` to create a new message.
  */
 export const MemberSchema: GenMessage<Member> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 1);
+  messageDesc(file_apitokens_v1_resources, 2);
 
 /**
  * An API token. The secret is never part of this message: it is returned once,
@@ -229,6 +293,29 @@ export type Token = Message<"apitokens.v1.Token"> & {
    * @generated from field: repeated string bound_cidrs = 16;
    */
   boundCidrs: string[];
+
+  /**
+   * When the token stops working; unset: never (until retired). Set at
+   * creation (or by the account policy's default lifetime) and changed with
+   * UpdateToken while the token has not expired.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 17;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When the token's secret was last rotated (RotateToken); unset if never.
+   *
+   * @generated from field: google.protobuf.Timestamp rotate_time = 18;
+   */
+  rotateTime?: Timestamp | undefined;
+
+  /**
+   * The secret rotated out last, while it may still work; unset otherwise.
+   *
+   * @generated from field: apitokens.v1.RotatedSecret previous_secret = 19;
+   */
+  previousSecret?: RotatedSecret | undefined;
 };
 
 /**
@@ -236,7 +323,43 @@ export type Token = Message<"apitokens.v1.Token"> & {
  * Use `create(TokenSchema)` to create a new message.
  */
 export const TokenSchema: GenMessage<Token> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 2);
+  messageDesc(file_apitokens_v1_resources, 3);
+
+/**
+ * A secret replaced by RotateToken that keeps working for an overlap.
+ *
+ * @generated from message apitokens.v1.RotatedSecret
+ */
+export type RotatedSecret = Message<"apitokens.v1.RotatedSecret"> & {
+  /**
+   * When it was rotated out.
+   *
+   * @generated from field: google.protobuf.Timestamp rotate_time = 1;
+   */
+  rotateTime?: Timestamp | undefined;
+
+  /**
+   * When it stops working; unset while the overlap waits for the new secret's
+   * first use (RotateTokenRequest.overlap_from_first_use).
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * The overlap it was given.
+   *
+   * @generated from field: google.protobuf.Duration overlap = 3;
+   */
+  overlap?: Duration | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.RotatedSecret.
+ * Use `create(RotatedSecretSchema)` to create a new message.
+ */
+export const RotatedSecretSchema: GenMessage<RotatedSecret> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_resources, 4);
 
 /**
  * Conditions an Allow may carry. Every field is optional; none means a plain Allow.
@@ -275,7 +398,7 @@ export type ApprovalConditions = Message<"apitokens.v1.ApprovalConditions"> & {
  * Use `create(ApprovalConditionsSchema)` to create a new message.
  */
 export const ApprovalConditionsSchema: GenMessage<ApprovalConditions> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 3);
+  messageDesc(file_apitokens_v1_resources, 5);
 
 /**
  * What the service has seen of an application's calls: written behind like
@@ -311,7 +434,7 @@ export type ApplicationEvidence = Message<"apitokens.v1.ApplicationEvidence"> & 
  * Use `create(ApplicationEvidenceSchema)` to create a new message.
  */
 export const ApplicationEvidenceSchema: GenMessage<ApplicationEvidence> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 4);
+  messageDesc(file_apitokens_v1_resources, 6);
 
 /**
  * An application name recorded under a token.
@@ -381,7 +504,7 @@ export type Application = Message<"apitokens.v1.Application"> & {
  * Use `create(ApplicationSchema)` to create a new message.
  */
 export const ApplicationSchema: GenMessage<Application> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 5);
+  messageDesc(file_apitokens_v1_resources, 7);
 
 /**
  * What a change would do, answered instead of doing it when a request sets
@@ -442,7 +565,7 @@ export type ImpactPreview = Message<"apitokens.v1.ImpactPreview"> & {
  * Use `create(ImpactPreviewSchema)` to create a new message.
  */
 export const ImpactPreviewSchema: GenMessage<ImpactPreview> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 6);
+  messageDesc(file_apitokens_v1_resources, 8);
 
 /**
  * A token whose effective privilege a change would lower.
@@ -485,7 +608,7 @@ export type PrivilegeDrop = Message<"apitokens.v1.PrivilegeDrop"> & {
  * Use `create(PrivilegeDropSchema)` to create a new message.
  */
 export const PrivilegeDropSchema: GenMessage<PrivilegeDrop> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 7);
+  messageDesc(file_apitokens_v1_resources, 9);
 
 /**
  * One change made through the API, recorded in the same transaction as the change.
@@ -577,7 +700,7 @@ export type AuditEvent = Message<"apitokens.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_resources, 8);
+  messageDesc(file_apitokens_v1_resources, 10);
 
 /**
  * Privilege on an account, ordered Read-Only < Normal < Admin. Used both for a
@@ -723,6 +846,14 @@ export enum TokenState {
    * @generated from enum value: TOKEN_STATE_RETIRED = 2;
    */
   RETIRED = 2,
+
+  /**
+   * Not retired, but its expire_time has passed; every use is refused, and it
+   * is never revived (see docs/permissions.md).
+   *
+   * @generated from enum value: TOKEN_STATE_EXPIRED = 3;
+   */
+  EXPIRED = 3,
 }
 
 /**

@@ -6,15 +6,15 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Application, ApprovalConditions, AppState, AuditEvent, ImpactPreview, Privilege, Token, TokenState, TokenType } from "./resources_pb";
 import { file_apitokens_v1_resources } from "./resources_pb";
-import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file apitokens/v1/token_service.proto.
  */
 export const file_apitokens_v1_token_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBhcGl0b2tlbnMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMYXBpdG9rZW5zLnYxItgBChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEdHlwZRgBIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZRIxChFkZWZhdWx0X2FwcF9zdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRITCgtkZXNjcmlwdGlvbhgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJEhMKC2JvdW5kX2NpZHJzGAYgAygJIkkKE0NyZWF0ZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIh0KD0dldFRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSI2ChBHZXRUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIqEBChFMaXN0VG9rZW5zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIlCgR0eXBlGAMgASgOMhcuYXBpdG9rZW5zLnYxLlRva2VuVHlwZRIVCg1vd25lcl91c2VyX2lkGAQgASgJEicKBXN0YXRlGAUgASgOMhguYXBpdG9rZW5zLnYxLlRva2VuU3RhdGUiUgoSTGlzdFRva2Vuc1Jlc3BvbnNlEiMKBnRva2VucxgBIAMoCzITLmFwaXRva2Vucy52MS5Ub2tlbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQoSVXBkYXRlVG9rZW5SZXF1ZXN0EiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayI5ChNVcGRhdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuIjcKElJldGlyZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIImcKE1JldGlyZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SLAoHcHJldmlldxgCIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3Ik0KE1Byb21vdGVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZSI6ChRQcm9tb3RlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbiJ5ChdMaXN0QXBwbGljYXRpb25zUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIlCgVzdGF0ZRgEIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZSJkChhMaXN0QXBwbGljYXRpb25zUmVzcG9uc2USLwoMYXBwbGljYXRpb25zGAEgAygLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLAAQoaU2V0QXBwbGljYXRpb25TdGF0ZVJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkSDAoEbmFtZRgCIAEoCRIlCgVzdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRI0Cgpjb25kaXRpb25zGAQgASgLMiAuYXBpdG9rZW5zLnYxLkFwcHJvdmFsQ29uZGl0aW9ucxIOCgZyZWFzb24YBSABKAkSFQoNdmFsaWRhdGVfb25seRgGIAEoCCJ7ChtTZXRBcHBsaWNhdGlvblN0YXRlUmVzcG9uc2USLgoLYXBwbGljYXRpb24YASABKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SLAoHcHJldmlldxgCIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3IpIBChNBcHBsaWNhdGlvbkRlY2lzaW9uEhAKCHRva2VuX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSJQoFc3RhdGUYAyABKA4yFi5hcGl0b2tlbnMudjEuQXBwU3RhdGUSNAoKY29uZGl0aW9ucxgEIAEoCzIgLmFwaXRva2Vucy52MS5BcHByb3ZhbENvbmRpdGlvbnMifwogQmF0Y2hTZXRBcHBsaWNhdGlvblN0YXRlc1JlcXVlc3QSNAoJZGVjaXNpb25zGAEgAygLMiEuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uRGVjaXNpb24SDgoGcmVhc29uGAIgASgJEhUKDXZhbGlkYXRlX29ubHkYAyABKAgiiwEKGUFwcGxpY2F0aW9uRGVjaXNpb25SZXN1bHQSLgoLYXBwbGljYXRpb24YASABKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SDwoHY2hhbmdlZBgCIAEoCBIMCgRjb2RlGAMgASgFEg4KBnJlYXNvbhgEIAEoCRIPCgdtZXNzYWdlGAUgASgJIosBCiFCYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzUmVzcG9uc2USOAoHcmVzdWx0cxgBIAMoCzInLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbkRlY2lzaW9uUmVzdWx0EiwKB3ByZXZpZXcYAiABKAsyGy5hcGl0b2tlbnMudjEuSW1wYWN0UHJldmlldyI/ChhHZXRJbnN0YWxsQ29tbWFuZFJlcXVlc3QSEAoIdG9rZW5faWQYASABKAkSEQoJYnJva2VyX2lkGAIgASgJIosBChlHZXRJbnN0YWxsQ29tbWFuZFJlc3BvbnNlEg8KB2NvbW1hbmQYASABKAkSEAoIYXBwX25hbWUYAiABKAkSDwoHYXBpX3VybBgDIAEoCRIQCghjb3NpX3VybBgEIAEoCRITCgtjb25maWdfanNvbhgFIAEoCRITCgtrZXlfZW52X3ZhchgGIAEoCSJkChhXYXRjaEFwcGxpY2F0aW9uc1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEiYKBnN0YXRlcxgCIAMoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRIQCgh0b2tlbl9pZBgDIAEoCSLHAQoZV2F0Y2hBcHBsaWNhdGlvbnNSZXNwb25zZRIqCgR0eXBlGAEgASgOMhwuYXBpdG9rZW5zLnYxLldhdGNoRXZlbnRUeXBlEi4KC2FwcGxpY2F0aW9uGAIgASgLMhkuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uEg4KBmN1cnNvchgDIAEoCRIuCgpldmVudF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZyZWFzb24YBSABKAkiUgoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIRCgl0YXJnZXRfaWQYAyABKAkiYgoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USLgoMYXVkaXRfZXZlbnRzGAEgAygLMhguYXBpdG9rZW5zLnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKtcBCg5XYXRjaEV2ZW50VHlwZRIgChxXQVRDSF9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHQoZV0FUQ0hfRVZFTlRfVFlQRV9TTkFQU0hPVBABEiEKHVdBVENIX0VWRU5UX1RZUEVfU05BUFNIT1RfRU5EEAISHQoZV0FUQ0hfRVZFTlRfVFlQRV9SRUNPUkRFRBADEiIKHldBVENIX0VWRU5UX1RZUEVfU1RBVEVfQ0hBTkdFRBAEEh4KGldBVENIX0VWRU5UX1RZUEVfSEVBUlRCRUFUEAUy+AgKDFRva2VuU2VydmljZRJSCgtDcmVhdGVUb2tlbhIgLmFwaXRva2Vucy52MS5DcmVhdGVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuQ3JlYXRlVG9rZW5SZXNwb25zZRJJCghHZXRUb2tlbhIdLmFwaXRva2Vucy52MS5HZXRUb2tlblJlcXVlc3QaHi5hcGl0b2tlbnMudjEuR2V0VG9rZW5SZXNwb25zZRJPCgpMaXN0VG9rZW5zEh8uYXBpdG9rZW5zLnYxLkxpc3RUb2tlbnNSZXF1ZXN0GiAuYXBpdG9rZW5zLnYxLkxpc3RUb2tlbnNSZXNwb25zZRJSCgtVcGRhdGVUb2tlbhIgLmFwaXRva2Vucy52MS5VcGRhdGVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuVXBkYXRlVG9rZW5SZXNwb25zZRJSCgtSZXRpcmVUb2tlbhIgLmFwaXRva2Vucy52MS5SZXRpcmVUb2tlblJlcXVlc3QaIS5hcGl0b2tlbnMudjEuUmV0aXJlVG9rZW5SZXNwb25zZRJVCgxQcm9tb3RlVG9rZW4SIS5hcGl0b2tlbnMudjEuUHJvbW90ZVRva2VuUmVxdWVzdBoiLmFwaXRva2Vucy52MS5Qcm9tb3RlVG9rZW5SZXNwb25zZRJhChBMaXN0QXBwbGljYXRpb25zEiUuYXBpdG9rZW5zLnYxLkxpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0GiYuYXBpdG9rZW5zLnYxLkxpc3RBcHBsaWNhdGlvbnNSZXNwb25zZRJqChNTZXRBcHBsaWNhdGlvblN0YXRlEiguYXBpdG9rZW5zLnYxLlNldEFwcGxpY2F0aW9uU3RhdGVSZXF1ZXN0GikuYXBpdG9rZW5zLnYxLlNldEFwcGxpY2F0aW9uU3RhdGVSZXNwb25zZRJ8ChlCYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzEi4uYXBpdG9rZW5zLnYxLkJhdGNoU2V0QXBwbGljYXRpb25TdGF0ZXNSZXF1ZXN0Gi8uYXBpdG9rZW5zLnYxLkJhdGNoU2V0QXBwbGljYXRpb25TdGF0ZXNSZXNwb25zZRJkChFHZXRJbnN0YWxsQ29tbWFuZBImLmFwaXRva2Vucy52MS5HZXRJbnN0YWxsQ29tbWFuZFJlcXVlc3QaJy5hcGl0b2tlbnMudjEuR2V0SW5zdGFsbENvbW1hbmRSZXNwb25zZRJmChFXYXRjaEFwcGxpY2F0aW9ucxImLmFwaXRva2Vucy52MS5XYXRjaEFwcGxpY2F0aW9uc1JlcXVlc3QaJy5hcGl0b2tlbnMudjEuV2F0Y2hBcHBsaWNhdGlvbnNSZXNwb25zZTABEl4KD0xpc3RBdWRpdEV2ZW50cxIkLmFwaXRva2Vucy52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiUuYXBpdG9rZW5zLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlYgZwcm90bzM", [file_apitokens_v1_resources, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
+  fileDesc("CiBhcGl0b2tlbnMvdjEvdG9rZW5fc2VydmljZS5wcm90bxIMYXBpdG9rZW5zLnYxIokCChJDcmVhdGVUb2tlblJlcXVlc3QSJQoEdHlwZRgBIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSKgoJcHJpdmlsZWdlGAIgASgOMhcuYXBpdG9rZW5zLnYxLlByaXZpbGVnZRIxChFkZWZhdWx0X2FwcF9zdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRITCgtkZXNjcmlwdGlvbhgEIAEoCRISCgpyZXF1ZXN0X2lkGAUgASgJEhMKC2JvdW5kX2NpZHJzGAYgAygJEi8KC2V4cGlyZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChNDcmVhdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuEg4KBnNlY3JldBgCIAEoCSIdCg9HZXRUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiNgoQR2V0VG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbiLUAQoRTGlzdFRva2Vuc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSJQoEdHlwZRgDIAEoDjIXLmFwaXRva2Vucy52MS5Ub2tlblR5cGUSFQoNb3duZXJfdXNlcl9pZBgEIAEoCRInCgVzdGF0ZRgFIAEoDjIYLmFwaXRva2Vucy52MS5Ub2tlblN0YXRlEjEKDWV4cGlyZV9iZWZvcmUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlIKEkxpc3RUb2tlbnNSZXNwb25zZRIjCgZ0b2tlbnMYASADKAsyEy5hcGl0b2tlbnMudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKElVwZGF0ZVRva2VuUmVxdWVzdBIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbhIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siOQoTVXBkYXRlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbiI3ChJSZXRpcmVUb2tlblJlcXVlc3QSCgoCaWQYASABKAkSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJnChNSZXRpcmVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuEiwKB3ByZXZpZXcYAiABKAsyGy5hcGl0b2tlbnMudjEuSW1wYWN0UHJldmlldyKdAQoSUm90YXRlVG9rZW5SZXF1ZXN0EgoKAmlkGAEgASgJEioKB292ZXJsYXAYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SHgoWb3ZlcmxhcF9mcm9tX2ZpcnN0X3VzZRgDIAEoCBIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSQoTUm90YXRlVG9rZW5SZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLmFwaXRva2Vucy52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkiTQoTUHJvbW90ZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCRIqCglwcml2aWxlZ2UYAiABKA4yFy5hcGl0b2tlbnMudjEuUHJpdmlsZWdlIjoKFFByb21vdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuYXBpdG9rZW5zLnYxLlRva2VuInkKF0xpc3RBcHBsaWNhdGlvbnNSZXF1ZXN0EhAKCHRva2VuX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEiUKBXN0YXRlGAQgASgOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlImQKGExpc3RBcHBsaWNhdGlvbnNSZXNwb25zZRIvCgxhcHBsaWNhdGlvbnMYASADKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsABChpTZXRBcHBsaWNhdGlvblN0YXRlUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlEjQKCmNvbmRpdGlvbnMYBCABKAsyIC5hcGl0b2tlbnMudjEuQXBwcm92YWxDb25kaXRpb25zEg4KBnJlYXNvbhgFIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAYgASgIInsKG1NldEFwcGxpY2F0aW9uU3RhdGVSZXNwb25zZRIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbhIsCgdwcmV2aWV3GAIgASgLMhsuYXBpdG9rZW5zLnYxLkltcGFjdFByZXZpZXcikgEKE0FwcGxpY2F0aW9uRGVjaXNpb24SEAoIdG9rZW5faWQYASABKAkSDAoEbmFtZRgCIAEoCRIlCgVzdGF0ZRgDIAEoDjIWLmFwaXRva2Vucy52MS5BcHBTdGF0ZRI0Cgpjb25kaXRpb25zGAQgASgLMiAuYXBpdG9rZW5zLnYxLkFwcHJvdmFsQ29uZGl0aW9ucyJ/CiBCYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzUmVxdWVzdBI0CglkZWNpc2lvbnMYASADKAsyIS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb25EZWNpc2lvbhIOCgZyZWFzb24YAiABKAkSFQoNdmFsaWRhdGVfb25seRgDIAEoCCKLAQoZQXBwbGljYXRpb25EZWNpc2lvblJlc3VsdBIuCgthcHBsaWNhdGlvbhgBIAEoCzIZLmFwaXRva2Vucy52MS5BcHBsaWNhdGlvbhIPCgdjaGFuZ2VkGAIgASgIEgwKBGNvZGUYAyABKAUSDgoGcmVhc29uGAQgASgJEg8KB21lc3NhZ2UYBSABKAkiiwEKIUJhdGNoU2V0QXBwbGljYXRpb25TdGF0ZXNSZXNwb25zZRI4CgdyZXN1bHRzGAEgAygLMicuYXBpdG9rZW5zLnYxLkFwcGxpY2F0aW9uRGVjaXNpb25SZXN1bHQSLAoHcHJldmlldxgCIAEoCzIbLmFwaXRva2Vucy52MS5JbXBhY3RQcmV2aWV3Ij8KGEdldEluc3RhbGxDb21tYW5kUmVxdWVzdBIQCgh0b2tlbl9pZBgBIAEoCRIRCglicm9rZXJfaWQYAiABKAkiiwEKGUdldEluc3RhbGxDb21tYW5kUmVzcG9uc2USDwoHY29tbWFuZBgBIAEoCRIQCghhcHBfbmFtZRgCIAEoCRIPCgdhcGlfdXJsGAMgASgJEhAKCGNvc2lfdXJsGAQgASgJEhMKC2NvbmZpZ19qc29uGAUgASgJEhMKC2tleV9lbnZfdmFyGAYgASgJImQKGFdhdGNoQXBwbGljYXRpb25zUmVxdWVzdBIOCgZjdXJzb3IYASABKAkSJgoGc3RhdGVzGAIgAygOMhYuYXBpdG9rZW5zLnYxLkFwcFN0YXRlEhAKCHRva2VuX2lkGAMgASgJIscBChlXYXRjaEFwcGxpY2F0aW9uc1Jlc3BvbnNlEioKBHR5cGUYASABKA4yHC5hcGl0b2tlbnMudjEuV2F0Y2hFdmVudFR5cGUSLgoLYXBwbGljYXRpb24YAiABKAsyGS5hcGl0b2tlbnMudjEuQXBwbGljYXRpb24SDgoGY3Vyc29yGAMgASgJEi4KCmV2ZW50X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgFIAEoCSJSChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhEKCXRhcmdldF9pZBgDIAEoCSJiChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIuCgxhdWRpdF9ldmVudHMYASADKAsyGC5hcGl0b2tlbnMudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiOwoXV2F0Y2hUb2tlbkV2ZW50c1JlcXVlc3QSDgoGY3Vyc29yGAEgASgJEhAKCHRva2VuX2lkGAIgASgJIo8CChhXYXRjaFRva2VuRXZlbnRzUmVzcG9uc2USKgoEdHlwZRgBIAEoDjIcLmFwaXRva2Vucy52MS5Ub2tlbkV2ZW50VHlwZRIQCgh0b2tlbl9pZBgCIAEoCRIOCgZjdXJzb3IYAyABKAkSLgoKZXZlbnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoJbGVhZF90aW1lGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhMKC3doZXJlX2ZvdW5kGAYgASgJEjIKDnJlZmVyZW5jZV90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJAChlSZXBvcnRMZWFrZWRTZWNyZXRSZXF1ZXN0Eg4KBnNlY3JldBgBIAEoCRITCgt3aGVyZV9mb3VuZBgCIAEoCSIcChpSZXBvcnRMZWFrZWRTZWNyZXRSZXNwb25zZSrXAQoOV2F0Y2hFdmVudFR5cGUSIAocV0FUQ0hfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEh0KGVdBVENIX0VWRU5UX1RZUEVfU05BUFNIT1QQARIhCh1XQVRDSF9FVkVOVF9UWVBFX1NOQVBTSE9UX0VORBACEh0KGVdBVENIX0VWRU5UX1RZUEVfUkVDT1JERUQQAxIiCh5XQVRDSF9FVkVOVF9UWVBFX1NUQVRFX0NIQU5HRUQQBBIeChpXQVRDSF9FVkVOVF9UWVBFX0hFQVJUQkVBVBAFKvoCCg5Ub2tlbkV2ZW50VHlwZRIgChxUT0tFTl9FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASHAoYVE9LRU5fRVZFTlRfVFlQRV9DUkVBVEVEEAESHAoYVE9LRU5fRVZFTlRfVFlQRV9SRVRJUkVEEAISHQoZVE9LRU5fRVZFTlRfVFlQRV9QUk9NT1RFRBADEhwKGFRPS0VOX0VWRU5UX1RZUEVfUk9UQVRFRBAEEi4KKlRPS0VOX0VWRU5UX1RZUEVfUk9UQVRFRF9PVVRfU0VDUkVUX1JFVVNFRBAFEiIKHlRPS0VOX0VWRU5UX1RZUEVfTEVBS19SRVBPUlRFRBAGEh0KGVRPS0VOX0VWRU5UX1RZUEVfRVhQSVJJTkcQBxIcChhUT0tFTl9FVkVOVF9UWVBFX0VYUElSRUQQCBIcChhUT0tFTl9FVkVOVF9UWVBFX0RPUk1BTlQQCRIeChpUT0tFTl9FVkVOVF9UWVBFX0hFQVJUQkVBVBAKMpoLCgxUb2tlblNlcnZpY2USUgoLQ3JlYXRlVG9rZW4SIC5hcGl0b2tlbnMudjEuQ3JlYXRlVG9rZW5SZXF1ZXN0GiEuYXBpdG9rZW5zLnYxLkNyZWF0ZVRva2VuUmVzcG9uc2USSQoIR2V0VG9rZW4SHS5hcGl0b2tlbnMudjEuR2V0VG9rZW5SZXF1ZXN0Gh4uYXBpdG9rZW5zLnYxLkdldFRva2VuUmVzcG9uc2USTwoKTGlzdFRva2VucxIfLmFwaXRva2Vucy52MS5MaXN0VG9rZW5zUmVxdWVzdBogLmFwaXRva2Vucy52MS5MaXN0VG9rZW5zUmVzcG9uc2USUgoLVXBkYXRlVG9rZW4SIC5hcGl0b2tlbnMudjEuVXBkYXRlVG9rZW5SZXF1ZXN0GiEuYXBpdG9rZW5zLnYxLlVwZGF0ZVRva2VuUmVzcG9uc2USUgoLUmV0aXJlVG9rZW4SIC5hcGl0b2tlbnMudjEuUmV0aXJlVG9rZW5SZXF1ZXN0GiEuYXBpdG9rZW5zLnYxLlJldGlyZVRva2VuUmVzcG9uc2USUgoLUm90YXRlVG9rZW4SIC5hcGl0b2tlbnMudjEuUm90YXRlVG9rZW5SZXF1ZXN0GiEuYXBpdG9rZW5zLnYxLlJvdGF0ZVRva2VuUmVzcG9uc2USVQoMUHJvbW90ZVRva2VuEiEuYXBpdG9rZW5zLnYxLlByb21vdGVUb2tlblJlcXVlc3QaIi5hcGl0b2tlbnMudjEuUHJvbW90ZVRva2VuUmVzcG9uc2USYQoQTGlzdEFwcGxpY2F0aW9ucxIlLmFwaXRva2Vucy52MS5MaXN0QXBwbGljYXRpb25zUmVxdWVzdBomLmFwaXRva2Vucy52MS5MaXN0QXBwbGljYXRpb25zUmVzcG9uc2USagoTU2V0QXBwbGljYXRpb25TdGF0ZRIoLmFwaXRva2Vucy52MS5TZXRBcHBsaWNhdGlvblN0YXRlUmVxdWVzdBopLmFwaXRva2Vucy52MS5TZXRBcHBsaWNhdGlvblN0YXRlUmVzcG9uc2USfAoZQmF0Y2hTZXRBcHBsaWNhdGlvblN0YXRlcxIuLmFwaXRva2Vucy52MS5CYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzUmVxdWVzdBovLmFwaXRva2Vucy52MS5CYXRjaFNldEFwcGxpY2F0aW9uU3RhdGVzUmVzcG9uc2USZAoRR2V0SW5zdGFsbENvbW1hbmQSJi5hcGl0b2tlbnMudjEuR2V0SW5zdGFsbENvbW1hbmRSZXF1ZXN0GicuYXBpdG9rZW5zLnYxLkdldEluc3RhbGxDb21tYW5kUmVzcG9uc2USZgoRV2F0Y2hBcHBsaWNhdGlvbnMSJi5hcGl0b2tlbnMudjEuV2F0Y2hBcHBsaWNhdGlvbnNSZXF1ZXN0GicuYXBpdG9rZW5zLnYxLldhdGNoQXBwbGljYXRpb25zUmVzcG9uc2UwARJeCg9MaXN0QXVkaXRFdmVudHMSJC5hcGl0b2tlbnMudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBolLmFwaXRva2Vucy52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJjChBXYXRjaFRva2VuRXZlbnRzEiUuYXBpdG9rZW5zLnYxLldhdGNoVG9rZW5FdmVudHNSZXF1ZXN0GiYuYXBpdG9rZW5zLnYxLldhdGNoVG9rZW5FdmVudHNSZXNwb25zZTABEmcKElJlcG9ydExlYWtlZFNlY3JldBInLmFwaXRva2Vucy52MS5SZXBvcnRMZWFrZWRTZWNyZXRSZXF1ZXN0GiguYXBpdG9rZW5zLnYxLlJlcG9ydExlYWtlZFNlY3JldFJlc3BvbnNlYgZwcm90bzM", [file_apitokens_v1_resources, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Request for TokenService.CreateToken.
@@ -74,6 +74,16 @@ export type CreateTokenRequest = Message<"apitokens.v1.CreateTokenRequest"> & {
    * @generated from field: repeated string bound_cidrs = 6;
    */
   boundCidrs: string[];
+
+  /**
+   * Optional: when the token stops working; in the future, and within the
+   * account policy's max_token_lifetime. Unset: the policy's
+   * default_token_lifetime, or no expiry if the policy allows it
+   * (FAILED_PRECONDITION EXPIRY_REQUIRED if not).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 7;
+   */
+  expireTime?: Timestamp | undefined;
 };
 
 /**
@@ -188,11 +198,20 @@ export type ListTokensRequest = Message<"apitokens.v1.ListTokensRequest"> & {
   ownerUserId: string;
 
   /**
-   * Only tokens in this state; unspecified means both.
+   * Only tokens in this state; unspecified means any. ACTIVE excludes
+   * expired tokens; EXPIRED is the not-retired tokens whose expire_time passed.
    *
    * @generated from field: apitokens.v1.TokenState state = 5;
    */
   state: TokenState;
+
+  /**
+   * Only tokens whose expire_time is before this time (tokens that never
+   * expire do not match): what will stop working by then.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_before = 6;
+   */
+  expireBefore?: Timestamp | undefined;
 };
 
 /**
@@ -244,8 +263,11 @@ export type UpdateTokenRequest = Message<"apitokens.v1.UpdateTokenRequest"> & {
   token?: Token | undefined;
 
   /**
-   * Which fields to change: privilege, default_app_state, description, bound_cidrs.
-   * Required; "*" is not accepted.
+   * Which fields to change: privilege, default_app_state, description,
+   * bound_cidrs, expire_time. Required; "*" is not accepted. expire_time named
+   * but unset removes the expiry, if the account policy allows it. An expired
+   * token cannot be changed (FAILED_PRECONDITION TOKEN_EXPIRED): it is never
+   * revived.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -339,6 +361,79 @@ export const RetireTokenResponseSchema: GenMessage<RetireTokenResponse> = /*@__P
   messageDesc(file_apitokens_v1_token_service, 9);
 
 /**
+ * Request for TokenService.RotateToken.
+ *
+ * @generated from message apitokens.v1.RotateTokenRequest
+ */
+export type RotateTokenRequest = Message<"apitokens.v1.RotateTokenRequest"> & {
+  /**
+   * The token's id.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * How long the old secret keeps working: 0 (unset) stops it at once; at most
+   * 30 days. It never outlives the token's expire_time or retirement.
+   *
+   * @generated from field: google.protobuf.Duration overlap = 2;
+   */
+  overlap?: Duration | undefined;
+
+  /**
+   * Start the overlap at the new secret's first use (as Paddle does) instead
+   * of now: until then the old secret keeps working.
+   *
+   * @generated from field: bool overlap_from_first_use = 3;
+   */
+  overlapFromFirstUse: boolean;
+
+  /**
+   * Optional: the token's new expire_time, judged as UpdateToken judges it.
+   * Unset: it keeps its expire_time.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 4;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.RotateTokenRequest.
+ * Use `create(RotateTokenRequestSchema)` to create a new message.
+ */
+export const RotateTokenRequestSchema: GenMessage<RotateTokenRequest> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 10);
+
+/**
+ * Response of TokenService.RotateToken.
+ *
+ * @generated from message apitokens.v1.RotateTokenResponse
+ */
+export type RotateTokenResponse = Message<"apitokens.v1.RotateTokenResponse"> & {
+  /**
+   * The token after the rotation.
+   *
+   * @generated from field: apitokens.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * The new secret, UUID-shaped: shown this once, never stored.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message apitokens.v1.RotateTokenResponse.
+ * Use `create(RotateTokenResponseSchema)` to create a new message.
+ */
+export const RotateTokenResponseSchema: GenMessage<RotateTokenResponse> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 11);
+
+/**
  * Request for TokenService.PromoteToken.
  *
  * @generated from message apitokens.v1.PromoteTokenRequest
@@ -367,7 +462,7 @@ export type PromoteTokenRequest = Message<"apitokens.v1.PromoteTokenRequest"> & 
  * Use `create(PromoteTokenRequestSchema)` to create a new message.
  */
 export const PromoteTokenRequestSchema: GenMessage<PromoteTokenRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 10);
+  messageDesc(file_apitokens_v1_token_service, 12);
 
 /**
  * Response of TokenService.PromoteToken.
@@ -388,7 +483,7 @@ export type PromoteTokenResponse = Message<"apitokens.v1.PromoteTokenResponse"> 
  * Use `create(PromoteTokenResponseSchema)` to create a new message.
  */
 export const PromoteTokenResponseSchema: GenMessage<PromoteTokenResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 11);
+  messageDesc(file_apitokens_v1_token_service, 13);
 
 /**
  * Request for TokenService.ListApplications.
@@ -430,7 +525,7 @@ export type ListApplicationsRequest = Message<"apitokens.v1.ListApplicationsRequ
  * Use `create(ListApplicationsRequestSchema)` to create a new message.
  */
 export const ListApplicationsRequestSchema: GenMessage<ListApplicationsRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 12);
+  messageDesc(file_apitokens_v1_token_service, 14);
 
 /**
  * Response of TokenService.ListApplications.
@@ -458,7 +553,7 @@ export type ListApplicationsResponse = Message<"apitokens.v1.ListApplicationsRes
  * Use `create(ListApplicationsResponseSchema)` to create a new message.
  */
 export const ListApplicationsResponseSchema: GenMessage<ListApplicationsResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 13);
+  messageDesc(file_apitokens_v1_token_service, 15);
 
 /**
  * Request for TokenService.SetApplicationState.
@@ -515,7 +610,7 @@ export type SetApplicationStateRequest = Message<"apitokens.v1.SetApplicationSta
  * Use `create(SetApplicationStateRequestSchema)` to create a new message.
  */
 export const SetApplicationStateRequestSchema: GenMessage<SetApplicationStateRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 14);
+  messageDesc(file_apitokens_v1_token_service, 16);
 
 /**
  * Response of TokenService.SetApplicationState.
@@ -543,7 +638,7 @@ export type SetApplicationStateResponse = Message<"apitokens.v1.SetApplicationSt
  * Use `create(SetApplicationStateResponseSchema)` to create a new message.
  */
 export const SetApplicationStateResponseSchema: GenMessage<SetApplicationStateResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 15);
+  messageDesc(file_apitokens_v1_token_service, 17);
 
 /**
  * One decision of a BatchSetApplicationStatesRequest.
@@ -585,7 +680,7 @@ export type ApplicationDecision = Message<"apitokens.v1.ApplicationDecision"> & 
  * Use `create(ApplicationDecisionSchema)` to create a new message.
  */
 export const ApplicationDecisionSchema: GenMessage<ApplicationDecision> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 16);
+  messageDesc(file_apitokens_v1_token_service, 18);
 
 /**
  * Request for TokenService.BatchSetApplicationStates.
@@ -622,7 +717,7 @@ export type BatchSetApplicationStatesRequest = Message<"apitokens.v1.BatchSetApp
  * Use `create(BatchSetApplicationStatesRequestSchema)` to create a new message.
  */
 export const BatchSetApplicationStatesRequestSchema: GenMessage<BatchSetApplicationStatesRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 17);
+  messageDesc(file_apitokens_v1_token_service, 19);
 
 /**
  * The outcome of one decision of a batch.
@@ -672,7 +767,7 @@ export type ApplicationDecisionResult = Message<"apitokens.v1.ApplicationDecisio
  * Use `create(ApplicationDecisionResultSchema)` to create a new message.
  */
 export const ApplicationDecisionResultSchema: GenMessage<ApplicationDecisionResult> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 18);
+  messageDesc(file_apitokens_v1_token_service, 20);
 
 /**
  * Response of TokenService.BatchSetApplicationStates.
@@ -700,7 +795,7 @@ export type BatchSetApplicationStatesResponse = Message<"apitokens.v1.BatchSetAp
  * Use `create(BatchSetApplicationStatesResponseSchema)` to create a new message.
  */
 export const BatchSetApplicationStatesResponseSchema: GenMessage<BatchSetApplicationStatesResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 19);
+  messageDesc(file_apitokens_v1_token_service, 21);
 
 /**
  * Request for TokenService.GetInstallCommand.
@@ -728,7 +823,7 @@ export type GetInstallCommandRequest = Message<"apitokens.v1.GetInstallCommandRe
  * Use `create(GetInstallCommandRequestSchema)` to create a new message.
  */
 export const GetInstallCommandRequestSchema: GenMessage<GetInstallCommandRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 20);
+  messageDesc(file_apitokens_v1_token_service, 22);
 
 /**
  * Response of TokenService.GetInstallCommand.
@@ -788,7 +883,7 @@ export type GetInstallCommandResponse = Message<"apitokens.v1.GetInstallCommandR
  * Use `create(GetInstallCommandResponseSchema)` to create a new message.
  */
 export const GetInstallCommandResponseSchema: GenMessage<GetInstallCommandResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 21);
+  messageDesc(file_apitokens_v1_token_service, 23);
 
 /**
  * Request for TokenService.WatchApplications.
@@ -824,7 +919,7 @@ export type WatchApplicationsRequest = Message<"apitokens.v1.WatchApplicationsRe
  * Use `create(WatchApplicationsRequestSchema)` to create a new message.
  */
 export const WatchApplicationsRequestSchema: GenMessage<WatchApplicationsRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 22);
+  messageDesc(file_apitokens_v1_token_service, 24);
 
 /**
  * Response of TokenService.WatchApplications: one event.
@@ -879,7 +974,7 @@ export type WatchApplicationsResponse = Message<"apitokens.v1.WatchApplicationsR
  * Use `create(WatchApplicationsResponseSchema)` to create a new message.
  */
 export const WatchApplicationsResponseSchema: GenMessage<WatchApplicationsResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 23);
+  messageDesc(file_apitokens_v1_token_service, 25);
 
 /**
  * Request for TokenService.ListAuditEvents.
@@ -914,7 +1009,7 @@ export type ListAuditEventsRequest = Message<"apitokens.v1.ListAuditEventsReques
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 24);
+  messageDesc(file_apitokens_v1_token_service, 26);
 
 /**
  * Response of TokenService.ListAuditEvents.
@@ -942,7 +1037,145 @@ export type ListAuditEventsResponse = Message<"apitokens.v1.ListAuditEventsRespo
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_apitokens_v1_token_service, 25);
+  messageDesc(file_apitokens_v1_token_service, 27);
+
+/**
+ * Request for TokenService.WatchTokenEvents.
+ *
+ * @generated from message apitokens.v1.WatchTokenEventsRequest
+ */
+export type WatchTokenEventsRequest = Message<"apitokens.v1.WatchTokenEventsRequest"> & {
+  /**
+   * Resume after this cursor (from a previous response of this stream or of
+   * WatchApplications); empty to start now: the first message is then a
+   * HEARTBEAT whose cursor stands for the present.
+   *
+   * @generated from field: string cursor = 1;
+   */
+  cursor: string;
+
+  /**
+   * Only events of this token; empty means every token the caller may see.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+};
+
+/**
+ * Describes the message apitokens.v1.WatchTokenEventsRequest.
+ * Use `create(WatchTokenEventsRequestSchema)` to create a new message.
+ */
+export const WatchTokenEventsRequestSchema: GenMessage<WatchTokenEventsRequest> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 28);
+
+/**
+ * Response of TokenService.WatchTokenEvents: one event.
+ *
+ * @generated from message apitokens.v1.WatchTokenEventsResponse
+ */
+export type WatchTokenEventsResponse = Message<"apitokens.v1.WatchTokenEventsResponse"> & {
+  /**
+   * What happened.
+   *
+   * @generated from field: apitokens.v1.TokenEventType type = 1;
+   */
+  type: TokenEventType;
+
+  /**
+   * The token concerned; empty for HEARTBEAT.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+
+  /**
+   * Resume after this event by passing it as WatchTokenEventsRequest.cursor. Opaque.
+   *
+   * @generated from field: string cursor = 3;
+   */
+  cursor: string;
+
+  /**
+   * When the event happened (for HEARTBEAT: when it was sent).
+   *
+   * @generated from field: google.protobuf.Timestamp event_time = 4;
+   */
+  eventTime?: Timestamp | undefined;
+
+  /**
+   * For EXPIRING: the lead time this notice is for.
+   *
+   * @generated from field: google.protobuf.Duration lead_time = 5;
+   */
+  leadTime?: Duration | undefined;
+
+  /**
+   * For LEAK_REPORTED: where the reporter says the secret was found.
+   *
+   * @generated from field: string where_found = 6;
+   */
+  whereFound: string;
+
+  /**
+   * For EXPIRING and EXPIRED: the token's expire_time. For DORMANT: when it
+   * was last used (or created, if never used).
+   *
+   * @generated from field: google.protobuf.Timestamp reference_time = 7;
+   */
+  referenceTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message apitokens.v1.WatchTokenEventsResponse.
+ * Use `create(WatchTokenEventsResponseSchema)` to create a new message.
+ */
+export const WatchTokenEventsResponseSchema: GenMessage<WatchTokenEventsResponse> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 29);
+
+/**
+ * Request for TokenService.ReportLeakedSecret. Sent without credentials.
+ *
+ * @generated from message apitokens.v1.ReportLeakedSecretRequest
+ */
+export type ReportLeakedSecretRequest = Message<"apitokens.v1.ReportLeakedSecretRequest"> & {
+  /**
+   * The secret found. Required.
+   *
+   * @generated from field: string secret = 1;
+   */
+  secret: string;
+
+  /**
+   * Where it was found (a URL, a file and line); at most 1000 characters.
+   * Kept in the audit entry and carried on the LEAK_REPORTED event.
+   *
+   * @generated from field: string where_found = 2;
+   */
+  whereFound: string;
+};
+
+/**
+ * Describes the message apitokens.v1.ReportLeakedSecretRequest.
+ * Use `create(ReportLeakedSecretRequestSchema)` to create a new message.
+ */
+export const ReportLeakedSecretRequestSchema: GenMessage<ReportLeakedSecretRequest> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 30);
+
+/**
+ * Response of TokenService.ReportLeakedSecret: empty, whatever the secret.
+ *
+ * @generated from message apitokens.v1.ReportLeakedSecretResponse
+ */
+export type ReportLeakedSecretResponse = Message<"apitokens.v1.ReportLeakedSecretResponse"> & {
+};
+
+/**
+ * Describes the message apitokens.v1.ReportLeakedSecretResponse.
+ * Use `create(ReportLeakedSecretResponseSchema)` to create a new message.
+ */
+export const ReportLeakedSecretResponseSchema: GenMessage<ReportLeakedSecretResponse> = /*@__PURE__*/
+  messageDesc(file_apitokens_v1_token_service, 31);
 
 /**
  * What a WatchApplicationsResponse reports.
@@ -998,6 +1231,100 @@ export enum WatchEventType {
  */
 export const WatchEventTypeSchema: GenEnum<WatchEventType> = /*@__PURE__*/
   enumDesc(file_apitokens_v1_token_service, 0);
+
+/**
+ * What a WatchTokenEventsResponse reports.
+ *
+ * @generated from enum apitokens.v1.TokenEventType
+ */
+export enum TokenEventType {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A token was created.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * A token was retired by its owner or an Admin.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_RETIRED = 2;
+   */
+  RETIRED = 2,
+
+  /**
+   * A user token became an account token.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_PROMOTED = 3;
+   */
+  PROMOTED = 3,
+
+  /**
+   * A token's secret was rotated: a new secret was issued.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_ROTATED = 4;
+   */
+  ROTATED = 4,
+
+  /**
+   * A rotated-out secret was used after its overlap ended.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_ROTATED_OUT_SECRET_REUSED = 5;
+   */
+  ROTATED_OUT_SECRET_REUSED = 5,
+
+  /**
+   * Someone reported the token's secret leaked; the token is retired.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_LEAK_REPORTED = 6;
+   */
+  LEAK_REPORTED = 6,
+
+  /**
+   * The token expires within lead_time (one of the account policy's
+   * expiry_notice_lead_times); sent once per lead time and expire_time, by one
+   * replica of many. Only the shortest lead time due is sent: a token made to
+   * expire in 5 days hears of the 7-day lead time, not of the 30-day one.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_EXPIRING = 7;
+   */
+  EXPIRING = 7,
+
+  /**
+   * The token reached its expire_time; sent once, by one replica.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_EXPIRED = 8;
+   */
+  EXPIRED = 8,
+
+  /**
+   * The token has not been used for the account policy's dormant_after; sent
+   * once per period of disuse (a later use and disuse sends another).
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_DORMANT = 9;
+   */
+  DORMANT = 9,
+
+  /**
+   * Nothing happened; the cursor may still advance. Keeps idle streams alive.
+   *
+   * @generated from enum value: TOKEN_EVENT_TYPE_HEARTBEAT = 10;
+   */
+  HEARTBEAT = 10,
+}
+
+/**
+ * Describes the enum apitokens.v1.TokenEventType.
+ */
+export const TokenEventTypeSchema: GenEnum<TokenEventType> = /*@__PURE__*/
+  enumDesc(file_apitokens_v1_token_service, 1);
 
 /**
  * Tokens of the caller's account and the application names recorded under
@@ -1058,6 +1385,18 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof RetireTokenRequestSchema;
     output: typeof RetireTokenResponseSchema;
+  },
+  /**
+   * Replaces a token's secret (owner or Admin) and returns the new one, the only
+   * time it is shown. The token keeps its id, applications, states and history;
+   * the old secret keeps working for the overlap asked.
+   *
+   * @generated from rpc apitokens.v1.TokenService.RotateToken
+   */
+  rotateToken: {
+    methodKind: "unary";
+    input: typeof RotateTokenRequestSchema;
+    output: typeof RotateTokenResponseSchema;
   },
   /**
    * Turns a User token into an Account token (Admin only). Cannot be undone.
@@ -1134,6 +1473,42 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEventsRequestSchema;
     output: typeof ListAuditEventsResponseSchema;
+  },
+  /**
+   * Streams token lifecycle events (created, retired, promoted, rotated,
+   * rotated-out secret reused, leaked secret reported, expiring, expired,
+   * dormant) from now or from a cursor, in order, each with a cursor. A second
+   * stream rather than more event types on WatchApplications: approval bots
+   * would otherwise have to skip lifecycle noise, and what a caller may see
+   * differs (an Admin sees events of every token of the account, others those
+   * of their own tokens only). Cursors, resumption, heartbeats, CURSOR_EXPIRED
+   * and the judging of the caller again on every change that concerns it are
+   * those of WatchApplications; cursors of the two streams are
+   * interchangeable (one change log, one position).
+   *
+   * @generated from rpc apitokens.v1.TokenService.WatchTokenEvents
+   */
+  watchTokenEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchTokenEventsRequestSchema;
+    output: typeof WatchTokenEventsResponseSchema;
+  },
+  /**
+   * Reports that a token's secret was found where it should not be (a public
+   * repository, a paste, a log). Needs no credentials: holding the secret is
+   * the proof, as with GitHub's secret-scanning revocation API. The token is
+   * retired at once, audited, and a LEAK_REPORTED event tells its owner and
+   * the account's Admins. The answer is the same empty response whether or
+   * not the secret belongs to a token, and whether or not it was retired
+   * already: it reveals nothing. Reports are limited per client address:
+   * RESOURCE_EXHAUSTED (reason RATE_LIMITED, with RetryInfo) past the limit.
+   *
+   * @generated from rpc apitokens.v1.TokenService.ReportLeakedSecret
+   */
+  reportLeakedSecret: {
+    methodKind: "unary";
+    input: typeof ReportLeakedSecretRequestSchema;
+    output: typeof ReportLeakedSecretResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_apitokens_v1_token_service, 0);

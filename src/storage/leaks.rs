@@ -1,0 +1,103 @@
+//! Leaked-secret reports: the token whose secret it is, if any, is retired in one transaction
+//! with its audit entry and its change; a secret of no token costs the same lookup and writes
+//! nothing.
+use sea_orm::sea_query::LockType;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit::{self, Actor, AuditEntry, token_json};
+use super::change_log::{self, Change, TokenChange};
+use super::convert::{self, micros};
+use super::entities::{accounts, tokens};
+use super::{Repository, StorageError};
+use crate::domain::{SecretDigest, Token};
+
+/// What a report did: the token it retired, or nothing (no such secret, or retired already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakRetired {
+    pub account_id: Uuid,
+    pub token_id: Uuid,
+}
+
+impl Repository {
+    /// Retires the token whose secret has `digest`, if it is active: the token row is locked,
+    /// then the account row (the order every token write takes), and the retirement, its
+    /// audit entry (`token.report_leak`, with where it was found and the reporter's address
+    /// as its reason) and its `LeakReported` change commit together.
+    pub async fn report_leak(
+        &self,
+        digest: &SecretDigest,
+        where_found: Option<&str>,
+        reporter: Option<std::net::IpAddr>,
+    ) -> Result<Option<LeakRetired>, StorageError> {
+        let tx = self.begin_write().await?;
+        // The same lookup whatever the secret: the answer and the work before it do not
+        // depend on whether a token has it.
+        let row = tokens::Entity::find()
+            .filter(tokens::Column::SecretDigest.eq(digest.0.to_vec()))
+            .lock_exclusive()
+            .one(&tx)
+            .await?;
+        let Some(row) = row.filter(|r| r.retired_at.is_none()) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        accounts::Entity::find_by_id(row.account_id)
+            .lock(LockType::Share)
+            .one(&tx)
+            .await?;
+        let now = crate::domain::now();
+        let before: Token = convert::token(row.clone())?;
+        let after = Token {
+            retired_at: Some(now),
+            updated_at: now,
+            ..before.clone()
+        };
+        let (account_id, token_id) = (row.account_id, row.id);
+        let mut active: tokens::ActiveModel = row.into();
+        active.retired_at = Set(Some(micros(now)));
+        active.updated_at = Set(micros(now));
+        tokens::Entity::update(active).exec(&tx).await?;
+        let mut after_json = token_json(&after);
+        if let Some(map) = after_json.as_object_mut() {
+            map.insert("leak_reported".into(), json!(true));
+        }
+        let reason = format!(
+            "secret reported leaked{}{}",
+            where_found
+                .map(|w| format!(", found at {w}"))
+                .unwrap_or_default(),
+            reporter
+                .map(|a| format!(", reported from {a}"))
+                .unwrap_or_default(),
+        );
+        audit::write_many(
+            &tx,
+            account_id,
+            Actor::default(),
+            vec![AuditEntry {
+                action: "token.report_leak",
+                target_type: "token",
+                target_id: token_id.to_string(),
+                before: Some(token_json(&before)),
+                after: Some(after_json),
+            }],
+            Some(&reason),
+            now,
+        )
+        .await?;
+        let change = Change::Token {
+            token_id,
+            what: TokenChange::LeakReported {
+                where_found: where_found.map(str::to_owned),
+            },
+        };
+        change_log::append(&tx, account_id, &change, now).await?;
+        tx.commit().await?;
+        Ok(Some(LeakRetired {
+            account_id,
+            token_id,
+        }))
+    }
+}
