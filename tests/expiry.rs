@@ -192,7 +192,10 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(listed(pb::TokenState::Expired).await, std::slice::from_ref(&token.id));
+    assert_eq!(
+        listed(pb::TokenState::Expired).await,
+        std::slice::from_ref(&token.id)
+    );
     assert!(!listed(pb::TokenState::Active).await.contains(&token.id));
 }
 
