@@ -21,8 +21,10 @@
 //! are its own, read from /proc/PID. On a 2-core machine the client still competes with
 //! the server for CPU; both phases pay the same client cost, which is why the ratios and
 //! the server CPU per request (immune to that sharing) are the figures to compare.
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -42,6 +44,8 @@ use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+use support::{ScratchDatabase, bootstrap_with, free_addr, status_field};
 
 /// Bounds that keep a run finite whatever the flags say.
 const MAX_SECONDS: u64 = 120;
@@ -223,7 +227,7 @@ impl Drop for ServerProcess {
 /// with a random name, dropped at the end.
 struct BenchDatabase {
     url: String,
-    postgres: Option<(String, String)>,
+    postgres: Option<ScratchDatabase>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -243,17 +247,10 @@ impl BenchDatabase {
                 })
             }
             Some(admin_url) => {
-                let name = format!("apitokens_bench_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(admin_url)
-                    .await
-                    .context("cannot reach PostgreSQL")?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
-                let _ = admin.close().await;
+                let scratch = ScratchDatabase::create(admin_url).await;
                 Ok(BenchDatabase {
-                    url: api_tokens::storage::url_with_database(admin_url, &name),
-                    postgres: Some((admin_url.to_owned(), name)),
+                    url: scratch.url.clone(),
+                    postgres: Some(scratch),
                     _dir: None,
                 })
             }
@@ -261,13 +258,8 @@ impl BenchDatabase {
     }
 
     async fn drop_postgres(&mut self) {
-        if let Some((admin_url, name)) = self.postgres.take()
-            && let Ok(admin) = Database::connect(admin_url.as_str()).await
-        {
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .await;
-            let _ = admin.close().await;
+        if let Some(scratch) = self.postgres.take() {
+            scratch.drop().await;
         }
     }
 
@@ -275,13 +267,13 @@ impl BenchDatabase {
     /// An idle backend sends its statistics up to 10 s late (PostgreSQL 15), so callers wait
     /// that long, with no load, before reading.
     async fn transactions(&self) -> Option<u64> {
-        let (admin_url, name) = self.postgres.as_ref()?;
-        let admin = Database::connect(admin_url.as_str()).await.ok()?;
+        let scratch = self.postgres.as_ref()?;
+        let admin = Database::connect(scratch.server_url()).await.ok()?;
         let row = admin
             .query_one_raw(Statement::from_sql_and_values(
                 DatabaseBackend::Postgres,
                 "SELECT (xact_commit + xact_rollback)::bigint AS n FROM pg_stat_database WHERE datname = $1",
-                [name.as_str().into()],
+                [scratch.name().into()],
             ))
             .await
             .ok()??;
@@ -293,7 +285,7 @@ impl BenchDatabase {
 
     fn describe(&self) -> String {
         match &self.postgres {
-            Some((_, name)) => format!("PostgreSQL (fresh database {name})"),
+            Some(scratch) => format!("PostgreSQL (fresh database {})", scratch.name()),
             None => "SQLite (temporary file)".into(),
         }
     }
@@ -394,19 +386,13 @@ fn build_server() -> anyhow::Result<PathBuf> {
     Ok(profile_dir.join("api-tokens"))
 }
 
-fn free_port() -> anyhow::Result<SocketAddr> {
-    // Bound then released: a tiny race with other processes, acceptable on a bench machine.
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?)
-}
-
 /// How long `pg_stat_database` may lag behind an idle backend (PostgreSQL 15), plus a margin.
 const PG_STATS_LAG: Duration = Duration::from_secs(11);
 
 async fn measure(args: &Args, binary: &Path, database: &BenchDatabase) -> anyhow::Result<()> {
-    let secret = bootstrap(binary, &database.url)?;
-    let addr = free_port()?;
-    let metrics_addr = free_port()?;
+    let secret = bootstrap_with(binary, Path::new("."), &database.url);
+    let addr = free_addr();
+    let metrics_addr = free_addr();
     let log = tempfile::NamedTempFile::new()?;
     let child = Command::new(binary)
         .args(["serve", "--listen", &addr.to_string(), "--metrics-listen"])
@@ -746,35 +732,6 @@ fn print_row(round: &str, rpc: Rpc, t: &Tally) {
     );
 }
 
-/// Runs `api-tokens bootstrap --output json` and returns the secret it prints once.
-fn bootstrap(binary: &Path, database_url: &str) -> anyhow::Result<String> {
-    let output = Command::new(binary)
-        .args([
-            "bootstrap",
-            "--account",
-            "bench",
-            "--admin",
-            "bench@example.com",
-            "--output",
-            "json",
-            "--database-url",
-        ])
-        .arg(database_url)
-        .output()
-        .with_context(|| format!("cannot run {}", binary.display()))?;
-    if !output.status.success() {
-        bail!(
-            "bootstrap failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let made: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    made["secret"]
-        .as_str()
-        .map(str::to_owned)
-        .context("bootstrap printed no secret")
-}
-
 async fn connect_all(addr: SocketAddr, connections: usize) -> anyhow::Result<Vec<Channel>> {
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
@@ -953,13 +910,6 @@ fn clock_ticks_per_second() -> f64 {
 
 /// VmRSS (now) and VmHWM (peak) from /proc/PID/status.
 fn rss(pid: u32) -> String {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .map(|l| l[name.len()..].trim().to_owned())
-            .unwrap_or_else(|| "?".into())
-    };
+    let field = |name| status_field(pid, name).unwrap_or_else(|| "?".into());
     format!("RSS {} (peak {})", field("VmRSS:"), field("VmHWM:"))
 }

@@ -235,6 +235,63 @@ async fn a_read_after_a_write_on_another_replica_sees_it(backend: Backend) {
     assert_eq!(seen.state(), pb::TokenState::Retired);
 }
 
+/// A replica cut off from the database while a token is retired on another: memory decides
+/// meanwhile (within the maximum staleness), and its first read of the log after reconnecting
+/// refuses the retired token and forgets nothing else: every other warm token still sends no
+/// query. PostgreSQL only: the replica reaches its server through a proxy the test cuts (an
+/// SQLite file cannot be taken from one process alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs PostgreSQL: run by .ci/run (cargo test -- --ignored)"]
+async fn a_retire_made_while_cut_off_is_refused_on_reconnecting_without_a_reset() {
+    use common::proxy::{CuttableProxy, address_of};
+    let app = spawn_app(Backend::Postgres).await;
+    let mut settings = app.database.settings();
+    let proxy = CuttableProxy::start(address_of(&settings.url)).await;
+    settings.url = proxy.route(&settings.url);
+    settings.connect_timeout = Duration::from_secs(1);
+    let repo = Repository::connect(&settings).await.expect("connect");
+    let replica = Service::open(repo, ServiceSettings::default())
+        .await
+        .expect("service");
+    let [(retired_id, retired), (_, untouched)] = two_warm_tokens(&app, &replica).await;
+    let [(_, third), (_, fourth)] = two_warm_tokens(&app, &replica).await;
+    let others = [untouched, third, fourth];
+    assert!(replica.catch_up_now().await, "at the head of the log");
+
+    proxy.cut();
+    retire(&app, &retired_id).await;
+    assert!(
+        !replica.catch_up_now().await,
+        "cut off: the log cannot be read"
+    );
+    for secret in &others {
+        assert!(allowed(&replica, secret).await, "memory decides meanwhile");
+    }
+    assert!(
+        allowed(&replica, &retired).await,
+        "memory has not heard of the retire (the test can see it learn)"
+    );
+
+    proxy.restore();
+    let mut attempts = 0;
+    while !replica.catch_up_now().await {
+        attempts += 1;
+        assert!(attempts < 100, "the replica never read the log again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !allowed(&replica, &retired).await,
+        "refused after the first read on reconnecting"
+    );
+    for secret in &others {
+        assert_eq!(
+            queries_of(&replica, secret).await,
+            0,
+            "no reset: the tokens that did not change are still warm"
+        );
+    }
+}
+
 on_both_backends!(
     cached_decisions_do_not_expire_by_time,
     catching_up_forgets_exactly_what_changed,

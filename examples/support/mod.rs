@@ -1,6 +1,12 @@
 //! What the examples share: the release server as a child process, bootstrap, request
-//! metadata, and a scratch PostgreSQL database of their own.
+//! metadata, a scratch PostgreSQL database of their own, and (from the tests' harness, not
+//! copied) a private PostgreSQL server and a TCP proxy that can be cut.
 #![allow(dead_code)]
+
+#[path = "../../tests/common/cluster.rs"]
+pub mod cluster;
+#[path = "../../tests/common/proxy.rs"]
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,11 +36,7 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start(dir: &Path, database: &str, extra: &[&str]) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_addr().port();
         let mut child = Command::new(binary())
             .args([
                 "serve",
@@ -67,14 +69,27 @@ impl Server {
     }
 
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        status_field(self.child.id(), "VmRSS:")
+            .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
             .unwrap_or(0)
     }
+}
+
+/// A field of /proc/PID/status (`VmRSS:`, `VmHWM:`), as written there (`12345 kB`).
+pub fn status_field(pid: u32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_owned())
+}
+
+/// A loopback address free a moment ago (bound, then released: a tiny race with other
+/// processes, acceptable on a bench machine).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
 }
 
 pub fn req<T>(secret: &str, message: T) -> Request<T> {
@@ -89,7 +104,12 @@ pub fn req<T>(secret: &str, message: T) -> Request<T> {
 }
 
 pub fn bootstrap(dir: &Path, database: &str) -> String {
-    let out = Command::new(binary())
+    bootstrap_with(&binary(), dir, database)
+}
+
+/// `api-tokens bootstrap --output json` with this binary; the Admin secret it prints once.
+pub fn bootstrap_with(binary: &Path, dir: &Path, database: &str) -> String {
+    let out = Command::new(binary)
         .args([
             "bootstrap",
             "--account",
@@ -137,6 +157,14 @@ impl ScratchDatabase {
             name,
             url,
         }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn server_url(&self) -> &str {
+        &self.server_url
     }
 
     pub async fn drop(self) {

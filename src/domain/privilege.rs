@@ -14,13 +14,20 @@ super::names!(Privilege {
     Admin => "admin",
 });
 
-impl std::fmt::Display for Privilege {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Privilege {
+    /// How people read it: "Read-Only", "Normal", "Admin".
+    pub fn title(self) -> &'static str {
+        match self {
             Privilege::ReadOnly => "Read-Only",
             Privilege::Normal => "Normal",
             Privilege::Admin => "Admin",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Privilege {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.title())
     }
 }
 

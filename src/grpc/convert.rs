@@ -56,7 +56,15 @@ pub fn timestamp(t: DateTime<Utc>) -> Timestamp {
 }
 
 fn id_or_empty(id: Option<Uuid>) -> String {
-    id.map(|id| id.to_string()).unwrap_or_default()
+    id.map(id_string).unwrap_or_default()
+}
+
+/// An id as text, hex-encoded straight into its string: `to_string` goes through the
+/// formatting machinery, and an allowed Authorize answers with three ids.
+fn id_string(id: Uuid) -> String {
+    id.hyphenated()
+        .encode_lower(&mut Uuid::encode_buffer())
+        .to_owned()
 }
 
 impl From<TokenView> for pb::Token {
@@ -322,9 +330,9 @@ impl From<Decision> for pb::Decision {
 /// Who an allowed token acts for, and with what.
 pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
     pb::Principal {
-        account_id: grant.account_id.to_string(),
+        account_id: id_string(grant.account_id),
         user_id: id_or_empty(grant.member_id()),
-        token_id: grant.token_id.to_string(),
+        token_id: id_string(grant.token_id),
         token_type: pb::TokenType::from(grant.token_type).into(),
         effective_privilege: pb::Privilege::from(effective).into(),
     }

@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::storage::{RecordOutcome, StorageError};
 
-use super::cache::{AppKey, CachedGrant};
+use super::cache::{AppKey, AppRef, CachedGrant};
 use super::{Service, ServiceError};
 use crate::metrics::CacheName;
 
@@ -90,7 +90,7 @@ impl Service {
         let digest = secret.digest();
         // Set when this call's own cold lookup already saw that the name is new to the token.
         let app_is_new = AtomicBool::new(false);
-        let cached = cache.grants().get(&digest).await;
+        let cached = cache.grant(&digest);
         self.metrics
             .cache_lookup(CacheName::Tokens, cached.is_some());
         // The cold paths are boxed: their loads were most of this future's size, and a warm
@@ -123,13 +123,15 @@ impl Service {
                 grant: Some(grant),
             });
         }
-        let key = (grant.token_id, app.as_str().to_owned());
-        let state = cache.apps().get(&key).await;
+        let state = cache.app(AppRef {
+            token: grant.token_id,
+            name: app.as_str(),
+        });
         self.metrics
             .cache_lookup(CacheName::Applications, state.is_some());
         let state = match state {
             Some(state) => state,
-            None => match Box::pin(self.app_state_cold(&grant, app, key, &app_is_new)).await? {
+            None => match Box::pin(self.app_state_cold(&grant, app, &app_is_new)).await? {
                 Ok(state) => state,
                 Err(refusal) => {
                     return Ok(AuthorizeOutcome {
@@ -165,11 +167,10 @@ impl Service {
         let loaded_at = self.loaded_at();
         let load = self.load_grant(&digest, app, app_is_new, loaded_at);
         let grant = cache
-            .grants()
-            .try_get_with(digest, load)
+            .grant_or_load(digest, load)
             .await
             .map_err(|e| self.storage_failed(e))?;
-        cache.drop_if_stale_grant(&digest, &grant, loaded_at).await;
+        cache.drop_if_stale_grant(&digest, &grant, loaded_at);
         Ok(grant)
     }
 
@@ -179,23 +180,21 @@ impl Service {
         &self,
         grant: &TokenGrant,
         app: &AppName,
-        key: AppKey,
         app_is_new: &AtomicBool,
     ) -> Result<Result<AppStanding, Decision>, ServiceError> {
         self.replica.check_reachable()?;
         let cache = &self.replica.cache;
+        let key = AppKey::new(grant.token_id, app.as_str());
         let loaded_at = self.loaded_at();
         let load = self.load_app_state(grant, app, app_is_new);
-        match cache.apps().try_get_with(key.clone(), load).await {
+        match cache.app_or_load(&key, load).await {
             Ok(state) => {
-                cache.drop_if_stale_app(&key, loaded_at).await;
+                cache.drop_if_stale_app(&key, loaded_at);
                 Ok(Ok(state))
             }
-            Err(e) => match &*e {
-                AppLoadError::LimitReached => Ok(Err(Decision::AppLimitReached)),
-                AppLoadError::Refused(refusal) => Ok(Err(*refusal)),
-                AppLoadError::Storage(e) => Err(self.storage_failed(Arc::new(e.clone()))),
-            },
+            Err(AppLoadError::LimitReached) => Ok(Err(Decision::AppLimitReached)),
+            Err(AppLoadError::Refused(refusal)) => Ok(Err(refusal)),
+            Err(AppLoadError::Storage(e)) => Err(self.storage_failed(e)),
         }
     }
 
@@ -206,11 +205,11 @@ impl Service {
     }
 
     /// A storage failure on the hot path; an outage also opens the replica's breaker.
-    fn storage_failed(&self, e: Arc<StorageError>) -> ServiceError {
-        if matches!(*e, StorageError::Unavailable(_)) {
+    fn storage_failed(&self, e: StorageError) -> ServiceError {
+        if matches!(e, StorageError::Unavailable(_)) {
             self.replica.note_unreachable();
         }
-        StorageError::clone(&e).into()
+        e.into()
     }
 
     /// The cold path: one query for the token and, while at it, the application's state.
@@ -236,8 +235,8 @@ impl Service {
         }
         match lookup.app {
             Some(state) => {
-                let key = (lookup.grant.token_id, app.as_str().to_owned());
-                self.replica.cache.keep_app(key, state, loaded_at).await
+                let key = AppKey::new(lookup.grant.token_id, app.as_str());
+                self.replica.cache.keep_app(key, state, loaded_at)
             }
             None => app_is_new.store(true, Ordering::Relaxed),
         }

@@ -1,11 +1,17 @@
-//! The hot path's memory: grants by secret digest (with brief negative entries) and
-//! application states by (token, name). Entries do not expire by time: they are forgotten
-//! when the change log says their key changed, and are exact as of the replica's position.
+//! The hot path's memory: grants by secret digest, unknown secrets briefly, and application
+//! states by (token, name). Entries do not expire by time: they are forgotten when the change
+//! log says their key changed, and are exact as of the replica's position. (Only an unknown
+//! secret is remembered for a while, so guesses cannot hammer the database.)
+//!
+//! The maps are `quick_cache`'s: sharded, bounded by size, no background work, and looked up
+//! by a borrowed key, so a warm Authorize allocates nothing here.
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use moka::future::Cache;
+use quick_cache::Equivalent;
+use quick_cache::sync::Cache;
 use uuid::Uuid;
 
 use crate::domain::{AppStanding, SecretDigest, TokenGrant};
@@ -14,7 +20,7 @@ use crate::storage::Change;
 /// Sizes of the caches, and how long an unknown secret is remembered as unknown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
-    /// Most tokens (known or unknown secrets) held.
+    /// Most tokens held (and, apart, most unknown secrets held).
     pub max_tokens: u64,
     /// Most (token, application) states held.
     pub max_apps: u64,
@@ -52,25 +58,43 @@ pub(crate) enum CachedGrant {
     Unknown,
 }
 
-struct GrantExpiry {
-    negative_ttl: Duration,
+/// The application cache's key: a token and one of its names. The name is boxed (16 bytes,
+/// not a `String`'s 24); lookups use `AppRef`, which borrows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct AppKey {
+    token: Uuid,
+    name: Box<str>,
 }
 
-impl moka::Expiry<SecretDigest, CachedGrant> for GrantExpiry {
-    fn expire_after_create(
-        &self,
-        _: &SecretDigest,
-        value: &CachedGrant,
-        _: Instant,
-    ) -> Option<Duration> {
-        match value {
-            CachedGrant::Known(_) => None,
-            CachedGrant::Unknown => Some(self.negative_ttl),
+impl AppKey {
+    pub fn new(token: Uuid, name: &str) -> Self {
+        AppKey {
+            token,
+            name: name.into(),
         }
+    }
+
+    pub fn token(&self) -> Uuid {
+        self.token
+    }
+
+    pub fn into_name(self) -> String {
+        self.name.into()
     }
 }
 
-pub(crate) type AppKey = (Uuid, String);
+/// An `AppKey` without the allocation: hashes as one (same fields, same order).
+#[derive(Debug, Clone, Copy, Hash)]
+pub(crate) struct AppRef<'a> {
+    pub token: Uuid,
+    pub name: &'a str,
+}
+
+impl Equivalent<AppKey> for AppRef<'_> {
+    fn equivalent(&self, key: &AppKey) -> bool {
+        self.token == key.token && self.name == &*key.name
+    }
+}
 
 /// What a change makes stale.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -127,42 +151,99 @@ impl Recent {
 
 #[derive(Clone)]
 pub(crate) struct AuthCache {
-    grants: Cache<SecretDigest, CachedGrant>,
-    apps: Cache<AppKey, AppStanding>,
+    grants: Arc<Cache<SecretDigest, Arc<TokenGrant>>>,
+    /// Unknown secrets, until when each is known to be unknown. Apart from the grants, so a
+    /// flood of guesses evicts other guesses, never a real token.
+    unknown: Arc<Cache<SecretDigest, Instant>>,
+    negative_ttl: Duration,
+    apps: Arc<Cache<AppKey, AppStanding>>,
     recent: Arc<Mutex<Recent>>,
+}
+
+fn bounded<K: Eq + std::hash::Hash, V: Clone>(items: u64) -> Arc<Cache<K, V>> {
+    Arc::new(Cache::new(
+        usize::try_from(items.max(1)).unwrap_or(usize::MAX),
+    ))
 }
 
 impl AuthCache {
     pub fn new(settings: &CacheSettings) -> Self {
         AuthCache {
-            grants: Cache::builder()
-                .max_capacity(settings.max_tokens)
-                .expire_after(GrantExpiry {
-                    negative_ttl: settings.negative_ttl,
-                })
-                .support_invalidation_closures()
-                .build(),
-            apps: Cache::builder().max_capacity(settings.max_apps).build(),
+            grants: bounded(settings.max_tokens),
+            unknown: bounded(settings.max_tokens),
+            negative_ttl: settings.negative_ttl,
+            apps: bounded(settings.max_apps),
             recent: Arc::default(),
         }
     }
 
-    pub fn grants(&self) -> &Cache<SecretDigest, CachedGrant> {
-        &self.grants
+    /// The cached answer for a digest, if any: a known token, or a secret recently found unknown.
+    pub fn grant(&self, digest: &SecretDigest) -> Option<CachedGrant> {
+        if let Some(grant) = self.grants.get(digest) {
+            return Some(CachedGrant::Known(grant));
+        }
+        self.known_unknown(digest).then_some(CachedGrant::Unknown)
     }
 
-    pub fn apps(&self) -> &Cache<AppKey, AppStanding> {
-        &self.apps
+    fn known_unknown(&self, digest: &SecretDigest) -> bool {
+        self.unknown
+            .get(digest)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The cached answer for a digest, or what `load` finds (then kept). Concurrent misses of
+    /// one digest share one load: the others wait for it.
+    pub async fn grant_or_load<E>(
+        &self,
+        digest: SecretDigest,
+        load: impl Future<Output = Result<CachedGrant, E>>,
+    ) -> Result<CachedGrant, E> {
+        let guard = match self.grants.get_value_or_guard_async(&digest).await {
+            Ok(grant) => return Ok(CachedGrant::Known(grant)),
+            Err(guard) => guard,
+        };
+        // A load that found the secret unknown noted it before letting the waiters go.
+        if self.known_unknown(&digest) {
+            return Ok(CachedGrant::Unknown);
+        }
+        let loaded = load.await?;
+        match &loaded {
+            CachedGrant::Known(grant) => {
+                let _ = guard.insert(Arc::clone(grant));
+            }
+            CachedGrant::Unknown => {
+                self.unknown
+                    .insert(digest, Instant::now() + self.negative_ttl);
+                drop(guard);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// The cached state of a token's application, if any.
+    pub fn app(&self, key: AppRef<'_>) -> Option<AppStanding> {
+        self.apps.get(&key)
+    }
+
+    /// The state of `key`, or what `load` finds (then kept). Concurrent misses share one load.
+    pub async fn app_or_load<E>(
+        &self,
+        key: &AppKey,
+        load: impl Future<Output = Result<AppStanding, E>>,
+    ) -> Result<AppStanding, E> {
+        match self.apps.get_value_or_guard_async(key).await {
+            Ok(state) => Ok(state),
+            Err(guard) => {
+                let state = load.await?;
+                let _ = guard.insert(state.clone());
+                Ok(state)
+            }
+        }
     }
 
     /// After a grant was loaded while the replica stood at `loaded_at`: forgets it again if
     /// its token or owner changed since, so the next call loads it afresh.
-    pub async fn drop_if_stale_grant(
-        &self,
-        digest: &SecretDigest,
-        grant: &CachedGrant,
-        loaded_at: i64,
-    ) {
+    pub fn drop_if_stale_grant(&self, digest: &SecretDigest, grant: &CachedGrant, loaded_at: i64) {
         let CachedGrant::Known(g) = grant else { return };
         let stale = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -171,25 +252,25 @@ impl AuthCache {
                     .is_some_and(|o| recent.changed_since(&StaleKey::Owner(o), loaded_at))
         };
         if stale {
-            self.grants.invalidate(digest).await;
+            self.grants.remove(digest);
         }
     }
 
     /// After an application state was loaded at `loaded_at`: forgets it again if it changed since.
-    pub async fn drop_if_stale_app(&self, key: &AppKey, loaded_at: i64) {
+    pub fn drop_if_stale_app(&self, key: &AppKey, loaded_at: i64) {
         let stale = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.changed_since(&StaleKey::App(key.0, key.1.clone()), loaded_at)
+            recent.changed_since(&StaleKey::App(key.token, key.name.to_string()), loaded_at)
         };
         if stale {
-            self.apps.invalidate(key).await;
+            self.apps.remove(key);
         }
     }
 
     /// Keeps an application state loaded at `loaded_at` (unless it changed since).
-    pub async fn keep_app(&self, key: AppKey, state: AppStanding, loaded_at: i64) {
-        self.apps.insert(key.clone(), state).await;
-        self.drop_if_stale_app(&key, loaded_at).await;
+    pub fn keep_app(&self, key: AppKey, state: AppStanding, loaded_at: i64) {
+        self.apps.insert(key.clone(), state);
+        self.drop_if_stale_app(&key, loaded_at);
     }
 
     /// Notes that `key` changed at log position `position`, so loads under way keep nothing.
@@ -201,53 +282,169 @@ impl AuthCache {
     }
 
     /// Forgets what `key` made stale, as of log position `position`.
-    pub async fn forget(&self, key: StaleKey, position: i64) {
+    pub fn forget(&self, key: StaleKey, position: i64) {
         self.note(key.clone(), position);
-        self.forget_now(key).await;
+        self.forget_now(key);
     }
 
     /// An application's state changed at `position`: a held entry takes the new state and
     /// conditions (the log carries both, exact).
-    pub async fn changed_app(&self, key: AppKey, state: AppStanding, position: i64) {
-        self.note(StaleKey::App(key.0, key.1.clone()), position);
-        if self.apps.contains_key(&key) {
-            self.apps.insert(key, state).await;
-        }
+    pub fn changed_app(&self, key: AppKey, state: AppStanding, position: i64) {
+        self.note(StaleKey::App(key.token, key.name.to_string()), position);
+        // Only if held: a state nobody asked for here need not take room.
+        let _ = self.apps.replace(key, state, true);
     }
 
     /// Forgets at once what a write on this replica made stale (the log follower will note it
     /// with its position shortly).
-    pub async fn forget_now(&self, key: StaleKey) {
+    pub fn forget_now(&self, key: StaleKey) {
         match key {
-            StaleKey::Token(id) => self.forget_grants_where(move |g| g.token_id == id),
-            StaleKey::Owner(id) => self.forget_grants_where(move |g| g.owner_id == Some(id)),
-            StaleKey::App(token, name) => self.apps.invalidate(&(token, name)).await,
+            StaleKey::Token(id) => self.grants.retain(|_, g| g.token_id != id),
+            StaleKey::Owner(id) => self.grants.retain(|_, g| g.owner_id != Some(id)),
+            StaleKey::App(token, name) => {
+                self.apps.remove(&AppRef { token, name: &name });
+            }
         }
     }
 
     /// Forgets one secret's entry (a token was made with it: no stale "unknown" may remain).
-    pub async fn forget_secret(&self, digest: &SecretDigest) {
-        self.grants.invalidate(digest).await;
+    pub fn forget_secret(&self, digest: &SecretDigest) {
+        self.unknown.remove(digest);
+        self.grants.remove(digest);
     }
 
     /// Forgets everything: when the replica's position fell behind the retained log.
     pub fn forget_all(&self) {
-        self.grants.invalidate_all();
-        self.apps.invalidate_all();
-    }
-
-    fn forget_grants_where(&self, matches: impl Fn(&TokenGrant) -> bool + Send + Sync + 'static) {
-        let predicate = move |_: &SecretDigest, v: &CachedGrant| matches!(v, CachedGrant::Known(g) if matches(g));
-        if self.grants.invalidate_entries_if(predicate).is_err() {
-            // Only fails if closures were not enabled at build time; stay correct regardless.
-            self.grants.invalidate_all();
-        }
+        self.grants.clear();
+        self.unknown.clear();
+        self.apps.clear();
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The process's resident memory in bytes (Linux).
+    fn rss() -> i64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+
+    fn grant(i: u64) -> (SecretDigest, Arc<TokenGrant>) {
+        use crate::domain::{AppState, OwnerStatus, Privilege, TokenType};
+        let mut digest = [0u8; 32];
+        digest[..8].copy_from_slice(&i.to_le_bytes());
+        digest[8..16].copy_from_slice(&(i * 7919).to_le_bytes());
+        let grant = TokenGrant {
+            token_id: Uuid::from_u64_pair(i, i),
+            account_id: Uuid::from_u64_pair(1, 1),
+            token_type: TokenType::User,
+            owner_id: Some(Uuid::from_u64_pair(2, 2)),
+            privilege: Privilege::ReadOnly,
+            default_app_state: AppState::Allow,
+            retired: false,
+            owner: OwnerStatus::Member(Privilege::Admin),
+            bound_ranges: Default::default(),
+        };
+        (SecretDigest(digest), Arc::new(grant))
+    }
+
+    /// Bytes per entry of what a replica holds for each token in use, as RSS grows, here and
+    /// with moka for comparison (docs/BENCHMARKS.md, "100,000 cached tokens"). Prints; run alone:
+    /// `cargo test --release --lib memory_per_entry -- --ignored --nocapture --test-threads 1`
+    #[test]
+    #[ignore = "prints a measurement"]
+    fn memory_per_entry() {
+        const N: u64 = 100_000;
+        let per = |before: i64| (rss() - before) as f64 / N as f64;
+        let name = "bench";
+
+        let before = rss();
+        let grants: Vec<_> = (0..N).map(grant).collect();
+        println!("TokenGrant in an Arc, alone: {:.0} B", per(before));
+
+        let cache = AuthCache::new(&CacheSettings::default());
+        let before = rss();
+        for (digest, grant) in &grants {
+            cache.grants.insert(*digest, Arc::clone(grant));
+        }
+        println!("grants, quick_cache (digest -> Arc): {:.0} B", per(before));
+        let before = rss();
+        for i in 0..N {
+            cache.apps.insert(
+                AppKey::new(Uuid::from_u64_pair(i, i), name),
+                AppStanding::plain(crate::domain::AppState::Allow),
+            );
+        }
+        println!(
+            "applications, quick_cache ((id, Box<str>) -> standing): {:.0} B",
+            per(before)
+        );
+
+        let used = super::super::last_used::LastUsed::default();
+        let before = rss();
+        let allow = crate::domain::Decision::Allow {
+            effective: crate::domain::Privilege::ReadOnly,
+        };
+        let now = chrono::Utc::now();
+        for i in 0..N {
+            used.record(Uuid::from_u64_pair(i, i), name, &allow, None, now);
+        }
+        println!("last used, flat maps: {:.0} B", per(before));
+        // The shape it had before: a map of names per token (AppSeen's fields as a tuple).
+        type Seen = (
+            chrono::DateTime<chrono::Utc>,
+            u64,
+            u64,
+            Option<std::net::IpAddr>,
+        );
+        type Token = (Option<chrono::DateTime<chrono::Utc>>, HashMap<String, Seen>);
+        let mut nested: HashMap<Uuid, Token> = HashMap::new();
+        let before = rss();
+        for i in 0..N {
+            let entry = nested.entry(Uuid::from_u64_pair(i, i)).or_default();
+            entry.0 = Some(now);
+            entry.1.insert(name.to_owned(), (now, 0, 1, None));
+        }
+        println!("last used, map of maps (before): {:.0} B", per(before));
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let moka_grants: moka::future::Cache<SecretDigest, CachedGrant> =
+                moka::future::Cache::builder().max_capacity(N * 2).build();
+            let before = rss();
+            for (digest, grant) in &grants {
+                moka_grants
+                    .insert(*digest, CachedGrant::Known(Arc::clone(grant)))
+                    .await;
+            }
+            moka_grants.run_pending_tasks().await;
+            println!("grants, moka (before): {:.0} B", per(before));
+            let moka_apps: moka::future::Cache<(Uuid, String), AppStanding> =
+                moka::future::Cache::builder().max_capacity(N * 2).build();
+            let before = rss();
+            for i in 0..N {
+                moka_apps
+                    .insert(
+                        (Uuid::from_u64_pair(i, i), name.to_owned()),
+                        AppStanding::plain(crate::domain::AppState::Allow),
+                    )
+                    .await;
+            }
+            moka_apps.run_pending_tasks().await;
+            println!("applications, moka (before): {:.0} B", per(before));
+        });
+        // quick_cache's capacity is approximate (split over shards): most, not all, stay.
+        assert!(cache.grants.len() as u64 > N / 2);
+    }
 
     #[test]
     fn a_load_that_straddles_a_change_is_stale_and_one_after_it_is_not() {

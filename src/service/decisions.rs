@@ -118,13 +118,10 @@ impl Service {
         if mode == WriteMode::Commit {
             for decided in results.iter().flatten() {
                 if let Decided::Changed { after, .. } = decided {
-                    self.replica
-                        .cache
-                        .forget_now(StaleKey::App(
-                            after.token_id,
-                            after.name.as_str().to_owned(),
-                        ))
-                        .await;
+                    self.replica.cache.forget_now(StaleKey::App(
+                        after.token_id,
+                        after.name.as_str().to_owned(),
+                    ));
                 }
             }
             self.replica.wake();

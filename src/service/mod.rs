@@ -272,7 +272,7 @@ impl Service {
     /// After a write on this replica: forgets what it made stale at once, and wakes the log
     /// follower so streams and the revision see it without waiting for a poll.
     pub(crate) async fn changed_here(&self, key: cache::StaleKey) {
-        self.replica.cache.forget_now(key).await;
+        self.replica.cache.forget_now(key);
         self.replica.wake();
     }
 

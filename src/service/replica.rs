@@ -13,7 +13,7 @@ use crate::storage::{Change, Heard, LoggedChange, Repository, TokenChange};
 use crate::telemetry::chain;
 
 use super::ServiceError;
-use super::cache::{AuthCache, CacheSettings, StaleKey};
+use super::cache::{AppKey, AuthCache, CacheSettings, StaleKey};
 
 /// How many changes the fanout keeps for streams that are briefly behind; a stream further
 /// behind catches up from the log instead, so memory stays bounded whatever the consumer.
@@ -220,14 +220,14 @@ impl Replica {
                 conditions,
                 ..
             } => {
-                let key = (*token_id, name.as_str().to_owned());
+                let key = AppKey::new(*token_id, name.as_str());
                 let standing = AppStanding {
                     state: *state,
                     conditions: conditions.clone().map(Arc::new),
                 };
-                self.cache.changed_app(key, standing, seq).await
+                self.cache.changed_app(key, standing, seq)
             }
-            other => self.cache.forget(StaleKey::of(other), seq).await,
+            other => self.cache.forget(StaleKey::of(other), seq),
         }
     }
 

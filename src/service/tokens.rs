@@ -104,7 +104,7 @@ impl Service {
             })
             .await?;
         // A guess of this very secret may be remembered as unknown.
-        self.replica.cache.forget_secret(&new.digest).await;
+        self.replica.cache.forget_secret(&new.digest);
         self.replica.wake();
         Ok((self.view(new.token).await?, secret))
     }

@@ -258,10 +258,7 @@ impl Service {
     async fn judge_again(&self, watcher: &mut Watcher, change: &LoggedChange) -> Result<(), Stop> {
         // The follower forgot this key before fanning the change out; a stream catching up
         // from the log may be ahead of it, so forget it here too.
-        self.replica
-            .cache
-            .forget_now(StaleKey::of(&change.change))
-            .await;
+        self.replica.cache.forget_now(StaleKey::of(&change.change));
         self.judge_caller(watcher).await
     }
 

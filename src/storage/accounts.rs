@@ -3,7 +3,7 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use uuid::Uuid;
 
@@ -32,7 +32,7 @@ impl Repository {
         admin: &Member,
         token: &NewToken,
     ) -> Result<(), StorageError> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_write().await?;
         let exists = accounts::Entity::find()
             .filter(accounts::Column::Name.eq(&account.name))
             .count(&tx)

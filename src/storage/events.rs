@@ -175,7 +175,7 @@ impl Repository {
     /// Deletes changes (and previous-release events) older than `before` and moves each
     /// log's horizon past them. Returns how many changes went.
     pub async fn compact_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_write().await?;
         let newest_old_event: Option<i64> = app_events::Entity::find()
             .select_only()
             .expr(Expr::col(app_events::Column::Seq).max())

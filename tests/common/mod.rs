@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod db;
 pub mod process;
 pub mod props;
+pub mod proxy;
 pub mod tls;
 
 use std::net::SocketAddr;
