@@ -351,6 +351,8 @@ mod tests {
             retired: false,
             owner: OwnerStatus::Member(Privilege::Admin),
             bound_ranges: Default::default(),
+            expires_at: None,
+            secret: crate::domain::SecretUse::Current,
         };
         (SecretDigest(digest), Arc::new(grant))
     }
