@@ -12,18 +12,13 @@ impl Service {
         every: Duration,
         stop: impl std::future::Future<Output = ()>,
     ) {
-        tokio::pin!(stop);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = &mut stop => return,
-            }
-            if let Err(e) = self.compact_events().await {
+        let this = &self;
+        super::every(every, stop, || async move {
+            if let Err(e) = this.compact_events().await {
                 tracing::warn!(error = %chain(&e), "change log compaction failed; will retry");
             }
-        }
+        })
+        .await;
     }
 
     /// Deletes changes older than the retention age now. Returns how many were deleted.

@@ -73,18 +73,13 @@ impl Service {
     /// Sweeps lapsed approvals every interval until `stop`. Decisions never wait for it: an
     /// approval is Pending from its end on; the sweep writes it down, for people and bots.
     pub async fn run_approval_sweeper(self, stop: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.settings.approval_sweep);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = &mut stop => return,
-            }
-            if let Err(e) = self.lapse_approvals_now().await {
+        let this = &self;
+        super::every(this.settings.approval_sweep, stop, || async move {
+            if let Err(e) = this.lapse_approvals_now().await {
                 tracing::warn!(error = %e, "lapsed approvals not written back to Pending yet; will retry");
             }
-        }
+        })
+        .await;
     }
 
     pub(super) async fn decide_applications(

@@ -276,18 +276,13 @@ impl Service {
 
     /// Writes last-used times every interval until `stop` resolves, then once more.
     pub async fn run_last_used_writer(self, stop: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.settings.last_used_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = &mut stop => break,
-            }
-            if let Err(e) = self.flush_last_used().await {
+        let this = &self;
+        every(this.settings.last_used_interval, stop, || async move {
+            if let Err(e) = this.flush_last_used().await {
                 tracing::warn!(error = %chain(&e), "last-used times not written; will retry");
             }
-        }
+        })
+        .await;
         if let Err(e) = self.flush_last_used().await {
             tracing::warn!(error = %chain(&e), "last-used times lost at shutdown");
         }
@@ -317,5 +312,26 @@ impl Service {
     /// This server's metrics; WatchApplications holds `metrics().watch_stream_opened()`.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+}
+
+/// Runs `work` every `interval` until `stop` resolves; a tick missed while `work` ran long
+/// is delayed, not bunched up behind it.
+pub(crate) async fn every<Work, Done>(
+    interval: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+    mut work: impl FnMut() -> Work,
+) where
+    Work: std::future::Future<Output = Done>,
+{
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = &mut stop => return,
+        }
+        work().await;
     }
 }

@@ -70,17 +70,12 @@ impl Service {
 
     /// Sends due notices every interval until `stop`.
     pub async fn run_notice_sweeper(self, stop: impl std::future::Future<Output = ()>) {
-        let mut tick = tokio::time::interval(self.settings.notice_sweep);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = &mut stop => return,
-            }
-            if let Err(e) = self.send_notices_now().await {
+        let this = &self;
+        super::every(this.settings.notice_sweep, stop, || async move {
+            if let Err(e) = this.send_notices_now().await {
                 tracing::warn!(error = %chain(&e), "lifecycle notices not sent yet; will retry");
             }
-        }
+        })
+        .await;
     }
 }

@@ -68,22 +68,7 @@ pub(crate) async fn lock(
 ) -> Result<(Locked, Option<tokens::Model>), StorageError> {
     let mut ids = vec![caller_token];
     ids.extend(target);
-    ids.sort();
-    ids.dedup();
-    let rows = tokens::Entity::find()
-        .filter(tokens::Column::Id.is_in(ids))
-        .order_by_asc(tokens::Column::Id)
-        .lock_exclusive()
-        .all(tx)
-        .await?;
-    let lock_type = match account_lock {
-        AccountLock::Shared => LockType::Share,
-        AccountLock::Exclusive => LockType::NoKeyUpdate,
-    };
-    accounts::Entity::find_by_id(account_id)
-        .lock(lock_type)
-        .one(tx)
-        .await?;
+    let rows = lock_rows(tx, account_id, ids, account_lock).await?;
     let caller = match rows.iter().find(|r| r.id == caller_token) {
         Some(row) => Some(grant(row, owner_status(tx, row).await?)?),
         None => None,
@@ -103,6 +88,33 @@ pub(crate) async fn lock(
         now: crate::domain::now(),
     };
     Ok((locked, target_row))
+}
+
+/// Locks the tokens `ids` (in id order, the one order every write takes), then the account
+/// row, and returns the tokens' rows.
+async fn lock_rows(
+    tx: &DatabaseTransaction,
+    account_id: Uuid,
+    mut ids: Vec<Uuid>,
+    account_lock: AccountLock,
+) -> Result<Vec<tokens::Model>, StorageError> {
+    ids.sort();
+    ids.dedup();
+    let rows = tokens::Entity::find()
+        .filter(tokens::Column::Id.is_in(ids))
+        .order_by_asc(tokens::Column::Id)
+        .lock_exclusive()
+        .all(tx)
+        .await?;
+    let lock_type = match account_lock {
+        AccountLock::Shared => LockType::Share,
+        AccountLock::Exclusive => LockType::NoKeyUpdate,
+    };
+    accounts::Entity::find_by_id(account_id)
+        .lock(lock_type)
+        .one(tx)
+        .await?;
+    Ok(rows)
 }
 
 /// What a write about many tokens sees inside its transaction, under its locks.
@@ -137,22 +149,7 @@ pub(crate) async fn lock_many(
     let mut ids = Vec::with_capacity(targets.len() + 1);
     ids.push(caller_token);
     ids.extend_from_slice(targets);
-    ids.sort();
-    ids.dedup();
-    let rows = tokens::Entity::find()
-        .filter(tokens::Column::Id.is_in(ids))
-        .order_by_asc(tokens::Column::Id)
-        .lock_exclusive()
-        .all(tx)
-        .await?;
-    let lock_type = match account_lock {
-        AccountLock::Shared => LockType::Share,
-        AccountLock::Exclusive => LockType::NoKeyUpdate,
-    };
-    accounts::Entity::find_by_id(account_id)
-        .lock(lock_type)
-        .one(tx)
-        .await?;
+    let rows = lock_rows(tx, account_id, ids, account_lock).await?;
     let owner_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.owner_id).collect();
     let roles: HashMap<Uuid, String> = if owner_ids.is_empty() {
         HashMap::new()
