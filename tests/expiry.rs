@@ -147,7 +147,11 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
             pb::Decision::Allow
         );
     }
-    let logged = app.database.count("SELECT COUNT(*) FROM change_log").await;
+    // Changes other than lifecycle notices (a sweeper may send the "expiring" one at any
+    // moment: the token expires well within the shortest lead time).
+    const CHANGES: &str =
+        "SELECT (SELECT COUNT(*) FROM change_log) - (SELECT COUNT(*) FROM lifecycle_notices)";
+    let logged = app.database.count(CHANGES).await;
     sleep_past(deadline).await;
     for client in [&app.authorize, &other.authorize] {
         let refused = decide(client, &secret).await;
@@ -158,9 +162,9 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
         assert!(refused.principal.is_none());
     }
     assert_eq!(
-        app.database.count("SELECT COUNT(*) FROM change_log").await,
+        app.database.count(CHANGES).await,
         logged,
-        "expiry writes nothing"
+        "expiry writes nothing but notices"
     );
     // As a credential, it is refused too.
     let err = app
@@ -431,9 +435,75 @@ async fn list_tokens_finds_what_expires_before_a_time(backend: Backend) {
     );
 }
 
+/// A policy change racing creates: the creates and the change are ordered one after the other
+/// (the account row's lock), so no token made after the change (in the audit log's order)
+/// breaks it. Each round in an account of its own; creates ask for 30 days, the policy allows 1.
+async fn a_policy_change_racing_creates_binds_every_create_after_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (mut made, mut refused) = (0, 0);
+    for round in 0..20 {
+        let admin = app.second_account(&format!("race-{round}")).await;
+        // Later each round, so some rounds land the change among the creates' transactions.
+        let tighten = async {
+            tokio::time::sleep(Duration::from_micros(round * 250)).await;
+            set_policy(
+                &app,
+                &admin,
+                pb::AccountPolicy {
+                    max_token_lifetime: Some(secs(DAY)),
+                    ..Default::default()
+                },
+                &["max_token_lifetime"],
+            )
+            .await
+        };
+        let month = || Some(Utc::now() + TimeDelta::days(30));
+        let (tightened, a, b, c, d) = tokio::join!(
+            tighten,
+            create(&app, &admin, month()),
+            create(&app, &admin, month()),
+            create(&app, &admin, month()),
+            create(&app, &admin, month()),
+        );
+        tightened.expect("the policy is set");
+        for result in [&a, &b, &c, &d] {
+            match result {
+                Ok(_) => made += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+                    refused += 1;
+                }
+            }
+        }
+        let mut log = app
+            .tokens
+            .clone()
+            .list_audit_events(admin.req(pb::ListAuditEventsRequest {
+                page_size: 100,
+                ..Default::default()
+            }))
+            .await
+            .expect("audit")
+            .into_inner()
+            .audit_events;
+        log.reverse();
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        let tightened_at = actions
+            .iter()
+            .position(|a| *a == "account.set_policy")
+            .expect("the policy change is audited");
+        assert!(
+            !actions[tightened_at..].contains(&"token.create"),
+            "round {round}: a token was made after the policy that forbids it: {actions:?}"
+        );
+    }
+    println!("{made} creates landed before the policy change, {refused} after it");
+}
+
 on_both_backends!(
     an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_write,
     the_account_policy_bounds_lifetimes,
     an_expired_token_is_never_revived_but_a_live_one_may_be_extended,
     list_tokens_finds_what_expires_before_a_time,
+    a_policy_change_racing_creates_binds_every_create_after_it,
 );

@@ -97,9 +97,16 @@ impl Service {
             .map_err(expiry_refused)?;
         let (new, secret) = NewToken::mint(draft, now);
         let (token_type, privilege) = (req.token_type, req.privilege);
+        let expires_at = new.token.expires_at;
         self.repo
             .create_token(&new, Actor::of(caller), request, |locked| {
                 caller_now(locked)?.may_create(token_type, privilege)?;
+                // The policy read above may have changed since: the expiry must also pass the
+                // policy as it stands now, under the account row's lock.
+                locked
+                    .policy
+                    .expiry_set(expires_at, now)
+                    .map_err(expiry_refused)?;
                 Ok::<_, ServiceError>(())
             })
             .await?;
@@ -166,11 +173,6 @@ impl Service {
         if let Some(privilege) = update.privilege {
             caller.require_may_grant(privilege)?;
         }
-        // Read before the write: a policy changed meanwhile judges the next change.
-        let policy = match update.expire_time {
-            Some(_) => Some(self.repo.account_policy(caller.account_id).await?),
-            None => None,
-        };
         let changed = self
             .repo
             .change_token(
@@ -189,8 +191,10 @@ impl Service {
                     // An expired token is never revived, by its owner or an Admin.
                     current.require_active(locked.now)?;
                     let mut next = current.clone();
-                    if let (Some(asked), Some(policy)) = (update.expire_time, &policy) {
-                        next.expires_at = policy
+                    if let Some(asked) = update.expire_time {
+                        // The policy as it stands now, under the account row's lock.
+                        next.expires_at = locked
+                            .policy
                             .expiry_set(asked, locked.now)
                             .map_err(expiry_refused)?;
                     }

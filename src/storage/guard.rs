@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::convert;
 use super::entities::{accounts, members, tokens};
 use super::{Repository, StorageError};
-use crate::domain::{OwnerStatus, Token, TokenGrant, TokenType};
+use crate::domain::{AccountPolicy, OwnerStatus, Token, TokenGrant, TokenType};
 
 /// What a write sees inside its transaction, under its locks, before it writes.
 #[derive(Debug, Clone)]
@@ -30,6 +30,9 @@ pub struct Locked {
     pub target: Option<(Token, OwnerStatus)>,
     /// The time of the write, as stored.
     pub now: DateTime<Utc>,
+    /// The account's token policy as it stands now: read from the locked account row, so a
+    /// policy change and this write are ordered one after the other.
+    pub policy: AccountPolicy,
 }
 
 /// How a write holds the account row.
@@ -68,7 +71,7 @@ pub(crate) async fn lock(
 ) -> Result<(Locked, Option<tokens::Model>), StorageError> {
     let mut ids = vec![caller_token];
     ids.extend(target);
-    let rows = lock_rows(tx, account_id, ids, account_lock).await?;
+    let (rows, policy) = lock_rows(tx, account_id, ids, account_lock).await?;
     let caller = match rows.iter().find(|r| r.id == caller_token) {
         Some(row) => Some(grant(row, owner_status(tx, row).await?)?),
         None => None,
@@ -86,18 +89,19 @@ pub(crate) async fn lock(
         caller,
         target,
         now: crate::domain::now(),
+        policy,
     };
     Ok((locked, target_row))
 }
 
 /// Locks the tokens `ids` (in id order, the one order every write takes), then the account
-/// row, and returns the tokens' rows.
+/// row, and returns the tokens' rows and the account's policy.
 async fn lock_rows(
     tx: &DatabaseTransaction,
     account_id: Uuid,
     mut ids: Vec<Uuid>,
     account_lock: AccountLock,
-) -> Result<Vec<tokens::Model>, StorageError> {
+) -> Result<(Vec<tokens::Model>, AccountPolicy), StorageError> {
     ids.sort();
     ids.dedup();
     let rows = tokens::Entity::find()
@@ -110,11 +114,12 @@ async fn lock_rows(
         AccountLock::Shared => LockType::Share,
         AccountLock::Exclusive => LockType::NoKeyUpdate,
     };
-    accounts::Entity::find_by_id(account_id)
+    let account = accounts::Entity::find_by_id(account_id)
         .lock(lock_type)
         .one(tx)
         .await?;
-    Ok(rows)
+    let policy = super::lifecycle::parse_policy(account.and_then(|a| a.policy).as_deref())?;
+    Ok((rows, policy))
 }
 
 /// What a write about many tokens sees inside its transaction, under its locks.
@@ -124,6 +129,7 @@ pub struct LockedMany {
     /// The account's tokens among those asked for, with their owners' standing now.
     pub targets: HashMap<Uuid, (Token, OwnerStatus)>,
     pub now: DateTime<Utc>,
+    pub policy: AccountPolicy,
 }
 
 impl LockedMany {
@@ -133,6 +139,7 @@ impl LockedMany {
             caller: self.caller.clone(),
             target: self.targets.get(&target).cloned(),
             now: self.now,
+            policy: self.policy.clone(),
         }
     }
 }
@@ -149,7 +156,7 @@ pub(crate) async fn lock_many(
     let mut ids = Vec::with_capacity(targets.len() + 1);
     ids.push(caller_token);
     ids.extend_from_slice(targets);
-    let rows = lock_rows(tx, account_id, ids, account_lock).await?;
+    let (rows, policy) = lock_rows(tx, account_id, ids, account_lock).await?;
     let owner_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.owner_id).collect();
     let roles: HashMap<Uuid, String> = if owner_ids.is_empty() {
         HashMap::new()
@@ -187,6 +194,7 @@ pub(crate) async fn lock_many(
         caller,
         targets: found,
         now: crate::domain::now(),
+        policy,
     })
 }
 

@@ -68,7 +68,7 @@ impl StoredPolicy {
     }
 }
 
-fn parse_policy(stored: Option<&str>) -> Result<AccountPolicy, StorageError> {
+pub(super) fn parse_policy(stored: Option<&str>) -> Result<AccountPolicy, StorageError> {
     match stored {
         None => Ok(AccountPolicy::default()),
         Some(text) => serde_json::from_str::<StoredPolicy>(text)
