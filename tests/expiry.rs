@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api_tokens::grpc::pb;
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{As, Backend, TestApp, spawn_app};
+use common::{As, Backend, TestApp, reason, spawn_app};
 use prost_types::{FieldMask, Timestamp};
 use tonic::Code;
 
@@ -26,13 +26,6 @@ fn secs(s: i64) -> prost_types::Duration {
 }
 
 const DAY: i64 = 86_400;
-
-fn reason(status: &tonic::Status) -> String {
-    tonic_types::StatusExt::get_error_details(status)
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
 
 async fn create(
     app: &TestApp,

@@ -7,50 +7,10 @@ use std::time::Duration;
 
 use api_tokens::grpc::{REVISION_HEADER, pb};
 use api_tokens::service::{RateLimit, ServiceSettings};
-use common::{As, Backend, Spawn, TestApp, spawn_app};
-use tokio_stream::StreamExt;
-use tonic::{Code, Status, Streaming};
+use common::token_events::{next_item, watch};
+use common::{Backend, Spawn, TestApp, reason, spawn_app};
+use tonic::{Code, Status};
 use tonic_types::StatusExt;
-
-type Events = Streaming<pb::WatchTokenEventsResponse>;
-
-async fn watch(app: &TestApp, who: &As) -> Events {
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_token_events(who.req(pb::WatchTokenEventsRequest::default()))
-        .await
-        .expect("watch starts")
-        .into_inner();
-    // The first message is the present.
-    tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("the first message within 10 s")
-        .expect("open")
-        .expect("no error");
-    events
-}
-
-async fn next_item(events: &mut Events) -> Result<pb::WatchTokenEventsResponse, Status> {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the stream ends with a status, not silently");
-        match item {
-            Ok(item) if item.r#type() == pb::TokenEventType::Heartbeat => continue,
-            other => return other,
-        }
-    }
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
-}
 
 /// A report, sent with no credentials at all.
 async fn report(

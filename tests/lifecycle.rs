@@ -6,50 +6,9 @@ mod common;
 use std::time::Duration;
 
 use api_tokens::grpc::pb;
-use common::{As, Backend, TestApp, spawn_app};
-use tokio_stream::StreamExt;
-use tonic::{Code, Status, Streaming};
-
-type Events = Streaming<pb::WatchTokenEventsResponse>;
-
-async fn watch_from(app: &TestApp, who: &As, cursor: &str) -> Events {
-    app.tokens
-        .clone()
-        .watch_token_events(who.req(pb::WatchTokenEventsRequest {
-            cursor: cursor.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("watch starts")
-        .into_inner()
-}
-
-/// A stream from now: its first message is a heartbeat standing for the present.
-async fn watch(app: &TestApp, who: &As) -> Events {
-    let mut events = watch_from(app, who, "").await;
-    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("the first message within 10 s")
-        .expect("open")
-        .expect("no error");
-    assert_eq!(first.r#type(), pb::TokenEventType::Heartbeat);
-    assert!(!first.cursor.is_empty(), "the present has a cursor");
-    events
-}
-
-/// The next message that is not a heartbeat, or the status the stream ended with.
-async fn next_item(events: &mut Events) -> Result<pb::WatchTokenEventsResponse, Status> {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the stream ends with a status, not silently");
-        match item {
-            Ok(item) if item.r#type() == pb::TokenEventType::Heartbeat => continue,
-            other => return other,
-        }
-    }
-}
+use common::token_events::{Events, next_item, watch, watch_from};
+use common::{Backend, TestApp, reason, spawn_app};
+use tonic::Code;
 
 async fn next(events: &mut Events) -> (pb::TokenEventType, String) {
     let item = next_item(events).await.expect("an event");
@@ -60,13 +19,6 @@ async fn next(events: &mut Events) -> (pb::TokenEventType, String) {
 async fn quiet(events: &mut Events) {
     let extra = tokio::time::timeout(Duration::from_millis(500), next_item(events)).await;
     assert!(extra.is_err(), "no further event: {extra:?}");
-}
-
-fn reason(status: &Status) -> String {
-    tonic_types::StatusExt::get_error_details(status)
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 async fn retire(app: &TestApp, id: &str) {

@@ -11,33 +11,15 @@ use api_tokens::grpc::pb;
 use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::storage::Repository;
 use chrono::Utc;
-use common::{As, Backend, Spawn, TestApp};
+use common::token_events::{Events, watch};
+use common::{Backend, Spawn, TestApp};
 use tokio_stream::StreamExt;
-use tonic::Streaming;
-
-type Events = Streaming<pb::WatchTokenEventsResponse>;
 
 fn sweeping_often() -> ServiceSettings {
     ServiceSettings {
         notice_sweep: Duration::from_millis(100),
         ..ServiceSettings::default()
     }
-}
-
-async fn watch(app: &TestApp, who: &As) -> Events {
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_token_events(who.req(pb::WatchTokenEventsRequest::default()))
-        .await
-        .expect("watch starts")
-        .into_inner();
-    tokio::time::timeout(Duration::from_secs(10), events.next())
-        .await
-        .expect("the first message within 10 s")
-        .expect("open")
-        .expect("no error");
-    events
 }
 
 /// The next notice (EXPIRING, EXPIRED, DORMANT) about one of `tokens`, within 20 s.

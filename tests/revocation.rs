@@ -9,7 +9,7 @@ use std::time::Duration;
 use api_tokens::grpc::pb;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{As, Backend, TestApp, spawn_app};
+use common::{As, Backend, TestApp, reason, spawn_app};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
@@ -55,13 +55,6 @@ async fn next_item(events: &mut Events) -> Result<pb::WatchApplicationsResponse,
             other => return other,
         }
     }
-}
-
-fn reason(status: &Status) -> String {
-    tonic_types::StatusExt::get_error_details(status)
-        .error_info()
-        .map(|info| info.reason.clone())
-        .unwrap_or_default()
 }
 
 /// What a new call with these credentials gets now: the stream must have ended the same way.

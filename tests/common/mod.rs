@@ -7,6 +7,7 @@ pub mod process;
 pub mod props;
 pub mod proxy;
 pub mod tls;
+pub mod token_events;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -455,4 +456,12 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// The ErrorInfo reason of a refusal; "" when it has none.
+pub fn reason(status: &tonic::Status) -> String {
+    tonic_types::StatusExt::get_error_details(status)
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
 }
