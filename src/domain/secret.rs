@@ -38,19 +38,15 @@ impl Secret {
         let Ok(bytes) = <&[u8; SECRET_LEN]>::try_from(presented.as_bytes()) else {
             return Err(SecretParseError::NotUuidShaped);
         };
-        // Checked and lowered in one pass, with no early exit.
-        let mut canonical = [0u8; SECRET_LEN];
-        let mut shaped = true;
-        for (i, (&b, lowered)) in bytes.iter().zip(&mut canonical).enumerate() {
-            shaped &= match i {
-                8 | 13 | 18 | 23 => b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            };
-            *lowered = b.to_ascii_lowercase();
-        }
+        let shaped = bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
         if !shaped {
             return Err(SecretParseError::NotUuidShaped);
         }
+        let mut canonical = *bytes;
+        canonical.make_ascii_lowercase();
         Ok(Secret(canonical))
     }
 
