@@ -1,5 +1,9 @@
 //! Domain types to protobuf messages and back: `From` the domain for what is sent, `TryFrom`
 //! the wire for enum values received (requests are read in `request`).
+//! Applications in `applications`, the watch streams' messages in `watch`.
+mod applications;
+mod watch;
+
 use chrono::{DateTime, Utc};
 use prost_types::{ListValue, Struct, Timestamp, Value as PbValue, value::Kind};
 use serde_json::Value;
@@ -7,13 +11,10 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AccountPolicy, AppState, Application, Conditions, Decision, Evidence, Member,
-    NoticeKind, Privilege, TokenGrant, TokenState, TokenType,
+    Account, AccountPolicy, AppState, Decision, Member, Privilege, TokenGrant, TokenState,
+    TokenType,
 };
-use crate::service::{
-    AppChange, AuditView, DecisionResult, Preview, TokenEvent, TokenView, WatchEvent, WatchItem,
-};
-use crate::storage::{Decided, TokenChange};
+use crate::service::{AuditView, TokenView};
 
 /// The UNSPECIFIED value of a protobuf enum, which no domain value stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,119 +129,6 @@ impl From<AccountPolicy> for pb::AccountPolicy {
         }
     }
 }
-
-impl From<Application> for pb::Application {
-    fn from(a: Application) -> Self {
-        pb::Application {
-            token_id: a.token_id.to_string(),
-            name: a.name.as_str().to_owned(),
-            state: pb::AppState::from(a.state).into(),
-            first_seen_time: Some(timestamp(a.first_seen_at)),
-            last_seen_time: Some(timestamp(a.last_seen_at)),
-            update_time: Some(timestamp(a.updated_at)),
-            conditions: a.conditions.as_ref().map(Into::into),
-            evidence: Some((&a.evidence).into()),
-        }
-    }
-}
-
-impl From<&Conditions> for pb::ApprovalConditions {
-    fn from(c: &Conditions) -> Self {
-        pb::ApprovalConditions {
-            expire_time: c.until.map(timestamp),
-            max_privilege: c
-                .max_privilege
-                .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
-                .into(),
-            client_cidrs: c.client_ranges.to_strings(),
-        }
-    }
-}
-
-impl From<&Evidence> for pb::ApplicationEvidence {
-    fn from(e: &Evidence) -> Self {
-        pb::ApplicationEvidence {
-            refused_attempts: i64::try_from(e.refused_attempts).unwrap_or(i64::MAX),
-            allowed_count: i64::try_from(e.allowed_count).unwrap_or(i64::MAX),
-            last_client_address: e
-                .last_client_address
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        }
-    }
-}
-
-/// A change as a watcher sees it: its sightings only when the change carries them.
-impl From<&AppChange> for pb::Application {
-    fn from(c: &AppChange) -> Self {
-        pb::Application {
-            token_id: c.token_id.to_string(),
-            name: c.name.as_str().to_owned(),
-            state: pb::AppState::from(c.state).into(),
-            update_time: Some(timestamp(c.at)),
-            conditions: c.conditions.as_ref().map(Into::into),
-            first_seen_time: c.seen.as_ref().map(|s| timestamp(s.first_seen_at)),
-            last_seen_time: c.seen.as_ref().map(|s| timestamp(s.last_seen_at)),
-            evidence: c.seen.as_ref().map(|s| (&s.evidence).into()),
-        }
-    }
-}
-
-/// One batch decision's result: the application, or the status it was refused with.
-impl From<DecisionResult> for pb::ApplicationDecisionResult {
-    fn from(result: DecisionResult) -> Self {
-        match result {
-            Ok(decided) => pb::ApplicationDecisionResult {
-                changed: matches!(decided, Decided::Changed { .. }),
-                application: Some(decided.application().clone().into()),
-                ..Default::default()
-            },
-            Err(error) => {
-                // As the call would have been refused on its own: the same code and reason.
-                let status = tonic::Status::from(error);
-                let reason = tonic_types::StatusExt::get_error_details(&status)
-                    .error_info()
-                    .map(|info| info.reason.clone());
-                pb::ApplicationDecisionResult {
-                    code: status.code() as i32,
-                    reason: reason.unwrap_or_default(),
-                    message: status.message().to_owned(),
-                    ..Default::default()
-                }
-            }
-        }
-    }
-}
-
-impl From<Preview> for pb::ImpactPreview {
-    fn from(p: Preview) -> Self {
-        let (denied_reason, denied_message) = p
-            .refused
-            .map(|(reason, message)| (reason.as_str().to_owned(), message))
-            .unwrap_or_default();
-        pb::ImpactPreview {
-            permitted: denied_reason.is_empty(),
-            denied_reason,
-            denied_message,
-            recently_used: p.recently_used.into_iter().map(Into::into).collect(),
-            privilege_drops: p
-                .privilege_drops
-                .into_iter()
-                .map(|d| pb::PrivilegeDrop {
-                    token_id: d.token_id.to_string(),
-                    description: d.description,
-                    before: pb::Privilege::from(d.before).into(),
-                    after: d
-                        .after
-                        .map_or(pb::Privilege::Unspecified, pb::Privilege::from)
-                        .into(),
-                })
-                .collect(),
-            usage_window_days: i32::try_from(p.window_days).unwrap_or(i32::MAX),
-        }
-    }
-}
-
 impl From<Member> for pb::Member {
     fn from(m: Member) -> Self {
         pb::Member {
@@ -337,103 +225,6 @@ pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
         effective_privilege: pb::Privilege::from(effective).into(),
     }
 }
-
-impl From<WatchItem> for pb::WatchApplicationsResponse {
-    fn from(item: WatchItem) -> Self {
-        let reason = match &item.event {
-            WatchEvent::Recorded(c) | WatchEvent::StateChanged(c) => c.reason.clone(),
-            _ => None,
-        };
-        let (kind, application, event_time) = match item.event {
-            WatchEvent::Snapshot(app) => {
-                let at = timestamp(app.updated_at);
-                (pb::WatchEventType::Snapshot, Some(app.into()), Some(at))
-            }
-            WatchEvent::SnapshotEnd => (pb::WatchEventType::SnapshotEnd, None, None),
-            WatchEvent::Recorded(c) => {
-                let at = timestamp(c.at);
-                (pb::WatchEventType::Recorded, Some((&c).into()), Some(at))
-            }
-            WatchEvent::StateChanged(c) => {
-                let at = timestamp(c.at);
-                (
-                    pb::WatchEventType::StateChanged,
-                    Some((&c).into()),
-                    Some(at),
-                )
-            }
-            // A token event never travels on this stream; were one to, it says nothing.
-            WatchEvent::Heartbeat | WatchEvent::Token(_) => (
-                pb::WatchEventType::Heartbeat,
-                None,
-                Some(timestamp(Utc::now())),
-            ),
-        };
-        pb::WatchApplicationsResponse {
-            r#type: kind.into(),
-            application,
-            cursor: item.cursor,
-            event_time,
-            reason: reason.unwrap_or_default(),
-        }
-    }
-}
-
-impl From<&TokenEvent> for pb::WatchTokenEventsResponse {
-    fn from(event: &TokenEvent) -> Self {
-        let mut out = pb::WatchTokenEventsResponse {
-            token_id: event.token_id.to_string(),
-            event_time: Some(timestamp(event.at)),
-            ..Default::default()
-        };
-        let kind = match &event.what {
-            TokenChange::Created => pb::TokenEventType::Created,
-            // Plain updates are not lifecycle events and are never sent.
-            TokenChange::Updated => pb::TokenEventType::Unspecified,
-            TokenChange::Retired => pb::TokenEventType::Retired,
-            TokenChange::Promoted => pb::TokenEventType::Promoted,
-            TokenChange::Rotated => pb::TokenEventType::Rotated,
-            TokenChange::SecretReused => pb::TokenEventType::RotatedOutSecretReused,
-            TokenChange::LeakReported { where_found } => {
-                out.where_found = where_found.clone().unwrap_or_default();
-                pb::TokenEventType::LeakReported
-            }
-            TokenChange::Notice(notice) => {
-                out.reference_time = Some(timestamp(notice.about));
-                match notice.kind {
-                    NoticeKind::Expiring => {
-                        out.lead_time = prost_types::Duration::try_from(
-                            notice.lead.to_std().unwrap_or_default(),
-                        )
-                        .ok();
-                        pb::TokenEventType::Expiring
-                    }
-                    NoticeKind::Expired => pb::TokenEventType::Expired,
-                    NoticeKind::Dormant => pb::TokenEventType::Dormant,
-                }
-            }
-        };
-        out.r#type = kind.into();
-        out
-    }
-}
-
-impl From<WatchItem> for pb::WatchTokenEventsResponse {
-    fn from(item: WatchItem) -> Self {
-        let mut out = match &item.event {
-            WatchEvent::Token(event) => event.into(),
-            // Application events never travel on this stream; were one to, it says nothing.
-            _ => pb::WatchTokenEventsResponse {
-                r#type: pb::TokenEventType::Heartbeat.into(),
-                event_time: Some(timestamp(Utc::now())),
-                ..Default::default()
-            },
-        };
-        out.cursor = item.cursor;
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
