@@ -6,8 +6,8 @@ use super::client::{Client, ClientArgs, status_error};
 use super::output::{self, print_list, print_one};
 use super::paging::{PAGE_SIZE, every_page};
 use super::{note_revision, wire};
-use crate::cli::named;
 use crate::domain::{AppState, Privilege};
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]

@@ -11,10 +11,11 @@ use tonic::{Request, Status};
 use tonic_types::StatusExt;
 
 use super::output::Output;
+use crate::code_name::code_name;
 use crate::grpc::pb::{
     account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
-use crate::grpc::{APP_HEADER, MIN_REVISION_HEADER, TOKEN_HEADER, code_name};
+use crate::grpc::{APP_HEADER, MIN_REVISION_HEADER, TOKEN_HEADER};
 
 /// The variable holding the secret the admin commands present. Never a flag: a flag's value
 /// shows in `ps` and in shell history.

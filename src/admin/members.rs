@@ -6,8 +6,8 @@ use super::client::{Client, ClientArgs, status_error};
 use super::output::{self, Output, emit, print_json, print_list, print_one};
 use super::paging::{PAGE_SIZE, every_page};
 use super::{note_revision, wire};
-use crate::cli::named;
 use crate::domain::Privilege;
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]

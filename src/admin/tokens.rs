@@ -10,8 +10,8 @@ use super::output::{
 use super::paging::{PAGE_SIZE, every_page};
 use super::token_events::{self, EventsArgs, ReportLeakArgs};
 use super::{note_revision, wire};
-use crate::cli::named;
 use crate::domain::{AppState, Privilege, TokenState, TokenType};
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]

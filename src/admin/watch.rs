@@ -6,8 +6,8 @@ use tokio_stream::StreamExt;
 use super::client::{Client, ClientArgs, status_error};
 use super::output::{self, Output, application_json, emit};
 use super::wire;
-use crate::cli::named;
 use crate::domain::AppState;
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]

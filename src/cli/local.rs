@@ -1,38 +1,16 @@
 //! The operator's commands straight on the database, beside the server: `bootstrap` and
 //! `issue-token`, and the database flags every such command takes.
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::named;
 use crate::domain::{AppState, Privilege, UserName};
+use crate::flags::{DatabaseArgs, named};
 use crate::service::{Service, ServiceError, ServiceSettings};
 use crate::startup::redact_url;
-use crate::storage::{DatabaseSettings, Repository};
-#[derive(Debug, Args)]
-pub struct DatabaseArgs {
-    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
-    #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DatabaseSettings::DEFAULT_URL, hide_env_values = true)]
-    pub database_url: String,
-    /// PostgreSQL pool size (SQLite always uses one connection).
-    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = DatabaseSettings::DEFAULT_MAX_CONNECTIONS)]
-    pub db_max_connections: u32,
-    /// Seconds to wait for a database connection before giving up.
-    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs())]
-    pub db_connect_timeout_secs: u64,
-}
+use crate::storage::Repository;
 
-impl DatabaseArgs {
-    pub fn settings(&self) -> DatabaseSettings {
-        DatabaseSettings {
-            url: self.database_url.clone(),
-            max_connections: self.db_max_connections,
-            connect_timeout: Duration::from_secs(self.db_connect_timeout_secs),
-        }
-    }
-}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Text,
@@ -76,6 +54,7 @@ pub struct IssueTokenArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
 }
+
 /// A service straight on the database, for the commands an operator runs beside the server.
 async fn local_service(database: &DatabaseArgs) -> anyhow::Result<Service> {
     let settings = database.settings();

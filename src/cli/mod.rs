@@ -5,20 +5,18 @@
 mod local;
 mod serve;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::admin::{AdminCommand, ConnectionArgs, TOKEN_VAR};
 use crate::bot::{BotSettings, Rules, run_bot};
-use crate::domain::{Named, UnknownName};
 use crate::startup::{Server, shutdown_signal};
 use crate::telemetry::{self, LogFormat};
-pub use local::{BootstrapArgs, DatabaseArgs, IssueTokenArgs, OutputFormat};
+pub use local::{BootstrapArgs, IssueTokenArgs, OutputFormat};
 pub use serve::ServeArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "api-tokens",
@@ -103,16 +101,6 @@ pub struct NotifyArgs {
     pub max_backoff_secs: u64,
 }
 
-/// A flag taking one of a domain enum's names (`--help` lists them); aliases are accepted too.
-pub fn named<T>() -> impl TypedValueParser<Value = T>
-where
-    T: Named + FromStr<Err = UnknownName> + Clone + Send + Sync,
-{
-    let names = T::ALL
-        .iter()
-        .map(|value| PossibleValue::new(value.name()).aliases(value.aliases().iter().copied()));
-    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
-}
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The one-shot commands print results on stdout; their logs only matter when something is wrong.

@@ -4,13 +4,15 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{DatabaseArgs, named};
 use crate::domain::{AddressRanges, Privilege};
+use crate::flags::{DatabaseArgs, named};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{CacheSettings, FollowSettings, InstallSettings, ServiceSettings};
 use crate::startup::ServerSettings;
+
 const SECONDS_PER_HOUR: u64 = 3600;
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address of the gRPC port.
@@ -135,6 +137,7 @@ impl ServeArgs {
         }
     }
 }
+
 /// An absolute http(s) URL with a host: what hosts running the install command can reach.
 fn parse_http_url(s: &str) -> Result<String, String> {
     let uri: http::Uri = s
@@ -145,10 +148,12 @@ fn parse_http_url(s: &str) -> Result<String, String> {
         _ => Err("expected an http:// or https:// URL with a host".into()),
     }
 }
+
 fn parse_range(text: &str) -> Result<String, String> {
     AddressRanges::parse(&[text])?;
     Ok(text.trim().to_owned())
 }
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

@@ -4,6 +4,7 @@ use super::{pb, timestamp};
 use crate::domain::{Application, Conditions, Evidence};
 use crate::service::{AppChange, DecisionResult, Preview};
 use crate::storage::Decided;
+
 impl From<Application> for pb::Application {
     fn from(a: Application) -> Self {
         pb::Application {

@@ -129,6 +129,7 @@ impl From<AccountPolicy> for pb::AccountPolicy {
         }
     }
 }
+
 impl From<Member> for pb::Member {
     fn from(m: Member) -> Self {
         pb::Member {
@@ -225,6 +226,7 @@ pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
         effective_privilege: pb::Privilege::from(effective).into(),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

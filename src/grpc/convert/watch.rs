@@ -5,6 +5,7 @@ use super::{pb, timestamp};
 use crate::domain::NoticeKind;
 use crate::service::{TokenEvent, WatchEvent, WatchItem};
 use crate::storage::TokenChange;
+
 impl From<WatchItem> for pb::WatchApplicationsResponse {
     fn from(item: WatchItem) -> Self {
         let reason = match &item.event {

@@ -7,6 +7,7 @@ use super::super::StorageError;
 use super::super::convert::{self, condition_columns, micros, time};
 use super::super::entities::change_log;
 use crate::domain::{AppName, AppState, Conditions, Evidence, Notice, NoticeKind, TokenType};
+
 /// What happened to a token.
 ///
 /// The lifecycle notices (expiring, expired, dormant) change nothing of the token: they are

@@ -1,5 +1,7 @@
 //! The names of gRPC status codes as the gRPC documents spell them (`INVALID_ARGUMENT`):
-//! the metrics' labels on the server, the admin command line's messages on the client.
+//! the metrics' labels and status logs on the server, the admin command line's messages on the
+//! client. A leaf module, so `metrics` need not import `grpc` (which imports `service`, which
+//! imports `metrics`).
 use tonic::Code;
 
 /// The canonical upper-case name of a gRPC status code, as other gRPC metrics spell it.
