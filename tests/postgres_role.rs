@@ -5,7 +5,7 @@ mod common;
 
 use api_tokens::grpc::pb::{ListTokensRequest, token_service_client::TokenServiceClient};
 use api_tokens::storage::url_with_database;
-use common::db::POSTGRES_URL_VAR;
+use common::db::{POSTGRES_URL_VAR, drop_blocking};
 use common::process::{ServerProcess, bootstrap, run};
 use sea_orm::{ConnectionTrait, Database};
 
@@ -97,28 +97,14 @@ impl FreshRole {
 
 impl Drop for FreshRole {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs outside async; a thread with its own runtime does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP ROLE IF EXISTS {name}"))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
+        let name = &self.name;
+        drop_blocking(
+            &self.admin_url,
+            &[
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS {name}"),
+            ],
+        );
     }
 }
 

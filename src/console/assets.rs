@@ -37,7 +37,13 @@ macro_rules! asset {
         Asset {
             path: $path,
             content_type: $type,
-            plain: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $dir, "/", $file)),
+            plain: include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/web/",
+                $dir,
+                "/",
+                $file
+            )),
             gzip: include_bytes!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/web/dist/",
