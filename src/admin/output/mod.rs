@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::grpc::pb;
 
-pub use preview::{print_preview, print_results};
+pub use preview::{previewed, print_results};
 pub use resources::{application_json, policy_fields, policy_json, token_fields, token_json};
 pub use watch_table::WatchTable;
 

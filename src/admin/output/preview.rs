@@ -58,7 +58,7 @@ pub fn print_results(
 
 /// An impact preview: whether the change may be made, whose privilege drops, who used the
 /// affected tokens lately.
-pub fn print_preview(output: Output, p: &pb::ImpactPreview) {
+fn print_preview(output: Output, p: &pb::ImpactPreview) {
     match output {
         Output::Json => print_json(&json!({
             "permitted": p.permitted,
@@ -129,4 +129,10 @@ pub fn print_preview(output: Output, p: &pb::ImpactPreview) {
             }
         }
     }
+}
+
+/// Prints the impact preview a `--validate-only` call is answered with, if this answer carries
+/// one, and says whether it did: then nothing was changed and there is nothing else to print.
+pub fn previewed(output: Output, preview: Option<&pb::ImpactPreview>) -> bool {
+    preview.inspect(|p| print_preview(output, p)).is_some()
 }
