@@ -97,17 +97,22 @@ pub fn print_one<T: Listed>(output: Output, item: &T) {
     }
 }
 
-/// `PRIVILEGE_READ_ONLY` with prefix `PRIVILEGE_` reads `read_only`: the spelling the flags take.
-fn short(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix)
-        .unwrap_or(name)
-        .to_ascii_lowercase()
+/// An enum value by its short name (`PRIVILEGE_READ_ONLY` with prefix `PRIVILEGE_` reads
+/// `read_only`: the spelling the flags take), or by its number when this client does not know it.
+fn short<E: TryFrom<i32>>(value: i32, prefix: &str, name: fn(&E) -> &'static str) -> String {
+    match E::try_from(value) {
+        Ok(known) => {
+            let name = name(&known);
+            name.strip_prefix(prefix)
+                .unwrap_or(name)
+                .to_ascii_lowercase()
+        }
+        Err(_) => value.to_string(),
+    }
 }
 
 pub fn privilege(value: i32) -> String {
-    pb::Privilege::try_from(value)
-        .map(|p| short(p.as_str_name(), "PRIVILEGE_"))
-        .unwrap_or_else(|_| value.to_string())
+    short(value, "PRIVILEGE_", pb::Privilege::as_str_name)
 }
 
 /// A token's effective privilege: `none` when it acts with none (retired, or its owner removed),
@@ -121,27 +126,19 @@ pub fn effective_privilege(value: i32) -> String {
 }
 
 pub fn app_state(value: i32) -> String {
-    pb::AppState::try_from(value)
-        .map(|s| short(s.as_str_name(), "APP_STATE_"))
-        .unwrap_or_else(|_| value.to_string())
+    short(value, "APP_STATE_", pb::AppState::as_str_name)
 }
 
 pub fn token_type(value: i32) -> String {
-    pb::TokenType::try_from(value)
-        .map(|t| short(t.as_str_name(), "TOKEN_TYPE_"))
-        .unwrap_or_else(|_| value.to_string())
+    short(value, "TOKEN_TYPE_", pb::TokenType::as_str_name)
 }
 
 pub fn token_state(value: i32) -> String {
-    pb::TokenState::try_from(value)
-        .map(|s| short(s.as_str_name(), "TOKEN_STATE_"))
-        .unwrap_or_else(|_| value.to_string())
+    short(value, "TOKEN_STATE_", pb::TokenState::as_str_name)
 }
 
 pub fn watch_event(value: i32) -> String {
-    pb::WatchEventType::try_from(value)
-        .map(|t| short(t.as_str_name(), "WATCH_EVENT_TYPE_"))
-        .unwrap_or_else(|_| value.to_string())
+    short(value, "WATCH_EVENT_TYPE_", pb::WatchEventType::as_str_name)
 }
 
 /// RFC 3339 in UTC, or empty when unset.
