@@ -20,7 +20,7 @@ use api_tokens::service::{Service, ServiceSettings};
 use api_tokens::storage::{DatabaseSettings, Repository};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use support::ScratchDatabase;
+use support::{TestDatabase, backend_name};
 
 /// Bound on calls per kind, whatever the flag says.
 const MAX_CALLS: u64 = 100_000;
@@ -77,22 +77,10 @@ fn micros(nanos: u64) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let calls = args.calls.clamp(1, MAX_CALLS);
-    let folder = tempfile::tempdir()?;
-    let scratch = match &args.postgres {
-        None => None,
-        Some(server) => Some(ScratchDatabase::create(server).await),
-    };
-    let url = match &scratch {
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            folder.path().join("guess.db").display()
-        ),
-        Some(database) => database.url.clone(),
-    };
+    let database = TestDatabase::on(args.postgres.as_deref()).await;
     let repo = Repository::connect(&DatabaseSettings {
-        url,
         max_connections: 4,
-        connect_timeout: Duration::from_secs(5),
+        ..database.settings()
     })
     .await
     .context("connect")?;
@@ -151,11 +139,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     println!(
         "backend: {}, {calls} calls per kind, release: {}",
-        if args.postgres.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
+        backend_name(&database),
         !cfg!(debug_assertions)
     );
     println!(
@@ -173,8 +157,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     service.repository().clone().close().await;
-    if let Some(database) = scratch {
-        database.drop().await;
-    }
+    drop(database);
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! role and database; the server then starts as that role over TCP with a password and serves.
 //! PostgreSQL only (`#[ignore]`d; `.ci/run` runs them).
 
-use crate::common::db::POSTGRES_URL_VAR;
+use crate::common::db::{POSTGRES_URL_VAR, drop_blocking};
 use crate::common::process::{ServerProcess, bootstrap, run};
 use api_tokens::grpc::pb::{ListTokensRequest, token_service_client::TokenServiceClient};
 use api_tokens::storage::url_with_database;
@@ -96,28 +96,14 @@ impl FreshRole {
 
 impl Drop for FreshRole {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs outside async; a thread with its own runtime does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP ROLE IF EXISTS {name}"))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
+        let name = &self.name;
+        drop_blocking(
+            &self.admin_url,
+            &[
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("DROP ROLE IF EXISTS {name}"),
+            ],
+        );
     }
 }
 
