@@ -13,20 +13,13 @@ use tonic::metadata::MetadataValue;
 
 /// A Normal user token of the Admin with these ranges and default Allow.
 async fn bound_token(app: &TestApp, cidrs: &[&str]) -> (pb::Token, String) {
-    let reply = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            bound_cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
-            ..Default::default()
-        }))
+    let request = pb::CreateTokenRequest {
+        bound_cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
+        ..Default::default()
+    };
+    app.try_create_allowing_token(&app.admin, request)
         .await
         .expect("create a bound token")
-        .into_inner();
-    (reply.token.expect("token"), reply.secret)
 }
 
 async fn app_names(app: &TestApp, token_id: &str) -> Vec<String> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::calls::{authorize_on, authorize_request};
+use crate::common::calls::{audit_log, authorize_on, authorize_request};
 use crate::common::clock::{seconds, sleep_past, timestamp};
 use crate::common::{As, Backend, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
@@ -19,20 +19,11 @@ async fn create(
     caller: &As,
     expire_time: Option<DateTime<Utc>>,
 ) -> Result<(pb::Token, String), tonic::Status> {
-    app.tokens
-        .clone()
-        .create_token(caller.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            expire_time: expire_time.map(timestamp),
-            ..Default::default()
-        }))
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            (r.token.expect("token"), r.secret)
-        })
+    let request = pb::CreateTokenRequest {
+        expire_time: expire_time.map(timestamp),
+        ..Default::default()
+    };
+    app.try_create_allowing_token(caller, request).await
 }
 
 async fn set_policy(
@@ -138,22 +129,10 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
     assert_eq!(shown.state(), pb::TokenState::Expired);
     assert_eq!(shown.effective_privilege(), pb::Privilege::Unspecified);
     let listed = |state: pb::TokenState| {
-        let mut tokens = app.tokens.clone();
-        let admin = app.admin.clone();
-        async move {
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    state: state.into(),
-                    ..Default::default()
-                }))
-                .await
-                .expect("list")
-                .into_inner()
-                .tokens
-                .into_iter()
-                .map(|t| t.id)
-                .collect::<Vec<_>>()
-        }
+        app.token_ids(pb::ListTokensRequest {
+            state: state.into(),
+            ..Default::default()
+        })
     };
     assert_eq!(
         listed(pb::TokenState::Expired).await,
@@ -378,20 +357,12 @@ async fn list_tokens_finds_what_expires_before_a_time(backend: Backend) {
         .expect("create");
     create(&app, &app.admin, None).await.expect("create");
     let listed = app
-        .tokens
-        .clone()
-        .list_tokens(app.admin.req(pb::ListTokensRequest {
+        .token_ids(pb::ListTokensRequest {
             expire_before: Some(timestamp(Utc::now() + TimeDelta::days(1))),
             ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .tokens;
-    assert_eq!(
-        listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-        [hour.id.as_str()]
-    );
+        })
+        .await;
+    assert_eq!(listed, [hour.id]);
 }
 
 /// A policy change racing creates: the creates and the change are ordered one after the other
@@ -434,17 +405,11 @@ async fn a_policy_change_racing_creates_binds_every_create_after_it(backend: Bac
                 }
             }
         }
-        let mut log = app
-            .tokens
-            .clone()
-            .list_audit_events(admin.req(pb::ListAuditEventsRequest {
-                page_size: 100,
-                ..Default::default()
-            }))
-            .await
-            .expect("audit")
-            .into_inner()
-            .audit_events;
+        let page = pb::ListAuditEventsRequest {
+            page_size: 100,
+            ..Default::default()
+        };
+        let mut log = audit_log(&app.tokens, &admin, page).await;
         log.reverse();
         let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
         let tightened_at = actions

@@ -48,6 +48,21 @@ pub async fn authorize_on(
         .into_inner()
 }
 
+/// One page of the audit log as `who` reads it, newest first.
+pub async fn audit_log(
+    tokens: &TokenServiceClient<Channel>,
+    who: &As,
+    request: pb::ListAuditEventsRequest,
+) -> Vec<pb::AuditEvent> {
+    tokens
+        .clone()
+        .list_audit_events(who.req(request))
+        .await
+        .expect("audit")
+        .into_inner()
+        .audit_events
+}
+
 /// Every application of the token, as `who` lists them on any server's TokenService.
 pub async fn applications_of(
     tokens: &TokenServiceClient<Channel>,
@@ -79,9 +94,41 @@ impl TestApp {
             .expect("token")
     }
 
+    /// The ids of the tokens `request` lists for the bootstrap Admin (one page).
+    pub async fn token_ids(&self, request: pb::ListTokensRequest) -> Vec<String> {
+        self.tokens
+            .clone()
+            .list_tokens(self.admin.req(request))
+            .await
+            .expect("list tokens")
+            .into_inner()
+            .tokens
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    }
+
     /// Every application of the token, as the bootstrap Admin lists them.
     pub async fn applications(&self, token_id: &str) -> Vec<pb::Application> {
         applications_of(&self.tokens, &self.admin, token_id).await
+    }
+
+    /// CreateToken as `who`: a Normal user token whose applications are allowed by default,
+    /// with whatever else `request` sets (ranges, an expiry, a request id).
+    pub async fn try_create_allowing_token(
+        &self,
+        who: &As,
+        request: pb::CreateTokenRequest,
+    ) -> Result<(pb::Token, String), tonic::Status> {
+        let request = pb::CreateTokenRequest {
+            r#type: pb::TokenType::User.into(),
+            privilege: pb::Privilege::Normal.into(),
+            default_app_state: pb::AppState::Allow.into(),
+            ..request
+        };
+        let reply = self.tokens.clone().create_token(who.req(request)).await?;
+        let reply = reply.into_inner();
+        Ok((reply.token.expect("token"), reply.secret))
     }
 
     /// The token's application of that name, as the bootstrap Admin lists it.
@@ -95,16 +142,11 @@ impl TestApp {
 
     /// The audit events of one target (`token id` or `token id/application`), newest first.
     pub async fn audit_events(&self, target_id: &str) -> Vec<pb::AuditEvent> {
-        self.tokens
-            .clone()
-            .list_audit_events(self.admin.req(pb::ListAuditEventsRequest {
-                target_id: target_id.into(),
-                ..Default::default()
-            }))
-            .await
-            .expect("audit")
-            .into_inner()
-            .audit_events
+        let request = pb::ListAuditEventsRequest {
+            target_id: target_id.into(),
+            ..Default::default()
+        };
+        audit_log(&self.tokens, &self.admin, request).await
     }
 
     /// Decides the token's application as the bootstrap Admin, with no reason or conditions.

@@ -68,6 +68,21 @@ async fn wait_for(app: &TestApp, token_id: &str, expected: &[(&str, pb::AppState
     }
 }
 
+/// A server, a folder for the bot, and a token of the Admin's whose new applications wait
+/// for a decision.
+async fn with_pending_token(
+    backend: Backend,
+    token_type: pb::TokenType,
+    privilege: pb::Privilege,
+) -> (TestApp, tempfile::TempDir, pb::Token, String) {
+    let app = spawn_app(backend).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let (token, secret) = app
+        .create_token(&app.admin, token_type, privilege, pb::AppState::Pending)
+        .await;
+    (app, dir, token, secret)
+}
+
 /// The bot's rules, in `dir/rules.toml`.
 fn write_rules(dir: &std::path::Path, rules: &str) {
     std::fs::write(dir.join("rules.toml"), rules).expect("rules");
@@ -82,16 +97,8 @@ async fn first_uses(app: &TestApp, secret: &str, names: &[&str]) {
 
 async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) {
     use pb::AppState::{Allow, Deny, Pending};
-    let app = spawn_app(backend).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            Pending,
-        )
-        .await;
+    let (app, dir, token, secret) =
+        with_pending_token(backend, pb::TokenType::User, pb::Privilege::Normal).await;
     write_rules(
         dir.path(),
         &format!(
@@ -167,16 +174,8 @@ async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) 
 /// exits; a real run allows with the rule's conditions and names the rule as the reason.
 async fn the_bot_allows_with_conditions_and_a_dry_run_changes_nothing(backend: Backend) {
     use pb::AppState::{Allow, Pending};
-    let app = spawn_app(backend).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Admin,
-            Pending,
-        )
-        .await;
+    let (app, dir, token, secret) =
+        with_pending_token(backend, pb::TokenType::Account, pb::Privilege::Admin).await;
     write_rules(
         dir.path(),
         "[[rule]]\npattern = \"terraform*\"\naction = \"allow\"\nfor = \"30d\"\n\

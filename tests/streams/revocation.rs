@@ -4,6 +4,7 @@
 //! and audit ids are sealed, bound to their account and listing.
 
 use crate::common::app_events::{Events, next_item, watch_live};
+use crate::common::calls::audit_log;
 use crate::common::{As, Backend, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
 use base64::Engine;
@@ -267,14 +268,7 @@ async fn positions_say_nothing_of_other_tenants(backend: Backend) {
         "a cursor is not a readable position: {text:?}"
     );
 
-    let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest::default()))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+    let audit = audit_log(&app.tokens, &app.admin, Default::default()).await;
     assert!(audit.len() >= 2);
     for event in &audit {
         assert!(

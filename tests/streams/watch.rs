@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::app_events::{Events, all_states, next, watch};
 use crate::common::calls::authorize_request;
-use crate::common::{Backend, Spawn, TestApp, spawn_app};
+use crate::common::{Backend, Spawn, TestApp, reason, spawn_app};
 use api_tokens::domain::{AppName, Secret};
 use api_tokens::grpc::pb;
 use api_tokens::service::{Credentials, ServiceSettings, WatchEvent, WatchRequest};
@@ -182,30 +182,24 @@ async fn an_expired_cursor_is_out_of_range_with_a_stable_reason(backend: Backend
         .await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(app.local.compact_events().await.expect("compaction") >= 2);
-    let err = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
+    let refused_from = |cursor| {
+        let request = pb::WatchApplicationsRequest {
             cursor,
             ..Default::default()
-        }))
-        .await
-        .expect_err("expired");
+        };
+        let mut tokens = app.tokens.clone();
+        let request = app.admin.req(request);
+        async move {
+            tokens
+                .watch_applications(request)
+                .await
+                .expect_err("refused")
+        }
+    };
+    let err = refused_from(cursor).await;
     assert_eq!(err.code(), Code::OutOfRange);
-    let details = tonic_types::StatusExt::get_error_details(&err);
-    assert_eq!(
-        details.error_info().expect("ErrorInfo").reason,
-        "CURSOR_EXPIRED"
-    );
-    let bad = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
-            cursor: "garbage".into(),
-            ..Default::default()
-        }))
-        .await
-        .expect_err("malformed cursor");
+    assert_eq!(reason(&err), "CURSOR_EXPIRED");
+    let bad = refused_from("garbage".into()).await;
     assert_eq!(bad.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -300,11 +294,7 @@ async fn shutdown_ends_streams_so_the_drain_is_quick(backend: Backend) {
         .expect("a final status")
         .expect_err("ends with UNAVAILABLE");
     assert_eq!(status.code(), Code::Unavailable);
-    let details = tonic_types::StatusExt::get_error_details(&status);
-    assert_eq!(
-        details.error_info().expect("ErrorInfo").reason,
-        "SHUTTING_DOWN"
-    );
+    assert_eq!(reason(&status), "SHUTTING_DOWN");
     stopping.await.expect("server stopped");
 }
 
