@@ -1,8 +1,13 @@
 //! Test harness: the real server on 127.0.0.1:0 with a fresh database, and typed tonic clients.
 #![allow(dead_code)]
 
+pub mod app_events;
+pub mod calls;
+pub mod clock;
 pub mod cluster;
 pub mod db;
+pub mod heartbeats;
+pub mod local;
 pub mod process;
 pub mod props;
 pub mod proxy;
