@@ -2,8 +2,13 @@
 //! authenticated by the bootstrap token in API_TOKENS_TOKEN, in table and JSON output.
 mod common;
 
+use std::net::SocketAddr;
+
+use api_tokens::grpc::pb;
 use common::{Backend, TestApp, spawn_app};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
 
 struct Run {
     ok: bool,
@@ -11,12 +16,13 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `api-tokens ARGS` against the test server with `secret` in the environment.
-async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
+/// `api-tokens ARGS` against the server at `server` with `secret` in the environment, and nothing
+/// else of the caller's environment that the admin commands read.
+fn command(server: SocketAddr, secret: Option<&str>, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-tokens"));
     command
         .args(args)
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
+        .env("API_TOKENS_SERVER", format!("http://{server}"))
         .env_remove("API_TOKENS_TOKEN")
         .env_remove("API_TOKENS_APP")
         .env_remove("API_TOKENS_CA_CERT")
@@ -25,7 +31,15 @@ async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
     if let Some(secret) = secret {
         command.env("API_TOKENS_TOKEN", secret);
     }
-    let out = command.output().await.expect("run the binary");
+    command
+}
+
+/// Runs `api-tokens ARGS` to its end.
+async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
+    let out = command(app.addr, secret, args)
+        .output()
+        .await
+        .expect("run the binary");
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -220,20 +234,16 @@ async fn retire_then_get_on_another_replica_with_its_revision(backend: Backend) 
         .find_map(|l| l.strip_prefix("revision: "))
         .expect("the retire prints its revision")
         .to_owned();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
-    let seen = command
-        .args([
-            "tokens",
-            "get",
-            &id,
-            "--output",
-            "json",
-            "--min-revision",
-            &revision,
-        ])
-        .env("API_TOKENS_SERVER", format!("http://{}", other.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
+    let on_other = [
+        "tokens",
+        "get",
+        &id,
+        "--output",
+        "json",
+        "--min-revision",
+        &revision,
+    ];
+    let seen = command(other.addr, Some(&app.admin.secret), &on_other)
         .output()
         .await
         .expect("run");
@@ -494,26 +504,9 @@ async fn refusals_and_missing_credentials_are_clear() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_the_stream_as_json_lines() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let app = spawn_app(Backend::Sqlite).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            api_tokens::grpc::pb::TokenType::User,
-            api_tokens::grpc::pb::Privilege::ReadOnly,
-            api_tokens::grpc::pb::AppState::Pending,
-        )
-        .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
-        .args(["watch", "--output", "json"])
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start watch");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let secret = app.pending_read_only_token().await;
+    let (mut child, mut lines) = watch(&app, &["--output", "json"]);
     let mut next = async || loop {
         let line = lines.next_line().await.expect("read").expect("a line");
         let event: Value = serde_json::from_str(&line).expect("JSON per line");
@@ -522,12 +515,8 @@ async fn watch_prints_the_stream_as_json_lines() {
         }
     };
     assert_eq!(next().await["type"], "snapshot_end");
-    app.authorize(
-        &secret,
-        "watched-app",
-        api_tokens::grpc::pb::Privilege::ReadOnly,
-    )
-    .await;
+    app.authorize(&secret, "watched-app", pb::Privilege::ReadOnly)
+        .await;
     let recorded = next().await;
     assert_eq!(recorded["type"], "recorded");
     assert_eq!(recorded["application"]["name"], "watched-app");
@@ -535,6 +524,22 @@ async fn watch_prints_the_stream_as_json_lines() {
     assert!(!recorded["cursor"].as_str().unwrap_or_default().is_empty());
     child.kill().await.expect("stop watch");
     app.stop().await;
+}
+
+/// `api-tokens watch FLAGS` as the bootstrap Admin, running (killed when dropped), and its
+/// output line by line as it comes.
+fn watch(app: &TestApp, flags: &[&str]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = command(
+        app.addr,
+        Some(&app.admin.secret),
+        &[&["watch"], flags].concat(),
+    )
+    .stdout(std::process::Stdio::piped())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("start watch");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
 }
 
 /// The start of each header column, as byte offsets.
@@ -551,40 +556,22 @@ fn column_starts(header: &str) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_table_lines_up_under_its_header() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let app = spawn_app(Backend::Sqlite).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            api_tokens::grpc::pb::TokenType::User,
-            api_tokens::grpc::pb::Privilege::ReadOnly,
-            api_tokens::grpc::pb::AppState::Pending,
-        )
-        .await;
+    let secret = app.pending_read_only_token().await;
     // Pending before the watch: a snapshot row, then the snapshot's end.
     app.authorize(
         &secret,
         "a rather long application name v1.2.3",
-        api_tokens::grpc::pb::Privilege::ReadOnly,
+        pb::Privilege::ReadOnly,
     )
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
-        .args(["watch"])
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start watch");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut lines) = watch(&app, &[]);
     let mut next = async || lines.next_line().await.expect("read").expect("a line");
     let header = next().await;
     assert!(header.starts_with("EVENT"), "{header}");
     let snapshot = next().await;
     let end = next().await;
-    app.authorize(&secret, "x", api_tokens::grpc::pb::Privilege::ReadOnly)
-        .await;
+    app.authorize(&secret, "x", pb::Privilege::ReadOnly).await;
     let mut recorded = next().await;
     while recorded.starts_with("heartbeat") {
         recorded = next().await;
@@ -639,7 +626,7 @@ async fn watch_table_lines_up_under_its_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issued_token_with_default_settings_can_manage() {
     let app = spawn_app(Backend::Sqlite).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
+    let out = Command::new(env!("CARGO_BIN_EXE_api-tokens"))
         .args([
             "issue-token",
             "--account",

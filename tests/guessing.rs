@@ -17,19 +17,7 @@ const FLOOD: u64 = 10_000;
 
 async fn local_service(backend: Backend) -> (TestDatabase, Service) {
     let database = TestDatabase::create(backend).await;
-    let repo = Repository::connect(&database.settings())
-        .await
-        .expect("connect");
-    let service = Service::open(repo, ServiceSettings::default())
-        .await
-        .expect("service");
-    service
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
+    let (service, _) = common::local::local_service(&database.settings()).await;
     (database, service)
 }
 

@@ -15,19 +15,7 @@ use tonic::Code;
 /// The service in process on a fresh database, with the bootstrap Admin's secret.
 async fn local_service(backend: Backend) -> (TestDatabase, Service, Secret) {
     let database = TestDatabase::create(backend).await;
-    let repo = Repository::connect(&database.settings())
-        .await
-        .expect("connect");
-    let service = Service::open(repo, ServiceSettings::default())
-        .await
-        .expect("service");
-    let made = service
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").unwrap(),
-        )
-        .await
-        .expect("bootstrap");
+    let (service, made) = common::local::local_service(&database.settings()).await;
     (database, service, made.secret)
 }
 

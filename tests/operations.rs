@@ -10,12 +10,13 @@ use std::time::Duration;
 use api_tokens::grpc::pb;
 use api_tokens::layers::LimitSettings;
 use api_tokens::operations::{OperationsSettings, TlsSettings};
-use api_tokens::service::{Service, ServiceSettings};
+use api_tokens::service::ServiceSettings;
 use api_tokens::startup::{Server, ServerSettings};
-use api_tokens::storage::Repository;
-use common::{Backend, Spawn, TestApp, TestDatabase};
+use common::tls::{Pki, tls_replica_with};
+use common::{Backend, Spawn, TestApp, TestDatabase, spawn_app};
 use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinHandle;
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic_health::pb::{
@@ -103,14 +104,7 @@ async fn metrics_after_real_calls(backend: Backend) {
         .expect_err("malformed");
     assert_eq!(malformed.code(), Code::InvalidArgument);
     // A token whose new application names wait for approval: one pending application.
-    let (_, pending_secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::ReadOnly,
-            pb::AppState::Pending,
-        )
-        .await;
+    let pending_secret = app.pending_read_only_token().await;
     let pending = app
         .authorize(&pending_secret, "new-app", pb::Privilege::ReadOnly)
         .await;
@@ -239,19 +233,59 @@ fn create_request(app: &TestApp) -> tonic::Request<pb::CreateTokenRequest> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
+/// A server on SQLite with metrics and these limits.
+async fn limited(
+    max_concurrent_requests: Option<usize>,
+    request_timeout: Option<Duration>,
+) -> TestApp {
     let operations = OperationsSettings {
         limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: None,
+            max_concurrent_requests,
+            request_timeout,
         },
         ..with_metrics()
     };
-    let app = Spawn::new(Backend::Sqlite)
+    Spawn::new(Backend::Sqlite)
         .operations(operations)
         .start()
-        .await;
+        .await
+}
+
+/// A CreateToken held up by SQLite's write lock, in flight until `release`.
+struct SlowCall {
+    lock: SqliteConnection,
+    call: JoinHandle<Result<tonic::Response<pb::CreateTokenResponse>, tonic::Status>>,
+}
+
+impl SlowCall {
+    /// Starts the call and waits (bounded) until the metrics count it in flight.
+    async fn start(app: &TestApp) -> SlowCall {
+        let lock = hold_write_lock(&app.database).await;
+        let mut tokens = app.tokens.clone();
+        let request = create_request(app);
+        let call = tokio::spawn(async move { tokens.create_token(request).await });
+        let mut waited = 0;
+        while sample(&scrape(app).await, "api_tokens_rpc_in_flight") < 1.0 {
+            waited += 1;
+            assert!(waited < 500, "the slow call never started");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        SlowCall { lock, call }
+    }
+
+    /// Lets go of the lock; the call's own outcome.
+    async fn release(mut self) -> Result<tonic::Response<pb::CreateTokenResponse>, tonic::Status> {
+        self.lock
+            .execute("ROLLBACK")
+            .await
+            .expect("release the lock");
+        self.call.await.expect("slow call task")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
+    let app = limited(Some(1), None).await;
     // Under the limit the stack serves as usual.
     let (_, secret) = app
         .create_token(
@@ -268,19 +302,7 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
         pb::Decision::Allow
     );
 
-    let mut lock = hold_write_lock(&app.database).await;
-    let mut tokens = app.tokens.clone();
-    let slow = tokio::spawn({
-        let request = create_request(&app);
-        async move { tokens.create_token(request).await }
-    });
-    // Wait until the slow call holds the only slot (the metrics say so), with a bound.
-    let mut waited = 0;
-    while sample(&scrape(&app).await, "api_tokens_rpc_in_flight") < 1.0 {
-        waited += 1;
-        assert!(waited < 500, "the slow call never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let slow = SlowCall::start(&app).await;
     let shed = app
         .authorize
         .clone()
@@ -298,9 +320,8 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
         Some("OVERLOADED".to_owned())
     );
 
-    conn_rollback(&mut lock).await;
-    slow.await
-        .expect("slow call task")
+    slow.release()
+        .await
         .expect("the slow call completes once the lock is gone");
     // The slot is free again.
     assert_eq!(
@@ -326,29 +347,8 @@ async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
 /// while API calls are shed, and the metrics port answers too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn probes_are_never_shed() {
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: None,
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    let mut lock = hold_write_lock(&app.database).await;
-    let mut tokens = app.tokens.clone();
-    let slow = tokio::spawn({
-        let request = create_request(&app);
-        async move { tokens.create_token(request).await }
-    });
-    let mut waited = 0;
-    while sample(&scrape(&app).await, "api_tokens_rpc_in_flight") < 1.0 {
-        waited += 1;
-        assert!(waited < 500, "the slow call never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let app = limited(Some(1), None).await;
+    let slow = SlowCall::start(&app).await;
     // The limit is in force: an API call is shed.
     let shed = app
         .tokens
@@ -392,28 +392,13 @@ async fn probes_are_never_shed() {
     }
     assert!(scrape(&app).await.contains("api_tokens_rpc_in_flight"));
 
-    conn_rollback(&mut lock).await;
-    slow.await.expect("task").expect("the slow call completes");
+    slow.release().await.expect("the slow call completes");
     app.stop().await;
-}
-
-async fn conn_rollback(conn: &mut SqliteConnection) {
-    conn.execute("ROLLBACK").await.expect("release the lock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unary_call_past_the_timeout_is_deadline_exceeded() {
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(64),
-            request_timeout: Some(Duration::from_millis(300)),
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
+    let app = limited(Some(64), Some(Duration::from_millis(300))).await;
     // Warm the caller's grant, so the call below blocks on its write, not on a read.
     app.create_token(
         &app.admin,
@@ -434,7 +419,7 @@ async fn a_unary_call_past_the_timeout_is_deadline_exceeded() {
         timed_out.get_details_error_info().map(|i| i.reason),
         Some("REQUEST_TIMEOUT".to_owned())
     );
-    conn_rollback(&mut lock).await;
+    lock.execute("ROLLBACK").await.expect("release the lock");
     let text = scrape(&app).await;
     assert_eq!(
         sample(
@@ -530,123 +515,15 @@ async fn configuration_errors_name_the_setting() {
 // ---------------------------------------------------------------------------------------
 // TLS
 
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    client_cert_pem: String,
-    client_key_pem: String,
-}
-
-impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate,
-    /// all made now.
-    fn generate() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-            .expect("ca");
-        let server_key = KeyPair::generate().expect("server key");
-        let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params")
-            .signed_by(&server_key, &ca)
-            .expect("server cert");
-        let client_key = KeyPair::generate().expect("client key");
-        let client = CertificateParams::new(vec!["client.example".to_owned()])
-            .expect("client params")
-            .signed_by(&client_key, &ca)
-            .expect("client cert");
-        let dir = tempfile::tempdir().expect("dir");
-        let write =
-            |name: &str, pem: &str| std::fs::write(dir.path().join(name), pem).expect("write pem");
-        write("ca.pem", &ca.pem());
-        write("server.pem", &server.pem());
-        write("server.key", &server_key.serialize_pem());
-        write("client.pem", &client.pem());
-        write("client.key", &client_key.serialize_pem());
-        Pki {
-            ca_pem: ca.pem(),
-            client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server(&self, require_client_certs: bool) -> TlsSettings {
-        TlsSettings {
-            cert: self.path("server.pem"),
-            key: self.path("server.key"),
-            client_ca: require_client_certs.then(|| self.path("ca.pem")),
-        }
-    }
-}
-
-struct TlsServer {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    admin_secret: String,
-    _database: TestDatabase,
-}
-
-async fn spawn_tls(tls: TlsSettings) -> TlsServer {
-    let database = TestDatabase::create(Backend::Sqlite).await;
-    let repo = Repository::connect(&database.settings())
-        .await
-        .expect("connect");
-    let made = Service::open(repo.clone(), ServiceSettings::default())
-        .await
-        .expect("service")
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
-    repo.close().await;
-    let server = Server::build(settings_for(
-        &database,
-        OperationsSettings {
-            tls: Some(tls),
-            ..OperationsSettings::default()
-        },
-    ))
-    .await
-    .expect("TLS server builds");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
-    TlsServer {
-        addr,
-        stop,
-        task,
-        admin_secret: made.secret.expose().to_owned(),
-        _database: database,
-    }
-}
-
-impl TlsServer {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("task").expect("stopped cleanly");
-    }
-}
-
 /// A health check over TLS, with or without a client certificate.
 async fn health_over_tls(addr: SocketAddr, pki: &Pki, client_cert: bool) -> Result<(), String> {
     let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .ca_certificate(Certificate::from_pem(pki.pem("ca.pem")))
         .domain_name("localhost");
     if client_cert {
         tls = tls.identity(Identity::from_pem(
-            &pki.client_cert_pem,
-            &pki.client_key_pem,
+            pki.pem("client.pem"),
+            pki.pem("client.key"),
         ));
     }
     let channel = Channel::from_shared(format!("https://{addr}"))
@@ -668,7 +545,8 @@ async fn health_over_tls(addr: SocketAddr, pki: &Pki, client_cert: bool) -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_tls_clients_and_refuses_plaintext() {
     let pki = Pki::generate();
-    let server = spawn_tls(pki.server(false)).await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let server = tls_replica_with(&app, pki.server(false)).await;
     health_over_tls(server.addr, &pki, false)
         .await
         .expect("a TLS client without a certificate is served when none is required");
@@ -683,12 +561,14 @@ async fn tls_serves_tls_clients_and_refuses_plaintext() {
     .await;
     assert!(plaintext.is_err(), "plaintext is not served on a TLS port");
     server.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_requires_a_client_certificate_from_the_ca() {
     let pki = Pki::generate();
-    let server = spawn_tls(pki.server(true)).await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let server = tls_replica_with(&app, pki.server(true)).await;
     let refused = health_over_tls(server.addr, &pki, false).await;
     assert!(
         refused.is_err(),
@@ -705,7 +585,7 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
             "API_TOKENS_SERVER",
             format!("https://localhost:{}", server.addr.port()),
         )
-        .env("API_TOKENS_TOKEN", &server.admin_secret)
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
         .env("API_TOKENS_CA_CERT", pki.path("ca.pem"))
         .env("API_TOKENS_CLIENT_CERT", pki.path("client.pem"))
         .env("API_TOKENS_CLIENT_KEY", pki.path("client.key"))
@@ -721,31 +601,15 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
     );
     assert!(stdout.contains("admin@example.com"), "{stdout}");
     server.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_stream_outlives_the_unary_timeout_and_is_counted() {
     use tokio_stream::StreamExt;
     let timeout = Duration::from_millis(200);
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: Some(timeout),
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::ReadOnly,
-            pb::AppState::Pending,
-        )
-        .await;
+    let app = limited(Some(1), Some(timeout)).await;
+    let secret = app.pending_read_only_token().await;
     let mut events = app
         .tokens
         .clone()

@@ -8,6 +8,8 @@
 pub mod cluster;
 #[path = "../../tests/common/db.rs"]
 pub mod db;
+#[path = "../../tests/common/local.rs"]
+pub mod local;
 #[path = "../../tests/common/proxy.rs"]
 pub mod proxy;
 

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod db;
+pub mod local;
 pub mod process;
 pub mod props;
 pub mod proxy;
@@ -182,13 +183,7 @@ async fn start_app(
         .await
         .expect("connect for bootstrap");
     let local = Service::open(repo, service.clone()).await.expect("service");
-    let made = local
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
+    let made = local::bootstrap_acme(&local).await;
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db_settings,
@@ -349,17 +344,67 @@ impl TestApp {
         app: &str,
         required: pb::Privilege,
     ) -> pb::AuthorizeResponse {
-        self.authorize
+        authorize_on(&self.channel, secret, app, required).await
+    }
+
+    /// A token as the bootstrap Admin reads it.
+    pub async fn get_token(&self, id: &str) -> pb::Token {
+        let reply = self
+            .tokens
             .clone()
-            .authorize(pb::AuthorizeRequest {
-                token: secret.into(),
-                app_name: app.into(),
-                required_privilege: required.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("authorize answers")
-            .into_inner()
+            .get_token(self.admin.req(pb::GetTokenRequest { id: id.into() }))
+            .await;
+        reply.expect("get token").into_inner().token.expect("token")
+    }
+
+    /// A token's applications (up to 1000) as the bootstrap Admin lists them.
+    pub async fn applications(&self, token_id: &str) -> Vec<pb::Application> {
+        let request = pb::ListApplicationsRequest {
+            token_id: token_id.into(),
+            page_size: 1000,
+            ..Default::default()
+        };
+        let reply = self
+            .tokens
+            .clone()
+            .list_applications(self.admin.req(request))
+            .await;
+        reply.expect("list applications").into_inner().applications
+    }
+
+    /// Promotes a token to an account token as the bootstrap Admin, with `privilege`
+    /// (unspecified: the server's rule).
+    pub async fn promote(&self, id: &str, privilege: pb::Privilege) -> pb::Token {
+        let request = pb::PromoteTokenRequest {
+            id: id.into(),
+            privilege: privilege.into(),
+        };
+        let reply = self
+            .tokens
+            .clone()
+            .promote_token(self.admin.req(request))
+            .await;
+        reply.expect("promote").into_inner().token.expect("token")
+    }
+
+    /// `caller` sets a member's role.
+    pub async fn set_role(
+        &self,
+        caller: &As,
+        user_id: &str,
+        role: pb::Privilege,
+    ) -> Result<(), tonic::Status> {
+        let request = pb::UpdateMemberRequest {
+            user_id: user_id.into(),
+            role: role.into(),
+            ..Default::default()
+        };
+        let reply = self
+            .accounts
+            .clone()
+            .update_member(caller.req(request))
+            .await;
+        reply.map(drop)
     }
 
     /// Adds a member and returns their user id.
@@ -386,19 +431,8 @@ impl TestApp {
         privilege: pb::Privilege,
         default_app_state: pb::AppState,
     ) -> (pb::Token, String) {
-        let reply = self
-            .tokens
-            .clone()
-            .create_token(caller.req(pb::CreateTokenRequest {
-                r#type: token_type.into(),
-                privilege: privilege.into(),
-                default_app_state: default_app_state.into(),
-                ..Default::default()
-            }))
-            .await
-            .expect("create token")
-            .into_inner();
-        (reply.token.expect("token"), reply.secret)
+        let kind = (token_type, privilege, default_app_state);
+        create_token_on(&self.channel, caller, kind).await
     }
 
     /// A user token of the bootstrap Admin with Normal privilege: what most tests drive.
@@ -410,6 +444,26 @@ impl TestApp {
             default_app_state,
         )
         .await
+    }
+
+    /// The secret of a new Read-Only user token of the Admin whose new applications wait.
+    pub async fn pending_read_only_token(&self) -> String {
+        let kind = (pb::TokenType::User, pb::Privilege::ReadOnly, pb::AppState::Pending);
+        create_token_on(&self.channel, &self.admin, kind).await.1
+    }
+
+    /// GetInstallCommand for a token, as the bootstrap Admin.
+    pub async fn install_command(&self, token_id: &str) -> pb::GetInstallCommandResponse {
+        let request = pb::GetInstallCommandRequest {
+            token_id: token_id.into(),
+            broker_id: String::new(),
+        };
+        let reply = self
+            .tokens
+            .clone()
+            .get_install_command(self.admin.req(request))
+            .await;
+        reply.expect("install command").into_inner()
     }
 
     /// A member of the given role with a user token of that privilege and default Allow,
@@ -456,6 +510,45 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Authorize on the server at `channel` (a `TestApp`'s or a child process's), which must answer.
+pub async fn authorize_on(
+    channel: &Channel,
+    secret: &str,
+    app: &str,
+    required: pb::Privilege,
+) -> pb::AuthorizeResponse {
+    AuthorizeServiceClient::new(channel.clone())
+        .authorize(pb::AuthorizeRequest {
+            token: secret.into(),
+            app_name: app.into(),
+            required_privilege: required.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("authorize answers")
+        .into_inner()
+}
+
+/// Creates a token of this (type, privilege, default app state) as `caller` on the server at
+/// `channel`; returns (token, secret).
+pub async fn create_token_on(
+    channel: &Channel,
+    caller: &As,
+    (token_type, privilege, default_app_state): (pb::TokenType, pb::Privilege, pb::AppState),
+) -> (pb::Token, String) {
+    let reply = TokenServiceClient::new(channel.clone())
+        .create_token(caller.req(pb::CreateTokenRequest {
+            r#type: token_type.into(),
+            privilege: privilege.into(),
+            default_app_state: default_app_state.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("create token")
+        .into_inner();
+    (reply.token.expect("token"), reply.secret)
 }
 
 /// The ErrorInfo reason of a refusal; "" when it has none.
