@@ -1,7 +1,7 @@
 //! Guessing, measured: the latency of Authorize in process for a known secret (warm and cold),
 //! an unknown secret repeated (the negative cache answers) and distinct unknown secrets (one
 //! query each), with the database queries each kind costs. Prints figures; asserts nothing
-//! about time (tests/guessing.rs asserts the query counts).
+//! about time (tests/api/guessing.rs asserts the query counts).
 //!
 //! ```sh
 //! cargo run --release --example guessing -- [--postgres URL] [--calls N]

@@ -448,7 +448,11 @@ impl TestApp {
 
     /// The secret of a new Read-Only user token of the Admin whose new applications wait.
     pub async fn pending_read_only_token(&self) -> String {
-        let kind = (pb::TokenType::User, pb::Privilege::ReadOnly, pb::AppState::Pending);
+        let kind = (
+            pb::TokenType::User,
+            pb::Privilege::ReadOnly,
+            pb::AppState::Pending,
+        );
         create_token_on(&self.channel, &self.admin, kind).await.1
     }
 
