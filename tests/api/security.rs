@@ -2,24 +2,16 @@
 //! promotion may grant; credentials that say two things; invisible characters in names; and
 //! answers that equal what a later read returns. Races run both calls at once for many rounds.
 
-use crate::common::{Backend, TestApp, reason, spawn_app};
+use crate::common::{Backend, TestApp, bad_fields, reason, spawn_app};
 use api_tokens::grpc::pb;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use prost_types::Timestamp;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 /// Rounds per race: each round is one pair of concurrent calls on a fresh token.
 const ROUNDS: usize = 100;
-
-fn bad_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
 
 fn at(t: &Option<Timestamp>) -> (i64, i32) {
     let t = t.as_ref().expect("timestamp");

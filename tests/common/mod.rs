@@ -555,6 +555,13 @@ pub async fn create_token_on(
     (reply.token.expect("token"), reply.secret)
 }
 
+/// The fields a refusal's BadRequest detail names, in its order.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    tonic_types::StatusExt::get_details_bad_request(status)
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
 /// The ErrorInfo reason of a refusal; "" when it has none.
 pub fn reason(status: &tonic::Status) -> String {
     tonic_types::StatusExt::get_error_details(status)
