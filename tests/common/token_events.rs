@@ -1,5 +1,5 @@
 //! WatchTokenEvents as the lifecycle, leak and notice tests read it: a stream from now or
-//! from a cursor, and its next event past the heartbeats.
+//! from a cursor, and its next event past the heartbeats (of either watch stream).
 use std::time::Duration;
 
 use api_tokens::grpc::pb;
@@ -36,15 +36,32 @@ pub async fn watch(app: &TestApp, who: &As) -> Events {
     events
 }
 
+/// A message of a watch stream, which sends heartbeats while nothing happens.
+pub trait WatchItem {
+    fn is_heartbeat(&self) -> bool;
+}
+
+impl WatchItem for pb::WatchTokenEventsResponse {
+    fn is_heartbeat(&self) -> bool {
+        self.r#type() == pb::TokenEventType::Heartbeat
+    }
+}
+
+impl WatchItem for pb::WatchApplicationsResponse {
+    fn is_heartbeat(&self) -> bool {
+        self.r#type() == pb::WatchEventType::Heartbeat
+    }
+}
+
 /// The next message that is not a heartbeat, or the status the stream ended with.
-pub async fn next_item(events: &mut Events) -> Result<pb::WatchTokenEventsResponse, Status> {
+pub async fn next_item<T: WatchItem>(events: &mut Streaming<T>) -> Result<T, Status> {
     loop {
         let item = tokio::time::timeout(Duration::from_secs(10), events.next())
             .await
             .expect("a message within 10 s")
             .expect("the stream ends with a status, not silently");
         match item {
-            Ok(item) if item.r#type() == pb::TokenEventType::Heartbeat => continue,
+            Ok(item) if item.is_heartbeat() => continue,
             other => return other,
         }
     }

@@ -3,8 +3,7 @@
 //! demoted, its application denied), on its own replica and on another; cursors, page tokens
 //! and audit ids are sealed, bound to their account and listing.
 
-use std::time::Duration;
-
+use crate::common::token_events::next_item;
 use crate::common::{As, Backend, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
 use base64::Engine;
@@ -38,20 +37,6 @@ async fn watch_on(tokens: &Tokens, who: &As) -> Events {
         let item = next_item(&mut events).await.expect("snapshot");
         if item.r#type() == pb::WatchEventType::SnapshotEnd {
             return events;
-        }
-    }
-}
-
-/// The next message that is not a heartbeat, or the status the stream ended with.
-async fn next_item(events: &mut Events) -> Result<pb::WatchApplicationsResponse, Status> {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the stream ends with a status, not silently");
-        match item {
-            Ok(item) if item.r#type() == pb::WatchEventType::Heartbeat => continue,
-            other => return other,
         }
     }
 }
