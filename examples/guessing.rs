@@ -19,7 +19,7 @@ use api_tokens::service::Service;
 use api_tokens::storage::DatabaseSettings;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use support::local::local_service;
+use support::local::service_on;
 use support::{TestDatabase, backend_name};
 
 /// Bound on calls per kind, whatever the flag says.
@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         max_connections: 4,
         ..database.settings()
     };
-    let (service, made) = local_service(&settings).await;
+    let (service, made) = service_on(&settings).await;
     let known = made.secret;
     let app = AppName::parse("guesser").map_err(anyhow::Error::msg)?;
     // Record the application once, so every known call below is a plain lookup.

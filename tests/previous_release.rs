@@ -6,8 +6,10 @@ mod common;
 use std::path::PathBuf;
 
 use api_tokens::grpc::pb;
+use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
+use common::calls::{authorize_on, authorize_request};
 use common::process::{ServerProcess, bootstrap};
-use common::{Backend, TestDatabase, authorize_on, create_token_on};
+use common::{Backend, TestDatabase, create_token_on};
 
 /// The previous release's binary. `.ci/run` builds it; without it this test fails, loudly.
 fn previous_binary() -> PathBuf {
@@ -20,13 +22,9 @@ fn previous_binary() -> PathBuf {
 }
 
 async fn allowed(server: &ServerProcess, secret: &str) -> pb::Decision {
-    let reply = authorize_on(
-        &server.channel,
-        secret,
-        "rollback-check",
-        pb::Privilege::ReadOnly,
-    );
-    reply.await.decision()
+    let client = AuthorizeServiceClient::new(server.channel.clone());
+    let request = authorize_request(secret, "rollback-check", pb::Privilege::ReadOnly, "");
+    authorize_on(&client, request).await.decision()
 }
 
 async fn the_previous_release_runs_on_this_schema(backend: Backend) {

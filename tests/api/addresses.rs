@@ -2,6 +2,7 @@
 //! with a client address, management calls by their peer address, and forwarded addresses
 //! believed only from trusted proxies.
 
+use crate::common::calls::{authorize_on, authorize_request, revision_of};
 use crate::common::{As, Backend, Spawn, TestApp, TestDatabase, spawn_app};
 use api_tokens::domain::AddressRanges;
 use api_tokens::grpc::pb;
@@ -12,52 +13,18 @@ use tonic::metadata::MetadataValue;
 
 /// A Normal user token of the Admin with these ranges and default Allow.
 async fn bound_token(app: &TestApp, cidrs: &[&str]) -> (pb::Token, String) {
-    let reply = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            bound_cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
-            ..Default::default()
-        }))
+    let request = pb::CreateTokenRequest {
+        bound_cidrs: cidrs.iter().map(|c| (*c).to_owned()).collect(),
+        ..Default::default()
+    };
+    app.try_create_allowing_token(&app.admin, request)
         .await
         .expect("create a bound token")
-        .into_inner();
-    (reply.token.expect("token"), reply.secret)
-}
-
-async fn authorize_from(
-    app: &TestApp,
-    secret: &str,
-    name: &str,
-    client: &str,
-) -> pb::AuthorizeResponse {
-    app.authorize
-        .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: name.into(),
-            client_address: client.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize answers")
-        .into_inner()
 }
 
 async fn app_names(app: &TestApp, token_id: &str) -> Vec<String> {
-    app.tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            ..Default::default()
-        }))
+    app.applications(token_id)
         .await
-        .expect("list")
-        .into_inner()
-        .applications
         .into_iter()
         .map(|a| a.name)
         .collect()
@@ -68,23 +35,53 @@ async fn a_bound_token_refuses_other_and_unknown_addresses(backend: Backend) {
     let (token, secret) = bound_token(&app, &["10.0.0.0/8", "2001:db8::/32"]).await;
     assert_eq!(token.bound_cidrs, ["10.0.0.0/8", "2001:db8::/32"]);
 
-    let inside = authorize_from(&app, &secret, "deployer", "10.20.30.40").await;
+    let inside = app
+        .authorize_from(
+            &secret,
+            "deployer",
+            pb::Privilege::Unspecified,
+            "10.20.30.40",
+        )
+        .await;
     assert_eq!(inside.decision(), pb::Decision::Allow, "{inside:?}");
-    let v6 = authorize_from(&app, &secret, "deployer", "2001:db8::7").await;
+    let v6 = app
+        .authorize_from(
+            &secret,
+            "deployer",
+            pb::Privilege::Unspecified,
+            "2001:db8::7",
+        )
+        .await;
     assert_eq!(v6.decision(), pb::Decision::Allow);
 
-    let outside = authorize_from(&app, &secret, "deployer", "192.168.1.1").await;
+    let outside = app
+        .authorize_from(
+            &secret,
+            "deployer",
+            pb::Privilege::Unspecified,
+            "192.168.1.1",
+        )
+        .await;
     assert_eq!(outside.decision(), pb::Decision::AddressNotAllowed);
     assert_eq!(outside.http_status, 403);
     assert_eq!(outside.error_code, "Forbidden.BadAddress");
     assert!(outside.principal.is_none());
 
-    let unknown = authorize_from(&app, &secret, "deployer", "").await;
+    let unknown = app
+        .authorize_from(&secret, "deployer", pb::Privilege::Unspecified, "")
+        .await;
     assert_eq!(unknown.decision(), pb::Decision::AddressNotAllowed);
     assert!(unknown.reason.contains("not known"), "{}", unknown.reason);
 
     // From outside, a new name is refused before it is looked at: nothing is recorded.
-    let stranger = authorize_from(&app, &secret, "from-outside", "192.168.1.1").await;
+    let stranger = app
+        .authorize_from(
+            &secret,
+            "from-outside",
+            pb::Privilege::Unspecified,
+            "192.168.1.1",
+        )
+        .await;
     assert_eq!(stranger.decision(), pb::Decision::AddressNotAllowed);
     assert_eq!(app_names(&app, &token.id).await, ["deployer"]);
 
@@ -92,12 +89,12 @@ async fn a_bound_token_refuses_other_and_unknown_addresses(backend: Backend) {
     let err = app
         .authorize
         .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.clone(),
-            app_name: "deployer".into(),
-            client_address: "10.0.0".into(),
-            ..Default::default()
-        })
+        .authorize(authorize_request(
+            &secret,
+            "deployer",
+            pb::Privilege::Unspecified,
+            "10.0.0",
+        ))
         .await
         .expect_err("malformed address");
     assert_eq!(err.code(), Code::InvalidArgument);
@@ -114,17 +111,8 @@ async fn changing_ranges_takes_effect_on_warm_tokens_on_every_replica(backend: B
     let (token, secret) = bound_token(&app, &[]).await;
     // Warm on both replicas, from an address no range will hold.
     for client in [app.authorize.clone(), other.authorize.clone()] {
-        let reply = client
-            .clone()
-            .authorize(pb::AuthorizeRequest {
-                token: secret.clone(),
-                app_name: "cron".into(),
-                client_address: "192.168.7.7".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("authorize")
-            .into_inner();
+        let request = authorize_request(&secret, "cron", pb::Privilege::Unspecified, "192.168.7.7");
+        let reply = authorize_on(&client, request).await;
         assert_eq!(reply.decision(), pb::Decision::Allow);
     }
     let updated = app
@@ -142,43 +130,21 @@ async fn changing_ranges_takes_effect_on_warm_tokens_on_every_replica(backend: B
         }))
         .await
         .expect("update ranges");
-    let revision = updated
-        .metadata()
-        .get(api_tokens::grpc::REVISION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .expect("a revision")
-        .to_owned();
+    let revision = revision_of(updated.metadata());
     assert_eq!(
         updated.into_inner().token.expect("token").bound_cidrs,
         ["10.0.0.0/8"]
     );
     for client in [app.authorize.clone(), other.authorize.clone()] {
-        let reply = client
-            .clone()
-            .authorize(pb::AuthorizeRequest {
-                token: secret.clone(),
-                app_name: "cron".into(),
-                client_address: "192.168.7.7".into(),
-                min_revision: revision.clone(),
-                ..Default::default()
-            })
-            .await
-            .expect("authorize")
-            .into_inner();
+        let request = pb::AuthorizeRequest {
+            min_revision: revision.clone(),
+            ..authorize_request(&secret, "cron", pb::Privilege::Unspecified, "192.168.7.7")
+        };
+        let reply = authorize_on(&client, request).await;
         assert_eq!(reply.decision(), pb::Decision::AddressNotAllowed);
     }
     // The audit entry shows the ranges before and after.
-    let events = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
-            target_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+    let events = app.audit_events(&token.id).await;
     let update = events
         .iter()
         .find(|e| e.action == "token.update")

@@ -284,7 +284,7 @@ async fn lowering_a_role_caps_the_members_tokens_at_once(backend: Backend) {
         .authorize(&carol.secret, "deployer", pb::Privilege::Normal)
         .await;
     assert_eq!(after.decision(), pb::Decision::InsufficientPrivilege);
-    let shown = app.get_token(&token.id).await;
+    let shown = app.token(&token.id).await;
     assert_eq!(
         (shown.privilege(), shown.effective_privilege()),
         (pb::Privilege::Normal, pb::Privilege::ReadOnly),

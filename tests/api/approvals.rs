@@ -5,22 +5,13 @@
 
 use std::time::Duration;
 
+use crate::common::app_events::{next, watch_live};
+use crate::common::calls::{authorize_on, authorize_request, revision_of};
+use crate::common::clock::in_seconds;
 use crate::common::{As, Backend, Spawn, TestApp, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::service::ServiceSettings;
-use prost_types::Timestamp;
-use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
-
-type Events = Streaming<pb::WatchApplicationsResponse>;
-
-fn in_seconds(seconds: i64) -> Timestamp {
-    let t = chrono::Utc::now() + chrono::TimeDelta::seconds(seconds);
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
+use tonic::Code;
 
 async fn set(
     app: &TestApp,
@@ -45,78 +36,6 @@ async fn set(
         .map(|r| r.into_inner().application.expect("application"))
 }
 
-async fn authorize_from(
-    app: &TestApp,
-    secret: &str,
-    name: &str,
-    required: pb::Privilege,
-    client: &str,
-) -> pb::AuthorizeResponse {
-    app.authorize
-        .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: name.into(),
-            required_privilege: required.into(),
-            client_address: client.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize answers")
-        .into_inner()
-}
-
-async fn listed(app: &TestApp, token_id: &str, name: &str) -> pb::Application {
-    app.tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications
-        .into_iter()
-        .find(|a| a.name == name)
-        .expect("listed")
-}
-
-async fn watch_all(app: &TestApp) -> Events {
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
-            states: vec![
-                pb::AppState::Pending.into(),
-                pb::AppState::Allow.into(),
-                pb::AppState::Deny.into(),
-            ],
-            ..Default::default()
-        }))
-        .await
-        .expect("watch")
-        .into_inner();
-    loop {
-        if next(&mut events).await.r#type() == pb::WatchEventType::SnapshotEnd {
-            return events;
-        }
-    }
-}
-
-async fn next(events: &mut Events) -> pb::WatchApplicationsResponse {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("stream open")
-            .expect("no error");
-        if item.r#type() != pb::WatchEventType::Heartbeat {
-            return item;
-        }
-    }
-}
-
 /// A server whose sweeper never runs by itself: the test sweeps when it means to.
 async fn without_sweeper(backend: Backend) -> TestApp {
     let settings = ServiceSettings {
@@ -131,7 +50,7 @@ async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(back
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     app.authorize(&secret, "terraform", pb::Privilege::ReadOnly)
         .await;
-    let mut events = watch_all(&app).await;
+    let mut events = watch_live(&app.tokens, &app.admin).await;
     let until = in_seconds(2);
     let approved = set(
         &app,
@@ -173,7 +92,7 @@ async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(back
     assert_eq!(after_end.decision(), pb::Decision::Pending);
     assert_eq!(after_end.http_status, 401);
     assert_eq!(
-        listed(&app, &token.id, "terraform").await.state(),
+        app.application(&token.id, "terraform").await.state(),
         pb::AppState::Allow,
         "not written yet: the decision did not need it"
     );
@@ -186,7 +105,7 @@ async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(back
     assert_eq!(lapsed.state(), pb::AppState::Pending);
     assert!(lapsed.conditions.is_none());
     assert!(event.reason.contains("end"), "{}", event.reason);
-    let now_listed = listed(&app, &token.id, "terraform").await;
+    let now_listed = app.application(&token.id, "terraform").await;
     assert_eq!(now_listed.state(), pb::AppState::Pending);
     assert!(now_listed.conditions.is_none());
     assert_eq!(
@@ -194,17 +113,7 @@ async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(back
         0,
         "each lapses once"
     );
-    let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
-            target_id: format!("{}/terraform", token.id),
-            ..Default::default()
-        }))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+    let audit = app.audit_events(&format!("{}/terraform", token.id)).await;
     assert_eq!(audit[0].action, "application.lapse");
     assert!(format!("{:?}", audit[0].before).contains("conditions"));
     assert_eq!(audit[1].action, "application.set_state");
@@ -227,48 +136,34 @@ async fn a_privilege_cap_and_client_ranges_hold_for_the_application(backend: Bac
         max_privilege: pb::Privilege::ReadOnly.into(),
         client_cidrs: vec!["10.0.0.0/8".into()],
     };
-    set(
-        &app,
-        &app.admin,
-        &token.id,
-        "terraform-cloud",
-        pb::AppState::Allow,
-        Some(conditions),
-        "",
-    )
-    .await
-    .expect("conditional allow");
-    let read = authorize_from(
-        &app,
-        &secret,
-        "terraform-cloud",
-        pb::Privilege::ReadOnly,
-        "10.1.1.1",
-    )
-    .await;
+    // Allowing as the Admin, and Authorize for terraform-cloud from a client address.
+    let allow = |name: &'static str, conditions| {
+        set(
+            &app,
+            &app.admin,
+            &token.id,
+            name,
+            pb::AppState::Allow,
+            conditions,
+            "",
+        )
+    };
+    let terraform_cloud = |required, client: &'static str| {
+        app.authorize_from(&secret, "terraform-cloud", required, client)
+    };
+    allow("terraform-cloud", Some(conditions))
+        .await
+        .expect("conditional allow");
+    let read = terraform_cloud(pb::Privilege::ReadOnly, "10.1.1.1").await;
     assert_eq!(read.decision(), pb::Decision::Allow);
     assert_eq!(
         read.principal.expect("principal").effective_privilege(),
         pb::Privilege::ReadOnly,
         "acts at most Read-Only though the token is Admin"
     );
-    let write = authorize_from(
-        &app,
-        &secret,
-        "terraform-cloud",
-        pb::Privilege::Normal,
-        "10.1.1.1",
-    )
-    .await;
+    let write = terraform_cloud(pb::Privilege::Normal, "10.1.1.1").await;
     assert_eq!(write.decision(), pb::Decision::InsufficientPrivilege);
-    let elsewhere = authorize_from(
-        &app,
-        &secret,
-        "terraform-cloud",
-        pb::Privilege::ReadOnly,
-        "172.16.0.1",
-    )
-    .await;
+    let elsewhere = terraform_cloud(pb::Privilege::ReadOnly, "172.16.0.1").await;
     assert_eq!(elsewhere.decision(), pb::Decision::AddressNotAllowed);
     assert!(
         elsewhere.reason.contains("terraform-cloud"),
@@ -276,79 +171,32 @@ async fn a_privilege_cap_and_client_ranges_hold_for_the_application(backend: Bac
         elsewhere.reason
     );
     // Another application of the same token is not capped.
-    set(
-        &app,
-        &app.admin,
-        &token.id,
-        "admin-ui",
-        pb::AppState::Allow,
-        None,
-        "",
-    )
-    .await
-    .expect("plain allow");
+    allow("admin-ui", None).await.expect("plain allow");
     let plain = app
         .authorize(&secret, "admin-ui", pb::Privilege::Admin)
         .await;
     assert_eq!(plain.decision(), pb::Decision::Allow);
-    let shown = listed(&app, &token.id, "terraform-cloud").await;
+    let shown = app.application(&token.id, "terraform-cloud").await;
     let conditions = shown.conditions.expect("shown");
     assert_eq!(conditions.max_privilege(), pb::Privilege::ReadOnly);
     assert_eq!(conditions.client_cidrs, ["10.0.0.0/8"]);
     // Setting the same state and conditions again changes nothing: no new audit entry.
-    let audited = |app: &TestApp| {
-        let mut tokens = app.tokens.clone();
-        let req = app.admin.req(pb::ListAuditEventsRequest {
-            target_id: format!("{}/terraform-cloud", token.id),
-            ..Default::default()
-        });
-        async move {
-            tokens
-                .list_audit_events(req)
-                .await
-                .expect("audit")
-                .into_inner()
-                .audit_events
-                .len()
-        }
-    };
-    let entries = audited(&app).await;
-    set(
-        &app,
-        &app.admin,
-        &token.id,
+    let target = format!("{}/terraform-cloud", token.id);
+    let entries = app.audit_events(&target).await.len();
+    allow(
         "terraform-cloud",
-        pb::AppState::Allow,
         Some(pb::ApprovalConditions {
             expire_time: conditions.expire_time,
             max_privilege: pb::Privilege::ReadOnly.into(),
             client_cidrs: vec!["10.0.0.0/8".into()],
         }),
-        "",
     )
     .await
     .expect("same again");
-    assert_eq!(audited(&app).await, entries);
+    assert_eq!(app.audit_events(&target).await.len(), entries);
     // Dropping the conditions is a change of its own.
-    set(
-        &app,
-        &app.admin,
-        &token.id,
-        "terraform-cloud",
-        pb::AppState::Allow,
-        None,
-        "",
-    )
-    .await
-    .expect("plain again");
-    let uncapped = authorize_from(
-        &app,
-        &secret,
-        "terraform-cloud",
-        pb::Privilege::Admin,
-        "172.16.0.1",
-    )
-    .await;
+    allow("terraform-cloud", None).await.expect("plain again");
+    let uncapped = terraform_cloud(pb::Privilege::Admin, "172.16.0.1").await;
     assert_eq!(uncapped.decision(), pb::Decision::Allow);
 }
 
@@ -356,31 +204,15 @@ async fn conditions_reach_another_replicas_warm_cache(backend: Backend) {
     let app = spawn_app(backend).await;
     let other = app.second_replica().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
-    let ask = |client: &mut pb::authorize_service_client::AuthorizeServiceClient<
-        tonic::transport::Channel,
-    >,
-               revision: String| {
-        let mut client = client.clone();
-        let secret = secret.clone();
-        async move {
-            client
-                .authorize(pb::AuthorizeRequest {
-                    token: secret,
-                    app_name: "poller".into(),
-                    required_privilege: pb::Privilege::Normal.into(),
-                    min_revision: revision,
-                    ..Default::default()
-                })
-                .await
-                .expect("authorize")
-                .into_inner()
-        }
+    // Authorize on the other replica once it has applied `min_revision`.
+    let ask = |min_revision: String| {
+        let request = pb::AuthorizeRequest {
+            min_revision,
+            ..authorize_request(&secret, "poller", pb::Privilege::Normal, "")
+        };
+        authorize_on(&other.authorize, request)
     };
-    let mut far = other.authorize.clone();
-    assert_eq!(
-        ask(&mut far, String::new()).await.decision(),
-        pb::Decision::Allow
-    );
+    assert_eq!(ask(String::new()).await.decision(), pb::Decision::Allow);
     let reply = app
         .tokens
         .clone()
@@ -396,14 +228,9 @@ async fn conditions_reach_another_replicas_warm_cache(backend: Backend) {
         }))
         .await
         .expect("cap");
-    let revision = reply
-        .metadata()
-        .get(api_tokens::grpc::REVISION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .expect("revision")
-        .to_owned();
+    let revision = revision_of(reply.metadata());
     assert_eq!(
-        ask(&mut far, revision).await.decision(),
+        ask(revision).await.decision(),
         pb::Decision::InsufficientPrivilege,
         "the other replica's warm entry took the cap from the change log"
     );
@@ -449,215 +276,9 @@ async fn bad_conditions_are_invalid_arguments_naming_each_field(backend: Backend
     }
 }
 
-async fn a_batch_decides_each_with_one_reason(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let (mine, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    let (retired, _) = app.admin_user_token(pb::AppState::Pending).await;
-    app.tokens
-        .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: retired.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("retire");
-    let (_, normal, normal_token) = app
-        .member_with_token("normal@example.com", pb::Privilege::Normal)
-        .await;
-    let mut events = watch_all(&app).await;
-    let decide = |token_id: &str, name: &str, state: pb::AppState| pb::ApplicationDecision {
-        token_id: token_id.into(),
-        name: name.into(),
-        state: state.into(),
-        conditions: None,
-    };
-    let mut decisions = vec![
-        decide(&mine.id, "a", pb::AppState::Allow),
-        decide(&mine.id, "b", pb::AppState::Deny),
-        decide(&retired.id, "c", pb::AppState::Allow),
-        decide(
-            "00000000-0000-4000-8000-000000000000",
-            "d",
-            pb::AppState::Allow,
-        ),
-    ];
-    decisions[0].conditions = Some(pb::ApprovalConditions {
-        max_privilege: pb::Privilege::ReadOnly.into(),
-        ..Default::default()
-    });
-    let results = app
-        .tokens
-        .clone()
-        .batch_set_application_states(app.admin.req(pb::BatchSetApplicationStatesRequest {
-            decisions,
-            reason: "quarterly review".into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("batch")
-        .into_inner()
-        .results;
-    assert_eq!(results.len(), 4);
-    assert_eq!(results[0].code, 0);
-    assert!(results[0].changed);
-    assert_eq!(
-        results[0].application.as_ref().map(|a| a.state()),
-        Some(pb::AppState::Allow)
-    );
-    assert_eq!(results[1].code, 0);
-    assert_eq!(results[2].code, Code::FailedPrecondition as i32);
-    assert_eq!(results[2].reason, "TOKEN_RETIRED");
-    assert_eq!(results[3].code, Code::NotFound as i32);
-    // Each decided one has its event, carrying the reason.
-    for expected in ["a", "b"] {
-        let event = next(&mut events).await;
-        assert_eq!(event.application.expect("app").name, expected);
-        assert_eq!(event.reason, "quarterly review");
-    }
-    let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
-            target_id: format!("{}/a", mine.id),
-            ..Default::default()
-        }))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
-    assert_eq!(audit[0].reason, "quarterly review");
-    let capped = app.authorize(&secret, "a", pb::Privilege::Normal).await;
-    assert_eq!(capped.decision(), pb::Decision::InsufficientPrivilege);
-    assert_eq!(
-        app.authorize(&secret, "b", pb::Privilege::ReadOnly)
-            .await
-            .decision(),
-        pb::Decision::Denied
-    );
-
-    // Another member's batch cannot see the Admin's token: NOT_FOUND for it, its own decided.
-    let results = app
-        .tokens
-        .clone()
-        .batch_set_application_states(normal.req(pb::BatchSetApplicationStatesRequest {
-            decisions: vec![
-                decide(&mine.id, "e", pb::AppState::Allow),
-                decide(&normal_token.id, "e", pb::AppState::Allow),
-            ],
-            reason: String::new(),
-            ..Default::default()
-        }))
-        .await
-        .expect("batch")
-        .into_inner()
-        .results;
-    assert_eq!(results[0].code, Code::NotFound as i32);
-    assert_eq!(results[1].code, 0);
-
-    // Malformed batches are refused whole, naming each bad field.
-    let err = app
-        .tokens
-        .clone()
-        .batch_set_application_states(app.admin.req(pb::BatchSetApplicationStatesRequest {
-            decisions: vec![
-                decide(&mine.id, "f", pb::AppState::Allow),
-                decide(&mine.id, "f", pb::AppState::Deny),
-                decide("not-a-uuid", "g", pb::AppState::Unspecified),
-            ],
-            reason: String::new(),
-            ..Default::default()
-        }))
-        .await
-        .expect_err("malformed");
-    assert_eq!(err.code(), Code::InvalidArgument);
-    for field in [
-        "decisions[1]",
-        "decisions[2].token_id",
-        "decisions[2].state",
-    ] {
-        assert!(err.message().contains(field), "{field}: {}", err.message());
-    }
-    let too_many = (0..101)
-        .map(|i| decide(&mine.id, &format!("n{i}"), pb::AppState::Allow))
-        .collect();
-    let err = app
-        .tokens
-        .clone()
-        .batch_set_application_states(app.admin.req(pb::BatchSetApplicationStatesRequest {
-            decisions: too_many,
-            reason: String::new(),
-            ..Default::default()
-        }))
-        .await
-        .expect_err("too many");
-    assert_eq!(err.code(), Code::InvalidArgument);
-    // A Read-Only caller is refused whole.
-    let (_, read_only, _) = app
-        .member_with_token("ro@example.com", pb::Privilege::ReadOnly)
-        .await;
-    let err = app
-        .tokens
-        .clone()
-        .batch_set_application_states(read_only.req(pb::BatchSetApplicationStatesRequest {
-            decisions: vec![decide(&mine.id, "h", pb::AppState::Allow)],
-            reason: String::new(),
-            ..Default::default()
-        }))
-        .await
-        .expect_err("read-only");
-    assert_eq!(err.code(), Code::PermissionDenied);
-}
-
-async fn a_hundred_decisions_land_together(backend: Backend) {
-    let app = spawn_app(backend).await;
-    let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    let decisions: Vec<_> = (0..100)
-        .map(|i| pb::ApplicationDecision {
-            token_id: token.id.clone(),
-            name: format!("service-{i:03}"),
-            state: pb::AppState::Allow.into(),
-            conditions: None,
-        })
-        .collect();
-    let results = app
-        .tokens
-        .clone()
-        .batch_set_application_states(app.admin.req(pb::BatchSetApplicationStatesRequest {
-            decisions,
-            reason: "migration".into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("batch of 100")
-        .into_inner()
-        .results;
-    assert!(results.iter().all(|r| r.code == 0 && r.changed));
-    for i in [0, 57, 99] {
-        let name = format!("service-{i:03}");
-        assert_eq!(
-            app.authorize(&secret, &name, pb::Privilege::ReadOnly)
-                .await
-                .decision(),
-            pb::Decision::Allow
-        );
-    }
-    let logged = app
-        .database
-        .count("SELECT COUNT(*) FROM change_log WHERE kind = 'application.state_changed'")
-        .await;
-    assert_eq!(logged, 100);
-    let audited = app
-        .database
-        .count("SELECT COUNT(*) FROM audit_events WHERE reason = 'migration'")
-        .await;
-    assert_eq!(audited, 100);
-}
-
 on_both_backends!(
     an_approval_until_a_time_is_pending_from_its_end_then_written_back,
     a_privilege_cap_and_client_ranges_hold_for_the_application,
     conditions_reach_another_replicas_warm_cache,
     bad_conditions_are_invalid_arguments_naming_each_field,
-    a_batch_decides_each_with_one_reason,
-    a_hundred_decisions_land_together,
 );

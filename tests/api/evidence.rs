@@ -4,41 +4,14 @@
 
 use std::time::Duration;
 
+use crate::common::app_events::{next, watch};
+use crate::common::calls::{applications_of, authorize_request};
 use crate::common::process::{ServerProcess, bootstrap};
 use crate::common::{Backend, Spawn, TestApp, TestDatabase};
 use api_tokens::grpc::pb::token_service_client::TokenServiceClient;
 use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
 use api_tokens::service::ServiceSettings;
 use tokio_stream::StreamExt;
-
-fn request(secret: &str, name: &str, client: &str) -> pb::AuthorizeRequest {
-    pb::AuthorizeRequest {
-        token: secret.into(),
-        app_name: name.into(),
-        client_address: client.into(),
-        ..Default::default()
-    }
-}
-
-async fn application(
-    tokens: &mut TokenServiceClient<tonic::transport::Channel>,
-    who: &crate::common::As,
-    token_id: &str,
-    name: &str,
-) -> pb::Application {
-    tokens
-        .list_applications(who.req(pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications
-        .into_iter()
-        .find(|a| a.name == name)
-        .expect("listed")
-}
 
 async fn evidence_counts_what_happened_and_shows_it(backend: Backend) {
     // No interval flush during the test: only shutdown writes, so the counts are all its own.
@@ -48,42 +21,23 @@ async fn evidence_counts_what_happened_and_shows_it(backend: Backend) {
     };
     let app: TestApp = Spawn::new(backend).service(settings).start().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    let mut authorize = app.authorize.clone();
+    let knock =
+        |client| app.authorize_from(&secret, "knocking", pb::Privilege::Unspecified, client);
     for _ in 0..3 {
-        let reply = authorize
-            .authorize(request(&secret, "knocking", "10.0.0.5"))
-            .await
-            .expect("authorize")
-            .into_inner();
-        assert_eq!(reply.decision(), pb::Decision::Pending);
+        assert_eq!(knock("10.0.0.5").await.decision(), pb::Decision::Pending);
     }
-    app.tokens
-        .clone()
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id.clone(),
-            name: "knocking".into(),
-            state: pb::AppState::Allow.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("allow");
+    app.set_state(&token.id, "knocking", pb::AppState::Allow)
+        .await;
     for client in ["10.0.0.6", "", "10.0.0.7", ""] {
-        let reply = authorize
-            .authorize(request(&secret, "knocking", client))
-            .await
-            .expect("authorize")
-            .into_inner();
-        assert_eq!(reply.decision(), pb::Decision::Allow);
+        assert_eq!(knock(client).await.decision(), pb::Decision::Allow);
     }
     // Written behind: nothing yet, however many calls.
-    let mut tokens = app.tokens.clone();
-    let before = application(&mut tokens, &app.admin, &token.id, "knocking").await;
+    let before = app.application(&token.id, "knocking").await;
     assert_eq!(before.evidence.expect("evidence").allowed_count, 0);
 
     // A graceful stop flushes what was gathered (the same path as SIGTERM).
     let app = app.restart().await;
-    let mut tokens = app.tokens.clone();
-    let after = application(&mut tokens, &app.admin, &token.id, "knocking").await;
+    let after = app.application(&token.id, "knocking").await;
     let evidence = after.evidence.expect("evidence");
     assert_eq!(evidence.refused_attempts, 3);
     assert_eq!(evidence.allowed_count, 4);
@@ -97,42 +51,20 @@ async fn evidence_counts_what_happened_and_shows_it(backend: Backend) {
     assert!(seconds(&after.last_seen_time) > seconds(&after.first_seen_time));
 
     // A watcher deciding on it sees the evidence on the event.
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
-            states: vec![pb::AppState::Deny.into()],
-            ..Default::default()
-        }))
-        .await
-        .expect("watch")
-        .into_inner();
+    let request = pb::WatchApplicationsRequest {
+        states: vec![pb::AppState::Deny.into()],
+        ..Default::default()
+    };
+    let mut events = watch(&app.tokens, &app.admin, request).await;
     let first = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await
         .expect("snapshot end")
         .expect("open")
         .expect("ok");
     assert_eq!(first.r#type(), pb::WatchEventType::SnapshotEnd);
-    app.tokens
-        .clone()
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id.clone(),
-            name: "knocking".into(),
-            state: pb::AppState::Deny.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("deny");
-    let event = loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event")
-            .expect("open")
-            .expect("ok");
-        if item.r#type() != pb::WatchEventType::Heartbeat {
-            break item;
-        }
-    };
+    app.set_state(&token.id, "knocking", pb::AppState::Deny)
+        .await;
+    let event = next(&mut events).await;
     assert_eq!(event.r#type(), pb::WatchEventType::StateChanged);
     let shown = event.application.expect("application");
     let evidence = shown.evidence.expect("evidence on the event");
@@ -175,7 +107,12 @@ async fn counters_lose_nothing_acknowledged_across_sigterm(backend: Backend) {
                 for _ in 0..150 {
                     let name = if w % 2 == 0 { "even" } else { "odd" };
                     let reply = client
-                        .authorize(request(&secret, name, "10.1.1.1"))
+                        .authorize(authorize_request(
+                            &secret,
+                            name,
+                            pb::Privilege::Unspecified,
+                            "10.1.1.1",
+                        ))
                         .await
                         .expect("authorize")
                         .into_inner();
@@ -194,11 +131,12 @@ async fn counters_lose_nothing_acknowledged_across_sigterm(backend: Backend) {
     assert!(status.success(), "{log}");
 
     let server = ServerProcess::start(dir.path(), &flags, "warn").await;
-    let mut tokens = TokenServiceClient::new(server.channel.clone());
+    let tokens = TokenServiceClient::new(server.channel.clone());
     let mut counted = 0;
+    let apps = applications_of(&tokens, &admin, &token_id).await;
     for name in ["even", "odd"] {
-        let app = application(&mut tokens, &admin, &token_id, name).await;
-        counted += app.evidence.expect("evidence").allowed_count;
+        let app = apps.iter().find(|a| a.name == name).expect("listed");
+        counted += app.evidence.as_ref().expect("evidence").allowed_count;
     }
     // The admin's own management calls are counted under its own token, not this one.
     assert_eq!(

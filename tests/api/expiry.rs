@@ -4,25 +4,13 @@
 
 use std::time::Duration;
 
+use crate::common::calls::{audit_log, authorize_on, authorize_request};
+use crate::common::clock::{seconds, sleep_past, timestamp};
 use crate::common::{As, Backend, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
 use chrono::{DateTime, TimeDelta, Utc};
-use prost_types::{FieldMask, Timestamp};
+use prost_types::FieldMask;
 use tonic::Code;
-
-fn ts(t: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: t.timestamp(),
-        nanos: t.timestamp_subsec_nanos() as i32,
-    }
-}
-
-fn secs(s: i64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: s,
-        nanos: 0,
-    }
-}
 
 const DAY: i64 = 86_400;
 
@@ -31,20 +19,11 @@ async fn create(
     caller: &As,
     expire_time: Option<DateTime<Utc>>,
 ) -> Result<(pb::Token, String), tonic::Status> {
-    app.tokens
-        .clone()
-        .create_token(caller.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            expire_time: expire_time.map(ts),
-            ..Default::default()
-        }))
-        .await
-        .map(|r| {
-            let r = r.into_inner();
-            (r.token.expect("token"), r.secret)
-        })
+    let request = pb::CreateTokenRequest {
+        expire_time: expire_time.map(timestamp),
+        ..Default::default()
+    };
+    app.try_create_allowing_token(caller, request).await
 }
 
 async fn set_policy(
@@ -76,7 +55,7 @@ async fn update_expiry(
         .update_token(caller.req(pb::UpdateTokenRequest {
             token: Some(pb::Token {
                 id: id.into(),
-                expire_time: expire_time.map(ts),
+                expire_time: expire_time.map(timestamp),
                 ..Default::default()
             }),
             update_mask: Some(FieldMask {
@@ -87,36 +66,15 @@ async fn update_expiry(
         .map(|r| r.into_inner().token.expect("token"))
 }
 
-async fn get(app: &TestApp, id: &str) -> pb::Token {
-    app.tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest { id: id.into() }))
-        .await
-        .expect("get token")
-        .into_inner()
-        .token
-        .expect("token")
-}
-
-async fn sleep_past(deadline: DateTime<Utc>) {
-    let wait = (deadline - Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(200)).await;
-}
-
 async fn decide(
     client: &pb::authorize_service_client::AuthorizeServiceClient<tonic::transport::Channel>,
     secret: &str,
 ) -> pb::AuthorizeResponse {
-    client
-        .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "cron".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner()
+    authorize_on(
+        client,
+        authorize_request(secret, "cron", pb::Privilege::Unspecified, ""),
+    )
+    .await
 }
 
 async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_write(
@@ -130,7 +88,7 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
         .expect("create");
     assert_eq!(
         token.expire_time,
-        Some(ts(api_tokens::domain::truncate_to_micros(deadline)))
+        Some(timestamp(api_tokens::domain::truncate_to_micros(deadline)))
     );
     // Both replicas hold the grant warm before the deadline.
     for client in [&app.authorize, &other.authorize] {
@@ -167,26 +125,14 @@ async fn an_expired_token_is_refused_at_its_deadline_on_every_replica_without_a_
         .expect_err("an expired caller");
     assert_eq!(err.code(), Code::Unauthenticated);
     assert_eq!(reason(&err), "TOKEN_EXPIRED");
-    let shown = get(&app, &token.id).await;
+    let shown = app.token(&token.id).await;
     assert_eq!(shown.state(), pb::TokenState::Expired);
     assert_eq!(shown.effective_privilege(), pb::Privilege::Unspecified);
     let listed = |state: pb::TokenState| {
-        let mut tokens = app.tokens.clone();
-        let admin = app.admin.clone();
-        async move {
-            tokens
-                .list_tokens(admin.req(pb::ListTokensRequest {
-                    state: state.into(),
-                    ..Default::default()
-                }))
-                .await
-                .expect("list")
-                .into_inner()
-                .tokens
-                .into_iter()
-                .map(|t| t.id)
-                .collect::<Vec<_>>()
-        }
+        app.token_ids(pb::ListTokensRequest {
+            state: state.into(),
+            ..Default::default()
+        })
     };
     assert_eq!(
         listed(pb::TokenState::Expired).await,
@@ -211,7 +157,7 @@ async fn the_account_policy_bounds_lifetimes(backend: Backend) {
         .expect("policy");
     assert_eq!(
         shown.expiry_notice_lead_times,
-        [secs(30 * DAY), secs(7 * DAY), secs(DAY)],
+        [seconds(30 * DAY), seconds(7 * DAY), seconds(DAY)],
         "the default lead times"
     );
     assert!(shown.max_token_lifetime.is_none() && !shown.require_expiry);
@@ -228,8 +174,8 @@ async fn the_account_policy_bounds_lifetimes(backend: Backend) {
         &app,
         &app.admin,
         pb::AccountPolicy {
-            max_token_lifetime: Some(secs(DAY)),
-            default_token_lifetime: Some(secs(2 * DAY)),
+            max_token_lifetime: Some(seconds(DAY)),
+            default_token_lifetime: Some(seconds(2 * DAY)),
             ..Default::default()
         },
         &[],
@@ -242,8 +188,8 @@ async fn the_account_policy_bounds_lifetimes(backend: Backend) {
         &app,
         &app.admin,
         pb::AccountPolicy {
-            max_token_lifetime: Some(secs(30 * DAY)),
-            default_token_lifetime: Some(secs(7 * DAY)),
+            max_token_lifetime: Some(seconds(30 * DAY)),
+            default_token_lifetime: Some(seconds(7 * DAY)),
             retire_on_reuse: true,
             ..Default::default()
         },
@@ -255,7 +201,7 @@ async fn the_account_policy_bounds_lifetimes(backend: Backend) {
     )
     .await
     .expect("set policy");
-    assert_eq!(policy.max_token_lifetime, Some(secs(30 * DAY)));
+    assert_eq!(policy.max_token_lifetime, Some(seconds(30 * DAY)));
     assert_eq!(
         policy.expiry_notice_lead_times.len(),
         3,
@@ -350,7 +296,7 @@ async fn an_expired_token_is_never_revived_but_a_live_one_may_be_extended(backen
         .expect("the owner extends it");
     assert_eq!(
         updated.expire_time,
-        Some(ts(api_tokens::domain::truncate_to_micros(later)))
+        Some(timestamp(api_tokens::domain::truncate_to_micros(later)))
     );
 
     let (expiring, expiring_secret) = create(&app, &normal, Some(soon)).await.expect("create");
@@ -411,20 +357,12 @@ async fn list_tokens_finds_what_expires_before_a_time(backend: Backend) {
         .expect("create");
     create(&app, &app.admin, None).await.expect("create");
     let listed = app
-        .tokens
-        .clone()
-        .list_tokens(app.admin.req(pb::ListTokensRequest {
-            expire_before: Some(ts(Utc::now() + TimeDelta::days(1))),
+        .token_ids(pb::ListTokensRequest {
+            expire_before: Some(timestamp(Utc::now() + TimeDelta::days(1))),
             ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .tokens;
-    assert_eq!(
-        listed.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
-        [hour.id.as_str()]
-    );
+        })
+        .await;
+    assert_eq!(listed, [hour.id]);
 }
 
 /// A policy change racing creates: the creates and the change are ordered one after the other
@@ -442,7 +380,7 @@ async fn a_policy_change_racing_creates_binds_every_create_after_it(backend: Bac
                 &app,
                 &admin,
                 pb::AccountPolicy {
-                    max_token_lifetime: Some(secs(DAY)),
+                    max_token_lifetime: Some(seconds(DAY)),
                     ..Default::default()
                 },
                 &["max_token_lifetime"],
@@ -467,17 +405,11 @@ async fn a_policy_change_racing_creates_binds_every_create_after_it(backend: Bac
                 }
             }
         }
-        let mut log = app
-            .tokens
-            .clone()
-            .list_audit_events(admin.req(pb::ListAuditEventsRequest {
-                page_size: 100,
-                ..Default::default()
-            }))
-            .await
-            .expect("audit")
-            .into_inner()
-            .audit_events;
+        let page = pb::ListAuditEventsRequest {
+            page_size: 100,
+            ..Default::default()
+        };
+        let mut log = audit_log(&app.tokens, &admin, page).await;
         log.reverse();
         let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
         let tightened_at = actions

@@ -2,10 +2,11 @@
 //! exists, and guessing secrets costs the database at most one query per distinct guess
 //! (the negative cache). Counts, not times: the timing comparison is `examples/guessing.rs`.
 
-use crate::common::{As, Backend, TestDatabase, spawn_app};
+use crate::common::local::local_service;
+use crate::common::{As, Backend, spawn_app};
 use api_tokens::domain::{AppName, Privilege, Secret};
 use api_tokens::grpc::pb;
-use api_tokens::service::{Credentials, Service};
+use api_tokens::service::Credentials;
 use prost_types::FieldMask;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -13,14 +14,8 @@ use tonic_types::StatusExt;
 /// Guesses per flood: the figure docs/RELIABILITY.md records.
 const FLOOD: u64 = 10_000;
 
-async fn local_service(backend: Backend) -> (TestDatabase, Service) {
-    let database = TestDatabase::create(backend).await;
-    let (service, _) = crate::common::local::local_service(&database.settings()).await;
-    (database, service)
-}
-
 async fn guessing_costs_one_query_per_distinct_secret(backend: Backend) {
-    let (_db, service) = local_service(backend).await;
+    let (_db, service, _) = local_service(backend).await;
     let app = AppName::parse("guesser").expect("name");
     let queries = || service.repository().query_count();
 

@@ -1,248 +1,19 @@
-//! The hot path: no database on a warm Authorize (expiry and rotation included), changes take
-//! effect on the very next call, first uses are recorded exactly once, the flood cap, and
-//! last-used written behind.
+//! The hot path over a real socket: changes take effect on the very next call, first uses are
+//! recorded exactly once, the flood cap, and last-used written behind (the query counts of a
+//! warm Authorize are in warm_authorize.rs).
 
 use std::time::Duration;
 
-use crate::common::{Backend, Spawn, TestDatabase, spawn_app};
+use crate::common::local::local_service;
+use crate::common::{Backend, Spawn, spawn_app};
 use api_tokens::domain::{AppName, Privilege, Secret};
 use api_tokens::grpc::pb;
-use api_tokens::service::{Service, ServiceSettings};
+use api_tokens::service::ServiceSettings;
 use tonic::Code;
-
-/// The service in process on a fresh database, with the bootstrap Admin's secret.
-async fn local_service(backend: Backend) -> (TestDatabase, Service, Secret) {
-    let database = TestDatabase::create(backend).await;
-    let (service, made) = crate::common::local::local_service(&database.settings()).await;
-    (database, service, made.secret)
-}
-
-async fn warm_authorize_sends_no_query_and_cold_sends_one(backend: Backend) {
-    let (_db, service, secret) = local_service(backend).await;
-    let app = AppName::parse("Terraform v0.12.x").unwrap();
-    let queries = || service.repository().query_count();
-
-    let before = queries();
-    service
-        .authorize(&secret, &app, Privilege::ReadOnly)
-        .await
-        .expect("first use");
-    let first_use = queries() - before;
-    // One lookup, then the recording transaction: count, insert, the change log's row and
-    // the previous release's event row; on PostgreSQL the change also takes the log's
-    // ordering lock and sends its NOTIFY.
-    let recording = if backend == Backend::Postgres { 6 } else { 4 };
-    assert_eq!(
-        first_use,
-        1 + recording,
-        "first use of a new application name"
-    );
-
-    service.forget_cached();
-    let before = queries();
-    service
-        .authorize(&secret, &app, Privilege::ReadOnly)
-        .await
-        .expect("cold");
-    assert_eq!(
-        queries() - before,
-        1,
-        "a cold Authorize of a known application is one query"
-    );
-
-    let before = queries();
-    for _ in 0..100 {
-        let outcome = service
-            .authorize(&secret, &app, Privilege::ReadOnly)
-            .await
-            .expect("warm");
-        assert!(outcome.decision.is_allow());
-    }
-    assert_eq!(
-        queries() - before,
-        0,
-        "a warm Authorize touches no database"
-    );
-
-    let unknown = Secret::generate();
-    let before = queries();
-    for _ in 0..100 {
-        service
-            .authorize(&unknown, &app, Privilege::ReadOnly)
-            .await
-            .expect("unknown");
-    }
-    assert_eq!(
-        queries() - before,
-        1,
-        "a flood of one unknown secret costs one query (negative cache)"
-    );
-}
-
-/// Address ranges on the token and conditions on the approval live in the cached entries:
-/// checking them costs no query.
-async fn warm_authorize_with_ranges_and_conditions_sends_no_query(backend: Backend) {
-    use api_tokens::domain::{AddressRanges, AppState, Conditions, TokenType};
-    use api_tokens::service::{Credentials, NewTokenRequest};
-    use api_tokens::storage::AppDecision;
-    let (_db, service, secret) = local_service(backend).await;
-    let caller = service
-        .authenticate(&Credentials {
-            secret,
-            app: AppName::parse("admin").unwrap(),
-            client: None,
-        })
-        .await
-        .expect("caller");
-    let sixteen: Vec<String> = (0..16).map(|i| format!("10.{i}.0.0/16")).collect();
-    let ranges = AddressRanges::parse(&sixteen).unwrap();
-    let (view, bound) = service
-        .create_token(
-            &caller,
-            NewTokenRequest {
-                token_type: TokenType::User,
-                privilege: Privilege::Normal,
-                default_app_state: AppState::Pending,
-                description: Default::default(),
-                request_id: None,
-                bound_ranges: ranges.clone(),
-                expire_time: None,
-            },
-        )
-        .await
-        .expect("bound token");
-    let app = AppName::parse("terraform").unwrap();
-    service
-        .set_application_state(
-            &caller,
-            AppDecision {
-                token_id: view.token.id,
-                name: app.clone(),
-                state: AppState::Allow,
-                conditions: Some(Conditions {
-                    until: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
-                    max_privilege: Some(Privilege::ReadOnly),
-                    client_ranges: ranges,
-                }),
-            },
-            None,
-        )
-        .await
-        .expect("conditional approval");
-    let inside = Some("10.15.0.9".parse().unwrap());
-    let outside = Some("192.168.0.9".parse().unwrap());
-    service
-        .authorize_from(&bound, &app, Privilege::ReadOnly, inside)
-        .await
-        .expect("cold");
-    let queries = || service.repository().query_count();
-    let before = queries();
-    for _ in 0..50 {
-        let allowed = service
-            .authorize_from(&bound, &app, Privilege::ReadOnly, inside)
-            .await
-            .expect("warm");
-        assert!(allowed.decision.is_allow());
-        let capped = service
-            .authorize_from(&bound, &app, Privilege::Normal, inside)
-            .await
-            .expect("warm");
-        assert_eq!(capped.decision.name(), "insufficient_privilege");
-        let refused = service
-            .authorize_from(&bound, &app, Privilege::ReadOnly, outside)
-            .await
-            .expect("warm");
-        assert_eq!(refused.decision.name(), "address_not_allowed");
-    }
-    assert_eq!(
-        queries() - before,
-        0,
-        "ranges and conditions add no query to a warm Authorize"
-    );
-}
-
-/// A token's expiry and a rotated-out secret's overlap live in the cached grants: checking
-/// them costs no query, for the old secret, the new one, and an expired token alike.
-async fn warm_authorize_with_expiry_and_rotation_sends_no_query(backend: Backend) {
-    use api_tokens::domain::{AppState, Rotation, TokenType};
-    use api_tokens::service::{Credentials, NewTokenRequest, RotateRequest};
-    let (_db, service, secret) = local_service(backend).await;
-    let caller = service
-        .authenticate(&Credentials {
-            secret,
-            app: AppName::parse("admin").unwrap(),
-            client: None,
-        })
-        .await
-        .expect("caller");
-    let new_token = |expire_time| NewTokenRequest {
-        token_type: TokenType::User,
-        privilege: Privilege::Normal,
-        default_app_state: AppState::Allow,
-        description: Default::default(),
-        request_id: None,
-        bound_ranges: Default::default(),
-        expire_time: Some(expire_time),
-    };
-    let (view, old) = service
-        .create_token(
-            &caller,
-            new_token(chrono::Utc::now() + chrono::TimeDelta::hours(1)),
-        )
-        .await
-        .expect("an expiring token");
-    let (_, new) = service
-        .rotate_token(
-            &caller,
-            view.token.id,
-            RotateRequest {
-                rotation: Rotation::new(chrono::TimeDelta::hours(1), false).unwrap(),
-                expire_time: None,
-            },
-        )
-        .await
-        .expect("rotated with an overlap");
-    let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(2);
-    let (_, expiring) = service
-        .create_token(&caller, new_token(deadline))
-        .await
-        .expect("a token about to expire");
-    let app = AppName::parse("deploys").unwrap();
-    for secret in [&old, &new, &expiring] {
-        let cold = service
-            .authorize(secret, &app, Privilege::ReadOnly)
-            .await
-            .expect("cold");
-        assert!(cold.decision.is_allow());
-    }
-    tokio::time::sleep((deadline - chrono::Utc::now()).to_std().unwrap_or_default()).await;
-    let queries = || service.repository().query_count();
-    let before = queries();
-    for _ in 0..50 {
-        for secret in [&old, &new] {
-            let warm = service
-                .authorize(secret, &app, Privilege::ReadOnly)
-                .await
-                .expect("warm");
-            assert!(warm.decision.is_allow());
-        }
-        let expired = service
-            .authorize(&expiring, &app, Privilege::ReadOnly)
-            .await
-            .expect("warm");
-        assert_eq!(expired.decision.name(), "expired");
-    }
-    assert_eq!(
-        queries() - before,
-        0,
-        "expiry and rotation add no query to a warm Authorize"
-    );
-}
 
 async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
-    let mut tokens = app.tokens.clone();
     // Warm the cache, then deny the application: the next call is refused.
     assert_eq!(
         app.authorize(&secret, "deployer", pb::Privilege::Normal)
@@ -250,15 +21,8 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
             .decision(),
         pb::Decision::Allow
     );
-    tokens
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id.clone(),
-            name: "deployer".into(),
-            state: pb::AppState::Deny.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("deny");
+    app.set_state(&token.id, "deployer", pb::AppState::Deny)
+        .await;
     assert_eq!(
         app.authorize(&secret, "deployer", pb::Privilege::Normal)
             .await
@@ -272,13 +36,7 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
             .decision(),
         pb::Decision::Allow
     );
-    tokens
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: token.id,
-            ..Default::default()
-        }))
-        .await
-        .expect("retire");
+    app.retire(&token.id).await;
     assert_eq!(
         app.authorize(&secret, "other", pb::Privilege::Normal)
             .await
@@ -295,14 +53,7 @@ async fn changes_take_effect_on_the_very_next_authorize(backend: Backend) {
             .decision(),
         pb::Decision::Allow
     );
-    app.accounts
-        .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest {
-            user_id,
-            ..Default::default()
-        }))
-        .await
-        .expect("remove");
+    app.remove_member(&user_id).await;
     assert_eq!(
         app.authorize(&member.secret, "x", pb::Privilege::ReadOnly)
             .await
@@ -423,17 +174,7 @@ async fn the_flood_cap_refuses_new_names_and_writes_nothing(backend: Backend) {
             .decision(),
         pb::Decision::Pending
     );
-    let listed = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications;
+    let listed = app.applications(&token.id).await;
     assert_eq!(listed.len(), 3);
     assert_eq!(
         app.database
@@ -442,16 +183,7 @@ async fn the_flood_cap_refuses_new_names_and_writes_nothing(backend: Backend) {
         0
     );
     // Approvers are not capped: an Admin may still record a name by hand.
-    app.tokens
-        .clone()
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id,
-            name: "four".into(),
-            state: pb::AppState::Allow.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("approver records past the cap");
+    app.set_state(&token.id, "four", pb::AppState::Allow).await;
     assert_eq!(
         app.authorize(&secret, "four", pb::Privilege::ReadOnly)
             .await
@@ -475,32 +207,12 @@ async fn last_used_is_written_behind_and_flushed_on_shutdown(backend: Backend) {
             .await;
     }
     let app = app.restart().await;
-    let shown = app
-        .tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest {
-            id: token.id.clone(),
-        }))
-        .await
-        .expect("get")
-        .into_inner()
-        .token
-        .expect("token");
+    let shown = app.token(&token.id).await;
     assert!(
         shown.last_used_time.is_some(),
         "last used survives a graceful restart"
     );
-    let apps = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token.id,
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications;
+    let apps = app.applications(&token.id).await;
     let micros = |t: &Option<prost_types::Timestamp>| {
         t.as_ref().map(|t| (t.seconds, t.nanos)).expect("time")
     };
@@ -600,9 +312,6 @@ async fn malformed_authorize_requests_are_invalid_argument_with_fields(backend: 
 }
 
 on_both_backends!(
-    warm_authorize_sends_no_query_and_cold_sends_one,
-    warm_authorize_with_ranges_and_conditions_sends_no_query,
-    warm_authorize_with_expiry_and_rotation_sends_no_query,
     changes_take_effect_on_the_very_next_authorize,
     a_thousand_concurrent_first_uses_record_one_row_and_one_event,
     the_flood_cap_refuses_new_names_and_writes_nothing,

@@ -25,18 +25,6 @@ async fn report(
         .await
 }
 
-async fn token_state(app: &TestApp, id: &str) -> pb::TokenState {
-    app.tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest { id: id.into() }))
-        .await
-        .expect("get")
-        .into_inner()
-        .token
-        .expect("token")
-        .state()
-}
-
 async fn a_report_retires_the_token_and_tells_its_owner_and_the_admins(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, bob, _) = app
@@ -65,7 +53,7 @@ async fn a_report_retires_the_token_and_tells_its_owner_and_the_admins(backend: 
         assert_eq!(event.token_id, leaked.id);
         assert_eq!(event.where_found, "https://gist.example.com/abc#L3");
     }
-    assert_eq!(token_state(&app, &leaked.id).await, pb::TokenState::Retired);
+    assert_eq!(app.token(&leaked.id).await.state(), pb::TokenState::Retired);
     assert_eq!(
         app.authorize(&leaked_secret, "ci", pb::Privilege::ReadOnly)
             .await
@@ -73,17 +61,7 @@ async fn a_report_retires_the_token_and_tells_its_owner_and_the_admins(backend: 
         pb::Decision::Retired,
         "refused at once on the replica that took the report"
     );
-    let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
-            target_id: leaked.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+    let audit = app.audit_events(&leaked.id).await;
     let entry = audit
         .iter()
         .find(|e| e.action == "token.report_leak")
@@ -115,7 +93,7 @@ async fn reporting_ones_own_token_ends_the_streams_using_it(backend: Backend) {
         (pb::TokenEventType::LeakReported, bob_token.id.clone())
     );
     assert_eq!(
-        token_state(&app, &bob_token.id).await,
+        app.token(&bob_token.id).await.state(),
         pb::TokenState::Retired
     );
     app.stop().await;
@@ -143,7 +121,7 @@ async fn an_unknown_secret_gets_the_same_answer(backend: Backend) {
             "no revision says whether anything was written"
         );
     }
-    assert_eq!(token_state(&app, &known.id).await, pb::TokenState::Retired);
+    assert_eq!(app.token(&known.id).await.state(), pb::TokenState::Retired);
     // A secret of the wrong shape is bad input, which says nothing about any token.
     let malformed = report(&app, "not-a-secret").await.expect_err("malformed");
     assert_eq!(malformed.code(), Code::InvalidArgument);
@@ -175,7 +153,7 @@ async fn reports_are_limited_per_client_address(backend: Backend) {
         .expect("RetryInfo");
     assert!(retry > Duration::ZERO && retry <= Duration::from_secs(60));
     assert_eq!(
-        token_state(&app, &token.id).await,
+        app.token(&token.id).await.state(),
         pb::TokenState::Active,
         "a refused report does nothing"
     );

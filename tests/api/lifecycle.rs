@@ -20,17 +20,6 @@ async fn quiet(events: &mut Events) {
     assert!(extra.is_err(), "no further event: {extra:?}");
 }
 
-async fn retire(app: &TestApp, id: &str) {
-    app.tokens
-        .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: id.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("retire");
-}
-
 async fn promote(app: &TestApp, id: &str) {
     app.tokens
         .clone()
@@ -52,7 +41,7 @@ async fn events_resume_from_a_cursor_with_no_gap_and_no_duplicate(backend: Backe
         (pb::TokenEventType::Created, a.id.clone())
     );
     drop(events); // gone mid-stream
-    retire(&app, &a.id).await;
+    app.retire(&a.id).await;
     let (b, _) = app.admin_user_token(pb::AppState::Allow).await;
     promote(&app, &b.id).await;
     // A plain update is no lifecycle event: it must not show up below.
@@ -111,7 +100,7 @@ async fn a_normal_member_hears_only_of_their_own_tokens(backend: Backend) {
             pb::AppState::Pending,
         )
         .await;
-    retire(&app, &bobs_new.id).await;
+    app.retire(&bobs_new.id).await;
     assert_eq!(
         next(&mut admins).await,
         (pb::TokenEventType::Created, account.id.clone())
@@ -159,7 +148,7 @@ async fn a_stream_ends_when_its_own_token_is_retired(backend: Backend) {
         .member_with_token("bob@example.com", pb::Privilege::Normal)
         .await;
     let mut events = watch(&app, &bob).await;
-    retire(&app, &bob_token.id).await;
+    app.retire(&bob_token.id).await;
     // Judged again before anything more is sent: the stream ends as a new call is refused.
     let ended = next_item(&mut events)
         .await

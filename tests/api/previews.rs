@@ -3,7 +3,7 @@
 //! would do (who used the tokens lately, whose privilege drops, whether the caller may) and
 //! change nothing: no write, no change-log entry, no audit entry, no cache forgotten.
 
-use crate::common::{Backend, TestApp, spawn_app};
+use crate::common::{As, Backend, TestApp, spawn_app};
 use api_tokens::grpc::pb;
 use tonic::Code;
 
@@ -21,6 +21,55 @@ async fn flush_evidence(app: TestApp) -> TestApp {
     app.restart().await
 }
 
+/// RetireToken with validate_only, as `who`.
+async fn retire_preview(
+    app: &TestApp,
+    who: &As,
+    id: &str,
+) -> Result<tonic::Response<pb::RetireTokenResponse>, tonic::Status> {
+    app.tokens
+        .clone()
+        .retire_token(who.req(pb::RetireTokenRequest {
+            id: id.into(),
+            validate_only: true,
+        }))
+        .await
+}
+
+/// UpdateMember with validate_only, as `who`.
+async fn role_change_preview(
+    app: &TestApp,
+    who: &As,
+    user_id: &str,
+    role: pb::Privilege,
+) -> pb::UpdateMemberResponse {
+    app.accounts
+        .clone()
+        .update_member(who.req(pb::UpdateMemberRequest {
+            user_id: user_id.into(),
+            role: role.into(),
+            validate_only: true,
+        }))
+        .await
+        .expect("preview")
+        .into_inner()
+}
+
+/// RemoveMember with validate_only, as `who`: its preview.
+async fn removal_preview(app: &TestApp, who: &As, user_id: &str) -> pb::ImpactPreview {
+    app.accounts
+        .clone()
+        .remove_member(who.req(pb::RemoveMemberRequest {
+            user_id: user_id.into(),
+            validate_only: true,
+        }))
+        .await
+        .expect("preview")
+        .into_inner()
+        .preview
+        .expect("preview")
+}
+
 async fn retire_preview_lists_recent_users_and_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
@@ -30,13 +79,7 @@ async fn retire_preview_lists_recent_users_and_changes_nothing(backend: Backend)
     }
     let app = flush_evidence(app).await;
     let before = log_and_audit(&app).await;
-    let reply = app
-        .tokens
-        .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: token.id.clone(),
-            validate_only: true,
-        }))
+    let reply = retire_preview(&app, &app.admin, &token.id)
         .await
         .expect("preview");
     assert!(
@@ -83,13 +126,7 @@ async fn retire_preview_lists_recent_users_and_changes_nothing(backend: Backend)
     let (_, read_only, own) = app
         .member_with_token("ro@example.com", pb::Privilege::ReadOnly)
         .await;
-    let preview = app
-        .tokens
-        .clone()
-        .retire_token(read_only.req(pb::RetireTokenRequest {
-            id: own.id.clone(),
-            validate_only: true,
-        }))
+    let preview = retire_preview(&app, &read_only, &own.id)
         .await
         .expect("preview of a refused retire")
         .into_inner()
@@ -102,13 +139,7 @@ async fn retire_preview_lists_recent_users_and_changes_nothing(backend: Backend)
     let (_, normal, _) = app
         .member_with_token("normal@example.com", pb::Privilege::Normal)
         .await;
-    let err = app
-        .tokens
-        .clone()
-        .retire_token(normal.req(pb::RetireTokenRequest {
-            id: token.id.clone(),
-            validate_only: true,
-        }))
+    let err = retire_preview(&app, &normal, &token.id)
         .await
         .expect_err("invisible");
     assert_eq!(err.code(), Code::NotFound);
@@ -180,17 +211,7 @@ async fn decision_previews_say_what_would_change(backend: Backend) {
     assert!(reply.results.iter().all(|r| r.code == 0 && r.changed));
     assert!(reply.preview.expect("preview").permitted);
     assert_eq!(log_and_audit(&app).await, before);
-    let names = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications;
+    let names = app.applications(&token.id).await;
     assert_eq!(names.len(), 1, "the preview recorded no new name");
 }
 
@@ -215,17 +236,7 @@ async fn member_previews_name_the_tokens_whose_privilege_drops(backend: Backend)
         .await;
     let app = flush_evidence(app).await;
     let before = log_and_audit(&app).await;
-    let reply = app
-        .accounts
-        .clone()
-        .update_member(app.admin.req(pb::UpdateMemberRequest {
-            user_id: user_id.clone(),
-            role: pb::Privilege::Normal.into(),
-            validate_only: true,
-        }))
-        .await
-        .expect("preview")
-        .into_inner();
+    let reply = role_change_preview(&app, &app.admin, &user_id, pb::Privilege::Normal).await;
     assert_eq!(
         reply.member.expect("as it would be").role(),
         pb::Privilege::Normal
@@ -256,18 +267,7 @@ async fn member_previews_name_the_tokens_whose_privilege_drops(backend: Backend)
     );
     assert_eq!(log_and_audit(&app).await, before);
 
-    let preview = app
-        .accounts
-        .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest {
-            user_id: user_id.clone(),
-            validate_only: true,
-        }))
-        .await
-        .expect("preview")
-        .into_inner()
-        .preview
-        .expect("preview");
+    let preview = removal_preview(&app, &app.admin, &user_id).await;
     assert!(preview.permitted);
     assert!(
         preview.privilege_drops.len() >= 3,
@@ -288,35 +288,15 @@ async fn member_previews_name_the_tokens_whose_privilege_drops(backend: Backend)
         .expect("still a member");
 
     // Demoting the last Admin would be refused: the preview says so.
-    let preview = app
-        .accounts
-        .clone()
-        .update_member(member.req(pb::UpdateMemberRequest {
-            user_id: app.admin_user_id.clone(),
-            role: pb::Privilege::Normal.into(),
-            validate_only: true,
-        }))
+    let preview = role_change_preview(&app, &member, &app.admin_user_id, pb::Privilege::Normal)
         .await
-        .expect("preview")
-        .into_inner()
         .preview
         .expect("preview");
     assert!(preview.permitted, "two Admins: one may be demoted");
     let (_, normal, _) = app
         .member_with_token("n@example.com", pb::Privilege::Normal)
         .await;
-    let preview = app
-        .accounts
-        .clone()
-        .remove_member(normal.req(pb::RemoveMemberRequest {
-            user_id: user_id.clone(),
-            validate_only: true,
-        }))
-        .await
-        .expect("preview")
-        .into_inner()
-        .preview
-        .expect("preview");
+    let preview = removal_preview(&app, &normal, &user_id).await;
     assert!(!preview.permitted);
     assert_eq!(preview.denied_reason, "ADMIN_REQUIRED");
     assert!(preview.privilege_drops.is_empty());

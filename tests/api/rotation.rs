@@ -6,37 +6,25 @@
 
 use std::time::Duration;
 
+use crate::common::calls::{authorize_on, authorize_request, revision_of};
+use crate::common::clock::{seconds, sleep_past};
 use crate::common::{As, Backend, TestApp, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use prost_types::FieldMask;
 use tonic::Code;
 use tonic::transport::Channel;
 
 type Decider = AuthorizeServiceClient<Channel>;
 
-fn secs(s: i64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: s,
-        nanos: 0,
-    }
-}
-
 /// The decision for `secret` once the replica has applied `revision` (empty: now).
 async fn decide(client: &Decider, secret: &str, revision: &str) -> pb::Decision {
-    client
-        .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "deploys".into(),
-            min_revision: revision.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner()
-        .decision()
+    let request = pb::AuthorizeRequest {
+        min_revision: revision.into(),
+        ..authorize_request(secret, "deploys", pb::Privilege::Unspecified, "")
+    };
+    authorize_on(client, request).await.decision()
 }
 
 /// Rotates as `caller`; returns the token, the new secret and the revision it committed at.
@@ -52,35 +40,14 @@ async fn rotate(
         .clone()
         .rotate_token(caller.req(pb::RotateTokenRequest {
             id: id.into(),
-            overlap: Some(secs(overlap)),
+            overlap: Some(seconds(overlap)),
             overlap_from_first_use: from_first_use,
             expire_time: None,
         }))
         .await?;
-    let revision = reply
-        .metadata()
-        .get(api_tokens::grpc::REVISION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .expect("a revision")
-        .to_owned();
+    let revision = revision_of(reply.metadata());
     let reply = reply.into_inner();
     Ok((reply.token.expect("token"), reply.secret, revision))
-}
-
-async fn get(app: &TestApp, id: &str) -> pb::Token {
-    app.tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest { id: id.into() }))
-        .await
-        .expect("get token")
-        .into_inner()
-        .token
-        .expect("token")
-}
-
-async fn sleep_past(deadline: DateTime<Utc>) {
-    let wait = (deadline - Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(200)).await;
 }
 
 /// Waits (bounded) until `secret` is decided `expected` on `client`: for what no write
@@ -125,17 +92,7 @@ async fn overlap_zero_stops_the_old_secret_at_once_on_every_replica(backend: Bac
         assert_eq!(decide(client, &new, &revision).await, pb::Decision::Allow);
     }
     // Same applications and states, and the rotation is audited.
-    let apps = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list applications")
-        .into_inner()
-        .applications;
+    let apps = app.applications(&token.id).await;
     assert_eq!(apps.len(), 1);
     assert_eq!(apps[0].state(), pb::AppState::Allow);
     assert_eq!(
@@ -209,7 +166,7 @@ async fn the_overlap_may_start_at_the_new_secrets_first_use(backend: Backend) {
         assert_eq!(decide(client, &old, &revision).await, pb::Decision::Allow);
     }
     assert!(
-        get(&app, &token.id)
+        app.token(&token.id)
             .await
             .previous_secret
             .expect("waits")
@@ -221,7 +178,8 @@ async fn the_overlap_may_start_at_the_new_secrets_first_use(backend: Backend) {
         decide(&other.authorize, &new, "").await,
         pb::Decision::Allow
     );
-    let started = get(&app, &token.id)
+    let started = app
+        .token(&token.id)
         .await
         .previous_secret
         .expect("overlapping")
@@ -289,7 +247,7 @@ async fn a_reused_secret_is_recorded_once_and_may_retire_the_token(backend: Back
         .await,
         1
     );
-    assert_eq!(get(&app, &kept.id).await.state(), pb::TokenState::Active);
+    assert_eq!(app.token(&kept.id).await.state(), pb::TokenState::Active);
     assert_eq!(decide(&app.authorize, &new, "").await, pb::Decision::Allow);
 
     // With retire_on_reuse: the token is retired, audited with the reason, on every replica.
@@ -307,12 +265,12 @@ async fn a_reused_secret_is_recorded_once_and_may_retire_the_token(backend: Back
         pb::Decision::UnknownToken
     );
     for _ in 0..200 {
-        if get(&app, &doomed.id).await.state() == pb::TokenState::Retired {
+        if app.token(&doomed.id).await.state() == pb::TokenState::Retired {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(get(&app, &doomed.id).await.state(), pb::TokenState::Retired);
+    assert_eq!(app.token(&doomed.id).await.state(), pb::TokenState::Retired);
     for client in [&app.authorize, &other.authorize] {
         until_decided(client, &new, pb::Decision::Retired).await;
     }

@@ -343,7 +343,7 @@ async fn promotion_never_raises_privilege(backend: Backend) {
 async fn answers_equal_later_reads(backend: Backend) {
     let app = spawn_app(backend).await;
     let (created, _) = app.admin_user_token(pb::AppState::Pending).await;
-    assert_eq!(created, app.get_token(&created.id).await);
+    assert_eq!(created, app.token(&created.id).await);
 
     let updated = app
         .tokens
@@ -363,7 +363,7 @@ async fn answers_equal_later_reads(backend: Backend) {
         .into_inner()
         .token
         .expect("token");
-    assert_eq!(updated, app.get_token(&created.id).await);
+    assert_eq!(updated, app.token(&created.id).await);
 
     let set = app
         .tokens
@@ -382,7 +382,7 @@ async fn answers_equal_later_reads(backend: Backend) {
     assert_eq!(vec![set], app.applications(&created.id).await);
 
     let promoted = app.promote(&created.id, pb::Privilege::Unspecified).await;
-    assert_eq!(promoted, app.get_token(&created.id).await);
+    assert_eq!(promoted, app.token(&created.id).await);
 
     let retire = pb::RetireTokenRequest {
         id: created.id.clone(),
@@ -395,7 +395,7 @@ async fn answers_equal_later_reads(backend: Backend) {
         .expect("retire")
         .into_inner()
         .token;
-    assert_eq!(retired.as_ref(), Some(&app.get_token(&created.id).await));
+    assert_eq!(retired.as_ref(), Some(&app.token(&created.id).await));
     let again = tokens
         .retire_token(app.admin.req(retire))
         .await

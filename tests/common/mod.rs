@@ -1,8 +1,12 @@
 //! Test harness: the real server on 127.0.0.1:0 with a fresh database, and typed tonic clients.
 #![allow(dead_code)]
 
+pub mod app_events;
+pub mod calls;
+pub mod clock;
 pub mod cluster;
 pub mod db;
+pub mod heartbeats;
 pub mod local;
 pub mod process;
 pub mod props;
@@ -344,32 +348,7 @@ impl TestApp {
         app: &str,
         required: pb::Privilege,
     ) -> pb::AuthorizeResponse {
-        authorize_on(&self.channel, secret, app, required).await
-    }
-
-    /// A token as the bootstrap Admin reads it.
-    pub async fn get_token(&self, id: &str) -> pb::Token {
-        let reply = self
-            .tokens
-            .clone()
-            .get_token(self.admin.req(pb::GetTokenRequest { id: id.into() }))
-            .await;
-        reply.expect("get token").into_inner().token.expect("token")
-    }
-
-    /// A token's applications (up to 1000) as the bootstrap Admin lists them.
-    pub async fn applications(&self, token_id: &str) -> Vec<pb::Application> {
-        let request = pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        };
-        let reply = self
-            .tokens
-            .clone()
-            .list_applications(self.admin.req(request))
-            .await;
-        reply.expect("list applications").into_inner().applications
+        self.authorize_from(secret, app, required, "").await
     }
 
     /// Promotes a token to an account token as the bootstrap Admin, with `privilege`
@@ -514,25 +493,6 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
-}
-
-/// Authorize on the server at `channel` (a `TestApp`'s or a child process's), which must answer.
-pub async fn authorize_on(
-    channel: &Channel,
-    secret: &str,
-    app: &str,
-    required: pb::Privilege,
-) -> pb::AuthorizeResponse {
-    AuthorizeServiceClient::new(channel.clone())
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: app.into(),
-            required_privilege: required.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize answers")
-        .into_inner()
 }
 
 /// Creates a token of this (type, privilege, default app state) as `caller` on the server at

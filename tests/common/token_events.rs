@@ -1,11 +1,12 @@
 //! WatchTokenEvents as the lifecycle, leak and notice tests read it: a stream from now or
-//! from a cursor, and its next event past the heartbeats (of either watch stream).
+//! from a cursor, and its next event past the heartbeats.
 use std::time::Duration;
 
 use api_tokens::grpc::pb;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
+use super::heartbeats::next_past_heartbeats;
 use super::{As, TestApp};
 
 pub type Events = Streaming<pb::WatchTokenEventsResponse>;
@@ -36,33 +37,10 @@ pub async fn watch(app: &TestApp, who: &As) -> Events {
     events
 }
 
-/// A message of a watch stream, which sends heartbeats while nothing happens.
-pub trait WatchItem {
-    fn is_heartbeat(&self) -> bool;
-}
-
-impl WatchItem for pb::WatchTokenEventsResponse {
-    fn is_heartbeat(&self) -> bool {
-        self.r#type() == pb::TokenEventType::Heartbeat
-    }
-}
-
-impl WatchItem for pb::WatchApplicationsResponse {
-    fn is_heartbeat(&self) -> bool {
-        self.r#type() == pb::WatchEventType::Heartbeat
-    }
-}
-
 /// The next message that is not a heartbeat, or the status the stream ended with.
-pub async fn next_item<T: WatchItem>(events: &mut Streaming<T>) -> Result<T, Status> {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the stream ends with a status, not silently");
-        match item {
-            Ok(item) if item.is_heartbeat() => continue,
-            other => return other,
-        }
-    }
+pub async fn next_item(events: &mut Events) -> Result<pb::WatchTokenEventsResponse, Status> {
+    next_past_heartbeats(events, |item| {
+        item.r#type() == pb::TokenEventType::Heartbeat
+    })
+    .await
 }

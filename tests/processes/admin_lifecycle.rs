@@ -69,18 +69,7 @@ async fn tokens_report_leak_reads_the_secret_from_stdin_with_no_token(backend: B
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let state = app
-        .tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest {
-            id: token.id.clone(),
-        }))
-        .await
-        .expect("get")
-        .into_inner()
-        .token
-        .expect("token")
-        .state();
+    let state = app.token(&token.id).await.state();
     assert_eq!(state, pb::TokenState::Retired);
     app.stop().await;
 }

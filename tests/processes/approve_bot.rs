@@ -41,16 +41,8 @@ fn stop_bot(mut bot: Child) {
 
 async fn states(app: &TestApp, token_id: &str) -> Vec<(String, pb::AppState)> {
     let mut apps: Vec<_> = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            ..Default::default()
-        }))
+        .applications(token_id)
         .await
-        .expect("list")
-        .into_inner()
-        .applications
         .into_iter()
         .map(|a| (a.name.clone(), a.state()))
         .collect();
@@ -76,32 +68,52 @@ async fn wait_for(app: &TestApp, token_id: &str, expected: &[(&str, pb::AppState
     }
 }
 
-async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) {
-    use pb::AppState::{Allow, Deny, Pending};
+/// A server, a folder for the bot, and a token of the Admin's whose new applications wait
+/// for a decision.
+async fn with_pending_token(
+    backend: Backend,
+    token_type: pb::TokenType,
+    privilege: pb::Privilege,
+) -> (TestApp, tempfile::TempDir, pb::Token, String) {
     let app = spawn_app(backend).await;
     let dir = tempfile::tempdir().expect("dir");
     let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            Pending,
-        )
+        .create_token(&app.admin, token_type, privilege, pb::AppState::Pending)
         .await;
-    std::fs::write(
-        dir.path().join("rules.toml"),
-        format!(
+    (app, dir, token, secret)
+}
+
+/// The bot's rules, in `dir/rules.toml`.
+fn write_rules(dir: &std::path::Path, rules: &str) {
+    std::fs::write(dir.join("rules.toml"), rules).expect("rules");
+}
+
+/// First uses of these names by `secret`: each is Pending until decided.
+async fn first_uses(app: &TestApp, secret: &str, names: &[&str]) {
+    for name in names {
+        app.authorize(secret, name, pb::Privilege::ReadOnly).await;
+    }
+}
+
+async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) {
+    use pb::AppState::{Allow, Deny, Pending};
+    let (app, dir, token, secret) =
+        with_pending_token(backend, pb::TokenType::User, pb::Privilege::Normal).await;
+    write_rules(
+        dir.path(),
+        &format!(
             "[[rule]]\npattern = \"circonus:osi:*\"\naction = \"allow\"\n\n\
              [[rule]]\npattern = \"curl*\"\naction = \"deny\"\ntoken_id = \"{}\"\n",
             token.id
         ),
-    )
-    .expect("rules");
+    );
     // Pending before the bot starts: it finds them in its first snapshot.
-    app.authorize(&secret, "circonus:osi:0018fd34", pb::Privilege::ReadOnly)
-        .await;
-    app.authorize(&secret, "Grafana Translator", pb::Privilege::ReadOnly)
-        .await;
+    first_uses(
+        &app,
+        &secret,
+        &["circonus:osi:0018fd34", "Grafana Translator"],
+    )
+    .await;
     let bot = start_bot(&app, dir.path());
     wait_for(
         &app,
@@ -131,10 +143,7 @@ async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) 
     assert!(!saved.is_empty());
 
     // While it is down, more names arrive; after a restart it resumes from its cursor.
-    app.authorize(&secret, "circonus:osi:ffee", pb::Privilege::ReadOnly)
-        .await;
-    app.authorize(&secret, "curl/7.0", pb::Privilege::ReadOnly)
-        .await;
+    first_uses(&app, &secret, &["circonus:osi:ffee", "curl/7.0"]).await;
     let bot = start_bot(&app, dir.path());
     wait_for(
         &app,
@@ -165,26 +174,14 @@ async fn the_bot_decides_by_rules_and_resumes_after_a_restart(backend: Backend) 
 /// exits; a real run allows with the rule's conditions and names the rule as the reason.
 async fn the_bot_allows_with_conditions_and_a_dry_run_changes_nothing(backend: Backend) {
     use pb::AppState::{Allow, Pending};
-    let app = spawn_app(backend).await;
-    let dir = tempfile::tempdir().expect("dir");
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Admin,
-            Pending,
-        )
-        .await;
-    std::fs::write(
-        dir.path().join("rules.toml"),
+    let (app, dir, token, secret) =
+        with_pending_token(backend, pb::TokenType::Account, pb::Privilege::Admin).await;
+    write_rules(
+        dir.path(),
         "[[rule]]\npattern = \"terraform*\"\naction = \"allow\"\nfor = \"30d\"\n\
          max_privilege = \"read_only\"\ncidrs = [\"10.0.0.0/8\"]\n",
-    )
-    .expect("rules");
-    app.authorize(&secret, "terraform 1.9", pb::Privilege::ReadOnly)
-        .await;
-    app.authorize(&secret, "grafana", pb::Privilege::ReadOnly)
-        .await;
+    );
+    first_uses(&app, &secret, &["terraform 1.9", "grafana"]).await;
 
     let out = Command::new(BIN)
         .args([
@@ -237,21 +234,7 @@ async fn the_bot_allows_with_conditions_and_a_dry_run_changes_nothing(backend: B
     )
     .await;
     stop_bot(bot);
-    let listed = app
-        .tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list")
-        .into_inner()
-        .applications;
-    let terraform = listed
-        .iter()
-        .find(|a| a.name == "terraform 1.9")
-        .expect("listed");
+    let terraform = app.application(&token.id, "terraform 1.9").await;
     let conditions = terraform.conditions.clone().expect("conditions");
     assert_eq!(conditions.max_privilege(), pb::Privilege::ReadOnly);
     assert_eq!(conditions.client_cidrs, ["10.0.0.0/8"]);
@@ -259,37 +242,19 @@ async fn the_bot_allows_with_conditions_and_a_dry_run_changes_nothing(backend: B
         (conditions.expire_time.expect("an end").seconds - chrono::Utc::now().timestamp()) / 86_400;
     assert!((29..=30).contains(&days), "{days} days");
     let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest {
-            target_id: format!("{}/terraform 1.9", token.id),
-            ..Default::default()
-        }))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+        .audit_events(&format!("{}/terraform 1.9", token.id))
+        .await;
     assert!(
         audit[0].reason.contains("approve-bot rule 1"),
         "{}",
         audit[0].reason
     );
     // The token acts at most Read-Only for it, and only from 10.0.0.0/8.
-    let from = |client: &str, required: pb::Privilege| {
-        let mut authorize = app.authorize.clone();
-        let request = pb::AuthorizeRequest {
-            token: secret.clone(),
-            app_name: "terraform 1.9".into(),
-            required_privilege: required.into(),
-            client_address: client.into(),
-            ..Default::default()
-        };
+    let from = |client, required| {
+        let (app, secret) = (&app, &secret);
         async move {
-            authorize
-                .authorize(request)
+            app.authorize_from(secret, "terraform 1.9", required, client)
                 .await
-                .expect("authorize")
-                .into_inner()
                 .decision()
         }
     };
@@ -358,11 +323,10 @@ async fn the_bot_speaks_tls_with_the_admin_flags_and_stops_when_tls_cannot_work(
     let pki = Pki::generate();
     let replica = tls_replica(&app, &pki).await;
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(
-        dir.path().join("rules.toml"),
+    write_rules(
+        dir.path(),
         "[[rule]]\npattern = \"circonus:osi:*\"\naction = \"allow\"\n",
-    )
-    .expect("rules");
+    );
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     app.authorize(&secret, "circonus:osi:tls", pb::Privilege::ReadOnly)
         .await;

@@ -1,9 +1,11 @@
 //! `api-tokens backup --to FILE` (docs/BACKUP.md): an online copy of an SQLite database taken
 //! while the server serves and writes, that a new server can start on; PostgreSQL is refused.
 
+use crate::common::calls::{authorize_on, authorize_request};
+use crate::common::create_token_on;
 use crate::common::process::{ServerProcess, bootstrap, run};
-use crate::common::{authorize_on, create_token_on};
 use api_tokens::grpc::pb;
+use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -20,7 +22,9 @@ async fn create_token(channel: &Channel, admin: &crate::common::As) -> String {
 }
 
 async fn decision(channel: &Channel, secret: &str) -> pb::Decision {
-    let reply = authorize_on(channel, secret, "backup-test", pb::Privilege::Normal).await;
+    let client = AuthorizeServiceClient::new(channel.clone());
+    let request = authorize_request(secret, "backup-test", pb::Privilege::Normal, "");
+    let reply = authorize_on(&client, request).await;
     reply.decision()
 }
 

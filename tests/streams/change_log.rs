@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::common::calls::{authorize_request, revision_of};
 use crate::common::{Backend, TestApp, spawn_app};
 use api_tokens::domain::{AppName, Privilege, Secret};
 use api_tokens::grpc::{REVISION_HEADER, pb};
@@ -52,19 +53,6 @@ async fn two_warm_tokens(app: &TestApp, replica: &Service) -> [(String, Secret);
     made.try_into().expect("two")
 }
 
-async fn retire(app: &TestApp, id: &str) -> tonic::metadata::MetadataMap {
-    app.tokens
-        .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: id.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("retire")
-        .metadata()
-        .clone()
-}
-
 /// Before the change log, a cached token lived for 1 s and was then read again.
 async fn cached_decisions_do_not_expire_by_time(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -86,7 +74,7 @@ async fn catching_up_forgets_exactly_what_changed(backend: Backend) {
     let [(retired_id, retired), (_, untouched)] = two_warm_tokens(&app, &replica).await;
     assert!(replica.catch_up_now().await, "at the head of the log");
     assert_eq!(queries_of(&replica, &untouched).await, 0, "still warm");
-    retire(&app, &retired_id).await;
+    app.retire(&retired_id).await;
     assert!(
         allowed(&replica, &retired).await,
         "not yet read: memory still allows (the test can see a catch-up happen)"
@@ -105,7 +93,7 @@ async fn falling_behind_the_retained_log_forgets_everything(backend: Backend) {
     let app = spawn_app(backend).await;
     let replica = quiet_replica(&app, ServiceSettings::default()).await;
     let [(retired_id, retired), (_, untouched)] = two_warm_tokens(&app, &replica).await;
-    retire(&app, &retired_id).await;
+    app.retire(&retired_id).await;
     let compactor = ServiceSettings {
         event_retention: Duration::ZERO,
         ..ServiceSettings::default()
@@ -167,11 +155,8 @@ async fn retire_then_check_is_exact_on_another_replica(backend: Backend) {
             async move {
                 authorize
                     .authorize(pb::AuthorizeRequest {
-                        token: secret,
-                        app_name: "deployer".into(),
-                        required_privilege: pb::Privilege::ReadOnly.into(),
                         min_revision,
-                        ..Default::default()
+                        ..authorize_request(&secret, "deployer", pb::Privilege::ReadOnly, "")
                     })
                     .await
                     .map(|r| r.into_inner().decision())
@@ -181,13 +166,8 @@ async fn retire_then_check_is_exact_on_another_replica(backend: Backend) {
             check(String::new()).await.expect("warm"),
             pb::Decision::Allow
         );
-        let headers = retire(&app, &token.id).await;
-        let revision = headers
-            .get(REVISION_HEADER)
-            .expect("a mutation answers with its revision")
-            .to_str()
-            .expect("ascii")
-            .to_owned();
+        let headers = app.retire(&token.id).await;
+        let revision = revision_of(&headers);
         assert_eq!(
             check(revision).await.expect("decides"),
             pb::Decision::Retired,
@@ -214,7 +194,7 @@ async fn a_read_after_a_write_on_another_replica_sees_it(backend: Backend) {
     let app = spawn_app(backend).await;
     let other = app.second_replica().await;
     let (token, _) = app.admin_user_token(pb::AppState::Allow).await;
-    let headers = retire(&app, &token.id).await;
+    let headers = app.retire(&token.id).await;
     let revision = headers.get(REVISION_HEADER).expect("revision").clone();
     let mut request = app.admin.req(pb::GetTokenRequest {
         id: token.id.clone(),
@@ -258,7 +238,7 @@ async fn a_retire_made_while_cut_off_is_refused_on_reconnecting_without_a_reset(
     assert!(replica.catch_up_now().await, "at the head of the log");
 
     proxy.cut();
-    retire(&app, &retired_id).await;
+    app.retire(&retired_id).await;
     assert!(
         !replica.catch_up_now().await,
         "cut off: the log cannot be read"

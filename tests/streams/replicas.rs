@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::common::calls::{authorize_on, authorize_request};
 use crate::common::process::{ServerProcess, bootstrap};
 use crate::common::{Backend, TestDatabase};
 use api_tokens::grpc::pb::{
@@ -12,17 +13,9 @@ use api_tokens::grpc::pb::{
 use tokio_stream::StreamExt;
 
 async fn authorize(server: &ServerProcess, secret: &str, app: &str) -> pb::Decision {
-    AuthorizeServiceClient::new(server.channel.clone())
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: app.into(),
-            required_privilege: 0,
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner()
-        .decision()
+    let client = AuthorizeServiceClient::new(server.channel.clone());
+    let request = authorize_request(secret, app, pb::Privilege::Unspecified, "");
+    authorize_on(&client, request).await.decision()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

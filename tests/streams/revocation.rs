@@ -3,43 +3,14 @@
 //! demoted, its application denied), on its own replica and on another; cursors, page tokens
 //! and audit ids are sealed, bound to their account and listing.
 
-use crate::common::token_events::next_item;
+use crate::common::app_events::{Events, next_item, watch_live};
+use crate::common::calls::audit_log;
 use crate::common::{As, Backend, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
-use tonic::{Code, Status, Streaming};
-
-type Events = Streaming<pb::WatchApplicationsResponse>;
-type Tokens = pb::token_service_client::TokenServiceClient<Channel>;
-
-const ALL_STATES: [pb::AppState; 3] = [
-    pb::AppState::Pending,
-    pb::AppState::Allow,
-    pb::AppState::Deny,
-];
-
-async fn watch_on(tokens: &Tokens, who: &As) -> Events {
-    let request = pb::WatchApplicationsRequest {
-        states: ALL_STATES.iter().map(|s| *s as i32).collect(),
-        ..Default::default()
-    };
-    let mut events = tokens
-        .clone()
-        .watch_applications(who.req(request))
-        .await
-        .expect("watch starts")
-        .into_inner();
-    // Past the snapshot: what comes next is live.
-    loop {
-        let item = next_item(&mut events).await.expect("snapshot");
-        if item.r#type() == pb::WatchEventType::SnapshotEnd {
-            return events;
-        }
-    }
-}
+use tonic::{Code, Status};
 
 /// What a new call with these credentials gets now: the stream must have ended the same way.
 async fn new_call_status(app: &TestApp, who: &As) -> Status {
@@ -62,22 +33,11 @@ async fn assert_ended_like_a_new_call(app: &TestApp, who: &As, events: &mut Even
     );
 }
 
-async fn retire(app: &TestApp, token_id: &str) {
-    app.tokens
-        .clone()
-        .retire_token(app.admin.req(pb::RetireTokenRequest {
-            id: token_id.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("retire");
-}
-
 async fn a_retired_token_ends_its_open_stream(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, member, token) = app.member_with_token("ops", pb::Privilege::Normal).await;
-    let mut events = watch_on(&app.tokens, &member).await;
-    retire(&app, &token.id).await;
+    let mut events = watch_live(&app.tokens, &member).await;
+    app.retire(&token.id).await;
     assert_ended_like_a_new_call(&app, &member, &mut events).await;
     let fresh = new_call_status(&app, &member).await;
     assert_eq!(
@@ -89,15 +49,8 @@ async fn a_retired_token_ends_its_open_stream(backend: Backend) {
 async fn a_removed_owner_ends_the_stream(backend: Backend) {
     let app = spawn_app(backend).await;
     let (user_id, member, _) = app.member_with_token("ops", pb::Privilege::Normal).await;
-    let mut events = watch_on(&app.tokens, &member).await;
-    app.accounts
-        .clone()
-        .remove_member(app.admin.req(pb::RemoveMemberRequest {
-            user_id,
-            ..Default::default()
-        }))
-        .await
-        .expect("remove");
+    let mut events = watch_live(&app.tokens, &member).await;
+    app.remove_member(&user_id).await;
     assert_ended_like_a_new_call(&app, &member, &mut events).await;
     assert_eq!(
         reason(&new_call_status(&app, &member).await),
@@ -108,17 +61,9 @@ async fn a_removed_owner_ends_the_stream(backend: Backend) {
 async fn denying_the_watchers_application_ends_the_stream(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, member, token) = app.member_with_token("ops", pb::Privilege::Normal).await;
-    let mut events = watch_on(&app.tokens, &member).await;
-    app.tokens
-        .clone()
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id.clone(),
-            name: member.app.clone(),
-            state: pb::AppState::Deny.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("deny");
+    let mut events = watch_live(&app.tokens, &member).await;
+    app.set_state(&token.id, &member.app, pb::AppState::Deny)
+        .await;
     // The stream may first carry the state change it may see (its own token's application).
     let ended = loop {
         match next_item(&mut events).await {
@@ -158,7 +103,7 @@ async fn a_demoted_admin_stops_seeing_account_tokens_at_once(backend: Backend) {
             pb::AppState::Pending,
         )
         .await;
-    let mut events = watch_on(&app.tokens, &ops).await;
+    let mut events = watch_live(&app.tokens, &ops).await;
     app.authorize(&account_secret, "before", pb::Privilege::ReadOnly)
         .await;
     let seen = next_item(&mut events).await.expect("an event");
@@ -198,8 +143,8 @@ async fn a_retire_on_one_replica_ends_a_stream_on_another(backend: Backend) {
     let app = spawn_app(backend).await;
     let other = app.second_replica().await;
     let (_, member, token) = app.member_with_token("ops", pb::Privilege::Normal).await;
-    let mut events = watch_on(&other.tokens, &member).await;
-    retire(&app, &token.id).await;
+    let mut events = watch_live(&other.tokens, &member).await;
+    app.retire(&token.id).await;
     let ended = next_item(&mut events)
         .await
         .expect_err("the stream on the other replica ends");
@@ -226,7 +171,7 @@ async fn positions_are_bound_to_their_account_and_listing(backend: Backend) {
     app.authorize(&secret, "a", pb::Privilege::ReadOnly).await;
     app.authorize(&secret, "b", pb::Privilege::ReadOnly).await;
 
-    let mut events = watch_on(&app.tokens, &app.admin).await;
+    let mut events = watch_live(&app.tokens, &app.admin).await;
     app.authorize(&secret, "c", pb::Privilege::ReadOnly).await;
     let cursor = next_item(&mut events).await.expect("event").cursor;
     let resume = |who: &As, cursor: String| {
@@ -323,14 +268,7 @@ async fn positions_say_nothing_of_other_tenants(backend: Backend) {
         "a cursor is not a readable position: {text:?}"
     );
 
-    let audit = app
-        .tokens
-        .clone()
-        .list_audit_events(app.admin.req(pb::ListAuditEventsRequest::default()))
-        .await
-        .expect("audit")
-        .into_inner()
-        .audit_events;
+    let audit = audit_log(&app.tokens, &app.admin, Default::default()).await;
     assert!(audit.len() >= 2);
     for event in &audit {
         assert!(

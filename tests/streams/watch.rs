@@ -3,36 +3,23 @@
 
 use std::time::Duration;
 
-use crate::common::{As, Backend, Spawn, TestApp, spawn_app};
+use crate::common::app_events::{Events, all_states, next, watch};
+use crate::common::calls::authorize_request;
+use crate::common::{Backend, Spawn, TestApp, reason, spawn_app};
 use api_tokens::domain::{AppName, Secret};
 use api_tokens::grpc::pb;
 use api_tokens::service::{Credentials, ServiceSettings, WatchEvent, WatchRequest};
 use tokio_stream::StreamExt;
-use tonic::{Code, Streaming};
+use tonic::Code;
 
-type Events = Streaming<pb::WatchApplicationsResponse>;
-
-async fn watch(app: &TestApp, who: &As, request: pb::WatchApplicationsRequest) -> Events {
-    app.tokens
-        .clone()
-        .watch_applications(who.req(request))
-        .await
-        .expect("watch starts")
-        .into_inner()
-}
-
-/// The next message that is not a heartbeat, within a generous deadline.
-async fn next(events: &mut Events) -> pb::WatchApplicationsResponse {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("stream open")
-            .expect("no error");
-        if item.r#type() != pb::WatchEventType::Heartbeat {
-            return item;
-        }
-    }
+/// The bootstrap Admin's stream with the request's defaults.
+async fn admin_watch(app: &TestApp) -> Events {
+    watch(
+        &app.tokens,
+        &app.admin,
+        pb::WatchApplicationsRequest::default(),
+    )
+    .await
 }
 
 fn describe(item: &pb::WatchApplicationsResponse) -> (pb::WatchEventType, String) {
@@ -45,22 +32,12 @@ fn describe(item: &pb::WatchApplicationsResponse) -> (pb::WatchEventType, String
     )
 }
 
-const ALL_STATES: [pb::AppState; 3] = [
-    pb::AppState::Pending,
-    pb::AppState::Allow,
-    pb::AppState::Deny,
-];
-
-fn all_states() -> Vec<i32> {
-    ALL_STATES.iter().map(|s| *s as i32).collect()
-}
-
 async fn a_snapshot_then_every_new_pending_application(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     app.authorize(&secret, "already waiting", pb::Privilege::ReadOnly)
         .await;
-    let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut events = admin_watch(&app).await;
     assert_eq!(
         describe(&next(&mut events).await),
         (pb::WatchEventType::Snapshot, "already waiting".into())
@@ -91,7 +68,7 @@ async fn a_watcher_resumes_by_cursor_with_no_gap_and_no_duplicate(backend: Backe
         states: all_states(),
         ..Default::default()
     };
-    let mut events = watch(&app, &app.admin, request()).await;
+    let mut events = watch(&app.tokens, &app.admin, request()).await;
     // All states: the snapshot holds the test suite's own allowed application first.
     while next(&mut events).await.r#type() != pb::WatchEventType::SnapshotEnd {}
     for name in ["one", "two", "three"] {
@@ -107,18 +84,9 @@ async fn a_watcher_resumes_by_cursor_with_no_gap_and_no_duplicate(backend: Backe
     for name in ["four", "five"] {
         app.authorize(&secret, name, pb::Privilege::ReadOnly).await;
     }
-    app.tokens
-        .clone()
-        .set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-            token_id: token.id,
-            name: "one".into(),
-            state: pb::AppState::Allow.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("allow");
+    app.set_state(&token.id, "one", pb::AppState::Allow).await;
     let mut resumed = watch(
-        &app,
+        &app.tokens,
         &app.admin,
         pb::WatchApplicationsRequest {
             cursor,
@@ -169,8 +137,8 @@ async fn watchers_see_only_what_they_may_see(backend: Backend) {
             pb::AppState::Pending,
         )
         .await;
-    let mut bobs = watch(&app, &bob, pb::WatchApplicationsRequest::default()).await;
-    let mut admins = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut bobs = watch(&app.tokens, &bob, pb::WatchApplicationsRequest::default()).await;
+    let mut admins = admin_watch(&app).await;
     assert_eq!(
         next(&mut bobs).await.r#type(),
         pb::WatchEventType::SnapshotEnd
@@ -204,7 +172,7 @@ async fn an_expired_cursor_is_out_of_range_with_a_stable_reason(backend: Backend
     };
     let app = Spawn::new(backend).service(settings).start().await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut events = admin_watch(&app).await;
     next(&mut events).await;
     app.authorize(&secret, "old news", pb::Privilege::ReadOnly)
         .await;
@@ -214,30 +182,24 @@ async fn an_expired_cursor_is_out_of_range_with_a_stable_reason(backend: Backend
         .await;
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert!(app.local.compact_events().await.expect("compaction") >= 2);
-    let err = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
+    let refused_from = |cursor| {
+        let request = pb::WatchApplicationsRequest {
             cursor,
             ..Default::default()
-        }))
-        .await
-        .expect_err("expired");
+        };
+        let mut tokens = app.tokens.clone();
+        let request = app.admin.req(request);
+        async move {
+            tokens
+                .watch_applications(request)
+                .await
+                .expect_err("refused")
+        }
+    };
+    let err = refused_from(cursor).await;
     assert_eq!(err.code(), Code::OutOfRange);
-    let details = tonic_types::StatusExt::get_error_details(&err);
-    assert_eq!(
-        details.error_info().expect("ErrorInfo").reason,
-        "CURSOR_EXPIRED"
-    );
-    let bad = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest {
-            cursor: "garbage".into(),
-            ..Default::default()
-        }))
-        .await
-        .expect_err("malformed cursor");
+    assert_eq!(reason(&err), "CURSOR_EXPIRED");
+    let bad = refused_from("garbage".into()).await;
     assert_eq!(bad.code(), Code::InvalidArgument);
     app.stop().await;
 }
@@ -248,7 +210,7 @@ async fn idle_streams_hear_heartbeats(backend: Backend) {
         ..ServiceSettings::default()
     };
     let app = Spawn::new(backend).service(settings).start().await;
-    let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut events = admin_watch(&app).await;
     assert_eq!(
         next(&mut events).await.r#type(),
         pb::WatchEventType::SnapshotEnd
@@ -270,7 +232,7 @@ async fn a_slow_consumer_blocks_nobody_and_catches_up(backend: Backend) {
     };
     let app = Spawn::new(backend).service(settings).start().await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
-    let mut slow = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut slow = admin_watch(&app).await;
     // The slow watcher reads nothing while 1500 new names are recorded: far more than its
     // buffer and the hub's, so it must fall back to the log.
     let names: Vec<String> = (0..1500).map(|i| format!("app-{i:04}")).collect();
@@ -279,12 +241,12 @@ async fn a_slow_consumer_blocks_nobody_and_catches_up(backend: Backend) {
             let (mut client, secret, name) = (app.authorize.clone(), secret.clone(), name.clone());
             async move {
                 client
-                    .authorize(pb::AuthorizeRequest {
-                        token: secret,
-                        app_name: name,
-                        required_privilege: 0,
-                        ..Default::default()
-                    })
+                    .authorize(authorize_request(
+                        &secret,
+                        &name,
+                        pb::Privilege::Unspecified,
+                        "",
+                    ))
                     .await
             }
         });
@@ -321,7 +283,7 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
 
 async fn shutdown_ends_streams_so_the_drain_is_quick(backend: Backend) {
     let app = spawn_app(backend).await;
-    let mut events = watch(&app, &app.admin, pb::WatchApplicationsRequest::default()).await;
+    let mut events = admin_watch(&app).await;
     next(&mut events).await;
     let stopping = tokio::spawn(app.stop());
     let end = tokio::time::timeout(Duration::from_secs(10), events.next())
@@ -332,11 +294,7 @@ async fn shutdown_ends_streams_so_the_drain_is_quick(backend: Backend) {
         .expect("a final status")
         .expect_err("ends with UNAVAILABLE");
     assert_eq!(status.code(), Code::Unavailable);
-    let details = tonic_types::StatusExt::get_error_details(&status);
-    assert_eq!(
-        details.error_info().expect("ErrorInfo").reason,
-        "SHUTTING_DOWN"
-    );
+    assert_eq!(reason(&status), "SHUTTING_DOWN");
     stopping.await.expect("server stopped");
 }
 

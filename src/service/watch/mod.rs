@@ -5,6 +5,9 @@
 //! reads the log instead. Every change that could affect the caller judges the stream again:
 //! it ends with the status a new call would get, or goes on seeing only what the caller may
 //! see now.
+mod events;
+mod watcher;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
@@ -12,8 +15,8 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppName, AppState, Application, Caller, Conditions, Reason};
-use crate::storage::{AppChangeKind, Change, LAPSE_REASON, LoggedChange, SeenNow, TokenChange};
+use crate::domain::{AppState, Caller, Reason};
+use crate::storage::LoggedChange;
 
 use super::cache::StaleKey;
 use super::positions::Purpose;
@@ -24,171 +27,13 @@ use super::{Credentials, Service, ServiceError};
 const STREAM_BUFFER: usize = 64;
 const CATCH_UP_BATCH: u64 = 256;
 
-/// What a watcher asks for, validated except for the cursor, which only the service can open.
-#[derive(Debug, Clone)]
-pub struct WatchRequest {
-    /// Resume after this sealed position; `None` starts with a snapshot.
-    pub cursor: Option<String>,
-    /// Only these states; empty means Pending only.
-    pub states: Vec<AppState>,
-    pub token_id: Option<Uuid>,
-}
-
-/// What a token-events watcher asks for, validated except for the cursor.
-#[derive(Debug, Clone)]
-pub struct TokenWatchRequest {
-    /// Resume after this sealed position; `None` starts now.
-    pub cursor: Option<String>,
-    pub token_id: Option<Uuid>,
-}
-
-/// A token's lifecycle event, as WatchTokenEvents carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenEvent {
-    pub token_id: Uuid,
-    pub what: TokenChange,
-    pub at: DateTime<Utc>,
-}
-
-/// A change of an application, as an event carries it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppChange {
-    pub token_id: Uuid,
-    pub name: AppName,
-    pub state: AppState,
-    pub at: DateTime<Utc>,
-    /// An Allow's conditions, as written.
-    pub conditions: Option<Conditions>,
-    /// Why, as its maker said; for a lapsed approval, that it lapsed.
-    pub reason: Option<String>,
-    /// Its first and last sight and evidence when the change was read.
-    pub seen: Option<SeenNow>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchEvent {
-    Snapshot(Application),
-    SnapshotEnd,
-    Recorded(AppChange),
-    StateChanged(AppChange),
-    /// A token's lifecycle event (WatchTokenEvents only).
-    Token(TokenEvent),
-    Heartbeat,
-}
-
-/// One message of the stream and the cursor to resume after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchItem {
-    pub event: WatchEvent,
-    pub cursor: String,
-}
+pub use events::{AppChange, TokenEvent, TokenWatchRequest, WatchEvent, WatchItem, WatchRequest};
+use watcher::{Topic, Watcher};
 
 fn expired() -> ServiceError {
     ServiceError::OutOfRange {
         reason: Reason::CursorExpired,
         message: "the changes after this cursor were compacted away; watch again without a cursor to re-list".into(),
-    }
-}
-
-/// Which stream: applications in some states, or tokens' lifecycle events.
-enum Topic {
-    Applications { states: Vec<AppState> },
-    TokenEvents,
-}
-
-/// One stream: who watches (judged again as changes come), what it filters by, where it is.
-struct Watcher {
-    credentials: Credentials,
-    caller: Caller,
-    /// When the credentials stop working by the clock alone (expiry, the end of a rotated-out
-    /// secret's overlap): nothing is logged then, so the stream judges itself again.
-    deadline: Option<DateTime<Utc>>,
-    topic: Topic,
-    token_id: Option<Uuid>,
-}
-
-impl Watcher {
-    /// Whether a change could alter what this caller may do or see.
-    fn concerns_caller(&self, change: &LoggedChange) -> bool {
-        if change.account_id != self.caller.account_id {
-            return false;
-        }
-        match &change.change {
-            Change::Token { token_id, .. } => {
-                *token_id == self.caller.token_id || Some(*token_id) == self.token_id
-            }
-            Change::Member { member_id, .. } => Some(*member_id) == self.caller.member_id,
-            Change::Application { token_id, name, .. } => {
-                *token_id == self.caller.token_id && *name == self.credentials.app
-            }
-        }
-    }
-
-    /// Whether the caller may see events of this change's token, and the stream is about it.
-    fn sees_token_of(&self, change: &LoggedChange, token_id: Uuid) -> bool {
-        change.token.is_some_and(|token| {
-            self.token_id.is_none_or(|t| t == token_id)
-                && self
-                    .caller
-                    .can_see_token(change.account_id, token.token_type, token.owner_id)
-        })
-    }
-
-    /// The event this change makes for this caller, if it may see it.
-    fn event(&self, change: &LoggedChange) -> Option<WatchEvent> {
-        match &self.topic {
-            Topic::Applications { states } => self.application_event(states, change),
-            Topic::TokenEvents => self.token_event(change),
-        }
-    }
-
-    fn token_event(&self, change: &LoggedChange) -> Option<WatchEvent> {
-        let Change::Token { token_id, what } = &change.change else {
-            return None;
-        };
-        // Plain updates (privilege, description, ...) are not lifecycle events.
-        if *what == TokenChange::Updated || !self.sees_token_of(change, *token_id) {
-            return None;
-        }
-        Some(WatchEvent::Token(TokenEvent {
-            token_id: *token_id,
-            what: what.clone(),
-            at: change.at,
-        }))
-    }
-
-    fn application_event(&self, states: &[AppState], change: &LoggedChange) -> Option<WatchEvent> {
-        let Change::Application {
-            token_id,
-            name,
-            state,
-            kind,
-            conditions,
-            reason,
-        } = &change.change
-        else {
-            return None;
-        };
-        if !states.contains(state) || !self.sees_token_of(change, *token_id) {
-            return None;
-        }
-        let reason = match kind {
-            AppChangeKind::Lapsed => Some(LAPSE_REASON.to_owned()),
-            _ => reason.clone(),
-        };
-        let app = AppChange {
-            token_id: *token_id,
-            name: name.clone(),
-            state: *state,
-            at: change.at,
-            conditions: conditions.clone(),
-            reason,
-            seen: change.seen.clone(),
-        };
-        Some(match kind {
-            AppChangeKind::Recorded => WatchEvent::Recorded(app),
-            AppChangeKind::StateChanged | AppChangeKind::Lapsed => WatchEvent::StateChanged(app),
-        })
     }
 }
 
