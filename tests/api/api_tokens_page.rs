@@ -174,14 +174,8 @@ async fn the_api_tokens_page_top_to_bottom(backend: Backend) {
     let (bob_id, bob, _) = app
         .member_with_token("bob@example.com", pb::Privilege::Normal)
         .await;
-    let (integration, integration_secret) = app
-        .create_token(
-            &bob,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (integration, integration_secret) =
+        app.allowed_user_token(&bob, pb::Privilege::Normal).await;
     let promoted = tokens
         .promote_token(admin.req(pb::PromoteTokenRequest {
             id: integration.id.clone(),

@@ -145,14 +145,7 @@ async fn allowed_get_passes_identity_and_drops_spoofs_and_the_secret(backend: Ba
 
 async fn account_token_has_no_user_and_a_spoofed_user_is_removed(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (token, secret) = app.account_token(pb::Privilege::Normal).await;
     let reply = get_with(
         &app,
         "DELETE",

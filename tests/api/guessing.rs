@@ -159,14 +159,7 @@ async fn invisible_and_missing_tokens_get_one_answer(backend: Backend) {
     let (_, _, other) = app
         .member_with_token("other@example.com", pb::Privilege::Normal)
         .await;
-    let (account, _) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (account, _) = app.account_token(pb::Privilege::Normal).await;
     let missing = uuid::Uuid::new_v4().to_string();
     let mut tokens = app.tokens.clone();
     for rpc in [

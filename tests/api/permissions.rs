@@ -94,14 +94,7 @@ impl World {
             ("Normal account", pb::Privilege::Normal),
             ("Read-Only account", pb::Privilege::ReadOnly),
         ] {
-            let (_, secret) = app
-                .create_token(
-                    &app.admin,
-                    pb::TokenType::Account,
-                    privilege,
-                    pb::AppState::Allow,
-                )
-                .await;
+            let (_, secret) = app.account_token(privilege).await;
             callers.push((
                 label,
                 Caller {
@@ -146,18 +139,7 @@ impl World {
                     .0
                     .id
             }
-            "account token" => {
-                self.app
-                    .create_token(
-                        &self.app.admin,
-                        pb::TokenType::Account,
-                        pb::Privilege::Normal,
-                        pb::AppState::Allow,
-                    )
-                    .await
-                    .0
-                    .id
-            }
+            "account token" => self.app.account_token(pb::Privilege::Normal).await.0.id,
             other => panic!("unknown target {other}"),
         }
     }

@@ -425,6 +425,22 @@ impl TestApp {
         .await
     }
 
+    /// An account token of `privilege` made by the bootstrap Admin, its applications allowed.
+    pub async fn account_token(&self, privilege: pb::Privilege) -> (pb::Token, String) {
+        let kind = (pb::TokenType::Account, privilege, pb::AppState::Allow);
+        create_token_on(&self.channel, &self.admin, kind).await
+    }
+
+    /// A user token of `privilege` made by `who`, its applications allowed.
+    pub async fn allowed_user_token(
+        &self,
+        who: &As,
+        privilege: pb::Privilege,
+    ) -> (pb::Token, String) {
+        let kind = (pb::TokenType::User, privilege, pb::AppState::Allow);
+        create_token_on(&self.channel, who, kind).await
+    }
+
     /// The secret of a new Read-Only user token of the Admin whose new applications wait.
     pub async fn pending_read_only_token(&self) -> String {
         let kind = (
