@@ -105,19 +105,19 @@ fn refusal(response: &CheckResponse) -> (i32, serde_json::Value) {
     (status, body)
 }
 
+/// A GET by the bootstrap Admin's secret from app "curl", with these headers besides.
+async fn admin_get(app: &TestApp, extra: &[(&str, &str)]) -> CheckResponse {
+    let credentials = [(TOKEN, app.admin.secret.as_str()), (APP, "curl")];
+    get_with(app, "GET", &[&credentials[..], extra].concat()).await
+}
+
 async fn allowed_get_passes_identity_and_drops_spoofs_and_the_secret(backend: Backend) {
     let app = spawn_app(backend).await;
-    let reply = get_with(
-        &app,
-        "GET",
-        &[
-            (TOKEN, &app.admin.secret),
-            (APP, "curl"),
-            ("x-api-tokens-account-id", "spoofed-account"),
-            ("x-api-tokens-privilege", "admin"),
-        ],
-    )
-    .await;
+    let spoofs = [
+        ("x-api-tokens-account-id", "spoofed-account"),
+        ("x-api-tokens-privilege", "admin"),
+    ];
+    let reply = admin_get(&app, &spoofs).await;
     let ok = ok_response(&reply);
     let set = upstream_headers(ok);
     let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
@@ -188,16 +188,7 @@ async fn basic_credentials_are_accepted_and_not_forwarded(backend: Backend) {
     assert_eq!(upstream_headers(ok)["x-api-tokens-privilege"].0, "admin");
 
     // A Bearer token beside the Circonus headers belongs to the upstream: it passes through.
-    let reply = get_with(
-        &app,
-        "GET",
-        &[
-            (TOKEN, &app.admin.secret),
-            (APP, "curl"),
-            ("authorization", "Bearer upstream-session"),
-        ],
-    )
-    .await;
+    let reply = admin_get(&app, &[("authorization", "Bearer upstream-session")]).await;
     let ok = ok_response(&reply);
     assert!(!ok.headers_to_remove.iter().any(|h| h == "authorization"));
     app.stop().await;
