@@ -229,23 +229,15 @@ async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
 async fn an_expired_token_is_401_expired(backend: Backend) {
     let app = spawn_app(backend).await;
     let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
-    let created = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            expire_time: Some(prost_types::Timestamp {
-                seconds: deadline.timestamp(),
-                nanos: deadline.timestamp_subsec_nanos() as i32,
-            }),
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner();
-    let secret = created.secret;
+    let expiring = pb::CreateTokenRequest {
+        expire_time: Some(prost_types::Timestamp {
+            seconds: deadline.timestamp(),
+            nanos: deadline.timestamp_subsec_nanos() as i32,
+        }),
+        ..Default::default()
+    };
+    let made = app.try_create_allowing_token(&app.admin, expiring).await;
+    let (_, secret) = made.expect("create");
     let before = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "cron")]).await;
     assert_eq!(grpc_code(&before), 0, "usable before its deadline");
     let wait = (deadline - chrono::Utc::now()).to_std().unwrap_or_default();
@@ -309,20 +301,12 @@ fn from_source(mut request: CheckRequest, source: &str) -> CheckRequest {
 
 async fn the_source_address_decides_for_a_bound_token(backend: Backend) {
     let app = spawn_app(backend).await;
-    let secret = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            bound_cidrs: vec!["10.0.0.0/8".into()],
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner()
-        .secret;
+    let bound = pb::CreateTokenRequest {
+        bound_cidrs: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    let made = app.try_create_allowing_token(&app.admin, bound).await;
+    let (_, secret) = made.expect("create");
     let headers = [(TOKEN, secret.as_str()), (APP, "gateway-client")];
     let inside = check(&app, from_source(http_check("GET", &headers), "10.3.2.1")).await;
     ok_response(&inside);
