@@ -14,12 +14,12 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use api_tokens::domain::{AppName, Privilege, Secret, UserName};
-use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::storage::{DatabaseSettings, Repository};
+use api_tokens::domain::{AppName, Privilege, Secret};
+use api_tokens::service::Service;
+use api_tokens::storage::DatabaseSettings;
 use clap::Parser;
 use hdrhistogram::Histogram;
+use support::local::service_on;
 use support::{TestDatabase, backend_name};
 
 /// Bound on calls per kind, whatever the flag says.
@@ -78,21 +78,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let calls = args.calls.clamp(1, MAX_CALLS);
     let database = TestDatabase::on(args.postgres.as_deref()).await;
-    let repo = Repository::connect(&DatabaseSettings {
+    let settings = DatabaseSettings {
         max_connections: 4,
         ..database.settings()
-    })
-    .await
-    .context("connect")?;
-    let service = Service::open(repo, ServiceSettings::default())
-        .await
-        .expect("service");
-    let made = service
-        .bootstrap(
-            "acme",
-            UserName::parse("admin@example.com").map_err(anyhow::Error::msg)?,
-        )
-        .await?;
+    };
+    let (service, made) = service_on(&settings).await;
     let known = made.secret;
     let app = AppName::parse("guesser").map_err(anyhow::Error::msg)?;
     // Record the application once, so every known call below is a plain lookup.

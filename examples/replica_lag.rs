@@ -11,7 +11,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
-use support::{Server, TestDatabase, bootstrap, create_token, percentile, retire, user_token};
+use support::{
+    Server, TestDatabase, bootstrap, create_token, decide, percentile, retire, user_token,
+};
 
 struct Args {
     rounds: usize,
@@ -38,25 +40,6 @@ fn args() -> Args {
     args
 }
 
-async fn decide(
-    client: &mut AuthorizeServiceClient<tonic::transport::Channel>,
-    secret: &str,
-    min_revision: &str,
-) -> pb::Decision {
-    client
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "watch-bench".into(),
-            required_privilege: pb::Privilege::ReadOnly.into(),
-            min_revision: min_revision.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner()
-        .decision()
-}
-
 #[tokio::main]
 async fn main() {
     let args = args();
@@ -76,7 +59,10 @@ async fn main() {
     for _ in 0..args.rounds {
         let allowed = user_token(pb::Privilege::Unspecified, pb::AppState::Allow);
         let (id, secret) = create_token(&a.channel, &admin, allowed).await;
-        assert_eq!(decide(&mut on_b, &secret, "").await, pb::Decision::Allow);
+        assert_eq!(
+            decide(&mut on_b, &secret, "watch-bench", "").await,
+            pb::Decision::Allow
+        );
         let retired = retire(&a.channel, &admin, &id).await;
         let started = Instant::now();
         let revision = retired
@@ -87,7 +73,7 @@ async fn main() {
             .to_owned();
         loop {
             asks += 1;
-            if decide(&mut on_b, &secret, "").await == pb::Decision::Retired {
+            if decide(&mut on_b, &secret, "watch-bench", "").await == pb::Decision::Retired {
                 break;
             }
             assert!(
@@ -97,7 +83,7 @@ async fn main() {
         }
         lags.push(started.elapsed());
         assert_eq!(
-            decide(&mut on_b, &secret, &revision).await,
+            decide(&mut on_b, &secret, "watch-bench", &revision).await,
             pb::Decision::Retired,
             "with the retire's revision, B is exact"
         );

@@ -13,7 +13,7 @@ use api_tokens::grpc::pb::{
 use tokio_stream::StreamExt;
 
 mod support;
-use support::{Server, TestDatabase, bootstrap, create_token, req, retire, user_token};
+use support::{Server, TestDatabase, bootstrap, create_token, decide, req, retire, user_token};
 use tonic::transport::Channel;
 
 struct Args {
@@ -112,27 +112,10 @@ async fn retire_across(writer: &Server, reader: &Server, admin: &str, rounds: us
             .await
             .unwrap();
         let mut on_reader = AuthorizeServiceClient::new(reader.channel.clone());
-        let check = |client: &mut AuthorizeServiceClient<Channel>| {
-            let mut client = client.clone();
-            let secret = secret.clone();
-            async move {
-                client
-                    .authorize(pb::AuthorizeRequest {
-                        token: secret,
-                        app_name: "warm".into(),
-                        required_privilege: 0,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .decision()
-            }
-        };
-        while check(&mut on_reader).await != pb::Decision::Allow {}
+        while decide(&mut on_reader, &secret, "warm", "").await != pb::Decision::Allow {}
         retire(&writer.channel, admin, &id).await;
         let start = Instant::now();
-        while check(&mut on_reader).await != pb::Decision::Retired {
+        while decide(&mut on_reader, &secret, "warm", "").await != pb::Decision::Retired {
             assert!(start.elapsed() < Duration::from_secs(10), "never refused");
         }
         samples.push(start.elapsed());

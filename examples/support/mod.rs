@@ -8,6 +8,8 @@
 pub mod cluster;
 #[path = "../../tests/common/db.rs"]
 pub mod db;
+#[path = "../../tests/common/local.rs"]
+pub mod local;
 #[path = "../../tests/common/proxy.rs"]
 pub mod proxy;
 
@@ -15,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use api_tokens::grpc::pb::{self, token_service_client::TokenServiceClient};
+use api_tokens::grpc::pb::{
+    self, authorize_service_client::AuthorizeServiceClient,
+    token_service_client::TokenServiceClient,
+};
 use tonic::transport::Channel;
 use tonic::{Request, Response};
 
@@ -167,6 +172,28 @@ pub fn user_token(
         default_app_state: default_app_state.into(),
         ..Default::default()
     }
+}
+
+/// Authorize's decision for `secret` and `app_name` at Read-Only, at least as fresh as
+/// `min_revision` ("" for any).
+pub async fn decide(
+    client: &mut AuthorizeServiceClient<Channel>,
+    secret: &str,
+    app_name: &str,
+    min_revision: &str,
+) -> pb::Decision {
+    client
+        .authorize(pb::AuthorizeRequest {
+            token: secret.into(),
+            app_name: app_name.into(),
+            required_privilege: pb::Privilege::ReadOnly.into(),
+            min_revision: min_revision.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("authorize")
+        .into_inner()
+        .decision()
 }
 
 /// Retires token `id` as `admin`; the answer carries the retire's revision in its metadata.

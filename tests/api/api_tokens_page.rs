@@ -54,15 +54,7 @@ async fn the_api_tokens_page_top_to_bottom(backend: Backend) {
         (pending.decision(), pending.http_status),
         (pb::Decision::Pending, 401)
     );
-    let apps = tokens
-        .list_applications(admin.req(pb::ListApplicationsRequest {
-            token_id: token.id.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list apps")
-        .into_inner()
-        .applications;
+    let apps = app.applications(&token.id).await;
     assert_eq!(apps.len(), 1);
     assert_eq!(
         (apps[0].name.as_str(), apps[0].state()),
@@ -182,14 +174,8 @@ async fn the_api_tokens_page_top_to_bottom(backend: Backend) {
     let (bob_id, bob, _) = app
         .member_with_token("bob@example.com", pb::Privilege::Normal)
         .await;
-    let (integration, integration_secret) = app
-        .create_token(
-            &bob,
-            pb::TokenType::User,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (integration, integration_secret) =
+        app.allowed_user_token(&bob, pb::Privilege::Normal).await;
     let promoted = tokens
         .promote_token(admin.req(pb::PromoteTokenRequest {
             id: integration.id.clone(),
@@ -285,28 +271,14 @@ async fn lowering_a_role_caps_the_members_tokens_at_once(backend: Backend) {
         .authorize(&carol.secret, "deployer", pb::Privilege::Normal)
         .await;
     assert_eq!(before.decision(), pb::Decision::Allow);
-    app.accounts
-        .clone()
-        .update_member(app.admin.req(pb::UpdateMemberRequest {
-            user_id,
-            role: pb::Privilege::ReadOnly.into(),
-            ..Default::default()
-        }))
+    app.set_role(&app.admin, &user_id, pb::Privilege::ReadOnly)
         .await
         .expect("demote carol");
     let after = app
         .authorize(&carol.secret, "deployer", pb::Privilege::Normal)
         .await;
     assert_eq!(after.decision(), pb::Decision::InsufficientPrivilege);
-    let shown = app
-        .tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest { id: token.id }))
-        .await
-        .expect("get")
-        .into_inner()
-        .token
-        .expect("token");
+    let shown = app.token(&token.id).await;
     assert_eq!(
         (shown.privilege(), shown.effective_privilege()),
         (pb::Privilege::Normal, pb::Privilege::ReadOnly),
@@ -320,14 +292,8 @@ async fn the_account_keeps_an_admin(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut accounts = app.accounts.clone();
     for result in [
-        accounts
-            .update_member(app.admin.req(pb::UpdateMemberRequest {
-                user_id: app.admin_user_id.clone(),
-                role: pb::Privilege::Normal.into(),
-                ..Default::default()
-            }))
-            .await
-            .map(drop),
+        app.set_role(&app.admin, &app.admin_user_id, pb::Privilege::Normal)
+            .await,
         accounts
             .remove_member(app.admin.req(pb::RemoveMemberRequest {
                 user_id: app.admin_user_id.clone(),

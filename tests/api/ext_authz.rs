@@ -105,19 +105,19 @@ fn refusal(response: &CheckResponse) -> (i32, serde_json::Value) {
     (status, body)
 }
 
+/// A GET by the bootstrap Admin's secret from app "curl", with these headers besides.
+async fn admin_get(app: &TestApp, extra: &[(&str, &str)]) -> CheckResponse {
+    let credentials = [(TOKEN, app.admin.secret.as_str()), (APP, "curl")];
+    get_with(app, "GET", &[&credentials[..], extra].concat()).await
+}
+
 async fn allowed_get_passes_identity_and_drops_spoofs_and_the_secret(backend: Backend) {
     let app = spawn_app(backend).await;
-    let reply = get_with(
-        &app,
-        "GET",
-        &[
-            (TOKEN, &app.admin.secret),
-            (APP, "curl"),
-            ("x-api-tokens-account-id", "spoofed-account"),
-            ("x-api-tokens-privilege", "admin"),
-        ],
-    )
-    .await;
+    let spoofs = [
+        ("x-api-tokens-account-id", "spoofed-account"),
+        ("x-api-tokens-privilege", "admin"),
+    ];
+    let reply = admin_get(&app, &spoofs).await;
     let ok = ok_response(&reply);
     let set = upstream_headers(ok);
     let overwrite = HeaderAppendAction::OverwriteIfExistsOrAdd as i32;
@@ -145,14 +145,7 @@ async fn allowed_get_passes_identity_and_drops_spoofs_and_the_secret(backend: Ba
 
 async fn account_token_has_no_user_and_a_spoofed_user_is_removed(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (token, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (token, secret) = app.account_token(pb::Privilege::Normal).await;
     let reply = get_with(
         &app,
         "DELETE",
@@ -195,16 +188,7 @@ async fn basic_credentials_are_accepted_and_not_forwarded(backend: Backend) {
     assert_eq!(upstream_headers(ok)["x-api-tokens-privilege"].0, "admin");
 
     // A Bearer token beside the Circonus headers belongs to the upstream: it passes through.
-    let reply = get_with(
-        &app,
-        "GET",
-        &[
-            (TOKEN, &app.admin.secret),
-            (APP, "curl"),
-            ("authorization", "Bearer upstream-session"),
-        ],
-    )
-    .await;
+    let reply = admin_get(&app, &[("authorization", "Bearer upstream-session")]).await;
     let ok = ok_response(&reply);
     assert!(!ok.headers_to_remove.iter().any(|h| h == "authorization"));
     app.stop().await;
@@ -226,16 +210,7 @@ async fn read_only_token_may_read_but_not_write(backend: Backend) {
     );
 
     let reply = get_with(&app, "POST", &headers).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 403);
-    assert_eq!(body["code"], "Forbidden.InsufficientPrivilege");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("POST"),
-        "{body}"
-    );
+    refused_with(&reply, 403, "Forbidden.InsufficientPrivilege", "POST");
     app.stop().await;
 }
 
@@ -243,24 +218,9 @@ async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
     let app = spawn_app(backend).await;
     let (_, secret) = app.admin_user_token(pb::AppState::Pending).await;
     let reply = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "new-robot")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Unauthorized.PendingApp");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("'new-robot'")
-    );
+    let body = refused_with(&reply, 401, "Unauthorized.PendingApp", "'new-robot'");
     // One decision for both: the name Envoy's check recorded is pending for Authorize too.
-    let authorize = app
-        .authorize(&secret, "new-robot", pb::Privilege::ReadOnly)
-        .await;
-    assert_eq!(authorize.decision(), pb::Decision::Pending);
-    assert_eq!(
-        authorize.error_code,
-        body["code"].as_str().unwrap_or_default()
-    );
+    authorize_agrees(&app, &secret, "new-robot", pb::Decision::Pending, &body).await;
     app.stop().await;
 }
 
@@ -269,46 +229,55 @@ async fn pending_app_is_401_and_authorize_agrees(backend: Backend) {
 async fn an_expired_token_is_401_expired(backend: Backend) {
     let app = spawn_app(backend).await;
     let deadline = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
-    let created = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            expire_time: Some(prost_types::Timestamp {
-                seconds: deadline.timestamp(),
-                nanos: deadline.timestamp_subsec_nanos() as i32,
-            }),
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner();
-    let secret = created.secret;
+    let expiring = pb::CreateTokenRequest {
+        expire_time: Some(prost_types::Timestamp {
+            seconds: deadline.timestamp(),
+            nanos: deadline.timestamp_subsec_nanos() as i32,
+        }),
+        ..Default::default()
+    };
+    let made = app.try_create_allowing_token(&app.admin, expiring).await;
+    let (_, secret) = made.expect("create");
     let before = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "cron")]).await;
     assert_eq!(grpc_code(&before), 0, "usable before its deadline");
     let wait = (deadline - chrono::Utc::now()).to_std().unwrap_or_default();
     tokio::time::sleep(wait + std::time::Duration::from_millis(200)).await;
     let reply = get_with(&app, "GET", &[(TOKEN, &secret), (APP, "cron")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Unauthorized.ExpiredToken");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("expired")
-    );
-    let authorize = app
-        .authorize(&secret, "cron", pb::Privilege::ReadOnly)
-        .await;
-    assert_eq!(authorize.decision(), pb::Decision::Expired);
+    let body = refused_with(&reply, 401, "Unauthorized.ExpiredToken", "expired");
+    authorize_agrees(&app, &secret, "cron", pb::Decision::Expired, &body).await;
+    app.stop().await;
+}
+
+/// A refusal with this HTTP status and code, whose message names `in_message`; its body.
+fn refused_with(
+    response: &CheckResponse,
+    status: i32,
+    code: &str,
+    in_message: &str,
+) -> serde_json::Value {
+    let (got, body) = refusal(response);
+    assert_eq!(got, status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(in_message), "{body}");
+    body
+}
+
+/// Authorize, asked for the same token and application, decides `decision` and gives the
+/// refusal's code: one decision for both front doors.
+async fn authorize_agrees(
+    app: &TestApp,
+    secret: &str,
+    name: &str,
+    decision: pb::Decision,
+    refusal: &serde_json::Value,
+) {
+    let authorize = app.authorize(secret, name, pb::Privilege::ReadOnly).await;
+    assert_eq!(authorize.decision(), decision);
     assert_eq!(
         authorize.error_code,
-        body["code"].as_str().unwrap_or_default()
+        refusal["code"].as_str().unwrap_or_default()
     );
-    app.stop().await;
 }
 
 /// The request Envoy sends for a client at `source` (its downstream peer, after Envoy's own
@@ -332,20 +301,12 @@ fn from_source(mut request: CheckRequest, source: &str) -> CheckRequest {
 
 async fn the_source_address_decides_for_a_bound_token(backend: Backend) {
     let app = spawn_app(backend).await;
-    let secret = app
-        .tokens
-        .clone()
-        .create_token(app.admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            bound_cidrs: vec!["10.0.0.0/8".into()],
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner()
-        .secret;
+    let bound = pb::CreateTokenRequest {
+        bound_cidrs: vec!["10.0.0.0/8".into()],
+        ..Default::default()
+    };
+    let made = app.try_create_allowing_token(&app.admin, bound).await;
+    let (_, secret) = made.expect("create");
     let headers = [(TOKEN, secret.as_str()), (APP, "gateway-client")];
     let inside = check(&app, from_source(http_check("GET", &headers), "10.3.2.1")).await;
     ok_response(&inside);
@@ -354,9 +315,7 @@ async fn the_source_address_decides_for_a_bound_token(backend: Backend) {
         from_source(http_check("GET", &headers), "192.168.3.2"),
     )
     .await;
-    let (status, body) = refusal(&outside);
-    assert_eq!(status, 403);
-    assert_eq!(body["code"], "Forbidden.BadAddress");
+    refused_with(&outside, 403, "Forbidden.BadAddress", "");
     // A client-sent x-forwarded-for is Envoy's to judge, not ours: the source decides.
     let spoofed = [
         (TOKEN, secret.as_str()),
@@ -381,15 +340,11 @@ async fn unknown_or_malformed_token_is_401_and_never_echoed(backend: Backend) {
     let app = spawn_app(backend).await;
     let unknown = uuid::Uuid::new_v4().to_string();
     let reply = get_with(&app, "GET", &[(TOKEN, &unknown), (APP, "curl")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Forbidden.BadToken");
+    let body = refused_with(&reply, 401, "Forbidden.BadToken", "");
     assert!(!body.to_string().contains(&unknown));
 
     let reply = get_with(&app, "GET", &[(TOKEN, "abc-123"), (APP, "curl")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Forbidden.BadToken");
+    let body = refused_with(&reply, 401, "Forbidden.BadToken", "");
     assert!(!body.to_string().contains("abc-123"));
     assert!(!format!("{reply:?}").contains("abc-123"));
     app.stop().await;
@@ -398,17 +353,13 @@ async fn unknown_or_malformed_token_is_401_and_never_echoed(backend: Backend) {
 async fn missing_credentials_are_401(backend: Backend) {
     let app = spawn_app(backend).await;
     let reply = get_with(&app, "GET", &[("accept", "application/json")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Unauthorized.MissingCredentials");
+    refused_with(&reply, 401, "Unauthorized.MissingCredentials", "");
 
     let reply = get_with(&app, "GET", &[(TOKEN, &app.admin.secret)]).await;
     assert_eq!(refusal(&reply).1["code"], "Unauthorized.MissingCredentials");
 
     let reply = get_with(&app, "GET", &[("authorization", "Basic !!!")]).await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 401);
-    assert_eq!(body["code"], "Unauthorized.MalformedCredentials");
+    refused_with(&reply, 401, "Unauthorized.MalformedCredentials", "");
 
     // A CheckRequest without HTTP attributes carries no credentials either.
     let reply = check(&app, CheckRequest { attributes: None }).await;
@@ -424,9 +375,7 @@ async fn malformed_app_name_is_400(backend: Backend) {
         &[(TOKEN, &app.admin.secret), (APP, " leading-space")],
     )
     .await;
-    let (status, body) = refusal(&reply);
-    assert_eq!(status, 400);
-    assert_eq!(body["code"], "BadRequest.MalformedAppName");
+    let body = refused_with(&reply, 400, "BadRequest.MalformedAppName", "");
     assert!(!body.to_string().contains(&app.admin.secret));
     app.stop().await;
 }
@@ -470,16 +419,7 @@ async fn health_reports_the_envoy_service(backend: Backend) {
 /// Basic credentials split at the last colon: the installer's own app name has two.
 async fn basic_credentials_with_colons_in_the_app_name(backend: Backend) {
     let app = spawn_app(backend).await;
-    let install = app
-        .tokens
-        .clone()
-        .get_install_command(app.admin.req(pb::GetInstallCommandRequest {
-            token_id: app.admin_token_id.clone(),
-            broker_id: String::new(),
-        }))
-        .await
-        .expect("install command")
-        .into_inner();
+    let install = app.install_command(&app.admin_token_id).await;
     assert!(install.app_name.starts_with("circonus:osi:"));
     let basic = format!(
         "Basic {}",

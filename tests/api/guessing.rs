@@ -2,11 +2,11 @@
 //! exists, and guessing secrets costs the database at most one query per distinct guess
 //! (the negative cache). Counts, not times: the timing comparison is `examples/guessing.rs`.
 
-use crate::common::{As, Backend, TestDatabase, spawn_app};
+use crate::common::local::local_service;
+use crate::common::{As, Backend, spawn_app};
 use api_tokens::domain::{AppName, Privilege, Secret};
 use api_tokens::grpc::pb;
-use api_tokens::service::{Credentials, Service, ServiceSettings};
-use api_tokens::storage::Repository;
+use api_tokens::service::Credentials;
 use prost_types::FieldMask;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -14,26 +14,8 @@ use tonic_types::StatusExt;
 /// Guesses per flood: the figure docs/RELIABILITY.md records.
 const FLOOD: u64 = 10_000;
 
-async fn local_service(backend: Backend) -> (TestDatabase, Service) {
-    let database = TestDatabase::create(backend).await;
-    let repo = Repository::connect(&database.settings())
-        .await
-        .expect("connect");
-    let service = Service::open(repo, ServiceSettings::default())
-        .await
-        .expect("service");
-    service
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
-    (database, service)
-}
-
 async fn guessing_costs_one_query_per_distinct_secret(backend: Backend) {
-    let (_db, service) = local_service(backend).await;
+    let (_db, service, _) = local_service(backend).await;
     let app = AppName::parse("guesser").expect("name");
     let queries = || service.repository().query_count();
 
@@ -177,14 +159,7 @@ async fn invisible_and_missing_tokens_get_one_answer(backend: Backend) {
     let (_, _, other) = app
         .member_with_token("other@example.com", pb::Privilege::Normal)
         .await;
-    let (account, _) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::Account,
-            pb::Privilege::Normal,
-            pb::AppState::Allow,
-        )
-        .await;
+    let (account, _) = app.account_token(pb::Privilege::Normal).await;
     let missing = uuid::Uuid::new_v4().to_string();
     let mut tokens = app.tokens.clone();
     for rpc in [

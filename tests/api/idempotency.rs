@@ -2,10 +2,9 @@
 //! same server it returns the first response, secret included; after a restart it names
 //! the token made; another request under the same key, or a malformed key, is refused.
 
-use crate::common::{Backend, TestApp, spawn_app};
+use crate::common::{Backend, TestApp, bad_fields, reason, spawn_app};
 use api_tokens::grpc::pb;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 fn create(request_id: &str, description: &str) -> pb::CreateTokenRequest {
     pb::CreateTokenRequest {
@@ -35,13 +34,6 @@ async fn token_count(app: &TestApp) -> usize {
     })
     .await
     .len()
-}
-
-fn bad_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
 }
 
 on_both_backends!(
@@ -148,10 +140,7 @@ async fn a_retry_after_a_restart_names_the_token_and_creates_none(backend: Backe
         .await
         .expect_err("done already");
     assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
-    assert_eq!(
-        refused.get_details_error_info().map(|i| i.reason),
-        Some("REQUEST_ALREADY_DONE".to_owned())
-    );
+    assert_eq!(reason(&refused), "REQUEST_ALREADY_DONE");
     assert!(refused.message().contains(&id), "{}", refused.message());
     assert_eq!(token_count(&app).await, before, "nothing more is made");
     app.stop().await;

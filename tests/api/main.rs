@@ -14,6 +14,7 @@ mod expiry;
 mod ext_authz;
 mod foundation;
 mod guessing;
+mod hostile_fields;
 mod hostile_input;
 mod hot_path;
 mod idempotency;

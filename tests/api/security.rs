@@ -2,31 +2,16 @@
 //! promotion may grant; credentials that say two things; invisible characters in names; and
 //! answers that equal what a later read returns. Races run both calls at once for many rounds.
 
-use crate::common::{As, Backend, TestApp, spawn_app};
+use crate::common::{Backend, TestApp, bad_fields, reason, spawn_app};
 use api_tokens::grpc::pb;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use prost_types::Timestamp;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
-use tonic_types::StatusExt;
 
 /// Rounds per race: each round is one pair of concurrent calls on a fresh token.
 const ROUNDS: usize = 100;
-
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
-
-fn bad_fields(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
 
 fn at(t: &Option<Timestamp>) -> (i64, i32) {
     let t = t.as_ref().expect("timestamp");
@@ -66,29 +51,36 @@ async fn assert_logged_before(app: &TestApp, earlier: (&str, &str), later: (&str
     );
 }
 
-async fn get_token(app: &TestApp, id: &str) -> pb::Token {
-    app.tokens
-        .clone()
-        .get_token(app.admin.req(pb::GetTokenRequest { id: id.into() }))
-        .await
-        .expect("get token")
-        .into_inner()
-        .token
-        .expect("token")
+/// Runs `race` and a RetireToken of `token_id` by the Admin at once; `race`'s outcome and
+/// the retired token.
+async fn while_retiring<F: Future>(
+    app: &TestApp,
+    token_id: &str,
+    race: F,
+) -> (F::Output, pb::Token) {
+    let mut tokens = app.tokens.clone();
+    let retire = tokens.retire_token(app.admin.req(pb::RetireTokenRequest {
+        id: token_id.into(),
+        ..Default::default()
+    }));
+    let (raced, retired) = tokio::join!(race, retire);
+    (
+        raced,
+        retired.expect("retire").into_inner().token.expect("token"),
+    )
 }
 
-async fn applications(app: &TestApp, token_id: &str) -> Vec<pb::Application> {
-    app.tokens
-        .clone()
-        .list_applications(app.admin.req(pb::ListApplicationsRequest {
-            token_id: token_id.into(),
-            page_size: 1000,
-            ..Default::default()
-        }))
-        .await
-        .expect("list applications")
-        .into_inner()
-        .applications
+/// A decision that lost to a retire: refused TOKEN_RETIRED.
+fn assert_refused_as_retired(status: &Status) {
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(reason(status), "TOKEN_RETIRED");
+}
+
+/// A decision on application `name` of `token_id` that won a race: audited before `later`
+/// (the retire or the promotion of the token).
+async fn assert_decision_logged_before(app: &TestApp, token_id: &str, name: &str, later: &str) {
+    let target = format!("{token_id}/{name}");
+    assert_logged_before(app, ("application.set_state", &target), (later, token_id)).await;
 }
 
 /// SetApplicationState racing RetireToken: the loser is refused TOKEN_RETIRED, and no
@@ -99,38 +91,25 @@ async fn set_application_state_never_lands_after_a_retire(backend: Backend) {
     for round in 0..ROUNDS {
         let (token, _) = app.admin_user_token(pb::AppState::Pending).await;
         let name = format!("race-{round}");
-        let (mut first, mut second) = (app.tokens.clone(), app.tokens.clone());
-        let (set, retire) = tokio::join!(
-            first.set_application_state(app.admin.req(pb::SetApplicationStateRequest {
-                token_id: token.id.clone(),
-                name: name.clone(),
-                state: pb::AppState::Allow.into(),
-                ..Default::default()
-            })),
-            second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone(),
-                ..Default::default()
-            })),
-        );
-        let retired = retire.expect("retire").into_inner().token.expect("token");
+        let mut tokens = app.tokens.clone();
+        let set = tokens.set_application_state(app.admin.req(pb::SetApplicationStateRequest {
+            token_id: token.id.clone(),
+            name: name.clone(),
+            state: pb::AppState::Allow.into(),
+            ..Default::default()
+        }));
+        let (set, retired) = while_retiring(&app, &token.id, set).await;
         match set {
             Ok(_) => {
                 landed += 1;
-                let target = format!("{}/{name}", token.id);
-                assert_logged_before(
-                    &app,
-                    ("application.set_state", &target),
-                    ("token.retire", &token.id),
-                )
-                .await;
+                assert_decision_logged_before(&app, &token.id, &name, "token.retire").await;
             }
             Err(status) => {
                 refused += 1;
-                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-                assert_eq!(reason(&status), "TOKEN_RETIRED");
+                assert_refused_as_retired(&status);
             }
         }
-        for a in applications(&app, &token.id).await {
+        for a in app.applications(&token.id).await {
             assert!(
                 at(&a.update_time) <= at(&retired.retire_time),
                 "round {round}: {} changed after the retire",
@@ -147,34 +126,20 @@ async fn install_pre_allow_never_lands_after_a_retire(backend: Backend) {
     let app = spawn_app(backend).await;
     for round in 0..ROUNDS {
         let (token, _) = app.admin_user_token(pb::AppState::Pending).await;
-        let (mut first, mut second) = (app.tokens.clone(), app.tokens.clone());
-        let (install, retire) = tokio::join!(
-            first.get_install_command(app.admin.req(pb::GetInstallCommandRequest {
-                token_id: token.id.clone(),
-                broker_id: String::new(),
-            })),
-            second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone(),
-                ..Default::default()
-            })),
-        );
-        let retired = retire.expect("retire").into_inner().token.expect("token");
+        let mut tokens = app.tokens.clone();
+        let install = tokens.get_install_command(app.admin.req(pb::GetInstallCommandRequest {
+            token_id: token.id.clone(),
+            broker_id: String::new(),
+        }));
+        let (install, retired) = while_retiring(&app, &token.id, install).await;
         match install {
             Ok(install) => {
-                let target = format!("{}/{}", token.id, install.into_inner().app_name);
-                assert_logged_before(
-                    &app,
-                    ("application.set_state", &target),
-                    ("token.retire", &token.id),
-                )
-                .await;
+                let name = install.into_inner().app_name;
+                assert_decision_logged_before(&app, &token.id, &name, "token.retire").await;
             }
-            Err(status) => {
-                assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-                assert_eq!(reason(&status), "TOKEN_RETIRED");
-            }
+            Err(status) => assert_refused_as_retired(&status),
         }
-        for a in applications(&app, &token.id).await {
+        for a in app.applications(&token.id).await {
             assert!(
                 at(&a.update_time) <= at(&retired.retire_time),
                 "round {round}: the pre-allow landed after the retire"
@@ -191,22 +156,16 @@ async fn first_use_never_lands_after_a_retire(backend: Backend) {
     for round in 0..ROUNDS {
         let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
         let name = format!("first-use-{round}");
-        let (mut first, mut second) = (app.authorize.clone(), app.tokens.clone());
-        let (decision, retire) = tokio::join!(
-            first.authorize(pb::AuthorizeRequest {
-                token: secret.clone(),
-                app_name: name.clone(),
-                required_privilege: pb::Privilege::ReadOnly.into(),
-                ..Default::default()
-            }),
-            second.retire_token(app.admin.req(pb::RetireTokenRequest {
-                id: token.id.clone(),
-                ..Default::default()
-            })),
-        );
+        let mut authorize = app.authorize.clone();
+        let first_use = authorize.authorize(pb::AuthorizeRequest {
+            token: secret.clone(),
+            app_name: name.clone(),
+            required_privilege: pb::Privilege::ReadOnly.into(),
+            ..Default::default()
+        });
+        let (decision, retired) = while_retiring(&app, &token.id, first_use).await;
         let decision = decision.expect("authorize").into_inner();
-        let retired = retire.expect("retire").into_inner().token.expect("token");
-        let recorded = applications(&app, &token.id).await;
+        let recorded = app.applications(&token.id).await;
         for a in &recorded {
             assert!(
                 at(&a.first_seen_time) <= at(&retired.retire_time),
@@ -252,13 +211,7 @@ async fn former_owner_cannot_write_after_a_promotion(backend: Backend) {
         match set {
             Ok(_) => {
                 landed += 1;
-                let at = format!("{}/{name}", target.id);
-                assert_logged_before(
-                    &app,
-                    ("application.set_state", &at),
-                    ("token.promote", &target.id),
-                )
-                .await;
+                assert_decision_logged_before(&app, &target.id, &name, "token.promote").await;
             }
             Err(status) => {
                 refused += 1;
@@ -268,23 +221,6 @@ async fn former_owner_cannot_write_after_a_promotion(backend: Backend) {
     }
     eprintln!("owner's set_application_state vs promote: {landed} landed first, {refused} refused");
     app.stop().await;
-}
-
-async fn set_role(
-    app: &TestApp,
-    caller: &As,
-    user_id: &str,
-    role: pb::Privilege,
-) -> Result<(), Status> {
-    app.accounts
-        .clone()
-        .update_member(caller.req(pb::UpdateMemberRequest {
-            user_id: user_id.into(),
-            role: role.into(),
-            ..Default::default()
-        }))
-        .await
-        .map(|_| ())
 }
 
 /// Two Admins demoting each other at once: one wins, the other is no longer an Admin and
@@ -299,8 +235,8 @@ async fn admins_demoting_each_other_take_turns(backend: Backend) {
         .await;
     for round in 0..ROUNDS {
         let (by_ana, by_ben) = tokio::join!(
-            set_role(&app, &ana, &ben_id, pb::Privilege::Normal),
-            set_role(&app, &ben, &ana_id, pb::Privilege::Normal),
+            app.set_role(&ana, &ben_id, pb::Privilege::Normal),
+            app.set_role(&ben, &ana_id, pb::Privilege::Normal),
         );
         for status in [&by_ana, &by_ben]
             .into_iter()
@@ -319,7 +255,7 @@ async fn admins_demoting_each_other_take_turns(backend: Backend) {
             "round {round}: exactly one demotion lands: {by_ana:?} {by_ben:?}"
         );
         for id in [&ana_id, &ben_id] {
-            set_role(&app, &app.admin, id, pb::Privilege::Admin)
+            app.set_role(&app.admin, id, pb::Privilege::Admin)
                 .await
                 .expect("make an Admin again");
         }
@@ -338,20 +274,6 @@ fn privilege_in(event: &Option<prost_types::Struct>) -> String {
     }
 }
 
-async fn promote(app: &TestApp, id: &str, privilege: pb::Privilege) -> pb::Token {
-    app.tokens
-        .clone()
-        .promote_token(app.admin.req(pb::PromoteTokenRequest {
-            id: id.into(),
-            privilege: privilege.into(),
-        }))
-        .await
-        .expect("promote")
-        .into_inner()
-        .token
-        .expect("token")
-}
-
 /// A demoted member's Admin token does not become an Admin account token by promotion,
 /// unless the promoting Admin says so; the audit entry shows both privileges.
 async fn promotion_never_raises_privilege(backend: Backend) {
@@ -360,10 +282,10 @@ async fn promotion_never_raises_privilege(backend: Backend) {
         .member_with_token("cat@example.com", pb::Privilege::Admin)
         .await;
     assert_eq!(cat_token.privilege(), pb::Privilege::Admin);
-    set_role(&app, &app.admin, &cat_id, pb::Privilege::Normal)
+    app.set_role(&app.admin, &cat_id, pb::Privilege::Normal)
         .await
         .expect("demote");
-    let promoted = promote(&app, &cat_token.id, pb::Privilege::Unspecified).await;
+    let promoted = app.promote(&cat_token.id, pb::Privilege::Unspecified).await;
     assert_eq!(promoted.privilege(), pb::Privilege::Normal);
     assert_eq!(promoted.effective_privilege(), pb::Privilege::Normal);
     let status = app
@@ -394,10 +316,10 @@ async fn promotion_never_raises_privilege(backend: Backend) {
     let (dan_id, _, dan_token) = app
         .member_with_token("dan@example.com", pb::Privilege::Admin)
         .await;
-    set_role(&app, &app.admin, &dan_id, pb::Privilege::ReadOnly)
+    app.set_role(&app.admin, &dan_id, pb::Privilege::ReadOnly)
         .await
         .expect("demote");
-    let promoted = promote(&app, &dan_token.id, pb::Privilege::Admin).await;
+    let promoted = app.promote(&dan_token.id, pb::Privilege::Admin).await;
     assert_eq!(promoted.privilege(), pb::Privilege::Admin);
 
     // A removed owner has no role: the token keeps Read-Only.
@@ -412,7 +334,7 @@ async fn promotion_never_raises_privilege(backend: Backend) {
         }))
         .await
         .expect("remove");
-    let promoted = promote(&app, &eve_token.id, pb::Privilege::Unspecified).await;
+    let promoted = app.promote(&eve_token.id, pb::Privilege::Unspecified).await;
     assert_eq!(promoted.privilege(), pb::Privilege::ReadOnly);
     app.stop().await;
 }
@@ -421,7 +343,7 @@ async fn promotion_never_raises_privilege(backend: Backend) {
 async fn answers_equal_later_reads(backend: Backend) {
     let app = spawn_app(backend).await;
     let (created, _) = app.admin_user_token(pb::AppState::Pending).await;
-    assert_eq!(created, get_token(&app, &created.id).await);
+    assert_eq!(created, app.token(&created.id).await);
 
     let updated = app
         .tokens
@@ -441,7 +363,7 @@ async fn answers_equal_later_reads(backend: Backend) {
         .into_inner()
         .token
         .expect("token");
-    assert_eq!(updated, get_token(&app, &created.id).await);
+    assert_eq!(updated, app.token(&created.id).await);
 
     let set = app
         .tokens
@@ -457,10 +379,10 @@ async fn answers_equal_later_reads(backend: Backend) {
         .into_inner()
         .application
         .expect("application");
-    assert_eq!(vec![set], applications(&app, &created.id).await);
+    assert_eq!(vec![set], app.applications(&created.id).await);
 
-    let promoted = promote(&app, &created.id, pb::Privilege::Unspecified).await;
-    assert_eq!(promoted, get_token(&app, &created.id).await);
+    let promoted = app.promote(&created.id, pb::Privilege::Unspecified).await;
+    assert_eq!(promoted, app.token(&created.id).await);
 
     let retire = pb::RetireTokenRequest {
         id: created.id.clone(),
@@ -473,7 +395,7 @@ async fn answers_equal_later_reads(backend: Backend) {
         .expect("retire")
         .into_inner()
         .token;
-    assert_eq!(retired.as_ref(), Some(&get_token(&app, &created.id).await));
+    assert_eq!(retired.as_ref(), Some(&app.token(&created.id).await));
     let again = tokens
         .retire_token(app.admin.req(retire))
         .await
@@ -575,16 +497,7 @@ async fn invisible_characters_are_refused_in_names(backend: Backend) {
 /// two things are refused.
 async fn management_credentials_are_unambiguous(backend: Backend) {
     let app = spawn_app(backend).await;
-    let install = app
-        .tokens
-        .clone()
-        .get_install_command(app.admin.req(pb::GetInstallCommandRequest {
-            token_id: app.admin_token_id.clone(),
-            broker_id: String::new(),
-        }))
-        .await
-        .expect("install command")
-        .into_inner();
+    let install = app.install_command(&app.admin_token_id).await;
     assert!(
         !install.command.contains("--key") && !install.command.contains(&app.admin.secret),
         "{}",

@@ -1,8 +1,11 @@
 //! The admin command line as an operator runs it: the real binary against a spawned server,
 //! authenticated by the bootstrap token in API_TOKENS_TOKEN, in table and JSON output.
 
+use std::net::SocketAddr;
+
 use crate::common::{Backend, TestApp, spawn_app};
 use serde_json::Value;
+use tokio::process::Command;
 
 struct Run {
     ok: bool,
@@ -10,12 +13,13 @@ struct Run {
     stderr: String,
 }
 
-/// Runs `api-tokens ARGS` against the test server with `secret` in the environment.
-async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
+/// `api-tokens ARGS` against the server at `server` with `secret` in the environment, and nothing
+/// else of the caller's environment that the admin commands read.
+pub(super) fn command(server: SocketAddr, secret: Option<&str>, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_api-tokens"));
     command
         .args(args)
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
+        .env("API_TOKENS_SERVER", format!("http://{server}"))
         .env_remove("API_TOKENS_TOKEN")
         .env_remove("API_TOKENS_APP")
         .env_remove("API_TOKENS_CA_CERT")
@@ -24,7 +28,15 @@ async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
     if let Some(secret) = secret {
         command.env("API_TOKENS_TOKEN", secret);
     }
-    let out = command.output().await.expect("run the binary");
+    command
+}
+
+/// Runs `api-tokens ARGS` to its end.
+async fn cli(app: &TestApp, secret: Option<&str>, args: &[&str]) -> Run {
+    let out = command(app.addr, secret, args)
+        .output()
+        .await
+        .expect("run the binary");
     Run {
         ok: out.status.success(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -219,20 +231,16 @@ async fn retire_then_get_on_another_replica_with_its_revision(backend: Backend) 
         .find_map(|l| l.strip_prefix("revision: "))
         .expect("the retire prints its revision")
         .to_owned();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"));
-    let seen = command
-        .args([
-            "tokens",
-            "get",
-            &id,
-            "--output",
-            "json",
-            "--min-revision",
-            &revision,
-        ])
-        .env("API_TOKENS_SERVER", format!("http://{}", other.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
+    let on_other = [
+        "tokens",
+        "get",
+        &id,
+        "--output",
+        "json",
+        "--min-revision",
+        &revision,
+    ];
+    let seen = command(other.addr, Some(&app.admin.secret), &on_other)
         .output()
         .await
         .expect("run");
@@ -491,154 +499,12 @@ async fn refusals_and_missing_credentials_are_clear() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_prints_the_stream_as_json_lines() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            api_tokens::grpc::pb::TokenType::User,
-            api_tokens::grpc::pb::Privilege::ReadOnly,
-            api_tokens::grpc::pb::AppState::Pending,
-        )
-        .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
-        .args(["watch", "--output", "json"])
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start watch");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next = async || loop {
-        let line = lines.next_line().await.expect("read").expect("a line");
-        let event: Value = serde_json::from_str(&line).expect("JSON per line");
-        if event["type"] != "heartbeat" {
-            return event;
-        }
-    };
-    assert_eq!(next().await["type"], "snapshot_end");
-    app.authorize(
-        &secret,
-        "watched-app",
-        api_tokens::grpc::pb::Privilege::ReadOnly,
-    )
-    .await;
-    let recorded = next().await;
-    assert_eq!(recorded["type"], "recorded");
-    assert_eq!(recorded["application"]["name"], "watched-app");
-    assert_eq!(recorded["application"]["state"], "pending");
-    assert!(!recorded["cursor"].as_str().unwrap_or_default().is_empty());
-    child.kill().await.expect("stop watch");
-    app.stop().await;
-}
-
-/// The start of each header column, as byte offsets.
-fn column_starts(header: &str) -> Vec<usize> {
-    let mut starts = vec![0];
-    let bytes = header.as_bytes();
-    for i in 1..bytes.len() {
-        if bytes[i] != b' ' && bytes[i - 1] == b' ' {
-            starts.push(i);
-        }
-    }
-    starts
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_table_lines_up_under_its_header() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let app = spawn_app(Backend::Sqlite).await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            api_tokens::grpc::pb::TokenType::User,
-            api_tokens::grpc::pb::Privilege::ReadOnly,
-            api_tokens::grpc::pb::AppState::Pending,
-        )
-        .await;
-    // Pending before the watch: a snapshot row, then the snapshot's end.
-    app.authorize(
-        &secret,
-        "a rather long application name v1.2.3",
-        api_tokens::grpc::pb::Privilege::ReadOnly,
-    )
-    .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
-        .args(["watch"])
-        .env("API_TOKENS_SERVER", format!("http://{}", app.addr))
-        .env("API_TOKENS_TOKEN", &app.admin.secret)
-        .env_remove("API_TOKENS_APP")
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start watch");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut next = async || lines.next_line().await.expect("read").expect("a line");
-    let header = next().await;
-    assert!(header.starts_with("EVENT"), "{header}");
-    let snapshot = next().await;
-    let end = next().await;
-    app.authorize(&secret, "x", api_tokens::grpc::pb::Privilege::ReadOnly)
-        .await;
-    let mut recorded = next().await;
-    while recorded.starts_with("heartbeat") {
-        recorded = next().await;
-    }
-    child.kill().await.expect("stop watch");
-    let starts = column_starts(&header);
-    let columns = header.split_whitespace().collect::<Vec<_>>();
-    let shown = format!("{header}\n{snapshot}\n{end}\n{recorded}");
-    for row in [&snapshot, &recorded] {
-        for (column, start) in columns.iter().zip(&starts) {
-            let before = row.as_bytes().get(start.wrapping_sub(1)).copied();
-            assert!(
-                *start == 0 || before == Some(b' '),
-                "{column} does not start a cell of this row:\n{shown}"
-            );
-            assert_ne!(
-                row.as_bytes().get(*start).copied(),
-                Some(b' '),
-                "{column} is empty in this row:\n{shown}"
-            );
-        }
-    }
-    assert_eq!(
-        columns,
-        ["EVENT", "TIME", "TOKEN", "STATE", "CURSOR", "NAME"]
-    );
-    assert!(
-        snapshot.starts_with("snapshot ")
-            && snapshot.ends_with("a rather long application name v1.2.3"),
-        "{shown}"
-    );
-    assert!(
-        recorded.starts_with("recorded ") && recorded.ends_with(" x"),
-        "{shown}"
-    );
-    // The snapshot's end concerns no application: no token, state or name, and the cursor
-    // still under its header.
-    assert!(end.starts_with("snapshot_end "), "{shown}");
-    assert!(!end.contains("unspecified"), "{shown}");
-    assert_eq!(
-        end.get(starts[4]..).map(str::len),
-        recorded
-            .get(starts[4]..starts[5])
-            .map(|c| c.trim_end().len()),
-        "{shown}"
-    );
-    app.stop().await;
-}
-
 /// A new token for an existing account, from `issue-token` with its defaults, is enough to
 /// drive the admin commands (and the README's tour): no one else has to allow its first app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issued_token_with_default_settings_can_manage() {
     let app = spawn_app(Backend::Sqlite).await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_api-tokens"))
+    let out = Command::new(env!("CARGO_BIN_EXE_api-tokens"))
         .args([
             "issue-token",
             "--account",

@@ -1,41 +1,30 @@
 //! `api-tokens backup --to FILE` (docs/BACKUP.md): an online copy of an SQLite database taken
 //! while the server serves and writes, that a new server can start on; PostgreSQL is refused.
 
+use crate::common::calls::{authorize_on, authorize_request};
+use crate::common::create_token_on;
 use crate::common::process::{ServerProcess, bootstrap, run};
-use api_tokens::grpc::pb::{
-    self, authorize_service_client::AuthorizeServiceClient,
-    token_service_client::TokenServiceClient,
-};
+use api_tokens::grpc::pb;
+use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tonic::transport::Channel;
 
+/// A Normal user token of `admin` whose applications are allowed; its secret.
 async fn create_token(channel: &Channel, admin: &crate::common::As) -> String {
-    TokenServiceClient::new(channel.clone())
-        .create_token(admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("create token")
-        .into_inner()
-        .secret
+    let kind = (
+        pb::TokenType::User,
+        pb::Privilege::Normal,
+        pb::AppState::Allow,
+    );
+    create_token_on(channel, admin, kind).await.1
 }
 
 async fn decision(channel: &Channel, secret: &str) -> pb::Decision {
-    let reply = AuthorizeServiceClient::new(channel.clone())
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "backup-test".into(),
-            required_privilege: pb::Privilege::Normal.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner();
+    let client = AuthorizeServiceClient::new(channel.clone());
+    let request = authorize_request(secret, "backup-test", pb::Privilege::Normal, "");
+    let reply = authorize_on(&client, request).await;
     reply.decision()
 }
 

@@ -1,10 +1,17 @@
 //! The real `api-tokens` binary: first start on a fresh folder, clear failures, graceful
 //! SIGTERM, and no secret in its logs or its database.
 
-use crate::common::process::{ServerProcess, run, run_logging};
-use crate::common::{As, Backend, TestDatabase};
+use crate::common::process::{BOOTSTRAP_ACME, ServerProcess, json_of, run, run_logging};
+use crate::common::{As, Backend, TestDatabase, create_token_on};
 use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
 use base64::Engine;
+
+/// A user token with the server's defaults for privilege and new applications.
+const USER_TOKEN: (pb::TokenType, pb::Privilege, pb::AppState) = (
+    pb::TokenType::User,
+    pb::Privilege::Unspecified,
+    pb::AppState::Unspecified,
+);
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
@@ -170,35 +177,10 @@ fn bad_flags_and_unreachable_databases_fail_with_one_clear_line() {
 #[test]
 fn bootstrap_prints_the_secret_once_and_refuses_a_second_time() {
     let dir = tempfile::tempdir().expect("dir");
-    let first = run(
-        dir.path(),
-        &[
-            "bootstrap",
-            "--account",
-            "acme",
-            "--admin",
-            "ops@example.com",
-            "--output",
-            "json",
-        ],
-    );
-    assert!(
-        first.status.success(),
-        "{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    let made: serde_json::Value = serde_json::from_slice(&first.stdout).expect("json");
+    let made = json_of(&run(dir.path(), &BOOTSTRAP_ACME));
     assert_eq!(made["secret"].as_str().expect("secret").len(), 36);
-    let again = run(
-        dir.path(),
-        &[
-            "bootstrap",
-            "--account",
-            "acme",
-            "--admin",
-            "ops@example.com",
-        ],
-    );
+    // Without --output json: the refusal is the same in table output.
+    let again = run(dir.path(), &BOOTSTRAP_ACME[..5]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -233,44 +215,22 @@ async fn no_secret_reaches_the_log_or_the_database(backend: Backend) {
     };
     let boot = run_logging(
         dir.path(),
-        &[
-            "bootstrap",
-            "--account",
-            "acme",
-            "--admin",
-            "ops@example.com",
-            "--output",
-            "json",
-            "--database-url",
-            &url,
-        ],
+        &[&BOOTSTRAP_ACME[..], &["--database-url", &url]].concat(),
         "trace",
     );
-    assert!(
-        boot.status.success(),
-        "{}",
-        String::from_utf8_lossy(&boot.stderr)
-    );
+    let made = json_of(&boot);
     let boot_log = String::from_utf8_lossy(&boot.stderr).into_owned();
-    let made: serde_json::Value = serde_json::from_slice(&boot.stdout).expect("json");
     let admin_secret = made["secret"].as_str().expect("secret").to_owned();
     let server = ServerProcess::start(dir.path(), &["--database-url", &url], "trace").await;
     let channel = server.channel.clone();
 
     let admin = As::new(admin_secret.clone(), "secret-hunt");
     let mut tokens = pb::token_service_client::TokenServiceClient::new(channel.clone());
-    let created = tokens
-        .create_token(admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner();
-    let mut secrets = vec![admin_secret.clone(), created.secret.clone()];
+    let (_, created_secret) = create_token_on(&channel, &admin, USER_TOKEN).await;
+    let mut secrets = vec![admin_secret.clone(), created_secret.clone()];
     let mut authorize = AuthorizeServiceClient::new(channel.clone());
     for (secret, app) in [
-        (&created.secret, "pending app"),
+        (&created_secret, "pending app"),
         (&admin_secret, "allowed app"),
     ] {
         authorize
@@ -475,17 +435,10 @@ async fn a_watch_on_sqlite_logs_no_warning() {
         .await
         .expect("watch")
         .into_inner();
-    let created = tokens
-        .create_token(admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("create")
-        .into_inner();
+    let (_, live_secret) = create_token_on(&server.channel, &admin, USER_TOKEN).await;
     AuthorizeServiceClient::new(server.channel.clone())
         .authorize(pb::AuthorizeRequest {
-            token: created.secret,
+            token: live_secret,
             app_name: "watched".into(),
             ..Default::default()
         })

@@ -6,10 +6,12 @@ mod common;
 
 mod admin_cli;
 mod admin_lifecycle;
+mod admin_watch;
 mod approve_bot;
 mod backup;
 mod binary;
 mod crash;
+mod limits;
 mod notify;
 mod operations;
 mod outage;

@@ -1,28 +1,23 @@
-//! Operations over real sockets: the Prometheus port after real calls, the limit layers
-//! (shedding, the unary timeout, clear configuration errors), and TLS with and without
-//! client certificates.
+//! Operations over real sockets: the Prometheus port after real calls, clear configuration
+//! errors, and TLS with and without client certificates (the limit layers: `limits.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::common::{Backend, Spawn, TestApp, TestDatabase};
+use crate::common::tls::{Pki, tls_replica_with};
+use crate::common::{Backend, Spawn, TestApp, TestDatabase, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::layers::LimitSettings;
 use api_tokens::operations::{OperationsSettings, TlsSettings};
-use api_tokens::service::{Service, ServiceSettings};
+use api_tokens::service::ServiceSettings;
 use api_tokens::startup::{Server, ServerSettings};
-use api_tokens::storage::Repository;
-use sea_orm::sqlx::{Connection, Executor, SqliteConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
-use tonic_types::StatusExt;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-fn with_metrics() -> OperationsSettings {
+pub(super) fn with_metrics() -> OperationsSettings {
     OperationsSettings {
         metrics_listen: Some("127.0.0.1:0".parse().expect("addr")),
         ..OperationsSettings::default()
@@ -49,14 +44,14 @@ async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
     )
 }
 
-async fn scrape(app: &TestApp) -> String {
+pub(super) async fn scrape(app: &TestApp) -> String {
     let (status, body) = http_get(app.metrics_addr.expect("metrics served"), "/metrics").await;
     assert!(status.contains("200"), "{status}");
     body
 }
 
 /// The value of one sample, by its exact name and labels; 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
+pub(super) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|v| {
@@ -69,7 +64,7 @@ fn sample(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-const AUTHORIZE: &str = "apitokens.v1.AuthorizeService/Authorize";
+pub(super) const AUTHORIZE: &str = "apitokens.v1.AuthorizeService/Authorize";
 
 async fn metrics_after_real_calls(backend: Backend) {
     let app = Spawn::new(backend).operations(with_metrics()).start().await;
@@ -102,14 +97,7 @@ async fn metrics_after_real_calls(backend: Backend) {
         .expect_err("malformed");
     assert_eq!(malformed.code(), Code::InvalidArgument);
     // A token whose new application names wait for approval: one pending application.
-    let (_, pending_secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::ReadOnly,
-            pb::AppState::Pending,
-        )
-        .await;
+    let pending_secret = app.pending_read_only_token().await;
     let pending = app
         .authorize(&pending_secret, "new-app", pb::Privilege::ReadOnly)
         .await;
@@ -216,236 +204,6 @@ async fn metrics_are_off_unless_asked_for() {
     assert_eq!(app.metrics_addr, None);
     app.stop().await;
 }
-
-/// Holds SQLite's write lock from another connection, so the server's next write waits
-/// (up to its 5 s busy timeout): a slow request on demand.
-async fn hold_write_lock(database: &TestDatabase) -> SqliteConnection {
-    let mut conn = SqliteConnection::connect(&database.url)
-        .await
-        .expect("second connection");
-    conn.execute("BEGIN IMMEDIATE").await.expect("write lock");
-    conn
-}
-
-fn create_request(app: &TestApp) -> tonic::Request<pb::CreateTokenRequest> {
-    app.admin.req(pb::CreateTokenRequest {
-        r#type: pb::TokenType::User.into(),
-        privilege: pb::Privilege::ReadOnly.into(),
-        default_app_state: pb::AppState::Allow.into(),
-        description: String::new(),
-        request_id: String::new(),
-        ..Default::default()
-    })
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_past_the_concurrency_limit_is_shed_as_unavailable() {
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: None,
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    // Under the limit the stack serves as usual.
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::ReadOnly,
-            pb::AppState::Allow,
-        )
-        .await;
-    assert_eq!(
-        app.authorize(&secret, "x", pb::Privilege::ReadOnly)
-            .await
-            .decision(),
-        pb::Decision::Allow
-    );
-
-    let mut lock = hold_write_lock(&app.database).await;
-    let mut tokens = app.tokens.clone();
-    let slow = tokio::spawn({
-        let request = create_request(&app);
-        async move { tokens.create_token(request).await }
-    });
-    // Wait until the slow call holds the only slot (the metrics say so), with a bound.
-    let mut waited = 0;
-    while sample(&scrape(&app).await, "api_tokens_rpc_in_flight") < 1.0 {
-        waited += 1;
-        assert!(waited < 500, "the slow call never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let shed = app
-        .authorize
-        .clone()
-        .authorize(pb::AuthorizeRequest {
-            token: secret.clone(),
-            app_name: "x".into(),
-            required_privilege: 0,
-            ..Default::default()
-        })
-        .await
-        .expect_err("shed");
-    assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
-    assert_eq!(
-        shed.get_details_error_info().map(|i| i.reason),
-        Some("OVERLOADED".to_owned())
-    );
-
-    conn_rollback(&mut lock).await;
-    slow.await
-        .expect("slow call task")
-        .expect("the slow call completes once the lock is gone");
-    // The slot is free again.
-    assert_eq!(
-        app.authorize(&secret, "x", pb::Privilege::ReadOnly)
-            .await
-            .decision(),
-        pb::Decision::Allow
-    );
-    let text = scrape(&app).await;
-    assert_eq!(
-        sample(
-            &text,
-            &format!(r#"api_tokens_rpc_requests_total{{method="{AUTHORIZE}",code="UNAVAILABLE"}}"#)
-        ),
-        1.0,
-        "shed calls are counted: {text}"
-    );
-    app.stop().await;
-}
-
-/// Readiness and liveness probes must not fail because the pod is busy: with the only slot
-/// held by a slow call, a burst of Health checks (and a Health watch) all answer SERVING
-/// while API calls are shed, and the metrics port answers too.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probes_are_never_shed() {
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: None,
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    let mut lock = hold_write_lock(&app.database).await;
-    let mut tokens = app.tokens.clone();
-    let slow = tokio::spawn({
-        let request = create_request(&app);
-        async move { tokens.create_token(request).await }
-    });
-    let mut waited = 0;
-    while sample(&scrape(&app).await, "api_tokens_rpc_in_flight") < 1.0 {
-        waited += 1;
-        assert!(waited < 500, "the slow call never started");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    // The limit is in force: an API call is shed.
-    let shed = app
-        .tokens
-        .clone()
-        .list_tokens(app.admin.req(pb::ListTokensRequest::default()))
-        .await
-        .expect_err("shed");
-    assert_eq!(shed.code(), Code::Unavailable, "{shed:?}");
-
-    let mut watch = HealthClient::new(app.channel.clone())
-        .watch(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("a health watch is not shed")
-        .into_inner();
-    let first = watch.message().await.expect("watch").expect("a status");
-    assert_eq!(first.status, ServingStatus::Serving as i32);
-    let mut checks = tokio::task::JoinSet::new();
-    for i in 0..64 {
-        let mut health = HealthClient::new(app.channel.clone());
-        let service = [
-            "",
-            "apitokens.v1.AuthorizeService",
-            "apitokens.v1.TokenService",
-        ][i % 3];
-        checks.spawn(async move {
-            health
-                .check(HealthCheckRequest {
-                    service: service.into(),
-                })
-                .await
-                .map(|r| r.into_inner().status)
-        });
-    }
-    while let Some(result) = checks.join_next().await {
-        assert_eq!(
-            result.expect("task").expect("health is never shed"),
-            ServingStatus::Serving as i32
-        );
-    }
-    assert!(scrape(&app).await.contains("api_tokens_rpc_in_flight"));
-
-    conn_rollback(&mut lock).await;
-    slow.await.expect("task").expect("the slow call completes");
-    app.stop().await;
-}
-
-async fn conn_rollback(conn: &mut SqliteConnection) {
-    conn.execute("ROLLBACK").await.expect("release the lock");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_unary_call_past_the_timeout_is_deadline_exceeded() {
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(64),
-            request_timeout: Some(Duration::from_millis(300)),
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    // Warm the caller's grant, so the call below blocks on its write, not on a read.
-    app.create_token(
-        &app.admin,
-        pb::TokenType::User,
-        pb::Privilege::ReadOnly,
-        pb::AppState::Allow,
-    )
-    .await;
-    let mut lock = hold_write_lock(&app.database).await;
-    let timed_out = app
-        .tokens
-        .clone()
-        .create_token(create_request(&app))
-        .await
-        .expect_err("times out");
-    assert_eq!(timed_out.code(), Code::DeadlineExceeded, "{timed_out:?}");
-    assert_eq!(
-        timed_out.get_details_error_info().map(|i| i.reason),
-        Some("REQUEST_TIMEOUT".to_owned())
-    );
-    conn_rollback(&mut lock).await;
-    let text = scrape(&app).await;
-    assert_eq!(
-        sample(
-            &text,
-            r#"api_tokens_rpc_requests_total{method="apitokens.v1.TokenService/CreateToken",code="DEADLINE_EXCEEDED"}"#
-        ),
-        1.0,
-        "{text}"
-    );
-    app.stop().await;
-}
-
 fn settings_for(database: &TestDatabase, operations: OperationsSettings) -> ServerSettings {
     ServerSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -529,123 +287,15 @@ async fn configuration_errors_name_the_setting() {
 // ---------------------------------------------------------------------------------------
 // TLS
 
-struct Pki {
-    dir: tempfile::TempDir,
-    ca_pem: String,
-    client_cert_pem: String,
-    client_key_pem: String,
-}
-
-impl Pki {
-    /// A CA, a server certificate for 127.0.0.1 and localhost, and a client certificate,
-    /// all made now.
-    fn generate() -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
-            .expect("ca");
-        let server_key = KeyPair::generate().expect("server key");
-        let server = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .expect("server params")
-            .signed_by(&server_key, &ca)
-            .expect("server cert");
-        let client_key = KeyPair::generate().expect("client key");
-        let client = CertificateParams::new(vec!["client.example".to_owned()])
-            .expect("client params")
-            .signed_by(&client_key, &ca)
-            .expect("client cert");
-        let dir = tempfile::tempdir().expect("dir");
-        let write =
-            |name: &str, pem: &str| std::fs::write(dir.path().join(name), pem).expect("write pem");
-        write("ca.pem", &ca.pem());
-        write("server.pem", &server.pem());
-        write("server.key", &server_key.serialize_pem());
-        write("client.pem", &client.pem());
-        write("client.key", &client_key.serialize_pem());
-        Pki {
-            ca_pem: ca.pem(),
-            client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
-            dir,
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn server(&self, require_client_certs: bool) -> TlsSettings {
-        TlsSettings {
-            cert: self.path("server.pem"),
-            key: self.path("server.key"),
-            client_ca: require_client_certs.then(|| self.path("ca.pem")),
-        }
-    }
-}
-
-struct TlsServer {
-    addr: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    admin_secret: String,
-    _database: TestDatabase,
-}
-
-async fn spawn_tls(tls: TlsSettings) -> TlsServer {
-    let database = TestDatabase::create(Backend::Sqlite).await;
-    let repo = Repository::connect(&database.settings())
-        .await
-        .expect("connect");
-    let made = Service::open(repo.clone(), ServiceSettings::default())
-        .await
-        .expect("service")
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
-    repo.close().await;
-    let server = Server::build(settings_for(
-        &database,
-        OperationsSettings {
-            tls: Some(tls),
-            ..OperationsSettings::default()
-        },
-    ))
-    .await
-    .expect("TLS server builds");
-    let addr = server.local_addr().expect("bound");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(server.run_until(async {
-        let _ = stopped.await;
-    }));
-    TlsServer {
-        addr,
-        stop,
-        task,
-        admin_secret: made.secret.expose().to_owned(),
-        _database: database,
-    }
-}
-
-impl TlsServer {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("task").expect("stopped cleanly");
-    }
-}
-
 /// A health check over TLS, with or without a client certificate.
 async fn health_over_tls(addr: SocketAddr, pki: &Pki, client_cert: bool) -> Result<(), String> {
     let mut tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .ca_certificate(Certificate::from_pem(pki.pem("ca.pem")))
         .domain_name("localhost");
     if client_cert {
         tls = tls.identity(Identity::from_pem(
-            &pki.client_cert_pem,
-            &pki.client_key_pem,
+            pki.pem("client.pem"),
+            pki.pem("client.key"),
         ));
     }
     let channel = Channel::from_shared(format!("https://{addr}"))
@@ -667,7 +317,8 @@ async fn health_over_tls(addr: SocketAddr, pki: &Pki, client_cert: bool) -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_serves_tls_clients_and_refuses_plaintext() {
     let pki = Pki::generate();
-    let server = spawn_tls(pki.server(false)).await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let server = tls_replica_with(&app, pki.server(false)).await;
     health_over_tls(server.addr, &pki, false)
         .await
         .expect("a TLS client without a certificate is served when none is required");
@@ -682,12 +333,14 @@ async fn tls_serves_tls_clients_and_refuses_plaintext() {
     .await;
     assert!(plaintext.is_err(), "plaintext is not served on a TLS port");
     server.stop().await;
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_requires_a_client_certificate_from_the_ca() {
     let pki = Pki::generate();
-    let server = spawn_tls(pki.server(true)).await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let server = tls_replica_with(&app, pki.server(true)).await;
     let refused = health_over_tls(server.addr, &pki, false).await;
     assert!(
         refused.is_err(),
@@ -704,7 +357,7 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
             "API_TOKENS_SERVER",
             format!("https://localhost:{}", server.addr.port()),
         )
-        .env("API_TOKENS_TOKEN", &server.admin_secret)
+        .env("API_TOKENS_TOKEN", &app.admin.secret)
         .env("API_TOKENS_CA_CERT", pki.path("ca.pem"))
         .env("API_TOKENS_CLIENT_CERT", pki.path("client.pem"))
         .env("API_TOKENS_CLIENT_KEY", pki.path("client.key"))
@@ -720,56 +373,5 @@ async fn mtls_requires_a_client_certificate_from_the_ca() {
     );
     assert!(stdout.contains("admin@example.com"), "{stdout}");
     server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_watch_stream_outlives_the_unary_timeout_and_is_counted() {
-    use tokio_stream::StreamExt;
-    let timeout = Duration::from_millis(200);
-    let operations = OperationsSettings {
-        limits: LimitSettings {
-            max_concurrent_requests: Some(1),
-            request_timeout: Some(timeout),
-        },
-        ..with_metrics()
-    };
-    let app = Spawn::new(Backend::Sqlite)
-        .operations(operations)
-        .start()
-        .await;
-    let (_, secret) = app
-        .create_token(
-            &app.admin,
-            pb::TokenType::User,
-            pb::Privilege::ReadOnly,
-            pb::AppState::Pending,
-        )
-        .await;
-    let mut events = app
-        .tokens
-        .clone()
-        .watch_applications(app.admin.req(pb::WatchApplicationsRequest::default()))
-        .await
-        .expect("watch starts")
-        .into_inner();
-    let mut next = async || loop {
-        let item = events.next().await.expect("stream open").expect("no error");
-        if item.r#type() != pb::WatchEventType::Heartbeat {
-            return item;
-        }
-    };
-    assert_eq!(next().await.r#type(), pb::WatchEventType::SnapshotEnd);
-    assert_eq!(sample(&scrape(&app).await, "api_tokens_watch_streams"), 1.0);
-    // Past the unary timeout the stream still delivers, and, holding no concurrency slot
-    // once started, it leaves the single slot to other calls.
-    tokio::time::sleep(timeout * 2).await;
-    let pending = app
-        .authorize(&secret, "late-app", pb::Privilege::ReadOnly)
-        .await;
-    assert_eq!(pending.decision(), pb::Decision::Pending);
-    let live = next().await;
-    assert_eq!(live.r#type(), pb::WatchEventType::Recorded);
-    assert_eq!(live.application.expect("app").name, "late-app");
-    drop(events);
     app.stop().await;
 }

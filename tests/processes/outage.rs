@@ -574,13 +574,7 @@ async fn a_server_started_during_an_outage_serves_when_the_database_comes() {
             .expect("the database is there now"),
         ServiceSettings::default(),
     );
-    let made = local
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
+    let made = crate::common::local::bootstrap_acme(&local).await;
     let admin = crate::common::As::new(made.secret.expose(), "after-the-outage");
     pb::token_service_client::TokenServiceClient::new(channel.clone())
         .create_token(admin.req(pb::CreateTokenRequest {

@@ -142,14 +142,7 @@ impl World {
             ("Admin account", pb::Privilege::Admin),
             ("Normal account", pb::Privilege::Normal),
         ] {
-            let (token, secret) = app
-                .create_token(
-                    &app.admin,
-                    pb::TokenType::Account,
-                    privilege,
-                    pb::AppState::Allow,
-                )
-                .await;
+            let (token, secret) = app.account_token(privilege).await;
             owners.insert(token.id, None);
             callers.push(Caller {
                 label,
