@@ -84,6 +84,16 @@ fn pure_rules(c: &mut Criterion) {
     c.bench_function("Secret::parse + digest", |b| {
         b.iter(|| Secret::parse(black_box(&presented)).map(|secret| secret.digest()))
     });
+    // What a warm Authorize hashes now (the cache's key) against what it hashed before
+    // (SHA-256, with the CPU's SHA extensions when it has them): docs/BENCHMARKS.md.
+    let secret = Secret::generate();
+    c.bench_function("SHA-256 of a secret", |b| {
+        b.iter(|| black_box(&secret).digest())
+    });
+    let keyed = siphasher::sip128::SipHasher24::new_with_key(&[7; 16]);
+    c.bench_function("SipHash-2-4-128 of a secret (the cache's key)", |b| {
+        b.iter(|| keyed.hash(black_box(&secret).as_bytes()))
+    });
 }
 
 fn sixteen_ranges() -> AddressRanges {

@@ -2,9 +2,13 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// A token secret in its canonical form (lower-case, UUID-shaped). `Debug` redacts it.
+/// Characters in a secret: 32 hexadecimal digits in groups 8-4-4-4-12.
+const SECRET_LEN: usize = 36;
+
+/// A token secret in its canonical form (lower-case, UUID-shaped), held inline so that
+/// parsing a presented one allocates nothing. `Debug` redacts it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret([u8; SECRET_LEN]);
 
 /// Why a presented secret is malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +22,11 @@ pub enum SecretParseError {
 impl Secret {
     /// A new secret: 122 random bits from the operating system's generator, as a UUID v4.
     pub fn generate() -> Self {
-        Secret(uuid::Uuid::new_v4().hyphenated().to_string())
+        let mut canonical = [0u8; SECRET_LEN];
+        uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut canonical);
+        Secret(canonical)
     }
 
     /// Accepts any 8-4-4-4-12 hexadecimal string: Circonus secrets are UUID-shaped but
@@ -27,25 +35,35 @@ impl Secret {
         if presented.is_empty() {
             return Err(SecretParseError::Empty);
         }
-        let bytes = presented.as_bytes();
-        let shaped = bytes.len() == 36
-            && bytes.iter().enumerate().all(|(i, b)| match i {
-                8 | 13 | 18 | 23 => *b == b'-',
-                _ => b.is_ascii_hexdigit(),
-            });
+        let Ok(bytes) = <&[u8; SECRET_LEN]>::try_from(presented.as_bytes()) else {
+            return Err(SecretParseError::NotUuidShaped);
+        };
+        let shaped = bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        });
         if !shaped {
             return Err(SecretParseError::NotUuidShaped);
         }
-        Ok(Secret(presented.to_ascii_lowercase()))
+        let mut canonical = *bytes;
+        canonical.make_ascii_lowercase();
+        Ok(Secret(canonical))
     }
 
     pub fn digest(&self) -> SecretDigest {
-        SecretDigest(Sha256::digest(self.0.as_bytes()).into())
+        SecretDigest(Sha256::digest(self.0).into())
+    }
+
+    /// The canonical form's bytes, for the cache's keyed hash.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// The secret itself, for the one response that returns it.
     pub fn expose(&self) -> &str {
-        &self.0
+        // Only ASCII is ever held (`parse` checks it, `generate` writes it), so this never
+        // falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 

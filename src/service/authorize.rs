@@ -18,6 +18,7 @@ use crate::domain::{
 use crate::storage::{RecordOutcome, StorageError};
 
 use super::cache::{AppKey, AppRef, CachedGrant};
+use super::grants::SecretKey;
 use super::{Service, ServiceError};
 use crate::metrics::CacheName;
 
@@ -87,10 +88,11 @@ impl Service {
     ) -> Result<AuthorizeOutcome, ServiceError> {
         self.replica.check_fresh()?;
         let cache = &self.replica.cache;
-        let digest = secret.digest();
+        // A keyed hash, not SHA-256: the digest is computed only on a miss (cache.rs says why).
+        let key = cache.key(secret);
         // Set when this call's own cold lookup already saw that the name is new to the token.
         let app_is_new = AtomicBool::new(false);
-        let cached = cache.grant(&digest);
+        let cached = cache.grant(&key);
         self.metrics
             .cache_lookup(CacheName::Tokens, cached.is_some());
         // The cold paths are boxed: their loads were most of this future's size, and a warm
@@ -98,7 +100,7 @@ impl Service {
         // allocation on every call; docs/BENCHMARKS.md has the profile).
         let cached = match cached {
             Some(hit) => hit,
-            None => Box::pin(self.grant_cold(digest, app, &app_is_new)).await?,
+            None => Box::pin(self.grant_cold(secret, key, app, &app_is_new)).await?,
         };
         let unknown = AuthorizeOutcome {
             decision: Decision::UnknownToken,
@@ -112,7 +114,7 @@ impl Service {
         let now = Utc::now();
         if grant.secret.is_reuse(now) {
             // Refused as an unknown secret is; its reuse is recorded once, behind.
-            self.note_reuse(digest);
+            self.note_reuse(secret.digest());
             return Ok(unknown);
         }
         // A client outside the token's ranges learns nothing of its applications, and
@@ -158,19 +160,21 @@ impl Service {
     /// A token-cache miss: loads the grant (one load for concurrent misses of one secret).
     async fn grant_cold(
         &self,
-        digest: SecretDigest,
+        secret: &Secret,
+        key: SecretKey,
         app: &AppName,
         app_is_new: &AtomicBool,
     ) -> Result<CachedGrant, ServiceError> {
         self.replica.check_reachable()?;
         let cache = &self.replica.cache;
         let loaded_at = self.loaded_at();
+        let digest = secret.digest();
         let load = self.load_grant(&digest, app, app_is_new, loaded_at);
         let grant = cache
-            .grant_or_load(digest, load)
+            .grant_or_load(key, load)
             .await
             .map_err(|e| self.storage_failed(e))?;
-        cache.drop_if_stale_grant(&digest, &grant, loaded_at);
+        cache.drop_if_stale_grant(&key, &grant, loaded_at);
         Ok(grant)
     }
 

@@ -1,10 +1,11 @@
-//! The hot path's memory: grants by secret digest, unknown secrets briefly, and application
+//! The hot path's memory: grants by secret, unknown secrets briefly, and application
 //! states by (token, name). Entries do not expire by time: they are forgotten when the change
 //! log says their key changed, and are exact as of the replica's position. (Only an unknown
 //! secret is remembered for a while, so guesses cannot hammer the database.)
 //!
 //! The maps are `quick_cache`'s: sharded, bounded by size, no background work, and looked up
-//! by a borrowed key, so a warm Authorize allocates nothing here.
+//! by a borrowed key, so a warm Authorize allocates nothing here. Secrets are looked up by a
+//! keyed hash, not their SHA-256 digest (`grants.rs` says why that is safe).
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,8 @@ use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 use uuid::Uuid;
 
-use crate::domain::{AppStanding, SecretDigest, TokenGrant};
+use super::grants::{Grants, Holder, Loading, SecretHasher, SecretKey};
+use crate::domain::{AppStanding, Secret, TokenGrant};
 use crate::storage::Change;
 
 /// Sizes of the caches, and how long an unknown secret is remembered as unknown.
@@ -51,7 +53,7 @@ impl Default for CacheSettings {
     }
 }
 
-/// A cached answer for a secret digest.
+/// A cached answer for a presented secret.
 #[derive(Debug, Clone)]
 pub(crate) enum CachedGrant {
     Known(Arc<TokenGrant>),
@@ -151,25 +153,29 @@ impl Recent {
 
 #[derive(Clone)]
 pub(crate) struct AuthCache {
-    grants: Arc<Cache<SecretDigest, Arc<TokenGrant>>>,
+    hasher: SecretHasher,
+    grants: Arc<Grants>,
     /// Unknown secrets, until when each is known to be unknown. Apart from the grants, so a
     /// flood of guesses evicts other guesses, never a real token.
-    unknown: Arc<Cache<SecretDigest, Instant>>,
+    unknown: Arc<Cache<SecretKey, Instant>>,
     negative_ttl: Duration,
     apps: Arc<Cache<AppKey, AppStanding>>,
     recent: Arc<Mutex<Recent>>,
 }
 
+fn items(items: u64) -> usize {
+    usize::try_from(items.max(1)).unwrap_or(usize::MAX)
+}
+
 fn bounded<K: Eq + std::hash::Hash, V: Clone>(items: u64) -> Arc<Cache<K, V>> {
-    Arc::new(Cache::new(
-        usize::try_from(items.max(1)).unwrap_or(usize::MAX),
-    ))
+    Arc::new(Cache::new(self::items(items)))
 }
 
 impl AuthCache {
     pub fn new(settings: &CacheSettings) -> Self {
         AuthCache {
-            grants: bounded(settings.max_tokens),
+            hasher: SecretHasher::random(),
+            grants: Arc::new(Grants::new(items(settings.max_tokens))),
             unknown: bounded(settings.max_tokens),
             negative_ttl: settings.negative_ttl,
             apps: bounded(settings.max_apps),
@@ -177,44 +183,46 @@ impl AuthCache {
         }
     }
 
-    /// The cached answer for a digest, if any: a known token, or a secret recently found unknown.
-    pub fn grant(&self, digest: &SecretDigest) -> Option<CachedGrant> {
-        if let Some(grant) = self.grants.get(digest) {
-            return Some(CachedGrant::Known(grant));
-        }
-        self.known_unknown(digest).then_some(CachedGrant::Unknown)
+    /// A presented secret's key in these caches.
+    pub fn key(&self, secret: &Secret) -> SecretKey {
+        self.hasher.key(secret)
     }
 
-    fn known_unknown(&self, digest: &SecretDigest) -> bool {
+    /// The cached answer for a secret, if any: a known token, or a secret recently found unknown.
+    pub fn grant(&self, key: &SecretKey) -> Option<CachedGrant> {
+        if let Some(grant) = self.grants.get(key) {
+            return Some(CachedGrant::Known(grant));
+        }
+        self.known_unknown(key).then_some(CachedGrant::Unknown)
+    }
+
+    fn known_unknown(&self, key: &SecretKey) -> bool {
         self.unknown
-            .get(digest)
+            .get(key)
             .is_some_and(|until| Instant::now() < until)
     }
 
-    /// The cached answer for a digest, or what `load` finds (then kept). Concurrent misses of
-    /// one digest share one load: the others wait for it.
+    /// The cached answer for a secret, or what `load` finds (then kept). Concurrent misses of
+    /// one secret share one load: the others wait for it.
     pub async fn grant_or_load<E>(
         &self,
-        digest: SecretDigest,
+        key: SecretKey,
         load: impl Future<Output = Result<CachedGrant, E>>,
     ) -> Result<CachedGrant, E> {
-        let guard = match self.grants.get_value_or_guard_async(&digest).await {
+        let loading: Loading<'_> = match self.grants.get_or_loading(&key).await {
             Ok(grant) => return Ok(CachedGrant::Known(grant)),
-            Err(guard) => guard,
+            Err(loading) => loading,
         };
         // A load that found the secret unknown noted it before letting the waiters go.
-        if self.known_unknown(&digest) {
+        if self.known_unknown(&key) {
             return Ok(CachedGrant::Unknown);
         }
         let loaded = load.await?;
         match &loaded {
-            CachedGrant::Known(grant) => {
-                let _ = guard.insert(Arc::clone(grant));
-            }
+            CachedGrant::Known(grant) => self.grants.keep(loading, key, Arc::clone(grant)),
             CachedGrant::Unknown => {
-                self.unknown
-                    .insert(digest, Instant::now() + self.negative_ttl);
-                drop(guard);
+                self.unknown.insert(key, Instant::now() + self.negative_ttl);
+                drop(loading);
             }
         }
         Ok(loaded)
@@ -243,7 +251,7 @@ impl AuthCache {
 
     /// After a grant was loaded while the replica stood at `loaded_at`: forgets it again if
     /// its token or owner changed since, so the next call loads it afresh.
-    pub fn drop_if_stale_grant(&self, digest: &SecretDigest, grant: &CachedGrant, loaded_at: i64) {
+    pub fn drop_if_stale_grant(&self, key: &SecretKey, grant: &CachedGrant, loaded_at: i64) {
         let CachedGrant::Known(g) = grant else { return };
         let stale = {
             let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -252,7 +260,7 @@ impl AuthCache {
                     .is_some_and(|o| recent.changed_since(&StaleKey::Owner(o), loaded_at))
         };
         if stale {
-            self.grants.remove(digest);
+            self.grants.remove(key);
         }
     }
 
@@ -299,8 +307,13 @@ impl AuthCache {
     /// with its position shortly).
     pub fn forget_now(&self, key: StaleKey) {
         match key {
-            StaleKey::Token(id) => self.grants.retain(|_, g| g.token_id != id),
-            StaleKey::Owner(id) => self.grants.retain(|_, g| g.owner_id != Some(id)),
+            // The index finds the holder's entries: no scan of the whole cache.
+            StaleKey::Token(id) => {
+                self.grants.forget(Holder::Token(id));
+            }
+            StaleKey::Owner(id) => {
+                self.grants.forget(Holder::Owner(id));
+            }
             StaleKey::App(token, name) => {
                 self.apps.remove(&AppRef { token, name: &name });
             }
@@ -308,9 +321,10 @@ impl AuthCache {
     }
 
     /// Forgets one secret's entry (a token was made with it: no stale "unknown" may remain).
-    pub fn forget_secret(&self, digest: &SecretDigest) {
-        self.unknown.remove(digest);
-        self.grants.remove(digest);
+    pub fn forget_secret(&self, secret: &Secret) {
+        let key = self.key(secret);
+        self.unknown.remove(&key);
+        self.grants.remove(&key);
     }
 
     /// Forgets everything: when the replica's position fell behind the retained log.
@@ -336,11 +350,8 @@ mod tests {
             * 1024
     }
 
-    fn grant(i: u64) -> (SecretDigest, Arc<TokenGrant>) {
+    fn grant(cache: &AuthCache, i: u64) -> (SecretKey, Arc<TokenGrant>) {
         use crate::domain::{AppState, OwnerStatus, Privilege, TokenType};
-        let mut digest = [0u8; 32];
-        digest[..8].copy_from_slice(&i.to_le_bytes());
-        digest[8..16].copy_from_slice(&(i * 7919).to_le_bytes());
         let grant = TokenGrant {
             token_id: Uuid::from_u64_pair(i, i),
             account_id: Uuid::from_u64_pair(1, 1),
@@ -354,7 +365,7 @@ mod tests {
             expires_at: None,
             secret: crate::domain::SecretUse::Current,
         };
-        (SecretDigest(digest), Arc::new(grant))
+        (cache.key(&Secret::generate()), Arc::new(grant))
     }
 
     /// Bytes per entry of what a replica holds for each token in use, as RSS grows, here and
@@ -367,16 +378,19 @@ mod tests {
         let per = |before: i64| (rss() - before) as f64 / N as f64;
         let name = "bench";
 
-        let before = rss();
-        let grants: Vec<_> = (0..N).map(grant).collect();
-        println!("TokenGrant in an Arc, alone: {:.0} B", per(before));
-
         let cache = AuthCache::new(&CacheSettings::default());
         let before = rss();
-        for (digest, grant) in &grants {
-            cache.grants.insert(*digest, Arc::clone(grant));
+        let grants: Vec<_> = (0..N).map(|i| grant(&cache, i)).collect();
+        println!("TokenGrant in an Arc, alone: {:.0} B", per(before));
+
+        let before = rss();
+        for (key, grant) in &grants {
+            cache.grants.insert(*key, Arc::clone(grant));
         }
-        println!("grants, quick_cache (digest -> Arc): {:.0} B", per(before));
+        println!(
+            "grants, quick_cache (secret key -> Arc) and their index: {:.0} B",
+            per(before)
+        );
         let before = rss();
         for i in 0..N {
             cache.apps.insert(
@@ -420,12 +434,12 @@ mod tests {
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let moka_grants: moka::future::Cache<SecretDigest, CachedGrant> =
+            let moka_grants: moka::future::Cache<SecretKey, CachedGrant> =
                 moka::future::Cache::builder().max_capacity(N * 2).build();
             let before = rss();
-            for (digest, grant) in &grants {
+            for (key, grant) in &grants {
                 moka_grants
-                    .insert(*digest, CachedGrant::Known(Arc::clone(grant)))
+                    .insert(*key, CachedGrant::Known(Arc::clone(grant)))
                     .await;
             }
             moka_grants.run_pending_tasks().await;

@@ -178,7 +178,7 @@ impl Service {
             return Err(ServiceError::not_found("token", id));
         };
         // A guess of the new secret may be remembered as unknown; the old one's grant goes.
-        self.replica.cache.forget_secret(&digest);
+        self.replica.cache.forget_secret(&secret);
         self.changed_here(StaleKey::Token(id)).await;
         Ok((self.view(rotated.after).await?, secret))
     }

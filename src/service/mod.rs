@@ -5,6 +5,7 @@ mod cache;
 mod compaction;
 mod decisions;
 mod error;
+mod grants;
 mod guard;
 mod idempotency;
 mod install;

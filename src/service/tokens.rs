@@ -111,7 +111,7 @@ impl Service {
             })
             .await?;
         // A guess of this very secret may be remembered as unknown.
-        self.replica.cache.forget_secret(&new.digest);
+        self.replica.cache.forget_secret(&secret);
         self.replica.wake();
         Ok((self.view(new.token).await?, secret))
     }
