@@ -134,27 +134,18 @@ fn service_authorize(c: &mut Criterion) {
         (service, made.secret, app)
     });
     let client: IpAddr = "10.15.200.7".parse().expect("address");
+    let caller = runtime
+        .block_on(service.authenticate(&Credentials {
+            secret: secret.clone(),
+            app: app.clone(),
+            client: None,
+        }))
+        .expect("the bench's caller");
     let (bound_secret, bound_app) = runtime.block_on(async {
-        let caller = service
-            .authenticate(&Credentials {
-                secret: secret.clone(),
-                app: app.clone(),
-                client: None,
-            })
-            .await
-            .expect("the bench's caller");
         let (view, bound_secret) = service
             .create_token(
                 &caller,
-                NewTokenRequest {
-                    token_type: TokenType::User,
-                    privilege: Privilege::Normal,
-                    default_app_state: AppState::Pending,
-                    description: Default::default(),
-                    request_id: None,
-                    bound_ranges: sixteen_ranges(),
-                    expire_time: None,
-                },
+                normal_user_token(AppState::Pending, sixteen_ranges(), None),
             )
             .await
             .expect("a bound token");
@@ -221,26 +212,14 @@ fn service_authorize(c: &mut Criterion) {
     // A token with an expiry, rotated with an overlap: its old secret and its new one, each
     // judged against the clock on every call.
     let (old_secret, new_secret) = runtime.block_on(async {
-        let caller = service
-            .authenticate(&Credentials {
-                secret: secret.clone(),
-                app: app.clone(),
-                client: None,
-            })
-            .await
-            .expect("the bench's caller");
         let (view, old) = service
             .create_token(
                 &caller,
-                NewTokenRequest {
-                    token_type: TokenType::User,
-                    privilege: Privilege::Normal,
-                    default_app_state: AppState::Allow,
-                    description: Default::default(),
-                    request_id: None,
-                    bound_ranges: Default::default(),
-                    expire_time: Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
-                },
+                normal_user_token(
+                    AppState::Allow,
+                    AddressRanges::default(),
+                    Some(chrono::Utc::now() + chrono::TimeDelta::days(30)),
+                ),
             )
             .await
             .expect("an expiring token");
@@ -291,6 +270,23 @@ fn service_authorize(c: &mut Criterion) {
     );
 
     runtime.block_on(service.repository().clone().close());
+}
+
+/// A Normal user token of the bench's caller.
+fn normal_user_token(
+    default_app_state: AppState,
+    bound_ranges: AddressRanges,
+    expire_time: Option<chrono::DateTime<chrono::Utc>>,
+) -> NewTokenRequest {
+    NewTokenRequest {
+        token_type: TokenType::User,
+        privilege: Privilege::Normal,
+        default_app_state,
+        description: Default::default(),
+        request_id: None,
+        bound_ranges,
+        expire_time,
+    }
 }
 
 criterion_group!(benches, pure_rules, service_authorize);

@@ -10,12 +10,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use api_tokens::grpc::pb::{self, token_service_client::TokenServiceClient};
-use support::{ScratchDatabase, Server, bootstrap, req};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
+use support::{
+    Server, TestDatabase, backend_name, bootstrap, create_token, percentile, req, user_token,
+};
 
 #[tokio::main]
 async fn main() {
@@ -31,32 +28,13 @@ async fn main() {
         }
     }
     let dir = tempfile::tempdir().expect("dir");
-    let scratch = match &postgres {
-        Some(url) => Some(ScratchDatabase::create(url).await),
-        None => None,
-    };
-    let database = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}/batch.db?mode=rwc", dir.path().display()),
-    };
-    let admin = bootstrap(dir.path(), &database);
+    let database = TestDatabase::on(postgres.as_deref()).await;
+    let admin = bootstrap(dir.path(), &database.url);
     // Room for every name the rounds record.
-    let server = Server::start(dir.path(), &database, &["--max-apps-per-token", "0"]).await;
+    let server = Server::start(dir.path(), &database.url, &["--max-apps-per-token", "0"]).await;
     let mut tokens = TokenServiceClient::new(server.channel.clone());
-    let token_id = tokens
-        .create_token(req(
-            &admin,
-            pb::CreateTokenRequest {
-                r#type: pb::TokenType::User.into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("create")
-        .into_inner()
-        .token
-        .expect("token")
-        .id;
+    let unspecified = user_token(pb::Privilege::Unspecified, pb::AppState::Unspecified);
+    let (token_id, _) = create_token(&server.channel, &admin, unspecified).await;
 
     let mut single = Vec::with_capacity(rounds);
     let mut batch = Vec::with_capacity(rounds);
@@ -110,11 +88,7 @@ async fn main() {
     }
     single.sort();
     batch.sort();
-    let backend = if postgres.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = backend_name(&database);
     let (p50_one, p50_many) = (percentile(&single, 0.5), percentile(&batch, 0.5));
     println!(
         "{backend}, {rounds} rounds: one decision p50 {:?} p90 {:?}; a batch of 100 p50 {:?} p90 {:?}; ratio of p50s {:.1} (target <= 20)",
@@ -125,7 +99,4 @@ async fn main() {
         p50_many.as_secs_f64() / p50_one.as_secs_f64(),
     );
     drop(server);
-    if let Some(db) = scratch {
-        db.drop().await;
-    }
 }

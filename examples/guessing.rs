@@ -1,7 +1,7 @@
 //! Guessing, measured: the latency of Authorize in process for a known secret (warm and cold),
 //! an unknown secret repeated (the negative cache answers) and distinct unknown secrets (one
 //! query each), with the database queries each kind costs. Prints figures; asserts nothing
-//! about time (tests/guessing.rs asserts the query counts).
+//! about time (tests/api/guessing.rs asserts the query counts).
 //!
 //! ```sh
 //! cargo run --release --example guessing -- [--postgres URL] [--calls N]
@@ -14,13 +14,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use api_tokens::domain::{AppName, Privilege, Secret, UserName};
-use api_tokens::service::{Service, ServiceSettings};
-use api_tokens::storage::{DatabaseSettings, Repository};
+use api_tokens::domain::{AppName, Privilege, Secret};
+use api_tokens::service::Service;
+use api_tokens::storage::DatabaseSettings;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use support::ScratchDatabase;
+use support::local::service_on;
+use support::{TestDatabase, backend_name};
 
 /// Bound on calls per kind, whatever the flag says.
 const MAX_CALLS: u64 = 100_000;
@@ -77,34 +77,12 @@ fn micros(nanos: u64) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let calls = args.calls.clamp(1, MAX_CALLS);
-    let folder = tempfile::tempdir()?;
-    let scratch = match &args.postgres {
-        None => None,
-        Some(server) => Some(ScratchDatabase::create(server).await),
-    };
-    let url = match &scratch {
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            folder.path().join("guess.db").display()
-        ),
-        Some(database) => database.url.clone(),
-    };
-    let repo = Repository::connect(&DatabaseSettings {
-        url,
+    let database = TestDatabase::on(args.postgres.as_deref()).await;
+    let settings = DatabaseSettings {
         max_connections: 4,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .context("connect")?;
-    let service = Service::open(repo, ServiceSettings::default())
-        .await
-        .expect("service");
-    let made = service
-        .bootstrap(
-            "acme",
-            UserName::parse("admin@example.com").map_err(anyhow::Error::msg)?,
-        )
-        .await?;
+        ..database.settings()
+    };
+    let (service, made) = service_on(&settings).await;
     let known = made.secret;
     let app = AppName::parse("guesser").map_err(anyhow::Error::msg)?;
     // Record the application once, so every known call below is a plain lookup.
@@ -151,11 +129,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     println!(
         "backend: {}, {calls} calls per kind, release: {}",
-        if args.postgres.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
+        backend_name(&database),
         !cfg!(debug_assertions)
     );
     println!(
@@ -173,8 +147,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     service.repository().clone().close().await;
-    if let Some(database) = scratch {
-        database.drop().await;
-    }
+    drop(database);
     Ok(())
 }

@@ -18,13 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use api_tokens::domain::Secret;
-use api_tokens::grpc::pb::{
-    self, authorize_service_client::AuthorizeServiceClient,
-    token_service_client::TokenServiceClient,
-};
+use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
 use support::cluster::PrivateCluster;
 use support::proxy::{CuttableProxy, address_of};
-use support::{Server, bootstrap, req};
+use support::{Server, bootstrap, create_token, percentile, retire, user_token};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -88,32 +85,8 @@ struct Seen {
 }
 
 async fn create(channel: &Channel, admin: &str) -> (String, String) {
-    let made = TokenServiceClient::new(channel.clone())
-        .create_token(req(
-            admin,
-            pb::CreateTokenRequest {
-                r#type: pb::TokenType::User.into(),
-                default_app_state: pb::AppState::Allow.into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("create")
-        .into_inner();
-    (made.token.expect("token").id, made.secret)
-}
-
-async fn retire(channel: &Channel, admin: &str, id: &str) {
-    TokenServiceClient::new(channel.clone())
-        .retire_token(req(
-            admin,
-            pb::RetireTokenRequest {
-                id: id.into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("retire");
+    let allowed = user_token(pb::Privilege::Unspecified, pb::AppState::Allow);
+    create_token(channel, admin, allowed).await
 }
 
 async fn decide(
@@ -133,14 +106,6 @@ async fn decide(
         .await
         .map(|r| r.into_inner().decision())
         .map_err(|s| s.code())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Phase 1: B cut off while A retires a token warm on B; time from reconnecting to refusing.

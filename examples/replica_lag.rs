@@ -10,11 +10,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use api_tokens::grpc::pb::{
-    self, authorize_service_client::AuthorizeServiceClient,
-    token_service_client::TokenServiceClient,
+use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
+use support::{
+    Server, TestDatabase, bootstrap, create_token, decide, percentile, retire, user_token,
 };
-use support::{ScratchDatabase, Server, bootstrap, req};
 
 struct Args {
     rounds: usize,
@@ -41,79 +40,30 @@ fn args() -> Args {
     args
 }
 
-async fn decide(
-    client: &mut AuthorizeServiceClient<tonic::transport::Channel>,
-    secret: &str,
-    min_revision: &str,
-) -> pb::Decision {
-    client
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "watch-bench".into(),
-            required_privilege: pb::Privilege::ReadOnly.into(),
-            min_revision: min_revision.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize")
-        .into_inner()
-        .decision()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
 async fn main() {
     let args = args();
     let dir = tempfile::tempdir().expect("dir");
-    let scratch = match &args.postgres {
-        Some(url) => Some(ScratchDatabase::create(url).await),
-        None => None,
-    };
-    let database = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}/lag.db?mode=rwc", dir.path().display()),
-    };
-    let admin = bootstrap(dir.path(), &database);
+    let database = TestDatabase::on(args.postgres.as_deref()).await;
+    let admin = bootstrap(dir.path(), &database.url);
     let mut extra = Vec::new();
     if let Some(poll) = &args.log_poll_ms {
         extra.extend(["--log-poll-ms", poll.as_str()]);
     }
-    let a = Server::start(dir.path(), &database, &extra).await;
-    let b = Server::start(dir.path(), &database, &extra).await;
-    let mut tokens_a = TokenServiceClient::new(a.channel.clone());
+    let a = Server::start(dir.path(), &database.url, &extra).await;
+    let b = Server::start(dir.path(), &database.url, &extra).await;
     let mut on_b = AuthorizeServiceClient::new(b.channel.clone());
 
     let mut lags = Vec::with_capacity(args.rounds);
     let mut asks = 0u64;
     for _ in 0..args.rounds {
-        let created = tokens_a
-            .create_token(req(
-                &admin,
-                pb::CreateTokenRequest {
-                    r#type: pb::TokenType::User.into(),
-                    default_app_state: pb::AppState::Allow.into(),
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("create on A")
-            .into_inner();
-        let (id, secret) = (created.token.expect("token").id, created.secret);
-        assert_eq!(decide(&mut on_b, &secret, "").await, pb::Decision::Allow);
-        let retired = tokens_a
-            .retire_token(req(
-                &admin,
-                pb::RetireTokenRequest {
-                    id,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .expect("retire on A");
+        let allowed = user_token(pb::Privilege::Unspecified, pb::AppState::Allow);
+        let (id, secret) = create_token(&a.channel, &admin, allowed).await;
+        assert_eq!(
+            decide(&mut on_b, &secret, "watch-bench", "").await,
+            pb::Decision::Allow
+        );
+        let retired = retire(&a.channel, &admin, &id).await;
         let started = Instant::now();
         let revision = retired
             .metadata()
@@ -123,7 +73,7 @@ async fn main() {
             .to_owned();
         loop {
             asks += 1;
-            if decide(&mut on_b, &secret, "").await == pb::Decision::Retired {
+            if decide(&mut on_b, &secret, "watch-bench", "").await == pb::Decision::Retired {
                 break;
             }
             assert!(
@@ -133,7 +83,7 @@ async fn main() {
         }
         lags.push(started.elapsed());
         assert_eq!(
-            decide(&mut on_b, &secret, &revision).await,
+            decide(&mut on_b, &secret, "watch-bench", &revision).await,
             pb::Decision::Retired,
             "with the retire's revision, B is exact"
         );
@@ -153,7 +103,4 @@ async fn main() {
         lags[lags.len() - 1],
     );
     drop((a, b));
-    if let Some(db) = scratch {
-        db.drop().await;
-    }
 }

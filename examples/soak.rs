@@ -14,7 +14,7 @@ use api_tokens::grpc::pb::{
 use tokio_stream::StreamExt;
 
 mod support;
-use support::{ScratchDatabase, Server, bootstrap, req};
+use support::{Server, TestDatabase, backend_name, bootstrap, req, user_token};
 
 #[derive(Default)]
 struct Counts {
@@ -172,37 +172,22 @@ async fn watcher(server: Arc<Server>, admin: String, counts: Arc<Counts>, until:
 
 async fn create_token(server: &Server, admin: &str, state: pb::AppState) -> String {
     let request = pb::CreateTokenRequest {
-        r#type: pb::TokenType::User.into(),
-        privilege: pb::Privilege::Normal.into(),
-        default_app_state: state.into(),
         description: "soak".into(),
-        request_id: String::new(),
-        ..Default::default()
+        ..user_token(pb::Privilege::Normal, state)
     };
-    let mut tokens = TokenServiceClient::new(server.channel.clone());
-    tokens
-        .create_token(req(admin, request))
+    support::create_token(&server.channel, admin, request)
         .await
-        .expect("create")
-        .into_inner()
-        .secret
+        .1
 }
 
 #[tokio::main]
 async fn main() {
     let (seconds, postgres) = parse_args();
     let dir = tempfile::tempdir().expect("temp dir");
-    let scratch = match &postgres {
-        Some(url) => Some(ScratchDatabase::create(url).await),
-        None => None,
-    };
-    let database = match &scratch {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}?mode=rwc", dir.path().join("soak.db").display()),
-    };
-    let admin = bootstrap(dir.path(), &database);
-    let server =
-        Arc::new(Server::start(dir.path(), &database, &["--max-apps-per-token", "100000"]).await);
+    let database = TestDatabase::on(postgres.as_deref()).await;
+    let admin = bootstrap(dir.path(), &database.url);
+    let flags = ["--max-apps-per-token", "100000"];
+    let server = Arc::new(Server::start(dir.path(), &database.url, &flags).await);
     let warm = create_token(&server, &admin, pb::AppState::Allow).await;
     let pending = create_token(&server, &admin, pb::AppState::Pending).await;
 
@@ -232,14 +217,7 @@ async fn main() {
             until,
         )));
     }
-    println!(
-        "soak: {seconds} s on {}",
-        if postgres.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
-    );
+    println!("soak: {seconds} s on {}", backend_name(&database));
     println!(
         "{:>6} {:>10} {:>12} {:>11} {:>9} {:>7}",
         "t (s)", "RSS MiB", "Authorize", "management", "events", "errors"
@@ -267,9 +245,7 @@ async fn main() {
         let _ = task.await;
     }
     drop(server);
-    if let Some(db) = scratch {
-        db.drop().await;
-    }
+    drop(database);
     // Flat memory: the second half's peak is no more than 10 % above the first half's.
     let half = samples.len() / 2;
     let first = samples[..half.max(1)].iter().max().copied().unwrap_or(0);

@@ -13,7 +13,7 @@ use api_tokens::grpc::pb::{
 use tokio_stream::StreamExt;
 
 mod support;
-use support::{ScratchDatabase, Server, bootstrap, req};
+use support::{Server, TestDatabase, bootstrap, create_token, decide, req, retire, user_token};
 use tonic::transport::Channel;
 
 struct Args {
@@ -42,22 +42,8 @@ fn args() -> Args {
 }
 
 async fn pending_token(server: &Server, admin: &str) -> (String, String) {
-    let created = TokenServiceClient::new(server.channel.clone())
-        .create_token(req(
-            admin,
-            pb::CreateTokenRequest {
-                r#type: pb::TokenType::User.into(),
-                privilege: pb::Privilege::Normal.into(),
-                default_app_state: pb::AppState::Pending.into(),
-                description: String::new(),
-                request_id: String::new(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    (created.token.unwrap().id, created.secret)
+    let pending = user_token(pb::Privilege::Normal, pb::AppState::Pending);
+    create_token(&server.channel, admin, pending).await
 }
 
 fn summary(name: &str, mut samples: Vec<Duration>) {
@@ -126,36 +112,10 @@ async fn retire_across(writer: &Server, reader: &Server, admin: &str, rounds: us
             .await
             .unwrap();
         let mut on_reader = AuthorizeServiceClient::new(reader.channel.clone());
-        let check = |client: &mut AuthorizeServiceClient<Channel>| {
-            let mut client = client.clone();
-            let secret = secret.clone();
-            async move {
-                client
-                    .authorize(pb::AuthorizeRequest {
-                        token: secret,
-                        app_name: "warm".into(),
-                        required_privilege: 0,
-                        ..Default::default()
-                    })
-                    .await
-                    .unwrap()
-                    .into_inner()
-                    .decision()
-            }
-        };
-        while check(&mut on_reader).await != pb::Decision::Allow {}
-        tokens
-            .retire_token(req(
-                admin,
-                pb::RetireTokenRequest {
-                    id,
-                    ..Default::default()
-                },
-            ))
-            .await
-            .unwrap();
+        while decide(&mut on_reader, &secret, "warm", "").await != pb::Decision::Allow {}
+        retire(&writer.channel, admin, &id).await;
         let start = Instant::now();
-        while check(&mut on_reader).await != pb::Decision::Retired {
+        while decide(&mut on_reader, &secret, "warm", "").await != pb::Decision::Retired {
             assert!(start.elapsed() < Duration::from_secs(10), "never refused");
         }
         samples.push(start.elapsed());
@@ -198,12 +158,9 @@ async fn idle_subscribers(server: &Server, admin: &str, count: usize) {
 async fn main() {
     let args = args();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("bench.db").display()
-    );
-    let admin = bootstrap(dir.path(), &sqlite);
-    let one = Server::start(dir.path(), &sqlite, &[]).await;
+    let sqlite = TestDatabase::on(None).await;
+    let admin = bootstrap(dir.path(), &sqlite.url);
+    let one = Server::start(dir.path(), &sqlite.url, &[]).await;
     println!("== one replica, SQLite");
     delivery(
         "new app -> RECORDED at a watcher",
@@ -221,7 +178,7 @@ async fn main() {
             "== two replicas, one PostgreSQL ({})",
             api_tokens::startup::redact_url(&server_url)
         );
-        let database = ScratchDatabase::create(&server_url).await;
+        let database = TestDatabase::on(Some(&server_url)).await;
         let url = database.url.clone();
         let admin = bootstrap(dir.path(), &url);
         let a = Server::start(dir.path(), &url, &[]).await;
@@ -236,6 +193,6 @@ async fn main() {
         .await;
         retire_across(&a, &b, &admin, 50).await;
         drop((a, b));
-        database.drop().await;
+        drop(database);
     }
 }

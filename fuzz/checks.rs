@@ -1,5 +1,5 @@
 //! The fuzzing oracles: what must hold for any bytes a caller sends before a database is
-//! touched. The cargo-fuzz targets (nightly) and `tests/fuzz_inputs.rs` (stable, in CI) both
+//! touched. The cargo-fuzz targets (nightly) and `tests/properties/fuzz_inputs.rs` (stable, in CI) both
 //! run these functions, so a crash found by either is replayed by the other.
 // Each fuzz target uses one of the oracles.
 #![allow(dead_code)]

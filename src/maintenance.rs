@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::cli::DatabaseArgs;
+use crate::flags::DatabaseArgs;
 use crate::startup::redact_url;
 use crate::storage::{Migrated, Repository};
 

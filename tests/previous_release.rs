@@ -5,9 +5,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use api_tokens::grpc::pb::{self, authorize_service_client::AuthorizeServiceClient};
+use api_tokens::grpc::pb;
+use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
+use common::calls::{authorize_on, authorize_request};
 use common::process::{ServerProcess, bootstrap};
-use common::{Backend, TestDatabase};
+use common::{Backend, TestDatabase, create_token_on};
 
 /// The previous release's binary. `.ci/run` builds it; without it this test fails, loudly.
 fn previous_binary() -> PathBuf {
@@ -20,17 +22,9 @@ fn previous_binary() -> PathBuf {
 }
 
 async fn allowed(server: &ServerProcess, secret: &str) -> pb::Decision {
-    AuthorizeServiceClient::new(server.channel.clone())
-        .authorize(pb::AuthorizeRequest {
-            token: secret.into(),
-            app_name: "rollback-check".into(),
-            required_privilege: pb::Privilege::ReadOnly.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("authorize answers")
-        .into_inner()
-        .decision()
+    let client = AuthorizeServiceClient::new(server.channel.clone());
+    let request = authorize_request(secret, "rollback-check", pb::Privilege::ReadOnly, "");
+    authorize_on(&client, request).await.decision()
 }
 
 async fn the_previous_release_runs_on_this_schema(backend: Backend) {
@@ -49,23 +43,20 @@ async fn the_previous_release_runs_on_this_schema(backend: Backend) {
     // Rolled back: the previous release starts on this schema and decides the same token.
     let old = ServerProcess::start_binary(&previous, dir.path(), &flags, "warn").await;
     assert_eq!(allowed(&old, &admin.secret).await, pb::Decision::Allow);
-    let created = pb::token_service_client::TokenServiceClient::new(old.channel.clone())
-        .create_token(admin.req(pb::CreateTokenRequest {
-            r#type: pb::TokenType::User.into(),
-            privilege: pb::Privilege::Normal.into(),
-            default_app_state: pb::AppState::Allow.into(),
-            ..Default::default()
-        }))
-        .await
-        .expect("the previous release takes writes")
-        .into_inner();
+    // The previous release takes writes.
+    let kind = (
+        pb::TokenType::User,
+        pb::Privilege::Normal,
+        pb::AppState::Allow,
+    );
+    let (_, created_secret) = create_token_on(&old.channel, &admin, kind).await;
     let (status, log) = old.terminate();
     assert!(status.success(), "{log}");
 
     // Rolled forward again: this release runs on, and sees what the previous one wrote.
     let current = ServerProcess::start(dir.path(), &flags, "warn").await;
     assert_eq!(
-        allowed(&current, &created.secret).await,
+        allowed(&current, &created_secret).await,
         pb::Decision::Allow
     );
     let (status, log) = current.terminate();

@@ -1,10 +1,15 @@
 //! What the examples share: the release server as a child process, bootstrap, request
-//! metadata, a scratch PostgreSQL database of their own, and (from the tests' harness, not
-//! copied) a private PostgreSQL server and a TCP proxy that can be cut.
+//! metadata, the calls they all make, percentiles, and (from the tests' harness, not copied)
+//! a fresh database (SQLite, or PostgreSQL with `--postgres`), a private PostgreSQL server and
+//! a TCP proxy that can be cut.
 #![allow(dead_code)]
 
 #[path = "../../tests/common/cluster.rs"]
 pub mod cluster;
+#[path = "../../tests/common/db.rs"]
+pub mod db;
+#[path = "../../tests/common/local.rs"]
+pub mod local;
 #[path = "../../tests/common/proxy.rs"]
 pub mod proxy;
 
@@ -12,8 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tonic::Request;
+use api_tokens::grpc::pb::{
+    self, authorize_service_client::AuthorizeServiceClient,
+    token_service_client::TokenServiceClient,
+};
 use tonic::transport::Channel;
+use tonic::{Request, Response};
+
+pub use db::TestDatabase;
 
 pub fn binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -135,52 +146,83 @@ pub fn bootstrap_with(binary: &Path, dir: &Path, database: &str) -> String {
     made["secret"].as_str().unwrap().to_owned()
 }
 
-/// A database of the bench's own on the given server, so nothing lands in a shared one.
-pub struct ScratchDatabase {
-    server_url: String,
-    name: String,
-    pub url: String,
+/// Creates a token as `admin` on `channel`; returns its id and secret.
+pub async fn create_token(
+    channel: &Channel,
+    admin: &str,
+    message: pb::CreateTokenRequest,
+) -> (String, String) {
+    let made = TokenServiceClient::new(channel.clone())
+        .create_token(req(admin, message))
+        .await
+        .expect("create token")
+        .into_inner();
+    (made.token.expect("token").id, made.secret)
 }
 
-impl ScratchDatabase {
-    pub async fn create(server_url: &str) -> ScratchDatabase {
-        use sea_orm::ConnectionTrait;
-        let name = format!("apitokens_bench_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(server_url)
-            .await
-            .expect("PostgreSQL reachable");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let _ = admin.close().await;
-        let url = api_tokens::storage::url_with_database(server_url, &name);
-        ScratchDatabase {
-            server_url: server_url.to_owned(),
-            name,
-            url,
-        }
+/// A user token of `privilege` whose new applications get `default_app_state` (either
+/// unspecified: the server's documented default).
+pub fn user_token(
+    privilege: pb::Privilege,
+    default_app_state: pb::AppState,
+) -> pb::CreateTokenRequest {
+    pb::CreateTokenRequest {
+        r#type: pb::TokenType::User.into(),
+        privilege: privilege.into(),
+        default_app_state: default_app_state.into(),
+        ..Default::default()
     }
+}
 
-    pub fn name(&self) -> &str {
-        &self.name
+/// Authorize's decision for `secret` and `app_name` at Read-Only, at least as fresh as
+/// `min_revision` ("" for any).
+pub async fn decide(
+    client: &mut AuthorizeServiceClient<Channel>,
+    secret: &str,
+    app_name: &str,
+    min_revision: &str,
+) -> pb::Decision {
+    client
+        .authorize(pb::AuthorizeRequest {
+            token: secret.into(),
+            app_name: app_name.into(),
+            required_privilege: pb::Privilege::ReadOnly.into(),
+            min_revision: min_revision.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("authorize")
+        .into_inner()
+        .decision()
+}
+
+/// Retires token `id` as `admin`; the answer carries the retire's revision in its metadata.
+pub async fn retire(channel: &Channel, admin: &str, id: &str) -> Response<pb::RetireTokenResponse> {
+    TokenServiceClient::new(channel.clone())
+        .retire_token(req(
+            admin,
+            pb::RetireTokenRequest {
+                id: id.into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("retire")
+}
+
+/// The sample at quantile `p` (0 to 1) of sorted samples, nearest rank; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
     }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
 
-    pub fn server_url(&self) -> &str {
-        &self.server_url
-    }
-
-    pub async fn drop(self) {
-        use sea_orm::ConnectionTrait;
-        let admin = sea_orm::Database::connect(self.server_url.as_str())
-            .await
-            .expect("PostgreSQL reachable");
-        let _ = admin
-            .execute_unprepared(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .await;
-        let _ = admin.close().await;
+/// What a report calls the database: "PostgreSQL" or "SQLite".
+pub fn backend_name(database: &TestDatabase) -> &'static str {
+    match database.postgres() {
+        Some(_) => "PostgreSQL",
+        None => "SQLite",
     }
 }

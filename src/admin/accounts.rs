@@ -2,8 +2,7 @@
 use clap::{Args, Subcommand};
 
 use super::apps::parse_span;
-use super::client::{Client, ClientArgs, status_error};
-use super::note_revision;
+use super::client::{Answer, Client, ClientArgs};
 use super::output::{Output, policy_fields, policy_json, print_fields, print_json};
 use crate::grpc::pb;
 
@@ -116,21 +115,12 @@ pub(super) async fn run(args: AccountsArgs) -> anyhow::Result<()> {
     };
     let mut client = Client::connect(&args.client).await?.accounts();
     let policy = match request {
-        Some(request) => {
-            client
-                .set_account_policy(request)
-                .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner()
-                .policy
-        }
+        Some(request) => client.set_account_policy(request).await.changed()?.policy,
         None => {
             client
                 .get_account(pb::GetAccountRequest {})
                 .await
-                .map_err(status_error)?
-                .into_inner()
+                .read()?
                 .policy
         }
     };

@@ -2,12 +2,12 @@
 //! at once, perhaps with conditions.
 use clap::{Args, Subcommand};
 
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs};
 use super::output::{self, print_list, print_one};
 use super::paging::{PAGE_SIZE, every_page};
-use super::{note_revision, wire};
-use crate::cli::named;
+use super::wire;
 use crate::domain::{AppState, Privilege};
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]
@@ -218,13 +218,9 @@ pub(super) async fn run(args: AppsArgs) -> anyhow::Result<()> {
                     validate_only,
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
+                .changed()?;
             output::print_results(output, &decisions, &reply.results);
-            if let Some(preview) = &reply.preview {
-                output::print_preview(output, preview);
-            }
+            output::previewed(output, reply.preview.as_ref());
             return Ok(());
         }
     };
@@ -238,11 +234,8 @@ pub(super) async fn run(args: AppsArgs) -> anyhow::Result<()> {
             validate_only,
         })
         .await
-        .map_err(status_error)
-        .map(note_revision)?
-        .into_inner();
-    if let Some(preview) = &reply.preview {
-        output::print_preview(output, preview);
+        .changed()?;
+    if output::previewed(output, reply.preview.as_ref()) {
         return Ok(());
     }
     let app = reply

@@ -7,14 +7,15 @@ use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use super::output::Output;
+use crate::code_name::code_name;
 use crate::grpc::pb::{
     account_service_client::AccountServiceClient, token_service_client::TokenServiceClient,
 };
-use crate::grpc::{APP_HEADER, MIN_REVISION_HEADER, TOKEN_HEADER, code_name};
+use crate::grpc::{APP_HEADER, MIN_REVISION_HEADER, REVISION_HEADER, TOKEN_HEADER};
 
 /// The variable holding the secret the admin commands present. Never a flag: a flag's value
 /// shows in `ps` and in shell history.
@@ -232,4 +233,32 @@ pub fn status_error(status: Status) -> anyhow::Error {
         }
     }
     anyhow::Error::msg(text)
+}
+
+/// What a command makes of the server's answer to one call.
+pub trait Answer<T> {
+    /// A read's message, or the refusal as an error (`status_error`).
+    fn read(self) -> anyhow::Result<T>;
+    /// A change's message, the revision it committed at noted on stderr (so output stays
+    /// parseable): given to `--min-revision`, a later command reads it on whichever replica
+    /// answers.
+    fn changed(self) -> anyhow::Result<T>;
+}
+
+impl<T> Answer<T> for Result<Response<T>, Status> {
+    fn read(self) -> anyhow::Result<T> {
+        self.map(Response::into_inner).map_err(status_error)
+    }
+
+    fn changed(self) -> anyhow::Result<T> {
+        let reply = self.map_err(status_error)?;
+        if let Some(revision) = reply
+            .metadata()
+            .get(REVISION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            eprintln!("revision: {revision}");
+        }
+        Ok(reply.into_inner())
+    }
 }

@@ -2,7 +2,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs};
 use super::output::{Output, emit, print_fields, print_json};
 use crate::grpc::pb;
 
@@ -24,8 +24,7 @@ pub(super) async fn run(args: InstallCommandArgs) -> anyhow::Result<()> {
             broker_id: args.broker.unwrap_or_default(),
         })
         .await
-        .map_err(status_error)?
-        .into_inner();
+        .read()?;
     match args.client.output {
         Output::Json => print_json(&json!({
             "command": reply.command,

@@ -2,12 +2,12 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs};
 use super::output::{self, Output, emit, print_json, print_list, print_one};
 use super::paging::{PAGE_SIZE, every_page};
-use super::{note_revision, wire};
-use crate::cli::named;
+use super::wire;
 use crate::domain::Privilege;
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]
@@ -70,9 +70,7 @@ pub(super) async fn run(args: MembersArgs) -> anyhow::Result<()> {
                     role: wire::<pb::Privilege, _>(Some(role)),
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner()
+                .changed()?
                 .member
         }
         MembersCommand::Update {
@@ -87,11 +85,8 @@ pub(super) async fn run(args: MembersArgs) -> anyhow::Result<()> {
                     validate_only,
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
-            if let Some(preview) = &reply.preview {
-                output::print_preview(output, preview);
+                .changed()?;
+            if output::previewed(output, reply.preview.as_ref()) {
                 return Ok(());
             }
             reply.member
@@ -106,11 +101,8 @@ pub(super) async fn run(args: MembersArgs) -> anyhow::Result<()> {
                     validate_only,
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
-            if let Some(preview) = &reply.preview {
-                output::print_preview(output, preview);
+                .changed()?;
+            if output::previewed(output, reply.preview.as_ref()) {
                 return Ok(());
             }
             match output {

@@ -58,16 +58,3 @@ where
 {
     value.map(P::from).unwrap_or_default().into()
 }
-
-/// Prints the revision a change committed at (to stderr, so output stays parseable): given to
-/// `--min-revision`, a later command reads it on whichever replica answers.
-fn note_revision<T>(reply: tonic::Response<T>) -> tonic::Response<T> {
-    if let Some(revision) = reply
-        .metadata()
-        .get(crate::grpc::REVISION_HEADER)
-        .and_then(|v| v.to_str().ok())
-    {
-        eprintln!("revision: {revision}");
-    }
-    reply
-}

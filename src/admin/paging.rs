@@ -1,7 +1,7 @@
 //! Following a list to its last page: the list commands print everything, not one page.
 use tonic::{Response, Status};
 
-use super::client::status_error;
+use super::client::Answer;
 use crate::grpc::pb;
 
 /// Page size the list commands ask for.
@@ -36,11 +36,7 @@ pub async fn every_page<P: Page>(
     let mut items = Vec::new();
     let mut page_token = String::new();
     loop {
-        let (page, next) = fetch(page_token)
-            .await
-            .map_err(status_error)?
-            .into_inner()
-            .into_parts();
+        let (page, next) = fetch(page_token).await.read()?.into_parts();
         items.extend(page);
         if next.is_empty() {
             return Ok(items);

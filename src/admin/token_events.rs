@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs, status_error};
 use super::output::{self, Output, emit};
 use crate::grpc::pb;
 
@@ -64,8 +64,7 @@ pub(super) async fn events(client: &ClientArgs, args: EventsArgs) -> anyhow::Res
             token_id: args.token_id.unwrap_or_default(),
         })
         .await
-        .map_err(status_error)?
-        .into_inner();
+        .read()?;
     while let Some(event) = stream.next().await {
         let event = event.map_err(status_error)?;
         let written = match client.output {
@@ -115,7 +114,7 @@ pub(super) async fn report_leak(client: &ClientArgs, args: ReportLeakArgs) -> an
             where_found: args.where_found,
         })
         .await
-        .map_err(status_error)?;
+        .read()?;
     match client.output {
         Output::Json => {
             emit(json!({ "reported": true }));

@@ -3,15 +3,15 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::apps::parse_span;
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs};
 use super::output::{
     self, Output, emit, print_fields, print_json, print_list, token_fields, token_json,
 };
 use super::paging::{PAGE_SIZE, every_page};
 use super::token_events::{self, EventsArgs, ReportLeakArgs};
-use super::{note_revision, wire};
-use crate::cli::named;
+use super::wire;
 use crate::domain::{AppState, Privilege, TokenState, TokenType};
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]
@@ -194,9 +194,7 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                     expire_time: expiry.pb()?,
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
+                .changed()?;
             show_secret(output, reply.token, reply.secret)?;
         }
         TokensCommand::List {
@@ -228,11 +226,8 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
             print_list(output, &tokens);
         }
         TokensCommand::Get { id } => {
-            let reply = client
-                .get_token(pb::GetTokenRequest { id })
-                .await
-                .map_err(status_error)?;
-            show_token(output, reply.into_inner().token)?;
+            let reply = client.get_token(pb::GetTokenRequest { id }).await.read()?;
+            show_token(output, reply.token)?;
         }
         TokensCommand::Update {
             id,
@@ -281,9 +276,8 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                     update_mask: Some(prost_types::FieldMask { paths }),
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?;
-            show_token(output, reply.into_inner().token)?;
+                .changed()?;
+            show_token(output, reply.token)?;
         }
         TokensCommand::Rotate {
             id,
@@ -299,21 +293,16 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                     expire_time: expiry.pb()?,
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
+                .changed()?;
             show_secret(output, reply.token, reply.secret)?;
         }
         TokensCommand::Retire { id, validate_only } => {
             let reply = client
                 .retire_token(pb::RetireTokenRequest { id, validate_only })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?
-                .into_inner();
-            match reply.preview {
-                Some(preview) => output::print_preview(output, &preview),
-                None => show_token(output, reply.token)?,
+                .changed()?;
+            if !output::previewed(output, reply.preview.as_ref()) {
+                show_token(output, reply.token)?;
             }
         }
         TokensCommand::Promote { id } => {
@@ -323,9 +312,8 @@ pub(super) async fn run(args: TokensArgs) -> anyhow::Result<()> {
                     ..Default::default()
                 })
                 .await
-                .map_err(status_error)
-                .map(note_revision)?;
-            show_token(output, reply.into_inner().token)?;
+                .changed()?;
+            show_token(output, reply.token)?;
         }
         TokensCommand::Events(_) | TokensCommand::ReportLeak(_) => {}
     }

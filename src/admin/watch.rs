@@ -3,11 +3,11 @@ use clap::Args;
 use serde_json::json;
 use tokio_stream::StreamExt;
 
-use super::client::{Client, ClientArgs, status_error};
+use super::client::{Answer, Client, ClientArgs, status_error};
 use super::output::{self, Output, application_json, emit};
 use super::wire;
-use crate::cli::named;
 use crate::domain::AppState;
+use crate::flags::named;
 use crate::grpc::pb;
 
 #[derive(Debug, Args)]
@@ -39,8 +39,7 @@ pub(super) async fn run(args: WatchArgs) -> anyhow::Result<()> {
             token_id: args.token_id.unwrap_or_default(),
         })
         .await
-        .map_err(status_error)?
-        .into_inner();
+        .read()?;
     // The table's header waits for the first event, whose cursor sets that column's width.
     let mut table: Option<output::WatchTable> = None;
     while let Some(event) = stream.next().await {

@@ -1,5 +1,6 @@
-//! The console's files, embedded from `web/dist` (built by `web/scripts/build.mjs` and
-//! committed, so building the binary needs no npm), and the HTTP responses that serve them.
+//! The console's files, embedded from `web/static` (written by hand) and `web/dist` (built by
+//! `web/scripts/build.mjs` and committed, so building the binary needs no npm), and the HTTP
+//! responses that serve them.
 use std::sync::LazyLock;
 
 use http::header::{
@@ -28,12 +29,21 @@ struct Asset {
     gzip: &'static [u8],
 }
 
+/// `$dir`: where the plain file is kept. The files written by hand (`web/static`) are embedded
+/// from there, not from a copy in `web/dist`, so there is one of each; `web/dist` holds what the
+/// build makes: the bundled script and every `.gz`.
 macro_rules! asset {
-    ($path:literal, $file:literal, $type:literal) => {
+    ($path:literal, $dir:literal, $file:literal, $type:literal) => {
         Asset {
             path: $path,
             content_type: $type,
-            plain: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/dist/", $file)),
+            plain: include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/web/",
+                $dir,
+                "/",
+                $file
+            )),
             gzip: include_bytes!(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/web/dist/",
@@ -45,18 +55,25 @@ macro_rules! asset {
 }
 
 static ASSETS: [Asset; 4] = [
-    asset!("/", "index.html", "text/html; charset=utf-8"),
+    asset!("/", "static", "index.html", "text/html; charset=utf-8"),
     asset!(
         "/console/console.js",
+        "dist",
         "console.js",
         "text/javascript; charset=utf-8"
     ),
     asset!(
         "/console/console.css",
+        "static",
         "console.css",
         "text/css; charset=utf-8"
     ),
-    asset!("/console/favicon.svg", "favicon.svg", "image/svg+xml"),
+    asset!(
+        "/console/favicon.svg",
+        "static",
+        "favicon.svg",
+        "image/svg+xml"
+    ),
 ];
 
 /// Strong validators, one per asset and encoding: a digest of the bytes sent.

@@ -4,6 +4,7 @@ mod app;
 mod authorize;
 mod caller;
 mod conditions;
+mod decision;
 mod lifecycle;
 mod member;
 mod names;
@@ -18,11 +19,10 @@ mod validate;
 
 pub use address::AddressRanges;
 pub use app::{AppName, AppStanding, AppState, Application, Evidence, Rationale};
-pub use authorize::{
-    AddressRefusal, AddressRule, Call, Decision, OwnerStatus, TokenGrant, decide, decide_with,
-};
+pub use authorize::{Call, OwnerStatus, TokenGrant, decide, decide_with};
 pub use caller::{Caller, PolicyDenial, may_grant};
 pub use conditions::Conditions;
+pub use decision::{AddressRefusal, AddressRule, Decision};
 pub use lifecycle::{AccountPolicy, ExpiryRefusal, PreviousSecret, Rotation, SecretUse};
 pub use member::{Account, Member, UserName, validate_account_name};
 pub(crate) use names::names;

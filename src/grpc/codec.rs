@@ -49,7 +49,7 @@ where
 /// string field, a wrong wire type, a truncated field) are INVALID_ARGUMENT, not the INTERNAL
 /// that tonic-prost answers by gRPC's status-code table. The server decodes only what a caller
 /// sent, so it is the caller's mistake, and INTERNAL is what alerts count as a server bug
-/// (tests/hostile_input.rs). A client of this crate decoding a malformed response sees
+/// (tests/api/hostile_input.rs). A client of this crate decoding a malformed response sees
 /// INVALID_ARGUMENT too; the message says what failed to decode.
 #[derive(Debug)]
 pub struct CallerBytesDecoder<U> {

@@ -2,7 +2,6 @@
 mod accounts;
 mod authorize;
 mod client_address;
-mod code_name;
 pub mod codec;
 mod consistency;
 mod convert;
@@ -15,7 +14,6 @@ mod tokens;
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
 pub use client_address::FORWARDED_FOR_HEADER;
-pub use code_name::code_name;
 pub use consistency::{MIN_REVISION_HEADER, REVISION_HEADER};
 pub use convert::{duration, timestamp};
 pub use credentials::{

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::code_name;
+use crate::code_name::code_name;
 use crate::domain::Reason;
 use crate::service::ServiceError;
 use crate::storage::StorageError;

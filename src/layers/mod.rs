@@ -28,7 +28,13 @@ mod timeout;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use http::Response;
 use tokio::sync::Semaphore;
+use tonic::body::Body;
+use tower::BoxError;
 use tower::layer::util::{Identity, Stack};
 
 use crate::metrics::Metrics;
@@ -36,6 +42,25 @@ pub use observe::{Observe, ObserveLayer};
 pub use shed::{NotReady, Readiness, Shed, ShedLayer};
 pub use status::{StatusLayer, ToStatus, layer_error_status};
 pub use timeout::{RequestTimedOut, UnaryTimeout, UnaryTimeoutLayer};
+
+/// The response future of a layer that may fail a call itself (shedding, the timeout): boxed,
+/// with its error boxed for `StatusLayer` to turn into a status.
+type Fallible = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+/// The inner service's answer, unchanged but for its error, boxed.
+fn passed<F, E>(future: F) -> Fallible
+where
+    F: Future<Output = Result<Response<Body>, E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    Box::pin(async move { future.await.map_err(Into::into) })
+}
+
+/// A call the layer refuses itself, with the error `StatusLayer` maps to a status.
+fn refused(error: impl Into<BoxError>) -> Fallible {
+    let error = error.into();
+    Box::pin(async move { Err(error) })
+}
 
 /// The limits of the layer stack, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

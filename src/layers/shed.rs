@@ -1,7 +1,5 @@
 //! The concurrency limit: at most N calls at once, one more shed at once with UNAVAILABLE;
 //! health never limited; nothing but health and reflection before the database is there.
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
@@ -11,6 +9,8 @@ use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::load_shed::error::Overloaded;
 use tower::{BoxError, Layer, Service};
+
+use super::{Fallible, passed, refused};
 
 /// Calls under this prefix are probes: they take no permit and are never shed.
 const HEALTH_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -74,7 +74,7 @@ where
 {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = Fallible;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // The permit is taken per call, in `call`: readiness must not wait on the limit,
@@ -85,14 +85,13 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let path = request.uri().path();
         if path.starts_with(HEALTH_PREFIX) {
-            let future = self.inner.call(request);
-            return Box::pin(async move { future.await.map_err(Into::into) });
+            return passed(self.inner.call(request));
         }
         if !self.ready.is_ready() && !path.starts_with(REFLECTION_PREFIX) {
-            return Box::pin(async { Err(Box::new(NotReady) as BoxError) });
+            return refused(NotReady);
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            return Box::pin(async { Err(Box::new(Overloaded::new()) as BoxError) });
+            return refused(Overloaded::new());
         };
         let future = self.inner.call(request);
         Box::pin(async move {

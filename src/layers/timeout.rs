@@ -1,7 +1,5 @@
 //! A deadline for unary calls only: streams (WatchApplications, health Watch, reflection)
 //! are long-lived by design, and which methods stream is read from the descriptor sets.
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -10,6 +8,7 @@ use tonic::body::Body;
 use tower::{BoxError, Layer, Service};
 
 use super::methods::method_of;
+use super::{Fallible, passed};
 
 /// The error of a unary call that ran past `--request-timeout-ms`.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -46,7 +45,7 @@ where
 {
     type Response = Response<Body>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+    type Future = Fallible;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -63,7 +62,7 @@ where
                     Err(_) => Err(Box::new(RequestTimedOut(limit)) as BoxError),
                 }
             }),
-            None => Box::pin(async move { future.await.map_err(Into::into) }),
+            None => passed(future),
         }
     }
 }

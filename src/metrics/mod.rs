@@ -20,8 +20,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use tonic::Code;
 
+use crate::code_name::code_name;
 use crate::domain::Decision;
-use crate::grpc::code_name;
 
 pub use http::{MetricsServer, bind_metrics};
 

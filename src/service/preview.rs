@@ -47,11 +47,13 @@ pub struct Previewed<T> {
 }
 
 impl<T> Previewed<T> {
-    /// A change the rules refuse becomes a preview saying so; other errors (not found,
+    /// The change's preview. A change the rules refuse becomes a preview saying so; other errors (not found,
     /// unauthenticated, invalid) stay errors, as they would for the change itself, so a
     /// preview reveals nothing the change would not.
-    fn of(result: Result<(T, Preview), ServiceError>) -> Result<Previewed<T>, ServiceError> {
-        match result {
+    async fn of(
+        change: impl Future<Output = Result<(T, Preview), ServiceError>>,
+    ) -> Result<Previewed<T>, ServiceError> {
+        match change.await {
             Ok((would, preview)) => Ok(Previewed {
                 would: Some(would),
                 preview,
@@ -101,7 +103,7 @@ impl Service {
         caller: &Caller,
         id: Uuid,
     ) -> Result<Previewed<TokenView>, ServiceError> {
-        let result: Result<_, ServiceError> = async {
+        Previewed::of(async {
             // In the order the change checks: a Read-Only caller is refused before any lookup.
             caller.require_write()?;
             let before = self.visible_token(caller, id).await?;
@@ -113,9 +115,8 @@ impl Service {
             };
             let preview = self.impact(&[id], drops).await?;
             Ok((after, preview))
-        }
-        .await;
-        Previewed::of(result)
+        })
+        .await
     }
 
     /// What one or many application decisions would do.
@@ -125,7 +126,7 @@ impl Service {
         decisions: Vec<AppDecision>,
         reason: Option<Rationale>,
     ) -> Result<Previewed<Vec<DecisionResult>>, ServiceError> {
-        let result: Result<_, ServiceError> = async {
+        Previewed::of(async {
             let results = self
                 .decide_applications(caller, decisions, reason, WriteMode::ValidateOnly)
                 .await?;
@@ -148,9 +149,8 @@ impl Service {
                 })
             });
             Ok((results, preview))
-        }
-        .await;
-        Previewed::of(result)
+        })
+        .await
     }
 
     /// What changing a member's role would do.
@@ -160,7 +160,7 @@ impl Service {
         id: Uuid,
         role: Privilege,
     ) -> Result<Previewed<Member>, ServiceError> {
-        let result: Result<_, ServiceError> = async {
+        Previewed::of(async {
             let before = self.current_member(caller, id).await?;
             let after = self
                 .change_membership(
@@ -170,21 +170,12 @@ impl Service {
                     WriteMode::ValidateOnly,
                 )
                 .await?;
-            let tokens = self
-                .repo
-                .active_tokens_owned_by(caller.account_id, id)
+            let preview = self
+                .member_impact(&before, OwnerStatus::Member(role))
                 .await?;
-            let drops = drops(
-                &tokens,
-                OwnerStatus::Member(before.role),
-                OwnerStatus::Member(role),
-            );
-            let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
-            let preview = self.impact(&ids, drops).await?;
             Ok((after, preview))
-        }
-        .await;
-        Previewed::of(result)
+        })
+        .await
     }
 
     /// What removing a member would do.
@@ -193,25 +184,30 @@ impl Service {
         caller: &Caller,
         id: Uuid,
     ) -> Result<Previewed<()>, ServiceError> {
-        let result: Result<_, ServiceError> = async {
+        Previewed::of(async {
             let before = self.current_member(caller, id).await?;
             self.change_membership(caller, id, MemberChange::Remove, WriteMode::ValidateOnly)
                 .await?;
-            let tokens = self
-                .repo
-                .active_tokens_owned_by(caller.account_id, id)
-                .await?;
-            let drops = drops(
-                &tokens,
-                OwnerStatus::Member(before.role),
-                OwnerStatus::Removed,
-            );
-            let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
-            let preview = self.impact(&ids, drops).await?;
+            let preview = self.member_impact(&before, OwnerStatus::Removed).await?;
             Ok(((), preview))
-        }
-        .await;
-        Previewed::of(result)
+        })
+        .await
+    }
+
+    /// The preview of a permitted change of a member's standing to `after`: their tokens whose
+    /// privilege drops, and the applications that used those.
+    async fn member_impact(
+        &self,
+        member: &Member,
+        after: OwnerStatus,
+    ) -> Result<Preview, ServiceError> {
+        let tokens = self
+            .repo
+            .active_tokens_owned_by(member.account_id, member.id)
+            .await?;
+        let drops = drops(&tokens, OwnerStatus::Member(member.role), after);
+        let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
+        self.impact(&ids, drops).await
     }
 
     /// A current member of the caller's account, for an Admin; the rules' refusal otherwise.

@@ -9,7 +9,7 @@ use crate::domain::{
     AddressRanges, AppState, Application, Caller, Description, OwnerStatus, PolicyDenial,
     Privilege, Secret, Token, TokenState, TokenType,
 };
-use crate::storage::{Actor, AuditRecord, CreateRequest, NewToken, TokenFilter, WriteMode};
+use crate::storage::{Actor, AuditRecord, CreateRequest, Locked, NewToken, TokenFilter, WriteMode};
 
 use super::cache::StaleKey;
 use super::guard::{caller_now, visible_now};
@@ -163,6 +163,30 @@ impl Service {
         Ok(pager.page(rows))
     }
 
+    /// Changes one token as `caller` (`action` in the audit log) under the locks every token
+    /// change takes: `change` reads the locked rows and gives the token after, or `None` to
+    /// change nothing.
+    async fn change_token(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        action: &str,
+        mode: WriteMode,
+        change: impl FnOnce(&Locked) -> Result<Option<Token>, ServiceError>,
+    ) -> Result<Option<(Token, Token)>, ServiceError> {
+        self.repo
+            .change_token(
+                caller.account_id,
+                id,
+                caller.token_id,
+                action,
+                Actor::of(caller),
+                mode,
+                change,
+            )
+            .await
+    }
+
     pub async fn update_token(
         &self,
         caller: &Caller,
@@ -174,38 +198,28 @@ impl Service {
             caller.require_may_grant(privilege)?;
         }
         let changed = self
-            .repo
-            .change_token(
-                caller.account_id,
-                id,
-                caller.token_id,
-                "token.update",
-                Actor::of(caller),
-                WriteMode::Commit,
-                |locked| {
-                    let (caller, current, _) = visible_now(locked, id)?;
-                    caller.require_write()?;
-                    if let Some(privilege) = update.privilege {
-                        caller.require_may_grant(privilege)?;
-                    }
-                    // An expired token is never revived, by its owner or an Admin.
-                    current.require_active(locked.now)?;
-                    let mut next = current.clone();
-                    if let Some(asked) = update.expire_time {
-                        // The policy as it stands now, under the account row's lock.
-                        next.expires_at = locked
-                            .policy
-                            .expiry_set(asked, locked.now)
-                            .map_err(expiry_refused)?;
-                    }
-                    next.privilege = update.privilege.unwrap_or(next.privilege);
-                    next.default_app_state =
-                        update.default_app_state.unwrap_or(next.default_app_state);
-                    next.description = update.description.clone().unwrap_or(next.description);
-                    next.bound_ranges = update.bound_ranges.clone().unwrap_or(next.bound_ranges);
-                    Ok::<_, ServiceError>(Some(next))
-                },
-            )
+            .change_token(caller, id, "token.update", WriteMode::Commit, |locked| {
+                let (caller, current, _) = visible_now(locked, id)?;
+                caller.require_write()?;
+                if let Some(privilege) = update.privilege {
+                    caller.require_may_grant(privilege)?;
+                }
+                // An expired token is never revived, by its owner or an Admin.
+                current.require_active(locked.now)?;
+                let mut next = current.clone();
+                if let Some(asked) = update.expire_time {
+                    // The policy as it stands now, under the account row's lock.
+                    next.expires_at = locked
+                        .policy
+                        .expiry_set(asked, locked.now)
+                        .map_err(expiry_refused)?;
+                }
+                next.privilege = update.privilege.unwrap_or(next.privilege);
+                next.default_app_state = update.default_app_state.unwrap_or(next.default_app_state);
+                next.description = update.description.clone().unwrap_or(next.description);
+                next.bound_ranges = update.bound_ranges.clone().unwrap_or(next.bound_ranges);
+                Ok::<_, ServiceError>(Some(next))
+            })
             .await?;
         self.changed_view(changed, id).await
     }
@@ -224,13 +238,10 @@ impl Service {
     ) -> Result<TokenView, ServiceError> {
         caller.require_write()?;
         let changed = self
-            .repo
             .change_token(
-                caller.account_id,
+                caller,
                 id,
-                caller.token_id,
                 "token.retire",
-                Actor::of(caller),
                 mode,
                 |locked| -> Result<_, ServiceError> {
                     let (caller, current, _) = visible_now(locked, id)?;
@@ -267,29 +278,19 @@ impl Service {
             caller.require_may_grant(privilege)?;
         }
         let changed = self
-            .repo
-            .change_token(
-                caller.account_id,
-                id,
-                caller.token_id,
-                "token.promote",
-                Actor::of(caller),
-                WriteMode::Commit,
-                |locked| {
-                    let (caller, current, owner) = visible_now(locked, id)?;
-                    caller.require_admin()?;
-                    current.require_promotable(locked.now)?;
-                    let privilege =
-                        caller.promoted_privilege(current.privilege, owner, privilege)?;
-                    Ok::<_, ServiceError>(Some(Token {
-                        token_type: TokenType::Account,
-                        owner_id: None,
-                        privilege,
-                        promoted_at: Some(locked.now),
-                        ..current.clone()
-                    }))
-                },
-            )
+            .change_token(caller, id, "token.promote", WriteMode::Commit, |locked| {
+                let (caller, current, owner) = visible_now(locked, id)?;
+                caller.require_admin()?;
+                current.require_promotable(locked.now)?;
+                let privilege = caller.promoted_privilege(current.privilege, owner, privilege)?;
+                Ok::<_, ServiceError>(Some(Token {
+                    token_type: TokenType::Account,
+                    owner_id: None,
+                    privilege,
+                    promoted_at: Some(locked.now),
+                    ..current.clone()
+                }))
+            })
             .await?;
         self.changed_view(changed, id).await
     }

@@ -64,15 +64,13 @@ impl Repository {
             now,
         )
         .await?;
-        audit::write(
+        audit::write_token(
             &tx,
             account.id,
             actor,
             "token.create",
-            "token",
-            token.token.id.to_string(),
             None,
-            Some(audit::token_json(&token.token)),
+            &token.token,
             now,
         )
         .await?;

@@ -120,6 +120,30 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// Records a change of a token under `action`: the token before (`None` for a new one) and after.
+pub(crate) async fn write_token(
+    conn: &impl ConnectionTrait,
+    account_id: Uuid,
+    actor: Actor,
+    action: &str,
+    before: Option<&Token>,
+    after: &Token,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    write(
+        conn,
+        account_id,
+        actor,
+        action,
+        "token",
+        after.id.to_string(),
+        before.map(token_json),
+        Some(token_json(after)),
+        now,
+    )
+    .await
+}
+
 /// Appends entries made by one actor at one time with one reason, in one statement; call
 /// inside the transaction of the changes they record.
 pub(crate) async fn write_many(

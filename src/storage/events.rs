@@ -176,41 +176,51 @@ impl Repository {
     /// log's horizon past them. Returns how many changes went.
     pub async fn compact_events(&self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         let tx = self.begin_write().await?;
-        let newest_old_event: Option<i64> = app_events::Entity::find()
-            .select_only()
-            .expr(Expr::col(app_events::Column::Seq).max())
-            .filter(app_events::Column::CreatedAt.lt(micros(before)))
-            .into_tuple()
-            .one(&tx)
-            .await?
-            .flatten();
-        if let Some(through) = newest_old_event {
-            app_events::Entity::delete_many()
-                .filter(app_events::Column::Seq.lte(through))
-                .exec(&tx)
-                .await?;
-            raise_horizon(&tx, APP_EVENTS_HORIZON, through).await?;
-        }
-        let newest_old_change: Option<i64> = log_rows::Entity::find()
-            .select_only()
-            .expr(Expr::col(log_rows::Column::Seq).max())
-            .filter(log_rows::Column::CreatedAt.lt(micros(before)))
-            .into_tuple()
-            .one(&tx)
-            .await?
-            .flatten();
-        let mut deleted = 0;
-        if let Some(through) = newest_old_change {
-            deleted = log_rows::Entity::delete_many()
-                .filter(log_rows::Column::Seq.lte(through))
-                .exec(&tx)
-                .await?
-                .rows_affected;
-            raise_horizon(&tx, CHANGE_LOG_HORIZON, through).await?;
-        }
+        compact::<app_events::Entity>(
+            &tx,
+            (app_events::Column::Seq, app_events::Column::CreatedAt),
+            APP_EVENTS_HORIZON,
+            before,
+        )
+        .await?;
+        let deleted = compact::<log_rows::Entity>(
+            &tx,
+            (log_rows::Column::Seq, log_rows::Column::CreatedAt),
+            CHANGE_LOG_HORIZON,
+            before,
+        )
+        .await?;
         tx.commit().await?;
         Ok(deleted)
     }
+}
+
+/// Deletes the rows of one log (`seq`, `created_at`) older than `before` and raises the log's
+/// `horizon` row past them; how many went.
+async fn compact<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    (seq, created_at): (E::Column, E::Column),
+    horizon: i64,
+    before: DateTime<Utc>,
+) -> Result<u64, StorageError> {
+    let newest_old: Option<i64> = E::find()
+        .select_only()
+        .expr(Expr::col(seq).max())
+        .filter(created_at.lt(micros(before)))
+        .into_tuple()
+        .one(conn)
+        .await?
+        .flatten();
+    let Some(through) = newest_old else {
+        return Ok(0);
+    };
+    let deleted = E::delete_many()
+        .filter(seq.lte(through))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    raise_horizon(conn, horizon, through).await?;
+    Ok(deleted)
 }
 
 async fn raise_horizon(

@@ -210,15 +210,13 @@ impl Repository {
             rotated_at: Some(now),
             ..after
         };
-        audit::write(
+        audit::write_token(
             &tx,
             account_id,
             actor,
             "token.rotate",
-            "token",
-            id.to_string(),
-            Some(token_json(&before)),
-            Some(token_json(&after)),
+            Some(&before),
+            &after,
             now,
         )
         .await?;

@@ -6,7 +6,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::audit::{self, Actor, token_json};
+use super::audit::{self, Actor};
 use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::tokens;
@@ -137,15 +137,13 @@ impl Repository {
         }
         insert_token(&tx, new).await?;
         let t = &new.token;
-        audit::write(
+        audit::write_token(
             &tx,
             t.account_id,
             actor,
             "token.create",
-            "token",
-            t.id.to_string(),
             None,
-            Some(token_json(t)),
+            t,
             t.created_at,
         )
         .await?;
@@ -301,18 +299,7 @@ impl Repository {
             .exec(&tx)
             .await
             .map_err(StorageError::from)?;
-        audit::write(
-            &tx,
-            account_id,
-            actor,
-            action,
-            "token",
-            id.to_string(),
-            Some(token_json(&before)),
-            Some(token_json(&after)),
-            now,
-        )
-        .await?;
+        audit::write_token(&tx, account_id, actor, action, Some(&before), &after, now).await?;
         let what = if after.is_retired() && !before.is_retired() {
             TokenChange::Retired
         } else if after.promoted_at.is_some() && before.promoted_at.is_none() {

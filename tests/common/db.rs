@@ -1,5 +1,6 @@
 //! A fresh database per test: an SQLite file in a temporary folder, or a PostgreSQL
-//! database with a random name, dropped when the test ends.
+//! database with a random name, dropped when the test ends. The examples use it too
+//! (`examples/support`), so it needs nothing else of the tests' harness.
 use std::time::Duration;
 
 use api_tokens::storage::{DatabaseSettings, url_with_database};
@@ -49,6 +50,15 @@ impl TestDatabase {
         }
     }
 
+    /// On the PostgreSQL server at `postgres` when one is given (an example's `--postgres`),
+    /// else in an SQLite file.
+    pub async fn on(postgres: Option<&str>) -> TestDatabase {
+        match postgres {
+            Some(admin_url) => TestDatabase::create_on_postgres(admin_url).await,
+            None => TestDatabase::create(Backend::Sqlite).await,
+        }
+    }
+
     /// A fresh database on the PostgreSQL server at `admin_url` (the shared one, or a test's own).
     pub async fn create_on_postgres(admin_url: &str) -> TestDatabase {
         let name = format!("apitokens_test_{}", uuid::Uuid::new_v4().simple());
@@ -77,6 +87,13 @@ impl TestDatabase {
             .expect("PostgreSQL reachable");
         admin.execute_unprepared(sql).await.expect("admin SQL");
         let _ = admin.close().await;
+    }
+
+    /// The PostgreSQL server's maintenance URL and this database's name; `None` on SQLite.
+    pub fn postgres(&self) -> Option<(&str, &str)> {
+        self.postgres
+            .as_ref()
+            .map(|(admin_url, name)| (admin_url.as_str(), name.as_str()))
     }
 
     /// The PostgreSQL database's name.
@@ -117,26 +134,35 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else {
+        if let Some((admin_url, name)) = self.postgres.take() {
+            drop_blocking(
+                &admin_url,
+                &[format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")],
+            );
+        }
+    }
+}
+
+/// Runs clean-up statements on the PostgreSQL server at `admin_url` from a `Drop` (outside
+/// async: a thread with its own runtime does it), ignoring failures: what is left behind has
+/// a random name and harms nothing.
+pub fn drop_blocking(admin_url: &str, statements: &[String]) {
+    let (admin_url, statements) = (admin_url.to_owned(), statements.to_vec());
+    let _ = std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
             return;
         };
-        // Drop runs outside async; a thread with its own runtime does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async {
-                if let Ok(admin) = Database::connect(admin_url.as_str()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .await;
-                    let _ = admin.close().await;
+        runtime.block_on(async {
+            if let Ok(admin) = Database::connect(admin_url.as_str()).await {
+                for statement in &statements {
+                    let _ = admin.execute_unprepared(statement).await;
                 }
-            });
-        })
-        .join();
-    }
+                let _ = admin.close().await;
+            }
+        });
+    })
+    .join();
 }

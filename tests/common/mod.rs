@@ -1,8 +1,13 @@
 //! Test harness: the real server on 127.0.0.1:0 with a fresh database, and typed tonic clients.
 #![allow(dead_code)]
 
+pub mod app_events;
+pub mod calls;
+pub mod clock;
 pub mod cluster;
 pub mod db;
+pub mod heartbeats;
+pub mod local;
 pub mod process;
 pub mod props;
 pub mod proxy;
@@ -182,13 +187,7 @@ async fn start_app(
         .await
         .expect("connect for bootstrap");
     let local = Service::open(repo, service.clone()).await.expect("service");
-    let made = local
-        .bootstrap(
-            "acme",
-            api_tokens::domain::UserName::parse("admin@example.com").expect("name"),
-        )
-        .await
-        .expect("bootstrap");
+    let made = local::bootstrap_acme(&local).await;
     let settings = ServerSettings {
         listen: "127.0.0.1:0".parse().expect("addr"),
         database: db_settings,
@@ -349,17 +348,42 @@ impl TestApp {
         app: &str,
         required: pb::Privilege,
     ) -> pb::AuthorizeResponse {
-        self.authorize
+        self.authorize_from(secret, app, required, "").await
+    }
+
+    /// Promotes a token to an account token as the bootstrap Admin, with `privilege`
+    /// (unspecified: the server's rule).
+    pub async fn promote(&self, id: &str, privilege: pb::Privilege) -> pb::Token {
+        let request = pb::PromoteTokenRequest {
+            id: id.into(),
+            privilege: privilege.into(),
+        };
+        let reply = self
+            .tokens
             .clone()
-            .authorize(pb::AuthorizeRequest {
-                token: secret.into(),
-                app_name: app.into(),
-                required_privilege: required.into(),
-                ..Default::default()
-            })
-            .await
-            .expect("authorize answers")
-            .into_inner()
+            .promote_token(self.admin.req(request))
+            .await;
+        reply.expect("promote").into_inner().token.expect("token")
+    }
+
+    /// `caller` sets a member's role.
+    pub async fn set_role(
+        &self,
+        caller: &As,
+        user_id: &str,
+        role: pb::Privilege,
+    ) -> Result<(), tonic::Status> {
+        let request = pb::UpdateMemberRequest {
+            user_id: user_id.into(),
+            role: role.into(),
+            ..Default::default()
+        };
+        let reply = self
+            .accounts
+            .clone()
+            .update_member(caller.req(request))
+            .await;
+        reply.map(drop)
     }
 
     /// Adds a member and returns their user id.
@@ -386,19 +410,8 @@ impl TestApp {
         privilege: pb::Privilege,
         default_app_state: pb::AppState,
     ) -> (pb::Token, String) {
-        let reply = self
-            .tokens
-            .clone()
-            .create_token(caller.req(pb::CreateTokenRequest {
-                r#type: token_type.into(),
-                privilege: privilege.into(),
-                default_app_state: default_app_state.into(),
-                ..Default::default()
-            }))
-            .await
-            .expect("create token")
-            .into_inner();
-        (reply.token.expect("token"), reply.secret)
+        let kind = (token_type, privilege, default_app_state);
+        create_token_on(&self.channel, caller, kind).await
     }
 
     /// A user token of the bootstrap Admin with Normal privilege: what most tests drive.
@@ -410,6 +423,46 @@ impl TestApp {
             default_app_state,
         )
         .await
+    }
+
+    /// An account token of `privilege` made by the bootstrap Admin, its applications allowed.
+    pub async fn account_token(&self, privilege: pb::Privilege) -> (pb::Token, String) {
+        let kind = (pb::TokenType::Account, privilege, pb::AppState::Allow);
+        create_token_on(&self.channel, &self.admin, kind).await
+    }
+
+    /// A user token of `privilege` made by `who`, its applications allowed.
+    pub async fn allowed_user_token(
+        &self,
+        who: &As,
+        privilege: pb::Privilege,
+    ) -> (pb::Token, String) {
+        let kind = (pb::TokenType::User, privilege, pb::AppState::Allow);
+        create_token_on(&self.channel, who, kind).await
+    }
+
+    /// The secret of a new Read-Only user token of the Admin whose new applications wait.
+    pub async fn pending_read_only_token(&self) -> String {
+        let kind = (
+            pb::TokenType::User,
+            pb::Privilege::ReadOnly,
+            pb::AppState::Pending,
+        );
+        create_token_on(&self.channel, &self.admin, kind).await.1
+    }
+
+    /// GetInstallCommand for a token, as the bootstrap Admin.
+    pub async fn install_command(&self, token_id: &str) -> pb::GetInstallCommandResponse {
+        let request = pb::GetInstallCommandRequest {
+            token_id: token_id.into(),
+            broker_id: String::new(),
+        };
+        let reply = self
+            .tokens
+            .clone()
+            .get_install_command(self.admin.req(request))
+            .await;
+        reply.expect("install command").into_inner()
     }
 
     /// A member of the given role with a user token of that privilege and default Allow,
@@ -456,6 +509,33 @@ impl Drop for TestApp {
             let _ = stop.send(());
         }
     }
+}
+
+/// Creates a token of this (type, privilege, default app state) as `caller` on the server at
+/// `channel`; returns (token, secret).
+pub async fn create_token_on(
+    channel: &Channel,
+    caller: &As,
+    (token_type, privilege, default_app_state): (pb::TokenType, pb::Privilege, pb::AppState),
+) -> (pb::Token, String) {
+    let reply = TokenServiceClient::new(channel.clone())
+        .create_token(caller.req(pb::CreateTokenRequest {
+            r#type: token_type.into(),
+            privilege: privilege.into(),
+            default_app_state: default_app_state.into(),
+            ..Default::default()
+        }))
+        .await
+        .expect("create token")
+        .into_inner();
+    (reply.token.expect("token"), reply.secret)
+}
+
+/// The fields a refusal's BadRequest detail names, in its order.
+pub fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    tonic_types::StatusExt::get_details_bad_request(status)
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
 }
 
 /// The ErrorInfo reason of a refusal; "" when it has none.

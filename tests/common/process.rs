@@ -39,27 +39,35 @@ pub fn run_logging(dir: &Path, args: &[&str], rust_log: &str) -> Output {
         .expect("run binary")
 }
 
-/// Runs `bootstrap` on the given database and returns the Admin's credentials.
-pub fn bootstrap(dir: &Path, database_url: &str, app: &str) -> super::As {
-    let args = [
-        "bootstrap",
-        "--account",
-        "acme",
-        "--admin",
-        "ops@example.com",
-        "--output",
-        "json",
-    ];
-    let out = run(
-        dir,
-        &[&args[..], &["--database-url", database_url]].concat(),
-    );
+/// `bootstrap` of account "acme" with Admin ops@example.com, its answer in JSON; a database
+/// flag may follow.
+pub const BOOTSTRAP_ACME: [&str; 7] = [
+    "bootstrap",
+    "--account",
+    "acme",
+    "--admin",
+    "ops@example.com",
+    "--output",
+    "json",
+];
+
+/// The JSON a one-shot command printed, which must have succeeded.
+pub fn json_of(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+/// Runs `bootstrap` on the given database and returns the Admin's credentials.
+pub fn bootstrap(dir: &Path, database_url: &str, app: &str) -> super::As {
+    let out = run(
+        dir,
+        &[&BOOTSTRAP_ACME[..], &["--database-url", database_url]].concat(),
+    );
+    let made = json_of(&out);
     super::As::new(made["secret"].as_str().expect("secret"), app)
 }
 

@@ -6,6 +6,7 @@ use api_tokens::grpc::pb;
 use tokio_stream::StreamExt;
 use tonic::{Status, Streaming};
 
+use super::heartbeats::next_past_heartbeats;
 use super::{As, TestApp};
 
 pub type Events = Streaming<pb::WatchTokenEventsResponse>;
@@ -38,14 +39,8 @@ pub async fn watch(app: &TestApp, who: &As) -> Events {
 
 /// The next message that is not a heartbeat, or the status the stream ended with.
 pub async fn next_item(events: &mut Events) -> Result<pb::WatchTokenEventsResponse, Status> {
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(10), events.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the stream ends with a status, not silently");
-        match item {
-            Ok(item) if item.r#type() == pb::TokenEventType::Heartbeat => continue,
-            other => return other,
-        }
-    }
+    next_past_heartbeats(events, |item| {
+        item.r#type() == pb::TokenEventType::Heartbeat
+    })
+    .await
 }

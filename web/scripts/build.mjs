@@ -1,9 +1,9 @@
-// Builds the console into web/dist (committed; the binary embeds it), or with --tests the
-// browser tests into web/.test-build. Deterministic: the same sources give the same bytes,
+// Builds the console into web/dist (committed; the binary embeds it, and the hand-written files
+// of web/static beside it), or with --tests the browser tests into web/.test-build. Deterministic: the same sources give the same bytes,
 // so `.ci/run` can rebuild and diff. A .gz is rewritten only when its content changes, so a
 // different zlib on another machine does not show up as a difference.
 import { build } from "esbuild";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gunzipSync, gzipSync, constants } from "node:zlib";
@@ -44,14 +44,14 @@ await build({
   legalComments: "eof",
   logLevel: "warning",
 });
-for (const file of ["index.html", "console.css", "favicon.svg"]) {
-  copyFileSync(join(web, "static", file), join(dist, file));
-}
 
-// Precompressed copies the server sends to browsers that accept gzip.
+// Precompressed copies the server sends to browsers that accept gzip. The server embeds the
+// plain files written by hand from web/static itself (src/console/assets.rs), so they are not
+// copied here; only the bundle and the .gz files are built.
+const sources = { "index.html": "static", "console.js": "dist", "console.css": "static", "favicon.svg": "static" };
 let total = 0;
-for (const file of ["index.html", "console.js", "console.css", "favicon.svg"]) {
-  const plain = readFileSync(join(dist, file));
+for (const [file, dir] of Object.entries(sources)) {
+  const plain = readFileSync(join(web, dir, file));
   const gz = join(dist, `${file}.gz`);
   const same = existsSync(gz) && gunzipSync(readFileSync(gz)).equals(plain);
   if (!same) writeFileSync(gz, gzipSync(plain, { level: constants.Z_BEST_COMPRESSION }));

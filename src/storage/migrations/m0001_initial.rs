@@ -1,10 +1,10 @@
 //! The first schema: accounts, members, tokens, applications, the application event log and the audit log.
 //!
-//! Written as plain DDL with the few type names that differ between SQLite and
-//! PostgreSQL filled in, so the schema reads as what it is. Times are microseconds
+//! Written as plain DDL (see `ddl`), so the schema reads as what it is. Times are microseconds
 //! since the Unix epoch (UTC), which order the same way on both databases.
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
+
+use super::ddl::execute;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -89,28 +89,9 @@ const TABLES: &[&str] = &[
     "CREATE INDEX audit_events_target ON audit_events (account_id, target_id, seq)",
 ];
 
-pub(super) fn dialect(sql: &str, backend: DatabaseBackend) -> String {
-    let (uuid, bytes, pk) = match backend {
-        DatabaseBackend::Postgres => (
-            "UUID",
-            "BYTEA",
-            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-        ),
-        _ => ("BLOB", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"),
-    };
-    sql.replace("{uuid}", uuid)
-        .replace("{bytes}", bytes)
-        .replace("{pk}", pk)
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let backend = manager.get_database_backend();
-        let db = manager.get_connection();
-        for sql in TABLES {
-            db.execute_unprepared(&dialect(sql, backend)).await?;
-        }
-        Ok(())
+        execute(manager, TABLES).await
     }
 }

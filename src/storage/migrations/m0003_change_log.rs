@@ -4,7 +4,7 @@
 //! for a previous release's watchers during a rollout or after a rollback.
 use sea_orm_migration::prelude::*;
 
-use super::m0001_initial::dialect;
+use super::ddl::execute;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -34,11 +34,8 @@ const TABLES: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let backend = manager.get_database_backend();
+        execute(manager, TABLES).await?;
         let db = manager.get_connection();
-        for sql in TABLES {
-            db.execute_unprepared(&dialect(sql, backend)).await?;
-        }
         // Row 1 is the application event log's horizon; row 2 is the change log's.
         db.execute_unprepared(
             "INSERT INTO event_log_horizon (id, compacted_through) VALUES (2, 0)",

@@ -8,6 +8,8 @@
 //! ranges or conditions: see docs/UPGRADES.md before rolling back).
 use sea_orm_migration::prelude::*;
 
+use super::ddl::execute;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -28,10 +30,6 @@ const STATEMENTS: &[&str] = &[
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let db = manager.get_connection();
-        for sql in STATEMENTS {
-            db.execute_unprepared(sql).await?;
-        }
-        Ok(())
+        execute(manager, STATEMENTS).await
     }
 }

@@ -6,7 +6,7 @@
 //! rollback, notices wait until this release runs again (none is sent twice).
 use sea_orm_migration::prelude::*;
 
-use super::m0001_initial::dialect;
+use super::ddl::execute;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -23,11 +23,6 @@ const STATEMENTS: &[&str] = &["CREATE TABLE lifecycle_notices (
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let backend = manager.get_database_backend();
-        let db = manager.get_connection();
-        for sql in STATEMENTS {
-            db.execute_unprepared(&dialect(sql, backend)).await?;
-        }
-        Ok(())
+        execute(manager, STATEMENTS).await
     }
 }

@@ -4,6 +4,7 @@ use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 use sea_orm_migration::prelude::*;
 
+mod ddl;
 mod m0001_initial;
 mod m0002_event_horizon;
 mod m0003_change_log;
