@@ -351,21 +351,11 @@ mod tests {
     }
 
     fn grant(cache: &AuthCache, i: u64) -> (SecretKey, Arc<TokenGrant>) {
-        use crate::domain::{AppState, OwnerStatus, Privilege, TokenType};
-        let grant = TokenGrant {
-            token_id: Uuid::from_u64_pair(i, i),
-            account_id: Uuid::from_u64_pair(1, 1),
-            token_type: TokenType::User,
-            owner_id: Some(Uuid::from_u64_pair(2, 2)),
-            privilege: Privilege::ReadOnly,
-            default_app_state: AppState::Allow,
-            retired: false,
-            owner: OwnerStatus::Member(Privilege::Admin),
-            bound_ranges: Default::default(),
-            expires_at: None,
-            secret: crate::domain::SecretUse::Current,
-        };
-        (cache.key(&Secret::generate()), Arc::new(grant))
+        let grant = crate::service::grants::tests::grant(
+            Uuid::from_u64_pair(i, i),
+            Some(Uuid::from_u64_pair(2, 2)),
+        );
+        (cache.key(&Secret::generate()), grant)
     }
 
     /// Bytes per entry of what a replica holds for each token in use, as RSS grows, here and

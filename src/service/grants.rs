@@ -322,11 +322,12 @@ impl Grants {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::{AppState, OwnerStatus, Privilege, SecretUse, TokenType};
 
-    fn grant(token: Uuid, owner: Option<Uuid>) -> Grant {
+    /// A Read-Only user token's grant, its owner an Admin: the one the caches' tests hold.
+    pub(crate) fn grant(token: Uuid, owner: Option<Uuid>) -> Grant {
         Arc::new(TokenGrant {
             token_id: token,
             account_id: Uuid::from_u64_pair(1, 1),
