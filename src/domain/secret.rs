@@ -61,9 +61,9 @@ impl Secret {
 
     /// The secret itself, for the one response that returns it.
     pub fn expose(&self) -> &str {
-        // Only ASCII is ever held (`parse` checks it, `generate` writes it), so this never
-        // falls back.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // ok: only ASCII is ever held (`parse` checks it, `generate` writes it); an empty
+        // string here would hand a caller a secret that is not theirs to notice.
+        std::str::from_utf8(&self.0).expect("a secret holds only ASCII")
     }
 }
 
