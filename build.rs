@@ -18,6 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Small per-call buffers: see src/grpc/codec.rs.
         .codec_path("crate::grpc::codec::SmallBufferCodec")
+        // Written by hand, so an allowed call's response is encoded from its grant: see
+        // src/grpc/authorize_response.rs.
+        .extern_path(
+            ".apitokens.v1.AuthorizeResponse",
+            "crate::grpc::authorize_response::AuthorizeResponse",
+        )
         .file_descriptor_set_path(out_dir.join("apitokens_descriptor.bin"))
         .compile_protos(&protos, &[PathBuf::from("proto"), include])?;
     println!("cargo:rerun-if-changed=proto");

@@ -33,6 +33,17 @@ impl AppName {
     pub const MAX_LEN: usize = 200;
 
     pub fn parse(name: &str) -> Result<Self, String> {
+        Self::check(name)?;
+        Ok(AppName(name.to_owned()))
+    }
+
+    /// `parse`, keeping the caller's string: an Authorize request owns one already.
+    pub fn parse_owned(name: String) -> Result<Self, String> {
+        Self::check(&name)?;
+        Ok(AppName(name))
+    }
+
+    fn check(name: &str) -> Result<(), String> {
         if name.is_empty() {
             return Err("must not be empty".into());
         }
@@ -43,7 +54,13 @@ impl AppName {
                 name.len()
             ));
         }
-        if let Some(c) = name.chars().find(|c| !(c.is_ascii_graphic() || *c == ' ')) {
+        // Bytes, not chars: a byte of a multi-byte character is never printable ASCII, and
+        // this loop is on every Authorize. The character is found only to name it.
+        if !name.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+            let c = name
+                .chars()
+                .find(|c| !(c.is_ascii_graphic() || *c == ' '))
+                .unwrap_or_default();
             return Err(format!(
                 "may contain only printable ASCII characters (letters, digits, spaces, punctuation), found {c:?}"
             ));
@@ -51,7 +68,7 @@ impl AppName {
         if name.starts_with(' ') || name.ends_with(' ') {
             return Err("must not start or end with a space".into());
         }
-        Ok(AppName(name.to_owned()))
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {

@@ -141,11 +141,7 @@ impl Decision {
     /// A sentence for people. Names the application, never the secret.
     pub fn explanation(&self, app: &str) -> String {
         match self {
-            // Every allowed call answers this: joined, not formatted (the formatting machinery
-            // was a tenth of a warm Authorize's extra cost over Health/Check).
-            Decision::Allow { effective } => {
-                ["allowed with ", effective.title(), " privilege"].concat()
-            }
+            Decision::Allow { effective } => effective.allowed_explanation().to_owned(),
             Decision::Pending => {
                 format!("application '{app}' is waiting for approval on this token")
             }

@@ -23,6 +23,16 @@ impl Privilege {
             Privilege::Admin => "Admin",
         }
     }
+
+    /// What an allowed call is told: fixed text, so every allowed Authorize answers it
+    /// without formatting or allocating.
+    pub fn allowed_explanation(self) -> &'static str {
+        match self {
+            Privilege::ReadOnly => "allowed with Read-Only privilege",
+            Privilege::Normal => "allowed with Normal privilege",
+            Privilege::Admin => "allowed with Admin privilege",
+        }
+    }
 }
 
 impl std::fmt::Display for Privilege {

@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
 mod accounts;
 mod authorize;
+mod authorize_response;
 mod client_address;
 pub mod codec;
 mod consistency;
@@ -32,6 +33,8 @@ pub use tokens::TokenHandler;
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod pb {
     tonic::include_proto!("apitokens.v1");
+
+    pub use super::authorize_response::AuthorizeResponse;
 
     /// The descriptor set that reflection serves.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -47,6 +47,9 @@ pub use replica::{FollowSettings, Lag};
 pub use tokens::{AuditView, NewTokenRequest, TokenFilters, TokenUpdate, TokenView};
 pub use watch::{AppChange, TokenEvent, TokenWatchRequest, WatchEvent, WatchItem, WatchRequest};
 
+#[cfg(test)]
+pub(crate) use grants::tests::grant as test_grant;
+
 /// Settings of the use cases, from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSettings {

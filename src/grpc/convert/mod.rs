@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use super::pb;
 use crate::domain::{
-    Account, AccountPolicy, AppState, Decision, Member, Privilege, TokenGrant, TokenState,
-    TokenType,
+    Account, AccountPolicy, AppState, Decision, Member, Privilege, TokenState, TokenType,
 };
 use crate::service::{AuditView, TokenView};
 
@@ -61,7 +60,7 @@ fn id_or_empty(id: Option<Uuid>) -> String {
 }
 
 /// An id as text, hex-encoded straight into its string: `to_string` goes through the
-/// formatting machinery, and an allowed Authorize answers with three ids.
+/// formatting machinery.
 fn id_string(id: Uuid) -> String {
     id.hyphenated()
         .encode_lower(&mut Uuid::encode_buffer())
@@ -213,17 +212,6 @@ impl From<Decision> for pb::Decision {
             Decision::AppLimitReached => pb::Decision::AppLimitReached,
             Decision::AddressNotAllowed(_) => pb::Decision::AddressNotAllowed,
         }
-    }
-}
-
-/// Who an allowed token acts for, and with what.
-pub fn principal(grant: &TokenGrant, effective: Privilege) -> pb::Principal {
-    pb::Principal {
-        account_id: id_string(grant.account_id),
-        user_id: id_or_empty(grant.member_id()),
-        token_id: id_string(grant.token_id),
-        token_type: pb::TokenType::from(grant.token_type).into(),
-        effective_privilege: pb::Privilege::from(effective).into(),
     }
 }
 

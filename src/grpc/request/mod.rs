@@ -53,16 +53,17 @@ pub struct Asked {
     pub client: Option<IpAddr>,
 }
 
-impl TryFrom<&pb::AuthorizeRequest> for Asked {
+/// By value: the application name keeps the request's string (the hot path allocates no copy).
+impl TryFrom<pb::AuthorizeRequest> for Asked {
     type Error = ServiceError;
 
-    fn try_from(req: &pb::AuthorizeRequest) -> Result<Self, ServiceError> {
+    fn try_from(req: pb::AuthorizeRequest) -> Result<Self, ServiceError> {
         let mut v = Violations::default();
         let secret = v.check(
             "token",
             Secret::parse(&req.token).map_err(|e| e.to_string()),
         );
-        let app = v.check("app_name", AppName::parse(&req.app_name));
+        let app = v.check("app_name", AppName::parse_owned(req.app_name));
         let required =
             v.enumerated::<pb::Privilege, Privilege>("required_privilege", req.required_privilege);
         let client = v.optional_address("client_address", &req.client_address);
