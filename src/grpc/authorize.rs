@@ -32,7 +32,7 @@ impl AuthorizeService for AuthorizeHandler {
             .authorize_from(&asked.secret, &asked.app, asked.required, asked.client)
             .await?;
         Ok(Response::new(pb::AuthorizeResponse::of(
-            &outcome, &asked.app,
+            outcome, &asked.app,
         )))
     }
 }

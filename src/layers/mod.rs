@@ -25,21 +25,19 @@ mod span;
 mod status;
 mod timeout;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use http::Response;
-use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::BoxError;
 use tower::layer::util::{Identity, Stack};
 
 use crate::metrics::Metrics;
 pub use observe::{Observe, ObserveLayer};
-pub use shed::{NotReady, Readiness, Shed, ShedLayer};
+pub use shed::{InFlight, NotReady, Readiness, Shed, ShedLayer};
 pub use status::{StatusLayer, ToStatus, layer_error_status};
 pub use timeout::{RequestTimedOut, UnaryTimeout, UnaryTimeoutLayer};
 
@@ -87,11 +85,11 @@ impl LimitSettings {
     /// Checks values the command line cannot (a limit of zero means "none" there).
     pub fn validate(&self) -> Result<(), String> {
         if let Some(n) = self.max_concurrent_requests
-            && n > Semaphore::MAX_PERMITS
+            && n > InFlight::MAX
         {
             return Err(format!(
                 "--max-concurrent-requests {n} is above the largest supported value {}",
-                Semaphore::MAX_PERMITS
+                InFlight::MAX
             ));
         }
         Ok(())
@@ -104,16 +102,13 @@ pub type ServerLayers =
 
 /// Composes the layers in their one order.
 pub fn server_layers(metrics: Metrics, limits: LimitSettings, ready: Readiness) -> ServerLayers {
-    // No limit is a semaphore too large to run out, so the stack has one shape either way.
-    let permits = limits
-        .max_concurrent_requests
-        .unwrap_or(Semaphore::MAX_PERMITS)
-        .min(Semaphore::MAX_PERMITS);
+    // No limit is a limit too large to reach, so the stack has one shape either way.
+    let limit = limits.max_concurrent_requests.unwrap_or(InFlight::MAX);
     tower::ServiceBuilder::new()
         .layer(ObserveLayer { metrics })
         .layer(StatusLayer)
         .layer(ShedLayer {
-            permits: Arc::new(Semaphore::new(permits)),
+            in_flight: InFlight::new(limit),
             ready,
         })
         .layer(UnaryTimeoutLayer {
@@ -127,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limits_beyond_the_semaphore_are_refused_clearly() {
+    fn limits_beyond_the_counter_are_refused_clearly() {
         let limits = LimitSettings {
             max_concurrent_requests: Some(usize::MAX),
             request_timeout: None,

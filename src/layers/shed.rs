@@ -1,11 +1,10 @@
 //! The concurrency limit: at most N calls at once, one more shed at once with UNAVAILABLE;
 //! health never limited; nothing but health and reflection before the database is there.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
-use tokio::sync::Semaphore;
 use tonic::body::Body;
 use tower::load_shed::error::Overloaded;
 use tower::{BoxError, Layer, Service};
@@ -41,9 +40,50 @@ impl Readiness {
 #[error("the server is starting: its database is not reachable yet; retry with backoff")]
 pub struct NotReady;
 
+/// Calls in flight under a limit. A counter, not a semaphore: a call over the limit is shed,
+/// never queued, and tokio's semaphore takes its waiters' lock on every release, a lock that
+/// every Authorize on every worker thread shared.
+#[derive(Debug, Clone)]
+pub struct InFlight {
+    count: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl InFlight {
+    /// The largest limit: far enough below `usize::MAX` that every thread overshooting the
+    /// limit at once cannot overflow the counter.
+    pub const MAX: usize = usize::MAX >> 3;
+
+    pub fn new(limit: usize) -> Self {
+        InFlight {
+            count: Arc::new(AtomicUsize::new(0)),
+            limit: limit.min(Self::MAX),
+        }
+    }
+
+    /// A place for one more call, or `None` when `limit` calls are in flight.
+    fn enter(&self) -> Option<Entered> {
+        let before = self.count.fetch_add(1, Ordering::Acquire);
+        if before >= self.limit {
+            self.count.fetch_sub(1, Ordering::Release);
+            return None;
+        }
+        Some(Entered(self.count.clone()))
+    }
+}
+
+/// One call in flight; leaving is dropping it.
+struct Entered(Arc<AtomicUsize>);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
-    pub(super) permits: Arc<Semaphore>,
+    pub(super) in_flight: InFlight,
     pub(super) ready: Readiness,
 }
 
@@ -53,7 +93,7 @@ impl<S> Layer<S> for ShedLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Shed {
             inner,
-            permits: self.permits.clone(),
+            in_flight: self.in_flight.clone(),
             ready: self.ready.clone(),
         }
     }
@@ -62,7 +102,7 @@ impl<S> Layer<S> for ShedLayer {
 #[derive(Debug, Clone)]
 pub struct Shed<S> {
     inner: S,
-    permits: Arc<Semaphore>,
+    in_flight: InFlight,
     ready: Readiness,
 }
 
@@ -90,14 +130,52 @@ where
         if !self.ready.is_ready() && !path.starts_with(REFLECTION_PREFIX) {
             return refused(NotReady);
         }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+        let Some(entered) = self.in_flight.enter() else {
             return refused(Overloaded::new());
         };
         let future = self.inner.call(request);
         Box::pin(async move {
             let result = future.await.map_err(Into::into);
-            drop(permit);
+            drop(entered);
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_holds_and_leaving_makes_room() {
+        let in_flight = InFlight::new(2);
+        let first = in_flight.enter().expect("first");
+        let _second = in_flight.enter().expect("second");
+        assert!(in_flight.enter().is_none(), "a third over a limit of two");
+        drop(first);
+        assert!(in_flight.enter().is_some(), "room again after one left");
+        assert!(InFlight::new(0).enter().is_none());
+    }
+
+    #[test]
+    fn racing_threads_never_pass_the_limit_and_leave_nothing_behind() {
+        let in_flight = InFlight::new(3);
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..10_000 {
+                        if let Some(entered) = in_flight.enter() {
+                            let now = inside.fetch_add(1, Ordering::AcqRel) + 1;
+                            most.fetch_max(now, Ordering::Relaxed);
+                            inside.fetch_sub(1, Ordering::AcqRel);
+                            drop(entered);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(most.load(Ordering::Relaxed) <= 3, "{most:?} inside at once");
+        assert_eq!(in_flight.count.load(Ordering::Acquire), 0);
     }
 }
