@@ -60,6 +60,7 @@ const ID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
 impl AuthorizeResponse {
     /// The response a gateway needs: decision, HTTP status, Circonus error code, reason and,
     /// when allowed, the principal.
+    ///
     /// By value: an allowed response keeps the outcome's grant (an `Arc` cloned and dropped on
     /// every call is two more writes to a counter every worker thread shares).
     pub fn of(outcome: AuthorizeOutcome, app: &AppName) -> Self {
@@ -92,9 +93,14 @@ impl AuthorizeResponse {
 
 impl Allowed {
     fn http_status(&self) -> i32 {
-        200
+        domain::Decision::Allow {
+            effective: self.effective,
+        }
+        .http_status()
+        .into()
     }
 
+    /// `Decision::explanation` of an allow, which names no application.
     fn reason(&self) -> &'static str {
         self.effective.allowed_explanation()
     }
@@ -232,6 +238,7 @@ impl Message for AuthorizeResponse {
 mod tests {
     use super::*;
     use crate::domain::{OwnerStatus, TokenType};
+    use crate::grpc::pb;
     use crate::service::test_grant;
 
     /// The caches' test grant (a user token), or the same as an account token.
@@ -255,17 +262,19 @@ mod tests {
             account_id: id(grant.account_id),
             user_id: grant.member_id().map(id).unwrap_or_default(),
             token_id: id(grant.token_id),
-            token_type: super::super::pb::TokenType::from(grant.token_type).into(),
-            effective_privilege: super::super::pb::Privilege::from(effective).into(),
+            token_type: pb::TokenType::from(grant.token_type).into(),
+            effective_privilege: pb::Privilege::from(effective).into(),
         }
     }
 
-    /// The same response as the generated message would carry it.
+    /// The same response as the generated message would carry it, from the domain's rules.
     fn built(grant: &TokenGrant, effective: Privilege) -> AuthorizeResponse {
+        let allow = domain::Decision::Allow { effective };
         AuthorizeResponse {
-            decision: Decision::Allow as i32,
-            http_status: 200,
-            reason: effective.allowed_explanation().to_owned(),
+            decision: Decision::from(allow).into(),
+            http_status: allow.http_status().into(),
+            error_code: allow.error_code().to_owned(),
+            reason: allow.explanation("any application"),
             principal: Some(Box::new(principal(grant, effective))),
             ..Default::default()
         }
@@ -276,7 +285,13 @@ mod tests {
         for token_type in [TokenType::User, TokenType::Account] {
             for effective in [Privilege::ReadOnly, Privilege::Normal, Privilege::Admin] {
                 let grant = grant(token_type);
-                let written = AuthorizeResponse::allowed(grant.clone(), effective);
+                let outcome = AuthorizeOutcome {
+                    decision: domain::Decision::Allow { effective },
+                    grant: Some(grant.clone()),
+                };
+                let app = AppName::parse("Terraform v0.12.x").unwrap();
+                let written = AuthorizeResponse::of(outcome, &app);
+                assert!(written.allowed.is_some(), "written from the grant");
                 let expected = built(&grant, effective);
                 assert_eq!(written.encoded_len(), expected.encoded_len());
                 assert_eq!(written.encode_to_vec(), expected.encode_to_vec());
