@@ -35,6 +35,7 @@ open(out, "wb").write(frame(message))
 PY
 }
 body "$work/health.bin"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 while [ $# -gt 0 ]; do
     bin=$1 label=$2
@@ -43,7 +44,6 @@ while [ $# -gt 0 ]; do
     secret=$("$bin" bootstrap --database-url "$db" --account acme --admin you@example.com \
         --output json | python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')
     body "$work/$label.bin" "$secret"
-    free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
     port=$(free_port) metrics_port=$(free_port)
     "$bin" serve --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$metrics_port" \
         --database-url "$db" >"$work/$label.log" 2>&1 &
