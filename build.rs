@@ -26,6 +26,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .file_descriptor_set_path(out_dir.join("apitokens_descriptor.bin"))
         .compile_protos(&protos, &[PathBuf::from("proto"), include])?;
+    // The server side of AuthorizeService once more, over a request type written by hand
+    // (src/grpc/authorize_call.rs): the path, the route and the wire format are the proto's,
+    // and clients keep the generated `AuthorizeRequest`. Written to
+    // `apitokens.v1.AuthorizeService.rs`; src/grpc/mod.rs serves this one.
+    let authorize = tonic_build::manual::Method::builder()
+        .name("authorize")
+        .route_name("Authorize")
+        .input_type("crate::grpc::authorize_call::AuthorizeCall")
+        .output_type("crate::grpc::authorize_response::AuthorizeResponse")
+        .codec_path("crate::grpc::authorize_call::AuthorizeCodec")
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .compile(&[tonic_build::manual::Service::builder()
+            .name("AuthorizeService")
+            .package("apitokens.v1")
+            .method(authorize)
+            .build()]);
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -11,9 +11,9 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::background::{Background, MetricsTask};
 use crate::console::{ConsoleLayer, ConsoleMode};
+use crate::grpc::authorize_server::authorize_service_server::AuthorizeServiceServer;
 use crate::grpc::pb::{
-    account_service_server::AccountServiceServer, authorize_service_server::AuthorizeServiceServer,
-    token_service_server::TokenServiceServer,
+    account_service_server::AccountServiceServer, token_service_server::TokenServiceServer,
 };
 use crate::grpc::{
     AccountHandler, AuthorizeHandler, ExtAuthzHandler, ExtAuthzSettings, TokenHandler, pb,

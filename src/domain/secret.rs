@@ -44,10 +44,17 @@ impl Secret {
     /// Accepts any 8-4-4-4-12 hexadecimal string: Circonus secrets are UUID-shaped but
     /// not always RFC 4122 (some carry version nibble 6), so the shape is checked, not the version.
     pub fn parse(presented: &str) -> Result<Self, SecretParseError> {
+        Self::parse_bytes(presented.as_bytes())
+    }
+
+    /// `parse`, on bytes as they arrive: the Authorize request's reader checks the secret
+    /// where it lies in the request, with no string made first. Anything that is not ASCII
+    /// is not UUID-shaped.
+    pub fn parse_bytes(presented: &[u8]) -> Result<Self, SecretParseError> {
         if presented.is_empty() {
             return Err(SecretParseError::Empty);
         }
-        let Ok(bytes) = <&[u8; SECRET_LEN]>::try_from(presented.as_bytes()) else {
+        let Ok(bytes) = <&[u8; SECRET_LEN]>::try_from(presented) else {
             return Err(SecretParseError::NotUuidShaped);
         };
         // Lower-cased first, so a digit is one of 16 bytes. Every byte is checked without

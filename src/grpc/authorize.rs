@@ -1,7 +1,9 @@
 //! AuthorizeService: the hot path's handler.
 use tonic::{Request, Response, Status};
 
-use super::pb::{self, authorize_service_server::AuthorizeService};
+use super::authorize_call::AuthorizeCall;
+use super::authorize_server::authorize_service_server::AuthorizeService;
+use super::pb;
 use super::request::Asked;
 use crate::service::Service;
 
@@ -19,7 +21,7 @@ impl AuthorizeHandler {
 impl AuthorizeService for AuthorizeHandler {
     async fn authorize(
         &self,
-        request: Request<pb::AuthorizeRequest>,
+        request: Request<AuthorizeCall>,
     ) -> Result<Response<pb::AuthorizeResponse>, Status> {
         let mut request = request.into_inner();
         let min_revision = std::mem::take(&mut request.min_revision);

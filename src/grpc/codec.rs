@@ -14,6 +14,11 @@ const BUFFER_SIZE: usize = 1024;
 /// 32 KiB for the rest of its life.
 const YIELD_THRESHOLD: usize = 4 * 1024;
 
+/// The buffer sizes every method's codec uses.
+pub(super) fn buffer_settings() -> BufferSettings {
+    BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
+}
+
 #[derive(Debug, Clone)]
 pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
 
@@ -34,12 +39,12 @@ where
     type Decoder = CallerBytesDecoder<U>;
 
     fn encoder(&mut self) -> Self::Encoder {
-        ProstCodec::<T, U>::raw_encoder(BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD))
+        ProstCodec::<T, U>::raw_encoder(buffer_settings())
     }
 
     fn decoder(&mut self) -> Self::Decoder {
         CallerBytesDecoder {
-            settings: BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD),
+            settings: buffer_settings(),
             message: PhantomData,
         }
     }

@@ -1,6 +1,7 @@
 //! The wire: generated protobuf types, thin handlers, conversions and the one error mapping.
 mod accounts;
 mod authorize;
+mod authorize_call;
 mod authorize_response;
 mod client_address;
 pub mod codec;
@@ -28,6 +29,16 @@ pub use ext_authz::{
 };
 pub use status::{internal, log_cause, retry_after, with_reason};
 pub use tokens::TokenHandler;
+
+/// The AuthorizeService server `build.rs` generates over `AuthorizeCall`: the one served
+/// (`pb::authorize_service_server`, generated with the rest, is not).
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod authorize_server {
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/apitokens.v1.AuthorizeService.rs"
+    ));
+}
 
 /// Code generated from `proto/apitokens/v1` by `build.rs`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

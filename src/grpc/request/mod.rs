@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::authorize_call::AuthorizeCall;
 use super::pb;
 use crate::domain::{AppName, Privilege, Secret};
 use crate::service::ServiceError;
@@ -54,19 +55,16 @@ pub struct Asked {
 }
 
 /// By value: the application name keeps the request's string (the hot path allocates no copy).
-impl TryFrom<pb::AuthorizeRequest> for Asked {
+impl TryFrom<AuthorizeCall> for Asked {
     type Error = ServiceError;
 
-    fn try_from(req: pb::AuthorizeRequest) -> Result<Self, ServiceError> {
+    fn try_from(call: AuthorizeCall) -> Result<Self, ServiceError> {
         let mut v = Violations::default();
-        let secret = v.check(
-            "token",
-            Secret::parse(&req.token).map_err(|e| e.to_string()),
-        );
-        let app = v.check("app_name", AppName::parse_owned(req.app_name));
+        let secret = v.check("token", call.token.map_err(|e| e.to_string()));
+        let app = v.check("app_name", AppName::parse_owned(call.app_name));
         let required =
-            v.enumerated::<pb::Privilege, Privilege>("required_privilege", req.required_privilege);
-        let client = v.optional_address("client_address", &req.client_address);
+            v.enumerated::<pb::Privilege, Privilege>("required_privilege", call.required_privilege);
+        let client = v.optional_address("client_address", &call.client_address);
         v.finish(|| {
             Some(Asked {
                 secret: secret?,
