@@ -247,6 +247,21 @@ mod tests {
     }
 
     #[test]
+    fn debug_hides_the_secret() {
+        let secret = Secret::generate();
+        let bytes = pb::AuthorizeRequest {
+            token: secret.expose().to_owned(),
+            app_name: "app".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let call = AuthorizeCall::decode(bytes.as_slice()).unwrap();
+        let shown = format!("{call:?}");
+        assert!(!shown.contains(secret.expose()), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
     fn a_string_that_is_not_utf8_names_its_field() {
         let bytes = [2 << 3 | 2, 2, 0xff, 0xfe];
         let error = AuthorizeCall::decode(&bytes[..]).unwrap_err();
