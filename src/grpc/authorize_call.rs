@@ -10,11 +10,11 @@ use compact_str::CompactString;
 use prost::DecodeError;
 use prost::bytes::Buf;
 use prost::encoding::{DecodeContext, WireType, check_wire_type, decode_key, decode_varint};
-use tonic::Status;
-use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+use tonic::codec::{Codec, DecodeBuf};
 use tonic_prost::{ProstCodec, ProstEncoder};
 
 use super::authorize_response::AuthorizeResponse;
+use super::codec::{CallerBytesDecoder, ReadMessage};
 use crate::domain::{Secret, SecretParseError};
 
 /// What an `AuthorizeRequest` carried, field by field (see the proto for their meaning).
@@ -131,7 +131,7 @@ impl Codec for AuthorizeCodec {
     type Encode = AuthorizeResponse;
     type Decode = AuthorizeCall;
     type Encoder = ProstEncoder<AuthorizeResponse>;
-    type Decoder = AuthorizeCallDecoder;
+    type Decoder = CallerBytesDecoder<AuthorizeCall>;
 
     fn encoder(&mut self) -> Self::Encoder {
         // The second type is what prost would decode; this codec never uses prost for that.
@@ -139,25 +139,15 @@ impl Codec for AuthorizeCodec {
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        AuthorizeCallDecoder
+        CallerBytesDecoder::default()
     }
 }
 
-#[derive(Debug)]
-pub struct AuthorizeCallDecoder;
+impl ReadMessage for AuthorizeCall {
+    type Error = CallDecodeError;
 
-impl Decoder for AuthorizeCallDecoder {
-    type Item = AuthorizeCall;
-    type Error = Status;
-
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<AuthorizeCall>, Status> {
+    fn read(buf: &mut DecodeBuf<'_>) -> Result<Self, CallDecodeError> {
         AuthorizeCall::decode(buf)
-            .map(Some)
-            .map_err(|error| Status::invalid_argument(error.to_string()))
-    }
-
-    fn buffer_settings(&self) -> BufferSettings {
-        super::codec::buffer_settings()
     }
 }
 

@@ -19,6 +19,22 @@ pub(super) fn buffer_settings() -> BufferSettings {
     BufferSettings::new(BUFFER_SIZE, YIELD_THRESHOLD)
 }
 
+/// A message the server reads from a caller's bytes: any prost message, or a type with a
+/// reader of its own (`AuthorizeCall`).
+pub trait ReadMessage: Sized {
+    type Error: std::fmt::Display;
+
+    fn read(buf: &mut DecodeBuf<'_>) -> Result<Self, Self::Error>;
+}
+
+impl<U: Message + Default> ReadMessage for U {
+    type Error = prost::DecodeError;
+
+    fn read(buf: &mut DecodeBuf<'_>) -> Result<Self, Self::Error> {
+        U::decode(buf)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SmallBufferCodec<T, U>(PhantomData<(T, U)>);
 
@@ -43,36 +59,36 @@ where
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        CallerBytesDecoder {
-            settings: buffer_settings(),
-            message: PhantomData,
-        }
+        CallerBytesDecoder::default()
     }
 }
 
-/// prost's decoding with one change: bytes that are not a valid message (invalid UTF-8 in a
+/// Reading a message with one change from tonic-prost: bytes that are not a valid message (invalid UTF-8 in a
 /// string field, a wrong wire type, a truncated field) are INVALID_ARGUMENT, not the INTERNAL
 /// that tonic-prost answers by gRPC's status-code table. The server decodes only what a caller
 /// sent, so it is the caller's mistake, and INTERNAL is what alerts count as a server bug
 /// (tests/api/hostile_input.rs). A client of this crate decoding a malformed response sees
 /// INVALID_ARGUMENT too; the message says what failed to decode.
 #[derive(Debug)]
-pub struct CallerBytesDecoder<U> {
-    settings: BufferSettings,
-    message: PhantomData<U>,
+pub struct CallerBytesDecoder<U>(PhantomData<U>);
+
+impl<U> Default for CallerBytesDecoder<U> {
+    fn default() -> Self {
+        CallerBytesDecoder(PhantomData)
+    }
 }
 
-impl<U: Message + Default> Decoder for CallerBytesDecoder<U> {
+impl<U: ReadMessage> Decoder for CallerBytesDecoder<U> {
     type Item = U;
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        U::decode(buf)
+        U::read(buf)
             .map(Some)
             .map_err(|error| Status::invalid_argument(error.to_string()))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
-        self.settings
+        buffer_settings()
     }
 }
