@@ -236,6 +236,7 @@ fn check_ext_authz(check: &CheckRequest) {
         let outcome = AuthorizeOutcome {
             decision,
             grant: Some(grant.clone()),
+            approval_ends: None,
         };
         let response = ext_authz_respond(check, &credentials.app, &outcome);
         assert_no_secret(&response);

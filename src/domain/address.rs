@@ -108,6 +108,13 @@ impl AddressRanges {
         }
     }
 
+    /// Whether every range of this list lies inside one of `bound`'s.
+    pub fn within(&self, bound: &AddressRanges) -> bool {
+        self.nets
+            .iter()
+            .all(|net| bound.nets.iter().any(|outer| outer.contains(net)))
+    }
+
     /// Whether a client at `client` may pass: no ranges, or a known address in one of them.
     /// An unknown address never passes a restriction: it fails closed.
     pub fn permits(&self, client: Option<IpAddr>) -> bool {

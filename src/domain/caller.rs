@@ -1,16 +1,20 @@
 //! Who is calling a management RPC, and what the Circonus API Tokens page lets them do.
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
-    AppState, Decision, Description, OwnerStatus, Privilege, Reason, Token, TokenDraft, TokenGrant,
-    TokenType,
+    AppName, AppStanding, AppState, Call, Conditions, Decision, Description, OwnerStatus,
+    Privilege, Reason, SecretUse, Token, TokenDraft, TokenGrant, TokenType, decide_with,
 };
 
 /// An authenticated caller of TokenService or AccountService.
 ///
-/// The caller *is* its effective privilege: a user token acts as its owner capped
-/// at the token's privilege, an account token acts for the account with its own.
+/// The caller *is* the Authorize decision for its credentials: it acts with exactly the
+/// decision's privilege. A user token acts as its owner capped at the token's privilege, an
+/// account token acts for the account with its own, and either is capped again by the
+/// approval of the application it presented (`max_privilege`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub account_id: Uuid,
@@ -19,6 +23,13 @@ pub struct Caller {
     /// The member acting; `None` for an account token.
     pub member_id: Option<Uuid>,
     pub privilege: Privilege,
+    /// The application it presented: its approval on the token is part of the decision, and
+    /// every write judges it again under its locks.
+    pub app: AppName,
+    /// The client's address, when known: the token's and the approval's ranges judge it.
+    pub client: Option<IpAddr>,
+    /// Which of the token's secrets it presented (a rotated-out one works until its overlap ends).
+    pub secret: SecretUse,
 }
 
 /// Why the rules refuse an action to a caller allowed to see its target.
@@ -35,6 +46,8 @@ pub enum PolicyDenial {
     },
     /// A user token needs a user to own it; an account token caller has none.
     NoUserToOwn,
+    /// Nobody widens the approval they are calling with.
+    OwnApproval,
 }
 
 impl PolicyDenial {
@@ -44,6 +57,7 @@ impl PolicyDenial {
             PolicyDenial::AdminRequired => Reason::AdminRequired,
             PolicyDenial::AboveOwnPrivilege { .. } => Reason::PrivilegeAboveCaller,
             PolicyDenial::NoUserToOwn => Reason::NoUserToOwnToken,
+            PolicyDenial::OwnApproval => Reason::OwnApproval,
         }
     }
 
@@ -56,6 +70,10 @@ impl PolicyDenial {
             }
             PolicyDenial::NoUserToOwn => {
                 "an account token has no user to own a user token; create an account token or call with a user token"
+                    .into()
+            }
+            PolicyDenial::OwnApproval => {
+                "a caller cannot widen the approval of the application it calls as on its own token; ask another caller"
                     .into()
             }
         }
@@ -72,17 +90,88 @@ pub fn may_grant(own: Privilege, requested: Privilege) -> Result<(), PolicyDenia
 }
 
 impl Caller {
-    /// The caller a token is, as the token and its owner stand: `Err` holds the refusal
-    /// when the token cannot act (retired, owner removed).
-    pub fn from_grant(grant: &TokenGrant, now: DateTime<Utc>) -> Result<Caller, Decision> {
-        let privilege = grant.usable(now)?;
-        Ok(Caller {
+    /// The caller whose credentials the Authorize decision allowed with `effective`.
+    pub fn allowed(
+        grant: &TokenGrant,
+        app: AppName,
+        client: Option<IpAddr>,
+        effective: Privilege,
+    ) -> Caller {
+        Caller {
             account_id: grant.account_id,
             token_id: grant.token_id,
             token_type: grant.token_type,
             member_id: grant.member_id(),
-            privilege,
-        })
+            privilege: effective,
+            app,
+            client,
+            secret: grant.secret,
+        }
+    }
+
+    /// This caller judged again as its token (`grant`) and its application's approval stand
+    /// now, by the same decision as Authorize: `Err` holds the refusal a new call would get.
+    /// A name without an approval is Pending (nothing is recorded here).
+    pub fn judged_again(
+        &self,
+        grant: &TokenGrant,
+        approval: Option<&AppStanding>,
+        now: DateTime<Utc>,
+    ) -> Result<Caller, Decision> {
+        let grant = TokenGrant {
+            secret: self.secret,
+            ..grant.clone()
+        };
+        let (state, conditions) = match approval {
+            Some(a) => (a.state, a.conditions.as_deref()),
+            None => (AppState::Pending, None),
+        };
+        let call = Call {
+            required: Privilege::ReadOnly,
+            client: self.client,
+            now,
+        };
+        match decide_with(&grant, state, conditions, &call) {
+            Decision::Allow { effective } => Ok(Caller::allowed(
+                &grant,
+                self.app.clone(),
+                self.client,
+                effective,
+            )),
+            refusal => Err(refusal),
+        }
+    }
+
+    /// Nobody widens the approval they are calling with: on the caller's own token, its own
+    /// application may be denied, set Pending or allowed within what its approval allows
+    /// now (`current`), never wider. Other tokens and names are not this rule's concern.
+    pub fn may_change_own_approval(
+        &self,
+        token_id: Uuid,
+        name: &AppName,
+        current: Option<&AppStanding>,
+        state: AppState,
+        conditions: Option<&Conditions>,
+    ) -> Result<(), PolicyDenial> {
+        if token_id != self.token_id || *name != self.app || state != AppState::Allow {
+            return Ok(());
+        }
+        let within = match current {
+            Some(AppStanding {
+                state: AppState::Allow,
+                conditions: None,
+            }) => true,
+            Some(AppStanding {
+                state: AppState::Allow,
+                conditions: Some(bound),
+            }) => conditions.is_some_and(|c| c.within(bound)),
+            _ => false,
+        };
+        if within {
+            Ok(())
+        } else {
+            Err(PolicyDenial::OwnApproval)
+        }
     }
 
     /// The privilege a user token keeps when this caller promotes it to an account token.
@@ -199,7 +288,121 @@ mod tests {
             token_type: TokenType::User,
             member_id: member,
             privilege,
+            app: AppName::parse("test-app").unwrap(),
+            client: None,
+            secret: SecretUse::Current,
         }
+    }
+
+    fn grant_of(caller: &Caller, privilege: Privilege) -> TokenGrant {
+        TokenGrant {
+            token_id: caller.token_id,
+            account_id: caller.account_id,
+            token_type: caller.token_type,
+            owner_id: caller.member_id,
+            privilege,
+            default_app_state: AppState::Pending,
+            retired: false,
+            owner: OwnerStatus::Member(Privilege::Admin),
+            bound_ranges: Default::default(),
+            expires_at: None,
+            secret: SecretUse::Current,
+        }
+    }
+
+    fn allowed_with(conditions: Option<Conditions>) -> AppStanding {
+        AppStanding {
+            state: AppState::Allow,
+            conditions: conditions.map(std::sync::Arc::new),
+        }
+    }
+
+    #[test]
+    fn a_caller_acts_with_its_approvals_cap_and_is_refused_once_it_lapses() {
+        let now = Utc::now();
+        let admin = caller(Privilege::Admin, Some(Uuid::new_v4()));
+        let grant = grant_of(&admin, Privilege::Admin);
+        let capped = allowed_with(Some(Conditions {
+            max_privilege: Some(Privilege::ReadOnly),
+            until: Some(now + chrono::TimeDelta::seconds(10)),
+            ..Default::default()
+        }));
+        let judged = admin.judged_again(&grant, Some(&capped), now).unwrap();
+        assert_eq!(judged.privilege, Privilege::ReadOnly);
+        assert_eq!(judged.require_write(), Err(PolicyDenial::ReadOnly));
+        let later = now + chrono::TimeDelta::seconds(10);
+        assert_eq!(
+            admin.judged_again(&grant, Some(&capped), later),
+            Err(Decision::Pending)
+        );
+        assert_eq!(
+            admin.judged_again(&grant, None, now),
+            Err(Decision::Pending)
+        );
+        let denied = AppStanding::plain(AppState::Deny);
+        assert_eq!(
+            admin.judged_again(&grant, Some(&denied), now),
+            Err(Decision::Denied)
+        );
+    }
+
+    #[test]
+    fn nobody_widens_their_own_approval() {
+        let now = Utc::now();
+        let me = caller(Privilege::Normal, Some(Uuid::new_v4()));
+        let own = me.app.clone();
+        let other = AppName::parse("other-app").unwrap();
+        let bound = Conditions {
+            max_privilege: Some(Privilege::Normal),
+            until: Some(now + chrono::TimeDelta::hours(1)),
+            ..Default::default()
+        };
+        let current = allowed_with(Some(bound.clone()));
+        let allow = AppState::Allow;
+        // Lifting the conditions, or any one of them, widens it.
+        assert_eq!(
+            me.may_change_own_approval(me.token_id, &own, Some(&current), allow, None),
+            Err(PolicyDenial::OwnApproval)
+        );
+        let later = Conditions {
+            until: Some(now + chrono::TimeDelta::hours(2)),
+            ..bound.clone()
+        };
+        assert_eq!(
+            me.may_change_own_approval(me.token_id, &own, Some(&current), allow, Some(&later)),
+            Err(PolicyDenial::OwnApproval)
+        );
+        // The same or narrower is allowed; so is Deny or Pending.
+        let sooner = Conditions {
+            until: Some(now + chrono::TimeDelta::minutes(5)),
+            max_privilege: Some(Privilege::ReadOnly),
+            ..Default::default()
+        };
+        for ok in [&bound, &sooner] {
+            assert_eq!(
+                me.may_change_own_approval(me.token_id, &own, Some(&current), allow, Some(ok)),
+                Ok(())
+            );
+        }
+        assert_eq!(
+            me.may_change_own_approval(me.token_id, &own, Some(&current), AppState::Deny, None),
+            Ok(())
+        );
+        // A plain approval is the widest: nothing widens it. Other names and tokens are
+        // not this rule's concern.
+        let plain = allowed_with(None);
+        assert_eq!(
+            me.may_change_own_approval(me.token_id, &own, Some(&plain), allow, None),
+            Ok(())
+        );
+        assert_eq!(
+            me.may_change_own_approval(me.token_id, &other, Some(&current), allow, None),
+            Ok(())
+        );
+        assert_eq!(
+            me.may_change_own_approval(Uuid::new_v4(), &own, Some(&current), allow, None),
+            Ok(())
+        );
     }
 
     fn token(token_type: TokenType, owner: Option<Uuid>) -> Token {

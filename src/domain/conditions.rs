@@ -28,6 +28,24 @@ impl Conditions {
         self.until.is_some_and(|until| until <= now)
     }
 
+    /// Whether an approval with these conditions allows nothing that one with `bound` does
+    /// not: an end no later, a cap no higher, ranges inside the bound's.
+    pub fn within(&self, bound: &Conditions) -> bool {
+        let until_within = match (self.until, bound.until) {
+            (_, None) => true,
+            (Some(mine), Some(theirs)) => mine <= theirs,
+            (None, Some(_)) => false,
+        };
+        let cap_within = match (self.max_privilege, bound.max_privilege) {
+            (_, None) => true,
+            (Some(mine), Some(theirs)) => mine <= theirs,
+            (None, Some(_)) => false,
+        };
+        let ranges_within = bound.client_ranges.is_empty()
+            || (!self.client_ranges.is_empty() && self.client_ranges.within(&bound.client_ranges));
+        until_within && cap_within && ranges_within
+    }
+
     /// Checks conditions asked for with a state at `now`: only an Allow carries them, and an
     /// approval that would lapse before it starts is a mistake. `None` for no conditions.
     pub fn for_state(

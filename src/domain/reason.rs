@@ -48,6 +48,8 @@ pub enum Reason {
     PrivilegeAboveCaller,
     /// An account token has no user to own a user token.
     NoUserToOwnToken,
+    /// Nobody widens the approval of the application they call as, on their own token.
+    OwnApproval,
 
     // The target's state.
     /// The token is already an account token.
@@ -90,7 +92,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Reason; 34] = [
+    pub const ALL: [Reason; 35] = [
         Reason::AppPending,
         Reason::AppDenied,
         Reason::UnknownToken,
@@ -109,6 +111,7 @@ impl Reason {
         Reason::AdminRequired,
         Reason::PrivilegeAboveCaller,
         Reason::NoUserToOwnToken,
+        Reason::OwnApproval,
         Reason::AlreadyAccountToken,
         Reason::LastAdmin,
         Reason::TokenPrivilegeTooLow,
@@ -148,6 +151,7 @@ impl Reason {
             Reason::AdminRequired => "ADMIN_REQUIRED",
             Reason::PrivilegeAboveCaller => "PRIVILEGE_ABOVE_CALLER",
             Reason::NoUserToOwnToken => "NO_USER_TO_OWN_TOKEN",
+            Reason::OwnApproval => "OWN_APPROVAL",
             Reason::AlreadyAccountToken => "ALREADY_ACCOUNT_TOKEN",
             Reason::LastAdmin => "LAST_ADMIN",
             Reason::TokenPrivilegeTooLow => "TOKEN_PRIVILEGE_TOO_LOW",

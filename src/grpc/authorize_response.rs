@@ -288,6 +288,7 @@ mod tests {
                 let outcome = AuthorizeOutcome {
                     decision: domain::Decision::Allow { effective },
                     grant: Some(grant.clone()),
+                    approval_ends: None,
                 };
                 let app = AppName::parse("Terraform v0.12.x").unwrap();
                 let written = AuthorizeResponse::of(outcome, &app);

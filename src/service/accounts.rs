@@ -111,7 +111,7 @@ impl Service {
         let added = self
             .repo
             .add_member(&member, Actor::of(caller), |locked| {
-                caller_now(locked)?.require_admin()?;
+                caller_now(caller, locked)?.require_admin()?;
                 Ok::<_, ServiceError>(())
             })
             .await;
@@ -166,7 +166,7 @@ impl Service {
                 Actor::of(caller),
                 mode,
                 |locked, current, admins| {
-                    caller_now(locked)?.require_admin()?;
+                    caller_now(caller, locked)?.require_admin()?;
                     let current = current.ok_or_else(|| ServiceError::not_found("member", id))?;
                     let role = match change {
                         MemberChange::SetRole(role) => Some(role),

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::domain::{
     AppName, AppStanding, Call, Caller, Decision, Privilege, Secret, SecretDigest, TokenGrant,
@@ -36,6 +36,29 @@ pub struct Credentials {
 pub struct AuthorizeOutcome {
     pub decision: Decision,
     pub grant: Option<Arc<TokenGrant>>,
+    /// When the application's approval ends (its conditions' `until`), if it decided.
+    pub approval_ends: Option<DateTime<Utc>>,
+}
+
+impl AuthorizeOutcome {
+    fn refused(decision: Decision, grant: Option<Arc<TokenGrant>>) -> Self {
+        AuthorizeOutcome {
+            decision,
+            grant,
+            approval_ends: None,
+        }
+    }
+}
+
+/// Who presented the credentials being judged, which decides what the judgement records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presented {
+    /// A caller presented them now: a name's first use, the last-used time and a rotated-out
+    /// secret's use after its overlap are recorded.
+    Now,
+    /// The server judges again what a caller presented earlier (an open stream, on a change
+    /// or at a deadline): nothing is recorded, since the holder presented nothing new.
+    Earlier,
 }
 
 /// Why an application state could not be loaded into the cache.
@@ -69,7 +92,9 @@ impl Service {
         required: Privilege,
         client: Option<IpAddr>,
     ) -> Result<AuthorizeOutcome, ServiceError> {
-        let outcome = self.decide_request(secret, app, required, client).await?;
+        let outcome = self
+            .decide_request(secret, app, required, client, Presented::Now)
+            .await?;
         self.metrics.decision(&outcome.decision);
         let span = tracing::Span::current();
         span.record("decision", outcome.decision.name());
@@ -85,6 +110,7 @@ impl Service {
         app: &AppName,
         required: Privilege,
         client: Option<IpAddr>,
+        presented: Presented,
     ) -> Result<AuthorizeOutcome, ServiceError> {
         self.replica.check_fresh()?;
         let cache = &self.replica.cache;
@@ -102,10 +128,7 @@ impl Service {
             Some(hit) => hit,
             None => Box::pin(self.grant_cold(secret, key, app, &app_is_new)).await?,
         };
-        let unknown = AuthorizeOutcome {
-            decision: Decision::UnknownToken,
-            grant: None,
-        };
+        let unknown = AuthorizeOutcome::refused(Decision::UnknownToken, None);
         let CachedGrant::Known(grant) = cached else {
             return Ok(unknown);
         };
@@ -113,17 +136,17 @@ impl Service {
         // they take effect at their deadline on every replica with nothing written.
         let now = Utc::now();
         if grant.secret.is_reuse(now) {
-            // Refused as an unknown secret is; its reuse is recorded once, behind.
-            self.note_reuse(secret.digest());
+            // Refused as an unknown secret is; its reuse is recorded once, behind, when a
+            // caller presented it (a stream's holder presented it before the overlap ended).
+            if presented == Presented::Now {
+                self.note_reuse(secret.digest());
+            }
             return Ok(unknown);
         }
         // A client outside the token's ranges learns nothing of its applications, and
         // records none.
         if let Err(refusal) = grant.usable(now).and_then(|_| grant.check_address(client)) {
-            return Ok(AuthorizeOutcome {
-                decision: refusal,
-                grant: Some(grant),
-            });
+            return Ok(AuthorizeOutcome::refused(refusal, Some(grant)));
         }
         let state = cache.app(AppRef {
             token: grant.token_id,
@@ -133,14 +156,10 @@ impl Service {
             .cache_lookup(CacheName::Applications, state.is_some());
         let state = match state {
             Some(state) => state,
-            None => match Box::pin(self.app_state_cold(&grant, app, &app_is_new)).await? {
+            None => match Box::pin(self.app_state_cold(&grant, app, &app_is_new, presented)).await?
+            {
                 Ok(state) => state,
-                Err(refusal) => {
-                    return Ok(AuthorizeOutcome {
-                        decision: refusal,
-                        grant: Some(grant),
-                    });
-                }
+                Err(refusal) => return Ok(AuthorizeOutcome::refused(refusal, Some(grant))),
             },
         };
         let call = Call {
@@ -149,11 +168,14 @@ impl Service {
             now,
         };
         let decision = decide_with(&grant, state.state, state.conditions.as_deref(), &call);
-        self.last_used
-            .record(grant.token_id, app.as_str(), &decision, client, now);
+        if presented == Presented::Now {
+            self.last_used
+                .record(grant.token_id, app.as_str(), &decision, client, now);
+        }
         Ok(AuthorizeOutcome {
             decision,
             grant: Some(grant),
+            approval_ends: state.conditions.as_ref().and_then(|c| c.until),
         })
     }
 
@@ -185,12 +207,13 @@ impl Service {
         grant: &TokenGrant,
         app: &AppName,
         app_is_new: &AtomicBool,
+        presented: Presented,
     ) -> Result<Result<AppStanding, Decision>, ServiceError> {
         self.replica.check_reachable()?;
         let cache = &self.replica.cache;
         let key = AppKey::new(grant.token_id, app.as_str());
         let loaded_at = self.loaded_at();
-        let load = self.load_app_state(grant, app, app_is_new);
+        let load = self.load_app_state(grant, app, app_is_new, presented);
         match cache.app_or_load(&key, load).await {
             Ok(state) => {
                 cache.drop_if_stale_app(&key, loaded_at);
@@ -253,6 +276,7 @@ impl Service {
         grant: &TokenGrant,
         app: &AppName,
         app_is_new: &AtomicBool,
+        presented: Presented,
     ) -> Result<AppStanding, AppLoadError> {
         if !app_is_new.load(Ordering::Relaxed)
             && let Some(state) = self
@@ -262,6 +286,10 @@ impl Service {
                 .map_err(AppLoadError::Storage)?
         {
             return Ok(state);
+        }
+        if presented == Presented::Earlier {
+            // Only a caller's own presentation records a name; judged again, it waits.
+            return Err(AppLoadError::Refused(Decision::Pending));
         }
         match self
             .repo
@@ -280,17 +308,19 @@ impl Service {
     }
 
     /// Authenticates a TokenService or AccountService caller through the Authorize
-    /// decision, so an unapproved application cannot manage tokens either.
+    /// decision, so an unapproved application cannot manage tokens either, and a capped
+    /// approval caps the management caller too.
     pub async fn authenticate(&self, credentials: &Credentials) -> Result<Caller, ServiceError> {
         Ok(self.authenticate_until(credentials).await?.0)
     }
 
     /// `authenticate`, with the moment the credentials stop working by the clock alone (the
-    /// token's expiry, a rotated-out secret's overlap end): what a long stream must heed.
+    /// token's expiry, a rotated-out secret's overlap end, the approval's end): what a long
+    /// stream must heed.
     pub(crate) async fn authenticate_until(
         &self,
         credentials: &Credentials,
-    ) -> Result<(Caller, Option<chrono::DateTime<Utc>>), ServiceError> {
+    ) -> Result<(Caller, Option<DateTime<Utc>>), ServiceError> {
         let outcome = self
             .authorize_from(
                 &credentials.secret,
@@ -299,13 +329,48 @@ impl Service {
                 credentials.client,
             )
             .await?;
-        let refused = |decision| ServiceError::refused(decision, credentials.app.as_str());
+        Self::caller_of(credentials, outcome)
+    }
+
+    /// `authenticate_until` for credentials a caller presented earlier (an open stream's),
+    /// judged again by the server: the same decision, recording nothing.
+    pub(crate) async fn authenticate_again(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<(Caller, Option<DateTime<Utc>>), ServiceError> {
+        let outcome = self
+            .decide_request(
+                &credentials.secret,
+                &credentials.app,
+                Privilege::ReadOnly,
+                credentials.client,
+                Presented::Earlier,
+            )
+            .await?;
+        Self::caller_of(credentials, outcome)
+    }
+
+    /// The caller the decision made of `credentials`: it acts with exactly the privilege
+    /// the decision allowed, until the first of its deadlines.
+    fn caller_of(
+        credentials: &Credentials,
+        outcome: AuthorizeOutcome,
+    ) -> Result<(Caller, Option<DateTime<Utc>>), ServiceError> {
         match (outcome.decision, outcome.grant) {
-            // An allowed token is usable, so the caller acts with the decision's privilege.
-            (Decision::Allow { .. }, Some(grant)) => Caller::from_grant(&grant, Utc::now())
-                .map(|caller| (caller, grant.deadline()))
-                .map_err(refused),
-            (decision, _) => Err(refused(decision)),
+            (Decision::Allow { effective }, Some(grant)) => {
+                let caller = Caller::allowed(
+                    &grant,
+                    credentials.app.clone(),
+                    credentials.client,
+                    effective,
+                );
+                let deadline = match (grant.deadline(), outcome.approval_ends) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                Ok((caller, deadline))
+            }
+            (decision, _) => Err(ServiceError::refused(decision, credentials.app.as_str())),
         }
     }
 }

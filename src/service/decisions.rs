@@ -94,18 +94,24 @@ impl Service {
             .repo
             .decide_applications(
                 caller.account_id,
-                caller.token_id,
                 crate::storage::Actor::of(caller),
                 &decisions,
                 reason.as_ref().map(Rationale::as_str),
                 mode,
                 |locked| {
-                    caller_now(&locked.of(caller.token_id))?.require_write()?;
+                    caller_now(caller, &locked.of(caller.token_id))?.require_write()?;
                     Ok::<_, ServiceError>(())
                 },
                 |locked, decision| {
-                    let (caller, token, _) = visible_now(locked, decision.token_id)?;
+                    let (caller, token, _) = visible_now(caller, locked, decision.token_id)?;
                     caller.require_write()?;
+                    caller.may_change_own_approval(
+                        decision.token_id,
+                        &decision.name,
+                        locked.caller_app.as_ref(),
+                        decision.state,
+                        decision.conditions.as_ref(),
+                    )?;
                     Ok(token.require_active(locked.now)?)
                 },
             )

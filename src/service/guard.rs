@@ -8,22 +8,27 @@ use crate::storage::Locked;
 
 use super::ServiceError;
 
-/// The caller as its token stands now; refused as a new call would be if it cannot act.
-pub(crate) fn caller_now(locked: &Locked) -> Result<Caller, ServiceError> {
-    // No refusal below names the application: "" stands in for it.
+/// `caller` as its token, its owner and its application's approval stand now, by the same
+/// decision as Authorize (an approval's cap included); refused as a new call would be if it
+/// cannot act.
+pub(crate) fn caller_now(caller: &Caller, locked: &Locked) -> Result<Caller, ServiceError> {
+    let refused = |refusal| ServiceError::refused(refusal, caller.app.as_str());
     let Some(grant) = locked.caller.as_ref() else {
-        return Err(ServiceError::refused(Decision::UnknownToken, ""));
+        return Err(refused(Decision::UnknownToken));
     };
-    Caller::from_grant(grant, locked.now).map_err(|refusal| ServiceError::refused(refusal, ""))
+    caller
+        .judged_again(grant, locked.caller_app.as_ref(), locked.now)
+        .map_err(refused)
 }
 
 /// The caller now and the target token with its owner's standing, if that caller may see
 /// it now; NOT_FOUND otherwise, whether or not it exists.
-pub(crate) fn visible_now(
-    locked: &Locked,
+pub(crate) fn visible_now<'a>(
+    caller: &Caller,
+    locked: &'a Locked,
     id: Uuid,
-) -> Result<(Caller, &Token, OwnerStatus), ServiceError> {
-    let caller = caller_now(locked)?;
+) -> Result<(Caller, &'a Token, OwnerStatus), ServiceError> {
+    let caller = caller_now(caller, locked)?;
     match &locked.target {
         Some((token, owner)) if caller.can_see(token) => Ok((caller, token, *owner)),
         _ => Err(ServiceError::not_found("token", id)),

@@ -87,8 +87,15 @@ impl Service {
         let actor = Actor::of(caller);
         // The checks run inside the pre-allow's transaction: a retire that commits first wins.
         let check = |locked: &Locked| {
-            let (caller, token, _) = visible_now(locked, token_id)?;
+            let (caller, token, _) = visible_now(caller, locked, token_id)?;
             caller.require_write()?;
+            caller.may_change_own_approval(
+                token_id,
+                &app,
+                locked.caller_app.as_ref(),
+                AppState::Allow,
+                None,
+            )?;
             Ok::<_, ServiceError>(token.require_installable(locked.now)?)
         };
         let decision = AppDecision {
@@ -101,7 +108,6 @@ impl Service {
             .repo
             .decide_applications(
                 caller.account_id,
-                caller.token_id,
                 actor,
                 std::slice::from_ref(&decision),
                 None,

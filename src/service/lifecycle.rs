@@ -119,20 +119,15 @@ impl Service {
     ) -> Result<AccountPolicy, ServiceError> {
         caller.require_admin()?;
         self.repo
-            .set_account_policy(
-                caller.account_id,
-                caller.token_id,
-                Actor::of(caller),
-                |locked, current| {
-                    if !caller_now(locked)?.is_admin() {
-                        return Err(PolicyDenial::AdminRequired.into());
-                    }
-                    update
-                        .apply(current)
-                        .validated()
-                        .map_err(ServiceError::InvalidArgument)
-                },
-            )
+            .set_account_policy(caller.account_id, Actor::of(caller), |locked, current| {
+                if !caller_now(caller, locked)?.is_admin() {
+                    return Err(PolicyDenial::AdminRequired.into());
+                }
+                update
+                    .apply(current)
+                    .validated()
+                    .map_err(ServiceError::InvalidArgument)
+            })
             .await
     }
 
@@ -153,11 +148,10 @@ impl Service {
             .rotate_token(
                 caller.account_id,
                 id,
-                caller.token_id,
                 Actor::of(caller),
                 &digest,
                 |locked, policy| {
-                    let (caller, current, _) = visible_now(locked, id)?;
+                    let (caller, current, _) = visible_now(caller, locked, id)?;
                     caller.require_write()?;
                     current.require_active(locked.now)?;
                     let expires_at = match req.expire_time {

@@ -100,7 +100,7 @@ impl Service {
         let expires_at = new.token.expires_at;
         self.repo
             .create_token(&new, Actor::of(caller), request, |locked| {
-                caller_now(locked)?.may_create(token_type, privilege)?;
+                caller_now(caller, locked)?.may_create(token_type, privilege)?;
                 // The policy read above may have changed since: the expiry must also pass the
                 // policy as it stands now, under the account row's lock.
                 locked
@@ -178,7 +178,6 @@ impl Service {
             .change_token(
                 caller.account_id,
                 id,
-                caller.token_id,
                 action,
                 Actor::of(caller),
                 mode,
@@ -199,7 +198,7 @@ impl Service {
         }
         let changed = self
             .change_token(caller, id, "token.update", WriteMode::Commit, |locked| {
-                let (caller, current, _) = visible_now(locked, id)?;
+                let (caller, current, _) = visible_now(caller, locked, id)?;
                 caller.require_write()?;
                 if let Some(privilege) = update.privilege {
                     caller.require_may_grant(privilege)?;
@@ -244,7 +243,7 @@ impl Service {
                 "token.retire",
                 mode,
                 |locked| -> Result<_, ServiceError> {
-                    let (caller, current, _) = visible_now(locked, id)?;
+                    let (caller, current, _) = visible_now(caller, locked, id)?;
                     caller.require_write()?;
                     if current.is_retired() {
                         return Ok(None);
@@ -279,7 +278,7 @@ impl Service {
         }
         let changed = self
             .change_token(caller, id, "token.promote", WriteMode::Commit, |locked| {
-                let (caller, current, owner) = visible_now(locked, id)?;
+                let (caller, current, owner) = visible_now(caller, locked, id)?;
                 caller.require_admin()?;
                 current.require_promotable(locked.now)?;
                 let privilege = caller.promoted_privilege(current.privilege, owner, privilege)?;

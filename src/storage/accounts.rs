@@ -55,7 +55,7 @@ impl Repository {
         audit::write(
             &tx,
             account.id,
-            actor,
+            actor.clone(),
             "member.add",
             "member",
             admin.id.to_string(),
@@ -130,9 +130,9 @@ impl Repository {
         check: impl FnOnce(&Locked) -> Result<(), E>,
     ) -> Result<(), E> {
         let tx = self.begin_write().await?;
-        if let Some(caller) = actor.token_id {
+        if actor.token_id.is_some() {
             let (locked, _) =
-                guard::lock(&tx, member.account_id, caller, None, AccountLock::Exclusive).await?;
+                guard::lock(&tx, member.account_id, &actor, None, AccountLock::Exclusive).await?;
             check(&locked)?;
         }
         insert_member(&tx, member).await?;
@@ -167,9 +167,7 @@ impl Repository {
     ) -> Result<Option<Member>, E> {
         let tx = self.begin_write().await?;
         let (locked, _) = match actor.token_id {
-            Some(caller) => {
-                guard::lock(&tx, account_id, caller, None, AccountLock::Exclusive).await?
-            }
+            Some(_) => guard::lock(&tx, account_id, &actor, None, AccountLock::Exclusive).await?,
             None => {
                 return Err(StorageError::database("a membership change needs a caller").into());
             }

@@ -10,21 +10,26 @@ use uuid::Uuid;
 use super::convert::{micros, time};
 use super::entities::audit_events;
 use super::{Repository, StorageError};
-use crate::domain::{Application, Caller, Member, Token};
+use crate::domain::{AppName, Application, Caller, Member, Token};
 
 /// Who made a change: a member and/or a token; neither for the command line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actor {
     pub member_id: Option<Uuid>,
     pub token_id: Option<Uuid>,
+    /// The application the token was presented with: a write reads its approval again
+    /// under its locks (`guard`). Not stored in the audit log.
+    pub app: Option<AppName>,
 }
 
 impl Actor {
-    /// The actor of a change made through the API: the calling member (if any) and token.
+    /// The actor of a change made through the API: the calling member (if any), token and
+    /// application.
     pub fn of(caller: &Caller) -> Actor {
         Actor {
             member_id: caller.member_id,
             token_id: Some(caller.token_id),
+            app: Some(caller.app.clone()),
         }
     }
 }
@@ -212,6 +217,7 @@ impl Repository {
                     actor: Actor {
                         member_id: m.actor_member_id,
                         token_id: m.actor_token_id,
+                        app: None,
                     },
                     action: m.action,
                     target_type: m.target_type,

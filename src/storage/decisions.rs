@@ -78,7 +78,6 @@ impl Repository {
     pub async fn decide_applications<E: From<StorageError>>(
         &self,
         account_id: Uuid,
-        caller_token: Uuid,
         actor: Actor,
         decisions: &[AppDecision],
         reason: Option<&str>,
@@ -91,7 +90,7 @@ impl Repository {
         targets.sort();
         targets.dedup();
         let locked =
-            guard::lock_many(&tx, account_id, caller_token, &targets, AccountLock::Shared).await?;
+            guard::lock_many(&tx, account_id, &actor, &targets, AccountLock::Shared).await?;
         check_caller(&locked)?;
         let now = locked.now;
         let mut results: Vec<Option<Result<Decided, E>>> = Vec::with_capacity(decisions.len());

@@ -16,16 +16,21 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::audit::Actor;
 use super::convert;
-use super::entities::{accounts, members, tokens};
+use super::entities::{accounts, applications, members, tokens};
 use super::{Repository, StorageError};
-use crate::domain::{AccountPolicy, OwnerStatus, Token, TokenGrant, TokenType};
+use crate::domain::{AccountPolicy, AppStanding, OwnerStatus, Token, TokenGrant, TokenType};
 
 /// What a write sees inside its transaction, under its locks, before it writes.
 #[derive(Debug, Clone)]
 pub struct Locked {
     /// The caller's own token as it stands now; `None` if it is gone.
     pub caller: Option<TokenGrant>,
+    /// The approval of the application the caller presented, on its token, as it stands
+    /// now (read under the caller's token lock, which every change of it takes too); `None`
+    /// if the name has none.
+    pub caller_app: Option<AppStanding>,
     /// The token written to, with its owner's standing now; `None` if the account has no such token.
     pub target: Option<(Token, OwnerStatus)>,
     /// The time of the write, as stored.
@@ -61,21 +66,22 @@ impl Repository {
 }
 
 /// Locks the caller's token and the target token (in id order), then the account row, and
-/// reads both tokens and their owners' standing as they are now.
+/// reads both tokens and their owners' standing, and the caller's approval, as they are now.
 pub(crate) async fn lock(
     tx: &DatabaseTransaction,
     account_id: Uuid,
-    caller_token: Uuid,
+    actor: &Actor,
     target: Option<Uuid>,
     account_lock: AccountLock,
 ) -> Result<(Locked, Option<tokens::Model>), StorageError> {
-    let mut ids = vec![caller_token];
+    let mut ids: Vec<Uuid> = actor.token_id.into_iter().collect();
     ids.extend(target);
     let (rows, policy) = lock_rows(tx, account_id, ids, account_lock).await?;
-    let caller = match rows.iter().find(|r| r.id == caller_token) {
+    let caller = match rows.iter().find(|r| Some(r.id) == actor.token_id) {
         Some(row) => Some(grant(row, owner_status(tx, row).await?)?),
         None => None,
     };
+    let caller_app = caller_approval(tx, actor).await?;
     let target_row = target.and_then(|id| {
         rows.iter()
             .find(|r| r.id == id && r.account_id == account_id)
@@ -87,6 +93,7 @@ pub(crate) async fn lock(
     };
     let locked = Locked {
         caller,
+        caller_app,
         target,
         now: crate::domain::now(),
         policy,
@@ -126,6 +133,7 @@ async fn lock_rows(
 #[derive(Debug, Clone)]
 pub struct LockedMany {
     pub caller: Option<TokenGrant>,
+    pub caller_app: Option<AppStanding>,
     /// The account's tokens among those asked for, with their owners' standing now.
     pub targets: HashMap<Uuid, (Token, OwnerStatus)>,
     pub now: DateTime<Utc>,
@@ -137,6 +145,7 @@ impl LockedMany {
     pub fn of(&self, target: Uuid) -> Locked {
         Locked {
             caller: self.caller.clone(),
+            caller_app: self.caller_app.clone(),
             target: self.targets.get(&target).cloned(),
             now: self.now,
             policy: self.policy.clone(),
@@ -149,12 +158,12 @@ impl LockedMany {
 pub(crate) async fn lock_many(
     tx: &DatabaseTransaction,
     account_id: Uuid,
-    caller_token: Uuid,
+    actor: &Actor,
     targets: &[Uuid],
     account_lock: AccountLock,
 ) -> Result<LockedMany, StorageError> {
     let mut ids = Vec::with_capacity(targets.len() + 1);
-    ids.push(caller_token);
+    ids.extend(actor.token_id);
     ids.extend_from_slice(targets);
     let (rows, policy) = lock_rows(tx, account_id, ids, account_lock).await?;
     let owner_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.owner_id).collect();
@@ -183,19 +192,42 @@ pub(crate) async fn lock_many(
     let mut found = HashMap::new();
     for row in &rows {
         let owner = owner_of(row)?;
-        if row.id == caller_token {
+        if Some(row.id) == actor.token_id {
             caller = Some(grant(row, owner)?);
         }
         if row.account_id == account_id && targets.contains(&row.id) {
             found.insert(row.id, (convert::token(row.clone())?, owner));
         }
     }
+    let caller_app = caller_approval(tx, actor).await?;
     Ok(LockedMany {
         caller,
+        caller_app,
         targets: found,
         now: crate::domain::now(),
         policy,
     })
+}
+
+/// The approval of the application the caller presented, on its own token, as it stands
+/// now. Read after the caller's token row is locked: every change of an approval locks its
+/// token first, so it cannot change before this write commits.
+async fn caller_approval(
+    tx: &DatabaseTransaction,
+    actor: &Actor,
+) -> Result<Option<AppStanding>, StorageError> {
+    let (Some(token_id), Some(app)) = (actor.token_id, actor.app.as_ref()) else {
+        return Ok(None);
+    };
+    let row = applications::Entity::find()
+        .filter(applications::Column::TokenId.eq(token_id))
+        .filter(applications::Column::Name.eq(app.as_str()))
+        .one(tx)
+        .await?;
+    Ok(row
+        .map(convert::application)
+        .transpose()?
+        .map(|app| app.standing()))
 }
 
 /// The standing of a token's owner now. In a write transaction it is read under the account

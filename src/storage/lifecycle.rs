@@ -120,13 +120,11 @@ impl Repository {
     pub async fn set_account_policy<E: From<StorageError>>(
         &self,
         account_id: Uuid,
-        caller_token: Uuid,
         actor: Actor,
         change: impl FnOnce(&Locked, AccountPolicy) -> Result<AccountPolicy, E>,
     ) -> Result<AccountPolicy, E> {
         let tx = self.begin_write().await?;
-        let (locked, _) =
-            guard::lock(&tx, account_id, caller_token, None, AccountLock::Shared).await?;
+        let (locked, _) = guard::lock(&tx, account_id, &actor, None, AccountLock::Shared).await?;
         let before = policy_on(&tx, account_id).await?;
         let after = change(&locked, before.clone())?;
         let text = serde_json::to_string(&StoredPolicy::of(&after))
@@ -164,14 +162,13 @@ impl Repository {
         &self,
         account_id: Uuid,
         id: Uuid,
-        caller_token: Uuid,
         actor: Actor,
         new_digest: &SecretDigest,
         change: impl FnOnce(&Locked, &AccountPolicy) -> Result<Token, E>,
     ) -> Result<Option<Rotated>, E> {
         let tx = self.begin_write().await?;
         let (locked, row) =
-            guard::lock(&tx, account_id, caller_token, Some(id), AccountLock::Shared).await?;
+            guard::lock(&tx, account_id, &actor, Some(id), AccountLock::Shared).await?;
         let policy = policy_on(&tx, account_id).await?;
         let after = change(&locked, &policy)?;
         let (Some(row), Some((before, _))) = (row, locked.target.clone()) else {

@@ -107,9 +107,9 @@ impl Repository {
         check: impl FnOnce(&Locked) -> Result<(), E>,
     ) -> Result<(), E> {
         let tx = self.begin_write().await?;
-        if let Some(maker) = actor.token_id {
+        if actor.token_id.is_some() {
             let (locked, _) =
-                guard::lock(&tx, new.token.account_id, maker, None, AccountLock::Shared).await?;
+                guard::lock(&tx, new.token.account_id, &actor, None, AccountLock::Shared).await?;
             check(&locked)?;
         }
         if let Some(request) = request {
@@ -266,7 +266,6 @@ impl Repository {
         &self,
         account_id: Uuid,
         id: Uuid,
-        caller_token: Uuid,
         action: &str,
         actor: Actor,
         mode: WriteMode,
@@ -274,7 +273,7 @@ impl Repository {
     ) -> Result<Option<(Token, Token)>, E> {
         let tx = self.begin_write().await?;
         let (locked, row) =
-            guard::lock(&tx, account_id, caller_token, Some(id), AccountLock::Shared).await?;
+            guard::lock(&tx, account_id, &actor, Some(id), AccountLock::Shared).await?;
         let next = change(&locked)?;
         let (Some(row), Some((before, _))) = (row, locked.target) else {
             return Ok(None);

@@ -6,6 +6,7 @@ mod common;
 
 mod addresses;
 mod api_tokens_page;
+mod approval_caps;
 mod approvals;
 mod batch_approvals;
 mod console;

@@ -55,6 +55,9 @@ fn caller() -> impl Strategy<Value = Caller> {
             token_type,
             member_id,
             privilege,
+            app: api_tokens::domain::AppName::parse("property-app").expect("name"),
+            client: None,
+            secret: api_tokens::domain::SecretUse::Current,
         })
 }
 

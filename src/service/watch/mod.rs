@@ -195,7 +195,7 @@ impl Service {
 
     /// Judges the stream's credentials as a new call's would be judged now.
     async fn judge_caller(&self, watcher: &mut Watcher) -> Result<(), Stop> {
-        (watcher.caller, watcher.deadline) = self.authenticate_until(&watcher.credentials).await?;
+        (watcher.caller, watcher.deadline) = self.authenticate_again(&watcher.credentials).await?;
         if let Some(token) = watcher.token_id {
             self.visible_token(&watcher.caller, token).await?;
         }
