@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use crate::common::calls::{authorize_on, authorize_request, revision_of};
-use crate::common::clock::{seconds, sleep_past};
+use crate::common::calls::{authorize_on, authorize_request, rotate, set_retire_on_reuse};
+use crate::common::clock::sleep_past;
 use crate::common::{As, Backend, TestApp, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
 use chrono::DateTime;
-use prost_types::FieldMask;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -25,29 +24,6 @@ async fn decide(client: &Decider, secret: &str, revision: &str) -> pb::Decision 
         ..authorize_request(secret, "deploys", pb::Privilege::Unspecified, "")
     };
     authorize_on(client, request).await.decision()
-}
-
-/// Rotates as `caller`; returns the token, the new secret and the revision it committed at.
-async fn rotate(
-    app: &TestApp,
-    caller: &As,
-    id: &str,
-    overlap: i64,
-    from_first_use: bool,
-) -> Result<(pb::Token, String, String), tonic::Status> {
-    let reply = app
-        .tokens
-        .clone()
-        .rotate_token(caller.req(pb::RotateTokenRequest {
-            id: id.into(),
-            overlap: Some(seconds(overlap)),
-            overlap_from_first_use: from_first_use,
-            expire_time: None,
-        }))
-        .await?;
-    let revision = revision_of(reply.metadata());
-    let reply = reply.into_inner();
-    Ok((reply.token.expect("token"), reply.secret, revision))
 }
 
 /// Waits (bounded) until `secret` is decided `expected` on `client`: for what no write
@@ -190,22 +166,6 @@ async fn the_overlap_may_start_at_the_new_secrets_first_use(backend: Backend) {
         until_decided(client, &old, pb::Decision::UnknownToken).await;
         assert_eq!(decide(client, &new, "").await, pb::Decision::Allow);
     }
-}
-
-async fn set_retire_on_reuse(app: &TestApp, retire: bool) {
-    app.accounts
-        .clone()
-        .set_account_policy(app.admin.req(pb::SetAccountPolicyRequest {
-            policy: Some(pb::AccountPolicy {
-                retire_on_reuse: retire,
-                ..Default::default()
-            }),
-            update_mask: Some(FieldMask {
-                paths: vec!["retire_on_reuse".into()],
-            }),
-        }))
-        .await
-        .expect("set policy");
 }
 
 async fn a_reused_secret_is_recorded_once_and_may_retire_the_token(backend: Backend) {

@@ -7,6 +7,7 @@ use api_tokens::grpc::{REVISION_HEADER, pb};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
+use super::clock::seconds;
 use super::{As, TestApp};
 
 /// The revision a write's answer carries in its metadata.
@@ -211,4 +212,44 @@ impl TestApp {
         )
         .await
     }
+}
+
+/// Rotates as `caller`; returns the token, the new secret and the revision it committed at.
+pub async fn rotate(
+    app: &TestApp,
+    caller: &As,
+    id: &str,
+    overlap: i64,
+    from_first_use: bool,
+) -> Result<(pb::Token, String, String), tonic::Status> {
+    let reply = app
+        .tokens
+        .clone()
+        .rotate_token(caller.req(pb::RotateTokenRequest {
+            id: id.into(),
+            overlap: Some(seconds(overlap)),
+            overlap_from_first_use: from_first_use,
+            expire_time: None,
+        }))
+        .await?;
+    let revision = revision_of(reply.metadata());
+    let reply = reply.into_inner();
+    Ok((reply.token.expect("token"), reply.secret, revision))
+}
+
+/// Sets the account policy's `retire_on_reuse` (only that field) as the bootstrap Admin.
+pub async fn set_retire_on_reuse(app: &TestApp, retire: bool) {
+    app.accounts
+        .clone()
+        .set_account_policy(app.admin.req(pb::SetAccountPolicyRequest {
+            policy: Some(pb::AccountPolicy {
+                retire_on_reuse: retire,
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["retire_on_reuse".into()],
+            }),
+        }))
+        .await
+        .expect("set policy");
 }

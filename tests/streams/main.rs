@@ -6,6 +6,7 @@ mod common;
 
 mod change_log;
 mod rebalancing;
+mod rechecks;
 mod replicas;
 mod revocation;
 mod watch;
