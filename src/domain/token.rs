@@ -166,6 +166,27 @@ impl Token {
         self.expires_at.is_some_and(|at| at <= now)
     }
 
+    /// The secret it rotated out last, as shown at `at`: only while that secret may still
+    /// work (its overlap waits or runs, and the token is neither retired nor expired), and
+    /// its end never past the token's expiry, past which nothing of the token works.
+    pub fn previous_secret_at(&self, at: DateTime<Utc>) -> Option<PreviousSecret> {
+        if self.state(at) != TokenState::Active {
+            return None;
+        }
+        let previous = self.previous_secret?;
+        if previous.ends_at.is_some_and(|end| end <= at) {
+            return None;
+        }
+        let ends_at = match (previous.ends_at, self.expires_at) {
+            (Some(end), Some(expiry)) => Some(end.min(expiry)),
+            (end, _) => end,
+        };
+        Some(PreviousSecret {
+            ends_at,
+            ..previous
+        })
+    }
+
     pub fn state(&self, now: DateTime<Utc>) -> TokenState {
         if self.is_retired() {
             TokenState::Retired

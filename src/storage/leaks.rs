@@ -1,6 +1,7 @@
 //! Leaked-secret reports: the token whose secret it is, if any, is retired in one transaction
 //! with its audit entry and its change; a secret of no token costs the same lookup and writes
-//! nothing.
+//! nothing. Every secret that still works is found: the token's current one, and one it
+//! rotated out whose overlap runs or waits.
 use sea_orm::sea_query::LockType;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde_json::json;
@@ -9,9 +10,12 @@ use uuid::Uuid;
 use super::audit::{self, Actor, AuditEntry, token_json};
 use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
-use super::entities::{accounts, tokens};
+use super::entities::{accounts, rotated_secrets, tokens};
+use super::lifecycle::lock_token;
 use super::{Repository, StorageError};
 use crate::domain::{SecretDigest, Token};
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseTransaction;
 
 /// What a report did: the token it retired, or nothing (no such secret, or retired already).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,13 +36,21 @@ impl Repository {
         reporter: Option<std::net::IpAddr>,
     ) -> Result<Option<LeakRetired>, StorageError> {
         let tx = self.begin_write().await?;
-        // The same lookup whatever the secret: the answer and the work before it do not
-        // depend on whether a token has it.
-        let row = tokens::Entity::find()
-            .filter(tokens::Column::SecretDigest.eq(digest.0.to_vec()))
-            .lock_exclusive()
-            .one(&tx)
-            .await?;
+        let now = crate::domain::now();
+        let row = match working_secret(&tx, digest, now).await? {
+            Some(WorkingSecret::Current(row)) => Some(row),
+            Some(WorkingSecret::RotatedOut(token_id)) => {
+                // Locked as every token write locks (token row, then account row); a rotation
+                // that ended this secret's overlap meanwhile locked it first, so it is read
+                // again under the lock.
+                let row = lock_token(&tx, token_id).await?;
+                match working_secret(&tx, digest, now).await? {
+                    Some(WorkingSecret::RotatedOut(_)) => row,
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let Some(row) = row.filter(|r| r.retired_at.is_none()) else {
             tx.rollback().await?;
             return Ok(None);
@@ -47,7 +59,6 @@ impl Repository {
             .lock(LockType::Share)
             .one(&tx)
             .await?;
-        let now = crate::domain::now();
         let before: Token = convert::token(row.clone())?;
         let after = Token {
             retired_at: Some(now),
@@ -100,4 +111,35 @@ impl Repository {
             token_id,
         }))
     }
+}
+
+/// Which working secret of a token a digest is.
+enum WorkingSecret {
+    /// The token's current secret (its row, locked).
+    Current(tokens::Model),
+    /// A secret the token rotated out, whose overlap has not ended at `now`.
+    RotatedOut(Uuid),
+}
+
+/// The token a digest still works for, if any. Both lookups run whatever the secret, so the
+/// work does not tell a guesser which kind of secret (if any) it was.
+async fn working_secret(
+    tx: &DatabaseTransaction,
+    digest: &SecretDigest,
+    now: DateTime<Utc>,
+) -> Result<Option<WorkingSecret>, StorageError> {
+    let current = tokens::Entity::find()
+        .filter(tokens::Column::SecretDigest.eq(digest.0.to_vec()))
+        .lock_exclusive()
+        .one(tx)
+        .await?;
+    let rotated = rotated_secrets::Entity::find_by_id(digest.0.to_vec())
+        .one(tx)
+        .await?;
+    if let Some(row) = current {
+        return Ok(Some(WorkingSecret::Current(row)));
+    }
+    Ok(rotated
+        .filter(|r| r.ends_at.is_none_or(|end| end > micros(now)))
+        .map(|r| WorkingSecret::RotatedOut(r.token_id)))
 }

@@ -414,7 +414,7 @@ async fn retire_for_reuse(
 }
 
 /// The token's row, locked for the rest of the transaction.
-async fn lock_token(
+pub(super) async fn lock_token(
     tx: &DatabaseTransaction,
     token_id: Uuid,
 ) -> Result<Option<tokens::Model>, StorageError> {

@@ -24,6 +24,7 @@ mod lifecycle;
 mod notices;
 mod permissions;
 mod previews;
+mod rotated_secrets;
 mod rotation;
 mod security;
 mod warm_authorize;

@@ -92,14 +92,11 @@ impl From<TokenView> for pb::Token {
             bound_cidrs: t.bound_ranges.to_strings(),
             expire_time: t.expires_at.map(timestamp),
             rotate_time: t.rotated_at.map(timestamp),
-            previous_secret: t
-                .previous_secret
-                .filter(|p| p.ends_at.is_none_or(|end| end > view.at))
-                .map(|p| pb::RotatedSecret {
-                    rotate_time: Some(timestamp(p.rotated_at)),
-                    end_time: p.ends_at.map(timestamp),
-                    overlap: Some(duration(p.overlap)),
-                }),
+            previous_secret: t.previous_secret_at(view.at).map(|p| pb::RotatedSecret {
+                rotate_time: Some(timestamp(p.rotated_at)),
+                end_time: p.ends_at.map(timestamp),
+                overlap: Some(duration(p.overlap)),
+            }),
         }
     }
 }
