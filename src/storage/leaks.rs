@@ -38,7 +38,7 @@ impl Repository {
         let tx = self.begin_write().await?;
         let now = crate::domain::now();
         let row = match working_secret(&tx, digest, now).await? {
-            Some(WorkingSecret::Current(row)) => Some(row),
+            Some(WorkingSecret::Current(row)) => Some(*row),
             Some(WorkingSecret::RotatedOut(token_id)) => {
                 // Locked as every token write locks (token row, then account row); a rotation
                 // that ended this secret's overlap meanwhile locked it first, so it is read
@@ -116,7 +116,7 @@ impl Repository {
 /// Which working secret of a token a digest is.
 enum WorkingSecret {
     /// The token's current secret (its row, locked).
-    Current(tokens::Model),
+    Current(Box<tokens::Model>),
     /// A secret the token rotated out, whose overlap has not ended at `now`.
     RotatedOut(Uuid),
 }
@@ -137,7 +137,7 @@ async fn working_secret(
         .one(tx)
         .await?;
     if let Some(row) = current {
-        return Ok(Some(WorkingSecret::Current(row)));
+        return Ok(Some(WorkingSecret::Current(Box::new(row))));
     }
     Ok(rotated
         .filter(|r| r.ends_at.is_none_or(|end| end > micros(now)))
