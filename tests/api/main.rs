@@ -25,4 +25,5 @@ mod permissions;
 mod previews;
 mod rotation;
 mod security;
+mod time_limits;
 mod warm_authorize;
