@@ -3,6 +3,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::echo;
+
 /// A validated list of address ranges. Empty means "from anywhere".
 ///
 /// A bare address is a range of one (`10.0.0.7` is `10.0.0.7/32`); host bits are cleared
@@ -40,7 +42,8 @@ impl AddressRanges {
                     Ok(addr) => IpNet::from(addr),
                     Err(_) => {
                         return Err(format!(
-                            "{entry:?} is not an address range: write it as 10.0.0.0/8, 2001:db8::/32 or a single address"
+                            "{} is not an address range: write it as 10.0.0.0/8, 2001:db8::/32 or a single address",
+                            echo(entry)
                         ));
                     }
                 },
@@ -158,6 +161,14 @@ mod tests {
         let ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
         assert!(ranges.contains(ip("::ffff:10.1.2.3")));
         assert!(!ranges.contains(ip("::ffff:11.1.2.3")));
+    }
+
+    #[test]
+    fn a_bad_entry_is_echoed_short() {
+        let long = format!("10.0.0.0/8{}", "z".repeat(100 * 1024));
+        let err = AddressRanges::parse(&[long.as_str()]).unwrap_err();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("(102410 bytes)"), "{err}");
     }
 
     #[test]

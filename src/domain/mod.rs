@@ -37,4 +37,4 @@ pub use time::{
     representable, span_of, time_of, truncate_span_to_micros, truncate_to_micros,
 };
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};
-pub use validate::{FieldViolation, is_invisible};
+pub use validate::{ECHO_BYTES, FieldViolation, echo, is_invisible};

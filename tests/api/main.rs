@@ -9,6 +9,7 @@ mod api_tokens_page;
 mod approvals;
 mod batch_approvals;
 mod console;
+mod echoed_input;
 mod evidence;
 mod expiry;
 mod ext_authz;
