@@ -21,6 +21,7 @@ mod hot_path;
 mod idempotency;
 mod leaks;
 mod lifecycle;
+mod mapped_addresses;
 mod notices;
 mod permissions;
 mod previews;
