@@ -112,7 +112,8 @@ impl ConditionArgs {
     }
 }
 
-/// `90s`, `45m`, `12h`, `30d`.
+/// `90s`, `45m`, `12h`, `30d`; at most what a protobuf Duration holds (10,000 years), so
+/// that now plus it is a time (the server refuses one past 9999-12-31), never a panic.
 pub fn parse_span(text: &str) -> anyhow::Result<chrono::TimeDelta> {
     let bad = || anyhow::anyhow!("{text:?} is not a duration: write 90s, 45m, 12h or 30d");
     let (number, unit) = text.split_at(text.len().saturating_sub(1));
@@ -124,7 +125,8 @@ pub fn parse_span(text: &str) -> anyhow::Result<chrono::TimeDelta> {
         "d" => chrono::TimeDelta::try_days(n),
         _ => None,
     };
-    span.filter(|s| *s > chrono::TimeDelta::zero())
+    let longest = chrono::TimeDelta::seconds(crate::domain::LONGEST_DURATION_SECONDS);
+    span.filter(|s| *s > chrono::TimeDelta::zero() && *s <= longest)
         .ok_or_else(bad)
 }
 
@@ -243,4 +245,26 @@ pub(super) async fn run(args: AppsArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("the server answered without an application"))?;
     print_one(output, &app);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_at_most_what_a_duration_holds() {
+        assert_eq!(parse_span("30d").unwrap(), chrono::TimeDelta::days(30));
+        let longest = parse_span("3652500d").unwrap();
+        assert!(chrono::Utc::now().checked_add_signed(longest).is_some());
+        for bad in [
+            "3652501d",
+            "100000000000d",
+            "9223372036854775807s",
+            "0s",
+            "-1d",
+            "d",
+        ] {
+            assert!(parse_span(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,13 +1,20 @@
 //! Client address ranges (CIDRs): where a token, or an application's approval, may be used from.
 use std::net::IpAddr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
+
+use super::echo;
 
 /// A validated list of address ranges. Empty means "from anywhere".
 ///
 /// A bare address is a range of one (`10.0.0.7` is `10.0.0.7/32`); host bits are cleared
 /// (`10.1.2.3/8` is `10.0.0.0/8`), so what is stored and shown is what is checked.
-/// IPv4 clients reached over IPv6 (`::ffff:10.0.0.7`) are checked as the IPv4 address.
+///
+/// IPv4-mapped IPv6 is IPv4 everywhere: a client reached over IPv6 as `::ffff:10.0.0.7` is
+/// checked as `10.0.0.7`, and a range written in the mapped form (`::ffff:10.0.0.0/104`,
+/// any range inside `::ffff:0:0/96`) is the IPv4 range it maps (`10.0.0.0/8`), stored and
+/// shown so. An IPv6 range holds IPv6 clients only: `::/0` holds no IPv4 client, mapped or
+/// not (an IPv4 range such as `0.0.0.0/0` does).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct AddressRanges {
     /// The ranges as given (normalised): what is stored and shown.
@@ -40,11 +47,13 @@ impl AddressRanges {
                     Ok(addr) => IpNet::from(addr),
                     Err(_) => {
                         return Err(format!(
-                            "{entry:?} is not an address range: write it as 10.0.0.0/8, 2001:db8::/32 or a single address"
+                            "{} is not an address range: write it as 10.0.0.0/8, 2001:db8::/32 or a single address",
+                            echo(entry)
                         ));
                     }
                 },
             };
+            let net = unmapped(net);
             if !ranges.contains(&net) {
                 ranges.push(net);
             }
@@ -122,6 +131,17 @@ impl AddressRanges {
     }
 }
 
+/// A range inside `::ffff:0:0/96` as the IPv4 range it maps; any other range as it is.
+fn unmapped(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.network().to_ipv4_mapped() {
+            Some(v4) => Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4),
+            None => net,
+        },
+        _ => net,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +185,49 @@ mod tests {
         let ranges = AddressRanges::parse(&["10.0.0.0/8"]).unwrap();
         assert!(ranges.contains(ip("::ffff:10.1.2.3")));
         assert!(!ranges.contains(ip("::ffff:11.1.2.3")));
+    }
+
+    #[test]
+    fn mapped_ranges_are_ipv4_ranges() {
+        let ranges = AddressRanges::parse(&[
+            "::ffff:10.0.0.0/104",
+            "::ffff:c0a8:107",
+            "::FFFF:172.16.0.0/108",
+            "::ffff:0:0/96",
+        ])
+        .unwrap();
+        assert_eq!(
+            ranges.to_strings(),
+            ["10.0.0.0/8", "192.168.1.7/32", "172.16.0.0/12", "0.0.0.0/0"]
+        );
+        let ten = AddressRanges::parse(&["::ffff:10.0.0.0/104"]).unwrap();
+        assert_eq!(ten, AddressRanges::parse(&["10.0.0.0/8"]).unwrap());
+        for client in ["10.1.2.3", "::ffff:10.1.2.3"] {
+            assert!(ten.contains(ip(client)), "{client}");
+        }
+        for client in ["11.1.2.3", "::ffff:11.1.2.3", "::a01:203", "2001:db8::1"] {
+            assert!(!ten.contains(ip(client)), "{client}");
+        }
+        // Host bits of the mapped form are cleared too; duplicates of either form are one.
+        let same = AddressRanges::parse(&["::ffff:10.1.2.3/104", "10.0.0.0/8"]).unwrap();
+        assert_eq!(same.to_strings(), ["10.0.0.0/8"]);
+        // Ranges reaching outside the mapped block stay IPv6, and hold IPv6 clients only.
+        let wide = AddressRanges::parse(&["::ffff:0:0/95", "::/0"]).unwrap();
+        assert_eq!(wide.to_strings(), ["::fffe:0:0/95", "::/0"]);
+        assert!(!wide.contains(ip("::ffff:10.1.2.3")) && !wide.contains(ip("10.1.2.3")));
+        // Stored ranges of the mapped form (kept before this rule) read as IPv4.
+        assert_eq!(
+            AddressRanges::from_stored(Some("::ffff:10.0.0.0/104")).unwrap(),
+            ten
+        );
+    }
+
+    #[test]
+    fn a_bad_entry_is_echoed_short() {
+        let long = format!("10.0.0.0/8{}", "z".repeat(100 * 1024));
+        let err = AddressRanges::parse(&[long.as_str()]).unwrap_err();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains("(102410 bytes)"), "{err}");
     }
 
     #[test]

@@ -219,6 +219,42 @@ mod tests {
     }
 
     #[test]
+    fn mapped_ranges_and_mapped_clients_are_judged_as_ipv4() {
+        let mapped = AddressRanges::parse(&["::ffff:10.0.0.0/104"]).unwrap();
+        let mut g = grant(Admin, OwnerStatus::Account);
+        g.bound_ranges = mapped.clone();
+        let limited = Conditions {
+            client_ranges: mapped,
+            ..Default::default()
+        };
+        let open = grant(Admin, OwnerStatus::Account);
+        for client in ["10.1.2.3", "::ffff:10.1.2.3"] {
+            let call = at(Some(client), ReadOnly);
+            assert!(
+                decide_with(&g, AppState::Allow, None, &call).is_allow(),
+                "{client}"
+            );
+            let approved = decide_with(&open, AppState::Allow, Some(&limited), &call);
+            assert!(approved.is_allow(), "{client}");
+        }
+        for client in ["11.1.2.3", "::ffff:11.1.2.3"] {
+            let call = at(Some(client), ReadOnly);
+            let refused = decide_with(&g, AppState::Allow, None, &call);
+            assert_eq!(
+                refused.reason(),
+                Some(Reason::AddressNotAllowed),
+                "{client}"
+            );
+            let refused = decide_with(&open, AppState::Allow, Some(&limited), &call);
+            assert_eq!(
+                refused.reason(),
+                Some(Reason::AddressNotAllowed),
+                "{client}"
+            );
+        }
+    }
+
+    #[test]
     fn conditions_cap_limit_and_lapse() {
         let g = grant(Admin, OwnerStatus::Account);
         let now = Utc::now();

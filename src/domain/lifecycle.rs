@@ -2,6 +2,7 @@
 //! the expiry it sets, and rotation with an overlap.
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::time::{later_by, latest, truncate_span_to_micros};
 use super::{FieldViolation, Precondition};
 
 /// The account's rules for token lifetimes and lifecycle notices, set by Admins.
@@ -42,11 +43,16 @@ pub enum ExpiryRefusal {
     NotInFuture,
     /// The policy's rules for lifetimes refuse it.
     Policy(Precondition),
+    /// None was asked, and the default lifetime from now ends past 9999-12-31 (which
+    /// `LONGEST` keeps from happening for centuries).
+    DefaultPastLatest,
 }
 
 impl AccountPolicy {
     /// The most expiry notices a policy may ask for.
     pub const MAX_NOTICES: usize = 10;
+    /// The longest span a policy may set: 100 years of 365.25 days.
+    pub const LONGEST: TimeDelta = TimeDelta::days(36_525);
 
     /// 30, 7 and 1 days, as GitLab warns.
     pub fn default_notice_lead_times() -> Vec<TimeDelta> {
@@ -57,38 +63,26 @@ impl AccountPolicy {
     /// (longest first, each once) and fills in the default for none.
     pub fn validated(mut self) -> Result<AccountPolicy, Vec<FieldViolation>> {
         let mut bad = Vec::new();
-        let positive = |field: &str, value: Option<TimeDelta>, bad: &mut Vec<FieldViolation>| {
-            if value.is_some_and(|v| v <= TimeDelta::zero()) {
-                bad.push(FieldViolation::new(field, "must be positive when set"));
+        let mut check = |field: &str, value: Option<TimeDelta>| {
+            if let Some(Err(e)) = value.map(Self::span) {
+                bad.push(FieldViolation::new(field, e));
             }
         };
-        positive(
-            "policy.max_token_lifetime",
-            self.max_token_lifetime,
-            &mut bad,
-        );
-        positive(
-            "policy.default_token_lifetime",
-            self.default_token_lifetime,
-            &mut bad,
-        );
-        positive("policy.dormant_after", self.dormant_after, &mut bad);
+        check("policy.max_token_lifetime", self.max_token_lifetime);
+        check("policy.default_token_lifetime", self.default_token_lifetime);
+        check("policy.dormant_after", self.dormant_after);
+        for (i, lead) in self.expiry_notice_lead_times.iter().enumerate() {
+            check(
+                &format!("policy.expiry_notice_lead_times[{i}]"),
+                Some(*lead),
+            );
+        }
         if let (Some(default), Some(max)) = (self.default_token_lifetime, self.max_token_lifetime)
             && default > max
         {
             bad.push(FieldViolation::new(
                 "policy.default_token_lifetime",
                 "must be at most max_token_lifetime",
-            ));
-        }
-        if self
-            .expiry_notice_lead_times
-            .iter()
-            .any(|lead| *lead <= TimeDelta::zero())
-        {
-            bad.push(FieldViolation::new(
-                "policy.expiry_notice_lead_times",
-                "each must be positive",
             ));
         }
         if self.expiry_notice_lead_times.len() > Self::MAX_NOTICES {
@@ -108,6 +102,21 @@ impl AccountPolicy {
         Ok(self)
     }
 
+    /// Checks one of a policy's spans: positive, whole seconds (what is stored), at most
+    /// `LONGEST` (so now plus it is a time every client can read, for centuries to come).
+    fn span(value: TimeDelta) -> Result<(), String> {
+        if value <= TimeDelta::zero() {
+            return Err("must be positive when set".into());
+        }
+        if value.subsec_nanos() != 0 {
+            return Err("must be a whole number of seconds".into());
+        }
+        if value > Self::LONGEST {
+            return Err("must be at most 36,525 days (100 years)".into());
+        }
+        Ok(())
+    }
+
     /// Whether every token must expire: asked for, or implied by a maximum lifetime.
     pub fn requires_expiry(&self) -> bool {
         self.require_expiry || self.max_token_lifetime.is_some()
@@ -121,7 +130,9 @@ impl AccountPolicy {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, ExpiryRefusal> {
         match (asked, self.default_token_lifetime) {
-            (None, Some(lifetime)) => Ok(Some(now + lifetime)),
+            (None, Some(lifetime)) => later_by(now, lifetime)
+                .map(Some)
+                .ok_or(ExpiryRefusal::DefaultPastLatest),
             (asked, _) => self.expiry_set(asked, now),
         }
     }
@@ -171,7 +182,8 @@ impl Rotation {
             return Err("must be at most 30 days".into());
         }
         Ok(Rotation {
-            overlap,
+            // The database keeps microseconds: what is answered is what is kept.
+            overlap: truncate_span_to_micros(overlap),
             from_first_use,
         })
     }
@@ -181,7 +193,9 @@ impl Rotation {
         PreviousSecret {
             rotated_at: now,
             overlap: self.overlap,
-            ends_at: (!self.from_first_use).then_some(now + self.overlap),
+            // Past the last representable time, it ends there: no secret outlives time.
+            ends_at: (!self.from_first_use)
+                .then(|| later_by(now, self.overlap).unwrap_or_else(latest)),
         }
     }
 }
@@ -282,6 +296,76 @@ mod tests {
             fields,
             ["policy.dormant_after", "policy.default_token_lifetime"]
         );
+    }
+
+    #[test]
+    fn policy_spans_are_whole_seconds_up_to_a_century() {
+        let with = |span: TimeDelta| AccountPolicy {
+            max_token_lifetime: Some(span),
+            default_token_lifetime: Some(span),
+            dormant_after: Some(span),
+            expiry_notice_lead_times: vec![TimeDelta::days(1), span],
+            ..Default::default()
+        };
+        let fields = |policy: AccountPolicy| -> Vec<String> {
+            policy
+                .validated()
+                .unwrap_err()
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        let all = [
+            "policy.max_token_lifetime",
+            "policy.default_token_lifetime",
+            "policy.dormant_after",
+            "policy.expiry_notice_lead_times[1]",
+        ];
+        for bad in [
+            TimeDelta::milliseconds(86_400_500),
+            TimeDelta::milliseconds(500),
+            TimeDelta::nanoseconds(1),
+            AccountPolicy::LONGEST + TimeDelta::seconds(1),
+            TimeDelta::seconds(9_000_000_000_000),
+            TimeDelta::MAX,
+            TimeDelta::zero(),
+        ] {
+            assert_eq!(fields(with(bad)), all, "{bad:?}");
+        }
+        let longest = with(AccountPolicy::LONGEST).validated().unwrap();
+        assert_eq!(longest.max_token_lifetime, Some(AccountPolicy::LONGEST));
+    }
+
+    #[test]
+    fn a_default_lifetime_past_the_last_time_is_refused_not_a_panic() {
+        let policy = AccountPolicy {
+            default_token_lifetime: Some(TimeDelta::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            policy.expiry_for_new(None, now()),
+            Err(ExpiryRefusal::DefaultPastLatest)
+        );
+        let century = AccountPolicy {
+            default_token_lifetime: Some(AccountPolicy::LONGEST),
+            ..Default::default()
+        };
+        assert_eq!(
+            century.expiry_for_new(None, now()),
+            Ok(Some(now() + AccountPolicy::LONGEST))
+        );
+        assert_eq!(
+            century.expiry_for_new(None, latest()),
+            Err(ExpiryRefusal::DefaultPastLatest)
+        );
+    }
+
+    #[test]
+    fn an_overlap_is_kept_to_the_microsecond_and_ends_by_the_last_time() {
+        let rotation = Rotation::new(TimeDelta::new(1, 1_500).unwrap(), false).unwrap();
+        assert_eq!(rotation.overlap, TimeDelta::new(1, 1_000).unwrap());
+        let last = rotation.rotated_out(latest());
+        assert_eq!(last.ends_at, Some(latest()));
     }
 
     #[test]

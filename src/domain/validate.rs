@@ -8,12 +8,43 @@ pub struct FieldViolation {
 }
 
 impl FieldViolation {
+    /// The most violations a refusal's message describes: the rest are counted.
+    pub const MOST_IN_MESSAGE: usize = 3;
+    /// The most a refusal's details carry, so a request of a thousand bad fields is still
+    /// refused with a small error every client can read.
+    pub const MOST_IN_DETAILS: usize = 10;
+
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             description: description.into(),
         }
     }
+}
+
+/// The most bytes of an input an error repeats.
+pub const ECHO_BYTES: usize = 48;
+
+/// An input as an error may repeat it: quoted, control and invisible characters escaped,
+/// and cut after `ECHO_BYTES` bytes with its whole length said, so that the refusal of a
+/// 100 KiB value is one short line that every client can read. Every error that repeats
+/// what a caller sent repeats it through this.
+pub fn echo(input: &str) -> String {
+    let mut shown = String::with_capacity(ECHO_BYTES + 8);
+    for c in input.chars() {
+        let before = shown.len();
+        if c.is_control() || is_invisible(c) || c == '\\' {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+        if shown.len() > ECHO_BYTES {
+            shown.truncate(before);
+            // ASCII dots: gRPC percent-encodes every other byte of a message, tripling it.
+            return format!("'{shown}...' ({} bytes)", input.len());
+        }
+    }
+    format!("'{shown}'")
 }
 
 /// Checks a free-text, human-given name: 1..=max characters, none of them control characters.
@@ -112,6 +143,34 @@ mod tests {
                 printable_name(&name, 200).is_err(),
                 "U+{:04X} must be refused",
                 u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn echoes_are_short_and_escaped() {
+        assert_eq!(echo("10.0.0.0/33"), "'10.0.0.0/33'");
+        assert_eq!(echo(""), "''");
+        assert_eq!(echo("o'brien"), "'o'brien'");
+        assert_eq!(echo("a\nb\u{202E}c\\"), "'a\\nb\\u{202e}c\\\\'");
+        let exact = "x".repeat(ECHO_BYTES);
+        assert_eq!(echo(&exact), format!("'{exact}'"));
+        let long = "x".repeat(100 * 1024);
+        assert_eq!(
+            echo(&long),
+            format!("'{}...' (102400 bytes)", "x".repeat(ECHO_BYTES))
+        );
+        // Multi-byte characters and escapes count by the bytes they take.
+        for input in [
+            "渡".repeat(1000),
+            "\u{202E}".repeat(1000),
+            "\n".repeat(1000),
+        ] {
+            let shown = echo(&input);
+            assert!(shown.len() <= ECHO_BYTES + 24, "{shown}");
+            assert!(
+                shown.ends_with(&format!("({} bytes)", input.len())),
+                "{shown}"
             );
         }
     }

@@ -45,6 +45,7 @@ impl From<ServiceError> for Status {
             ServiceError::InvalidArgument(violations) => {
                 let violations: Vec<_> = violations
                     .iter()
+                    .take(crate::domain::FieldViolation::MOST_IN_DETAILS)
                     .map(|v| tonic_types::FieldViolation::new(&v.field, &v.description))
                     .collect();
                 return Status::with_error_details(

@@ -67,7 +67,8 @@ impl Service {
             Err(StorageError::Conflict) => Err(ServiceError::AlreadyExists {
                 reason: Reason::AccountExists,
                 message: format!(
-                    "an account named '{account_name}' already exists; bootstrap runs once per account"
+                    "an account named {} already exists; bootstrap runs once per account",
+                    crate::domain::echo(account_name)
                 ),
             }),
             Err(e) => Err(e.into()),
@@ -120,8 +121,8 @@ impl Service {
             Err(e) if e.is_conflict() => Err(ServiceError::AlreadyExists {
                 reason: Reason::MemberExists,
                 message: format!(
-                    "'{}' is already a member of the account",
-                    member.user_name.as_str()
+                    "{} is already a member of the account",
+                    crate::domain::echo(member.user_name.as_str())
                 ),
             }),
             Err(e) => Err(e),
@@ -198,12 +199,12 @@ impl Service {
             .repo
             .account_by_name(account_name)
             .await?
-            .ok_or_else(|| ServiceError::not_found("account", account_name))?;
+            .ok_or_else(|| ServiceError::not_found("account", crate::domain::echo(account_name)))?;
         let member = self
             .repo
             .current_member_by_name(account.id, user_name)
             .await?
-            .ok_or_else(|| ServiceError::not_found("member", user_name))?;
+            .ok_or_else(|| ServiceError::not_found("member", crate::domain::echo(user_name)))?;
         let privilege = privilege.unwrap_or(member.role);
         may_grant(member.role, privilege)?;
         let draft = TokenDraft::user_token_of(

@@ -38,12 +38,21 @@ pub enum ServiceError {
     Internal(String),
 }
 
+/// The first violations, and how many more there are: the message stays a line.
 fn describe(violations: &[FieldViolation]) -> String {
-    violations
+    let shown = violations
         .iter()
+        .take(FieldViolation::MOST_IN_MESSAGE)
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    match violations
+        .len()
+        .saturating_sub(FieldViolation::MOST_IN_MESSAGE)
+    {
+        0 => shown,
+        more => format!("{shown}; and {more} more"),
+    }
 }
 
 impl ServiceError {
@@ -105,5 +114,24 @@ impl From<Precondition> for ServiceError {
             reason: unmet.reason(),
             message: unmet.message().into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_of_many_fields_describes_the_first_and_counts_the_rest() {
+        let many: Vec<_> = (0..1000)
+            .map(|i| FieldViolation::new(format!("decisions[{i}].name"), "must not be empty"))
+            .collect();
+        let message = ServiceError::InvalidArgument(many).to_string();
+        assert_eq!(
+            message,
+            "invalid argument: decisions[0].name: must not be empty; decisions[1].name: must not be empty; decisions[2].name: must not be empty; and 997 more"
+        );
+        let one = ServiceError::invalid("id", "must be a UUID").to_string();
+        assert_eq!(one, "invalid argument: id: must be a UUID");
     }
 }

@@ -75,6 +75,10 @@ pub(super) fn expiry_refused(refusal: ExpiryRefusal) -> ServiceError {
     match refusal {
         ExpiryRefusal::NotInFuture => ServiceError::invalid("expire_time", "must be in the future"),
         ExpiryRefusal::Policy(precondition) => precondition.into(),
+        ExpiryRefusal::DefaultPastLatest => ServiceError::invalid(
+            "expire_time",
+            "is needed: the account's default_token_lifetime from now ends past 9999-12-31",
+        ),
     }
 }
 

@@ -84,8 +84,11 @@ impl Service {
         token_ids: &[Uuid],
         privilege_drops: Vec<PrivilegeDrop>,
     ) -> Result<Preview, ServiceError> {
-        let since = chrono::Utc::now()
-            - chrono::TimeDelta::from_std(self.settings.usage_window).unwrap_or_default();
+        // A window reaching before the first representable time counts every use.
+        let since = chrono::TimeDelta::from_std(self.settings.usage_window)
+            .ok()
+            .and_then(|window| crate::domain::earlier_by(chrono::Utc::now(), window))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         Ok(Preview {
             refused: None,
             recently_used: self

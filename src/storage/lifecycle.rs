@@ -52,19 +52,24 @@ impl StoredPolicy {
         }
     }
 
-    fn policy(self) -> AccountPolicy {
-        let secs = TimeDelta::seconds;
-        AccountPolicy {
-            max_token_lifetime: self.max_token_lifetime_secs.map(secs),
+    /// The policy; a span no `TimeDelta` holds is corrupt (and is not a panic).
+    fn policy(self) -> Result<AccountPolicy, StorageError> {
+        let secs = |s: i64| {
+            TimeDelta::try_seconds(s)
+                .ok_or_else(|| StorageError::corrupt(format!("accounts.policy: {s} s")))
+        };
+        let opt = |s: Option<i64>| s.map(secs).transpose();
+        Ok(AccountPolicy {
+            max_token_lifetime: opt(self.max_token_lifetime_secs)?,
             require_expiry: self.require_expiry,
-            default_token_lifetime: self.default_token_lifetime_secs.map(secs),
-            expiry_notice_lead_times: self
-                .expiry_notice_lead_secs
-                .map(|leads| leads.into_iter().map(secs).collect())
-                .unwrap_or_else(AccountPolicy::default_notice_lead_times),
-            dormant_after: self.dormant_after_secs.map(secs),
+            default_token_lifetime: opt(self.default_token_lifetime_secs)?,
+            expiry_notice_lead_times: match self.expiry_notice_lead_secs {
+                Some(leads) => leads.into_iter().map(secs).collect::<Result<_, _>>()?,
+                None => AccountPolicy::default_notice_lead_times(),
+            },
+            dormant_after: opt(self.dormant_after_secs)?,
             retire_on_reuse: self.retire_on_reuse,
-        }
+        })
     }
 }
 
@@ -72,8 +77,8 @@ pub(super) fn parse_policy(stored: Option<&str>) -> Result<AccountPolicy, Storag
     match stored {
         None => Ok(AccountPolicy::default()),
         Some(text) => serde_json::from_str::<StoredPolicy>(text)
-            .map(StoredPolicy::policy)
-            .map_err(|e| StorageError::corrupt(format!("accounts.policy: {e}"))),
+            .map_err(|e| StorageError::corrupt(format!("accounts.policy: {e}")))?
+            .policy(),
     }
 }
 

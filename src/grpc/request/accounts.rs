@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use super::pb;
 use super::violations::{Violations, duration};
-use crate::domain::{AccountPolicy, Privilege, UserName};
+use crate::domain::{AccountPolicy, Privilege, UserName, echo};
 use crate::service::{PageRequest, PolicyUpdate, ServiceError};
 
 impl TryFrom<&pb::SetAccountPolicyRequest> for PolicyUpdate {
@@ -42,7 +42,8 @@ impl TryFrom<&pb::SetAccountPolicyRequest> for PolicyUpdate {
                 v.add(
                     "update_mask",
                     format!(
-                        "cannot set '{path}': the fields are {}",
+                        "cannot set {}: the fields are {}",
+                        echo(path),
                         crate::service::POLICY_FIELDS.join(", ")
                     ),
                 );

@@ -3,7 +3,9 @@
 use uuid::Uuid;
 
 use super::{Violations, pb};
-use crate::domain::{AppState, Description, Privilege, Rationale, Rotation, Secret, TokenType};
+use crate::domain::{
+    AppState, Description, Privilege, Rationale, Rotation, Secret, TokenType, echo,
+};
 use crate::service::{
     LeakReport, NewTokenRequest, PageRequest, RotateRequest, ServiceError, TokenFilters,
     TokenUpdate, TokenWatchRequest,
@@ -105,7 +107,8 @@ impl TryFrom<&pb::UpdateTokenRequest> for (Uuid, TokenUpdate) {
                 other => v.add(
                     "update_mask",
                     format!(
-                        "cannot update '{other}': only privilege, default_app_state, description, bound_cidrs and expire_time may change"
+                        "cannot update {}: only privilege, default_app_state, description, bound_cidrs and expire_time may change",
+                        echo(other)
                     ),
                 ),
             }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::super::convert::Unspecified;
 use super::pb;
 use crate::domain::{
-    AddressRanges, AppName, AppState, Conditions, FieldViolation, Privilege, truncate_to_micros,
+    AddressRanges, AppName, AppState, Conditions, FieldViolation, Privilege, span_of, time_of,
 };
 use crate::service::{PageRequest, ServiceError};
 use crate::storage::AppDecision;
@@ -87,7 +87,8 @@ impl Violations {
         )
     }
 
-    /// A time, to the microsecond the database keeps; `None` when unset.
+    /// A time a Timestamp may hold (0001-01-01…9999-12-31, nanos 0…999,999,999), to the
+    /// microsecond the database keeps; `None` when unset.
     pub(super) fn optional_time(
         &mut self,
         field: &str,
@@ -95,18 +96,11 @@ impl Violations {
     ) -> Option<Option<DateTime<Utc>>> {
         match value {
             None => Some(None),
-            Some(t) => self
-                .check(
-                    field,
-                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                        .map(truncate_to_micros)
-                        .ok_or_else(|| "is not a valid time".to_owned()),
-                )
-                .map(Some),
+            Some(t) => self.check(field, time_of(t.seconds, t.nanos)).map(Some),
         }
     }
 
-    /// A duration of whole microseconds or more; `None` when unset. Never negative.
+    /// A non-negative duration a Duration may hold; `None` when unset.
     pub(super) fn optional_duration(
         &mut self,
         field: &str,
@@ -130,17 +124,7 @@ impl Violations {
         let Some(given) = given else {
             return Some(None);
         };
-        let until = match &given.expire_time {
-            None => Some(None),
-            Some(t) => self
-                .check(
-                    &format!("{field}.expire_time"),
-                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(u32::MAX))
-                        .map(truncate_to_micros)
-                        .ok_or_else(|| "is not a valid time".to_owned()),
-                )
-                .map(Some),
-        };
+        let until = self.optional_time(&format!("{field}.expire_time"), given.expire_time.as_ref());
         let max_privilege = self.enumerated::<pb::Privilege, Privilege>(
             &format!("{field}.max_privilege"),
             given.max_privilege,
@@ -200,13 +184,9 @@ impl Violations {
     }
 }
 
+/// A non-negative duration, exactly as sent: what may be kept of it is the use case's rule.
 pub(super) fn duration(d: &prost_types::Duration) -> Result<chrono::TimeDelta, String> {
-    if d.seconds < 0 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
-        return Err("must be a non-negative duration".into());
-    }
-    chrono::TimeDelta::try_seconds(d.seconds)
-        .and_then(|s| s.checked_add(&chrono::TimeDelta::nanoseconds(i64::from(d.nanos))))
-        .ok_or_else(|| "is too long".to_owned())
+    span_of(d.seconds, d.nanos)
 }
 
 fn uuid(value: &str) -> Result<Uuid, String> {

@@ -268,7 +268,8 @@ impl Service {
                     }
                     Err(broadcast::error::RecvError::Closed) => return Err(shutting_down().into()),
                 },
-                () = tokio::time::sleep_until(out.last_sent + heartbeat) => {
+                // `sleep` caps a huge heartbeat (`--watch-heartbeat-secs`); `Instant + it` panics.
+                () = tokio::time::sleep(heartbeat.saturating_sub(out.last_sent.elapsed())) => {
                     self.send(watcher, out, WatchEvent::Heartbeat, position).await?;
                 }
                 () = until(watcher.deadline) => self.judge_caller(watcher).await?,

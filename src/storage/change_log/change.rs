@@ -171,7 +171,7 @@ impl Detail {
         let notice = |kind| {
             Ok::<_, StorageError>(TokenChange::Notice(Notice {
                 kind,
-                lead: TimeDelta::seconds(self.lead_secs.unwrap_or(0)),
+                lead: TimeDelta::try_seconds(self.lead_secs.unwrap_or(0)).ok_or_else(&corrupt)?,
                 about: time(self.about.ok_or_else(&corrupt)?)?,
             }))
         };
