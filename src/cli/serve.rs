@@ -128,6 +128,7 @@ impl ServeArgs {
                     burst: self.leak_reports_per_minute,
                 },
                 notice_sweep: Duration::from_millis(self.notice_sweep_ms),
+                clock: crate::domain::Clock::system(),
             },
             ext_authz: ExtAuthzSettings {
                 write_privilege: self.ext_authz_write_privilege,

@@ -33,8 +33,8 @@ pub use privilege::Privilege;
 pub use reason::Reason;
 pub use secret::{Secret, SecretDigest, SecretParseError};
 pub use time::{
-    EARLIEST_SECOND, LATEST_SECOND, LONGEST_DURATION_SECONDS, earlier_by, later_by, latest, now,
-    representable, span_of, time_of, truncate_span_to_micros, truncate_to_micros,
+    Clock, EARLIEST_SECOND, LATEST_SECOND, LONGEST_DURATION_SECONDS, earlier_by, later_by, latest,
+    now, representable, span_of, time_of, truncate_span_to_micros, truncate_to_micros,
 };
 pub use token::{Description, Token, TokenDraft, TokenState, TokenType};
 pub use validate::{ECHO_BYTES, FieldViolation, echo, is_invisible};

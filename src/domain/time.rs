@@ -1,6 +1,9 @@
 //! The service's clock, at the precision the database keeps; the span of times and durations
 //! it accepts (what `google.protobuf.Timestamp` and `Duration` may hold, so every client can
 //! read what it answers); and time arithmetic that refuses instead of panicking.
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 
 /// 0001-01-01T00:00:00Z: the first second a `google.protobuf.Timestamp` may hold.
@@ -16,10 +19,83 @@ pub fn latest() -> DateTime<Utc> {
     DateTime::from_timestamp(LATEST_SECOND, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Now, truncated to whole microseconds: the database stores microseconds, so a time taken
-/// here and put in a response is exactly what a later read of the same row returns.
+/// Now by the system's clock, truncated to whole microseconds: the database stores
+/// microseconds, so a time taken here and put in a response is exactly what a later read of
+/// the same row returns. The service reads its `Clock` instead.
 pub fn now() -> DateTime<Utc> {
     truncate_to_micros(Utc::now())
+}
+
+/// Where the service reads the time: the system's clock, or the system's clock moved forward
+/// by a test (`steppable`, then `advance`), so expiry, overlaps, approval ends, notices and
+/// dormancy are exercised by stepping time instead of sleeping. Clones share one offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    /// Microseconds ahead of the system's clock; `None` for the system's clock itself.
+    ahead: Option<Arc<AtomicI64>>,
+}
+
+/// Two clocks are one when both are the system's or they share one offset.
+impl PartialEq for Clock {
+    fn eq(&self, other: &Clock) -> bool {
+        match (&self.ahead, &other.ahead) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Clock {}
+
+impl Clock {
+    /// The system's clock: what production runs on.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that starts at the system's time and that `advance` moves forward.
+    pub fn steppable() -> Clock {
+        Clock {
+            ahead: Some(Arc::new(AtomicI64::new(0))),
+        }
+    }
+
+    /// Moves a steppable clock forward by `by` (never back: time does not run backwards for
+    /// the rules). The system's clock cannot be moved: `false`.
+    pub fn advance(&self, by: TimeDelta) -> bool {
+        let Some(ahead) = &self.ahead else {
+            return false;
+        };
+        let micros = by.num_microseconds().unwrap_or(i64::MAX).max(0);
+        ahead
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_add(micros))
+            })
+            .is_ok()
+    }
+
+    /// Whether a test steps this clock (its deadlines must be looked at again, not slept to).
+    pub fn is_steppable(&self) -> bool {
+        self.ahead.is_some()
+    }
+
+    /// Now, to the nanosecond the system gives: for decisions, which store nothing.
+    pub fn exact_now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        match &self.ahead {
+            None => now,
+            Some(ahead) => {
+                let ahead = TimeDelta::microseconds(ahead.load(Ordering::Relaxed));
+                now.checked_add_signed(ahead).unwrap_or(now)
+            }
+        }
+    }
+
+    /// Now, to the microsecond the database keeps: for everything written or answered.
+    pub fn now(&self) -> DateTime<Utc> {
+        truncate_to_micros(self.exact_now())
+    }
 }
 
 /// A time without its sub-microsecond part. (Not `duration_trunc`: it goes through
@@ -88,6 +164,21 @@ pub fn span_of(seconds: i64, nanos: i32) -> Result<TimeDelta, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steppable_clock_moves_forward_for_every_clone_and_the_system_clock_does_not() {
+        let clock = Clock::steppable();
+        let shared = clock.clone();
+        let before = shared.now();
+        assert!(clock.advance(TimeDelta::hours(2)));
+        assert!(shared.now() >= before + TimeDelta::hours(2));
+        assert!(
+            !clock.advance(TimeDelta::hours(-5)) || shared.now() >= before + TimeDelta::hours(2)
+        );
+        let system = Clock::system();
+        assert!(!system.advance(TimeDelta::hours(1)));
+        assert!(system.now() < before + TimeDelta::hours(1));
+    }
 
     #[test]
     fn now_has_no_nanoseconds() {

@@ -43,7 +43,7 @@ impl Service {
     ) -> Result<Bootstrapped, ServiceError> {
         crate::domain::validate_account_name(account_name)
             .map_err(|e| ServiceError::invalid("account", e))?;
-        let now = crate::domain::now();
+        let now = self.now();
         let account = Account {
             id: Uuid::new_v4(),
             name: account_name.to_owned(),
@@ -108,7 +108,7 @@ impl Service {
         role: Privilege,
     ) -> Result<Member, ServiceError> {
         caller.require_admin()?;
-        let member = Member::new(caller.account_id, user_name, role, crate::domain::now());
+        let member = Member::new(caller.account_id, user_name, role, self.now());
         let added = self
             .repo
             .add_member(&member, Actor::of(caller), |locked| {
@@ -213,7 +213,7 @@ impl Service {
             default_app_state,
             Description::fixed(ISSUED_DESCRIPTION),
         );
-        let (new, secret) = NewToken::mint(draft, crate::domain::now());
+        let (new, secret) = NewToken::mint(draft, self.now());
         self.repo
             .create_token(&new, Actor::default(), None, |_| Ok::<_, ServiceError>(()))
             .await?;

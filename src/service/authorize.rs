@@ -134,7 +134,7 @@ impl Service {
         };
         // Expiry and a rotated-out secret's overlap are judged against the clock here, so
         // they take effect at their deadline on every replica with nothing written.
-        let now = Utc::now();
+        let now = self.settings.clock.exact_now();
         if grant.secret.is_reuse(now) {
             // Refused as an unknown secret is; its reuse is recorded once, behind, when a
             // caller presented it (a stream's holder presented it before the overlap ended).

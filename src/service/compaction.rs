@@ -25,7 +25,8 @@ impl Service {
     pub async fn compact_events(&self) -> Result<u64, ServiceError> {
         let retention = chrono::Duration::from_std(self.settings.event_retention)
             .unwrap_or(chrono::Duration::MAX);
-        let before = chrono::Utc::now()
+        let before = self
+            .now()
             .checked_sub_signed(retention)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let deleted = self.repo.compact_events(before).await?;

@@ -56,10 +56,7 @@ impl Service {
     pub async fn lapse_approvals_now(&self) -> Result<usize, ServiceError> {
         let mut total = 0;
         loop {
-            let lapsed = self
-                .repo
-                .lapse_approvals(crate::domain::now(), LAPSE_BATCH)
-                .await?;
+            let lapsed = self.repo.lapse_approvals(self.now(), LAPSE_BATCH).await?;
             total += lapsed;
             if lapsed > 0 {
                 self.replica.wake();

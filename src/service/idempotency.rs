@@ -132,7 +132,7 @@ impl Service {
         fingerprint: [u8; 32],
     ) -> Result<Created, ServiceError> {
         let stored = hex(&fingerprint);
-        let now = Utc::now();
+        let now = self.now();
         let since = now - WINDOW_SPAN;
         self.refuse_done(caller, request_id, &stored, since).await?;
         let request = CreateRequest {

@@ -24,7 +24,7 @@ mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::AddressRanges;
+use crate::domain::{AddressRanges, Clock};
 use crate::metrics::Metrics;
 use crate::storage::{KEY_LEN, Repository};
 use crate::telemetry::chain;
@@ -76,6 +76,8 @@ pub struct ServiceSettings {
     pub leak_reports: RateLimit,
     /// How often lifecycle notices (expiring, expired, dormant) are looked for and sent.
     pub notice_sweep: Duration,
+    /// Where the rules read the time: the system's clock; tests step one of their own.
+    pub clock: Clock,
 }
 
 /// How often lapsed conditional approvals are written back to Pending, by default.
@@ -117,6 +119,7 @@ impl Default for ServiceSettings {
             usage_window: preview::DEFAULT_USAGE_WINDOW,
             leak_reports: Self::DEFAULT_LEAK_REPORTS,
             notice_sweep: DEFAULT_NOTICE_SWEEP,
+            clock: Clock::system(),
         }
     }
 }
@@ -148,6 +151,7 @@ impl Service {
     /// `prepare` (or `open`, which does both) reads the key that seals positions and where
     /// the change log stands; until then calls answer UNAVAILABLE.
     pub fn new(repo: Repository, settings: ServiceSettings) -> Self {
+        let repo = repo.with_clock(settings.clock.clone());
         let metrics = Metrics::new();
         let replica = Replica::new(
             &settings.cache,
@@ -297,6 +301,11 @@ impl Service {
     pub(crate) async fn changed_here(&self, key: cache::StaleKey) {
         self.replica.cache.forget_now(key);
         self.replica.wake();
+    }
+
+    /// Now by the service's clock, to the microsecond it stores.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.settings.clock.now()
     }
 
     /// Forgets every cached grant and application state.

@@ -16,7 +16,7 @@ const NOTICE_BATCH: u64 = 500;
 impl Service {
     /// Sends every notice due now that no replica has sent; returns how many this one sent.
     pub async fn send_notices_now(&self) -> Result<usize, ServiceError> {
-        let now = crate::domain::now();
+        let now = self.now();
         let mut sent = 0;
         for (account_id, policy) in self.repo.account_policies().await? {
             sent += self.send_account_notices(account_id, &policy, now).await?;

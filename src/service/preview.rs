@@ -87,7 +87,7 @@ impl Service {
         // A window reaching before the first representable time counts every use.
         let since = chrono::TimeDelta::from_std(self.settings.usage_window)
             .ok()
-            .and_then(|window| crate::domain::earlier_by(chrono::Utc::now(), window))
+            .and_then(|window| crate::domain::earlier_by(self.now(), window))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         Ok(Preview {
             refused: None,
@@ -208,7 +208,7 @@ impl Service {
             .repo
             .active_tokens_owned_by(member.account_id, member.id)
             .await?;
-        let drops = drops(&tokens, OwnerStatus::Member(member.role), after);
+        let drops = drops(&tokens, OwnerStatus::Member(member.role), after, self.now());
         let ids: Vec<Uuid> = drops.iter().map(|d| d.token_id).collect();
         self.impact(&ids, drops).await
     }
@@ -225,11 +225,15 @@ impl Service {
 }
 
 /// The tokens whose privilege drops when their owner's standing goes from `before` to `after`.
-fn drops(tokens: &[Token], before: OwnerStatus, after: OwnerStatus) -> Vec<PrivilegeDrop> {
+fn drops(
+    tokens: &[Token],
+    before: OwnerStatus,
+    after: OwnerStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<PrivilegeDrop> {
     tokens
         .iter()
         .filter_map(|token| {
-            let at = crate::domain::now();
             let now = token.effective_privilege(before, at)?;
             let then = token.effective_privilege(after, at);
             (then < Some(now)).then(|| drop_of(token, now, then))

@@ -90,7 +90,7 @@ impl Service {
             req.description,
         );
         draft.bound_ranges = req.bound_ranges;
-        let now = crate::domain::now();
+        let now = self.now();
         let policy = self.repo.account_policy(caller.account_id).await?;
         draft.expires_at = policy
             .expiry_for_new(req.expire_time, now)
@@ -149,7 +149,7 @@ impl Service {
             owner_id: filters.owner_id,
             state: filters.state,
             expire_before: filters.expire_before,
-            now: crate::domain::now(),
+            now: self.now(),
         };
         let rows = self
             .repo
@@ -357,7 +357,7 @@ impl Service {
                 .unwrap_or_default(),
             None => HashMap::new(),
         };
-        Ok(view_with(&roles, token, crate::domain::now()))
+        Ok(view_with(&roles, token, self.now()))
     }
 
     async fn changed_view(

@@ -131,8 +131,15 @@ impl Repository {
     ) -> Result<(), E> {
         let tx = self.begin_write().await?;
         if actor.token_id.is_some() {
-            let (locked, _) =
-                guard::lock(&tx, member.account_id, &actor, None, AccountLock::Exclusive).await?;
+            let (locked, _) = guard::lock(
+                &tx,
+                member.account_id,
+                &actor,
+                None,
+                AccountLock::Exclusive,
+                self.now(),
+            )
+            .await?;
             check(&locked)?;
         }
         insert_member(&tx, member).await?;
@@ -167,7 +174,17 @@ impl Repository {
     ) -> Result<Option<Member>, E> {
         let tx = self.begin_write().await?;
         let (locked, _) = match actor.token_id {
-            Some(_) => guard::lock(&tx, account_id, &actor, None, AccountLock::Exclusive).await?,
+            Some(_) => {
+                guard::lock(
+                    &tx,
+                    account_id,
+                    &actor,
+                    None,
+                    AccountLock::Exclusive,
+                    self.now(),
+                )
+                .await?
+            }
             None => {
                 return Err(StorageError::database("a membership change needs a caller").into());
             }

@@ -212,7 +212,7 @@ impl Repository {
                 None => RecordOutcome::LimitReached,
             });
         }
-        let now = crate::domain::now();
+        let now = self.now();
         let state = grant.default_app_state;
         let inserted =
             insert_application(&tx, grant.account_id, grant.token_id, name, state, now).await?;
@@ -247,9 +247,7 @@ impl Repository {
             return Ok(Some(Decision::UnknownToken));
         };
         let owner = guard::owner_status(&self.db, &row).await?;
-        Ok(guard::grant(&row, owner)?
-            .usable(crate::domain::now())
-            .err())
+        Ok(guard::grant(&row, owner)?.usable(self.now()).err())
     }
 
     /// How many application names wait for approval, over all accounts: one COUNT for

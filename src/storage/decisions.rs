@@ -89,8 +89,15 @@ impl Repository {
         let mut targets: Vec<Uuid> = decisions.iter().map(|d| d.token_id).collect();
         targets.sort();
         targets.dedup();
-        let locked =
-            guard::lock_many(&tx, account_id, &actor, &targets, AccountLock::Shared).await?;
+        let locked = guard::lock_many(
+            &tx,
+            account_id,
+            &actor,
+            &targets,
+            AccountLock::Shared,
+            self.now(),
+        )
+        .await?;
         check_caller(&locked)?;
         let now = locked.now;
         let mut results: Vec<Option<Result<Decided, E>>> = Vec::with_capacity(decisions.len());
@@ -225,7 +232,7 @@ impl Repository {
             tx.rollback().await?;
             return Ok(0);
         }
-        let now = crate::domain::now();
+        let now = self.now();
         let lapsed = rows.len();
         applications::Entity::update_many()
             .col_expr(

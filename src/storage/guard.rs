@@ -73,6 +73,7 @@ pub(crate) async fn lock(
     actor: &Actor,
     target: Option<Uuid>,
     account_lock: AccountLock,
+    now: DateTime<Utc>,
 ) -> Result<(Locked, Option<tokens::Model>), StorageError> {
     let mut ids: Vec<Uuid> = actor.token_id.into_iter().collect();
     ids.extend(target);
@@ -95,7 +96,7 @@ pub(crate) async fn lock(
         caller,
         caller_app,
         target,
-        now: crate::domain::now(),
+        now,
         policy,
     };
     Ok((locked, target_row))
@@ -161,6 +162,7 @@ pub(crate) async fn lock_many(
     actor: &Actor,
     targets: &[Uuid],
     account_lock: AccountLock,
+    now: DateTime<Utc>,
 ) -> Result<LockedMany, StorageError> {
     let mut ids = Vec::with_capacity(targets.len() + 1);
     ids.extend(actor.token_id);
@@ -204,7 +206,7 @@ pub(crate) async fn lock_many(
         caller,
         caller_app,
         targets: found,
-        now: crate::domain::now(),
+        now,
         policy,
     })
 }

@@ -36,7 +36,7 @@ impl Repository {
         reporter: Option<std::net::IpAddr>,
     ) -> Result<Option<LeakRetired>, StorageError> {
         let tx = self.begin_write().await?;
-        let now = crate::domain::now();
+        let now = self.now();
         let row = match working_secret(&tx, digest, now).await? {
             Some(WorkingSecret::Current(row)) => Some(*row),
             Some(WorkingSecret::RotatedOut(token_id)) => {

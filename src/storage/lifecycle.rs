@@ -129,7 +129,15 @@ impl Repository {
         change: impl FnOnce(&Locked, AccountPolicy) -> Result<AccountPolicy, E>,
     ) -> Result<AccountPolicy, E> {
         let tx = self.begin_write().await?;
-        let (locked, _) = guard::lock(&tx, account_id, &actor, None, AccountLock::Shared).await?;
+        let (locked, _) = guard::lock(
+            &tx,
+            account_id,
+            &actor,
+            None,
+            AccountLock::Shared,
+            self.now(),
+        )
+        .await?;
         let before = policy_on(&tx, account_id).await?;
         let after = change(&locked, before.clone())?;
         let text = serde_json::to_string(&StoredPolicy::of(&after))
@@ -172,8 +180,15 @@ impl Repository {
         change: impl FnOnce(&Locked, &AccountPolicy) -> Result<Token, E>,
     ) -> Result<Option<Rotated>, E> {
         let tx = self.begin_write().await?;
-        let (locked, row) =
-            guard::lock(&tx, account_id, &actor, Some(id), AccountLock::Shared).await?;
+        let (locked, row) = guard::lock(
+            &tx,
+            account_id,
+            &actor,
+            Some(id),
+            AccountLock::Shared,
+            self.now(),
+        )
+        .await?;
         let policy = policy_on(&tx, account_id).await?;
         let after = change(&locked, &policy)?;
         let (Some(row), Some((before, _))) = (row, locked.target.clone()) else {
@@ -240,7 +255,7 @@ impl Repository {
         token_id: Uuid,
     ) -> Result<bool, StorageError> {
         let tx = self.begin_write().await?;
-        let now = crate::domain::now();
+        let now = self.now();
         let backend = tx.get_database_backend();
         let started = tx
             .execute_raw(Statement::from_sql_and_values(
@@ -304,7 +319,7 @@ impl Repository {
         let Some(row) = lock_token(&tx, secret.token_id).await? else {
             return Ok(None);
         };
-        let now = crate::domain::now();
+        let now = self.now();
         let recorded = tx
             .execute_raw(Statement::from_sql_and_values(
                 tx.get_database_backend(),

@@ -116,6 +116,8 @@ enum MissingFile {
 pub struct Repository {
     db: DatabaseConnection,
     queries: Arc<AtomicU64>,
+    /// The time every write records and judges by (the system's, but for tests that step it).
+    clock: crate::domain::Clock,
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migrations of replicas starting together.
@@ -197,7 +199,22 @@ impl Repository {
         db.set_metric_callback(move |_| {
             counter.fetch_add(1, Ordering::Relaxed);
         });
-        Ok(Repository { db, queries })
+        Ok(Repository {
+            db,
+            queries,
+            clock: crate::domain::Clock::system(),
+        })
+    }
+
+    /// This repository reading the time from `clock` (a test's steppable clock).
+    pub fn with_clock(mut self, clock: crate::domain::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, by this repository's clock, to the microsecond it stores.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
     }
 
     /// Runs pending migrations. On PostgreSQL an advisory lock makes replicas that

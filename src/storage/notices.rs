@@ -144,7 +144,7 @@ impl Repository {
         notice: &Notice,
     ) -> Result<bool, StorageError> {
         let tx = self.begin_write().await?;
-        let now = crate::domain::now();
+        let now = self.now();
         let (_, kind, lead_secs, about) = key(token_id, notice);
         let inserted = tx
             .execute_raw(Statement::from_sql_and_values(

@@ -108,8 +108,15 @@ impl Repository {
     ) -> Result<(), E> {
         let tx = self.begin_write().await?;
         if actor.token_id.is_some() {
-            let (locked, _) =
-                guard::lock(&tx, new.token.account_id, &actor, None, AccountLock::Shared).await?;
+            let (locked, _) = guard::lock(
+                &tx,
+                new.token.account_id,
+                &actor,
+                None,
+                AccountLock::Shared,
+                self.now(),
+            )
+            .await?;
             check(&locked)?;
         }
         if let Some(request) = request {
@@ -272,8 +279,15 @@ impl Repository {
         change: impl FnOnce(&Locked) -> Result<Option<Token>, E>,
     ) -> Result<Option<(Token, Token)>, E> {
         let tx = self.begin_write().await?;
-        let (locked, row) =
-            guard::lock(&tx, account_id, &actor, Some(id), AccountLock::Shared).await?;
+        let (locked, row) = guard::lock(
+            &tx,
+            account_id,
+            &actor,
+            Some(id),
+            AccountLock::Shared,
+            self.now(),
+        )
+        .await?;
         let next = change(&locked)?;
         let (Some(row), Some((before, _))) = (row, locked.target) else {
             return Ok(None);

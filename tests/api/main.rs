@@ -29,5 +29,6 @@ mod previews;
 mod rotated_secrets;
 mod rotation;
 mod security;
+mod stepped_clock;
 mod time_limits;
 mod warm_authorize;

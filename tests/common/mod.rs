@@ -157,6 +157,12 @@ impl Spawn {
         self
     }
 
+    /// A clock the test steps (`TestApp::advance`), shared by every replica it starts.
+    pub fn steppable_clock(mut self) -> Spawn {
+        self.service.clock = api_tokens::domain::Clock::steppable();
+        self
+    }
+
     /// A metrics port, limits and the like.
     pub fn operations(mut self, operations: OperationsSettings) -> Spawn {
         self.operations = operations;
@@ -300,6 +306,20 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stopped cleanly");
         }
+    }
+
+    /// Moves the servers' clock forward (a server started with `Spawn::steppable_clock`):
+    /// expiry, overlaps and approval ends come by stepping time, not by sleeping.
+    pub fn advance(&self, by: chrono::TimeDelta) {
+        assert!(
+            self.settings.service.clock.advance(by),
+            "the server runs on the system's clock: start it with Spawn::steppable_clock"
+        );
+    }
+
+    /// Now by the servers' clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.settings.service.clock.now()
     }
 
     /// A second server on the same database and settings: another replica, in process.

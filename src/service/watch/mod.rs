@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use uuid::Uuid;
 
-use crate::domain::{AppState, Caller, Reason};
+use crate::domain::{AppState, Caller, Clock, Reason};
 use crate::storage::LoggedChange;
 
 use super::cache::StaleKey;
@@ -272,7 +272,7 @@ impl Service {
                 () = tokio::time::sleep(heartbeat.saturating_sub(out.last_sent.elapsed())) => {
                     self.send(watcher, out, WatchEvent::Heartbeat, position).await?;
                 }
-                () = until(watcher.deadline) => self.judge_caller(watcher).await?,
+                () = until(&self.settings.clock, watcher.deadline) => self.judge_caller(watcher).await?,
                 // The flag only ever turns on.
                 _ = shutdown.changed() => return Err(shutting_down().into()),
                 () = out.tx.closed() => return Err(Stop::Gone),
@@ -347,13 +347,22 @@ fn shutting_down() -> ServiceError {
     )
 }
 
-/// Sleeps until `deadline` by the wall clock; forever for none.
-async fn until(deadline: Option<DateTime<Utc>>) {
-    match deadline {
-        Some(at) => {
-            let wait = (at - Utc::now()).to_std().unwrap_or_default();
-            tokio::time::sleep(wait).await
+/// Sleeps until `deadline` by the service's clock; forever for none. A steppable clock is
+/// looked at again every 50 ms, so a test's step ends the wait as the deadline passing would.
+async fn until(clock: &Clock, deadline: Option<DateTime<Utc>>) {
+    let Some(at) = deadline else {
+        return std::future::pending().await;
+    };
+    loop {
+        let wait = (at - clock.exact_now()).to_std().unwrap_or_default();
+        if wait.is_zero() {
+            return;
         }
-        None => std::future::pending().await,
+        let nap = if clock.is_steppable() {
+            wait.min(std::time::Duration::from_millis(50))
+        } else {
+            wait
+        };
+        tokio::time::sleep(nap).await;
     }
 }
