@@ -40,6 +40,27 @@ impl Default for AuthorizeCall {
     }
 }
 
+// Field numbers, as in authorize_service.proto (pinned to it by `wire_pins`).
+const TOKEN: u32 = 1;
+const APP_NAME: u32 = 2;
+const REQUIRED_PRIVILEGE: u32 = 3;
+const MIN_REVISION: u32 = 4;
+const CLIENT_ADDRESS: u32 = 5;
+
+/// Every field `decode` reads, as the proto declares it: a test compares this with the
+/// descriptor set, so a field added to the proto cannot be dropped here unnoticed.
+#[cfg(test)]
+pub(super) const READ_FIELDS: [(u32, &str, super::wire_pins::Kind); 5] = {
+    use super::wire_pins::Kind::{Enum, Text};
+    [
+        (TOKEN, "token", Text),
+        (APP_NAME, "app_name", Text),
+        (REQUIRED_PRIVILEGE, "required_privilege", Enum),
+        (MIN_REVISION, "min_revision", Text),
+        (CLIENT_ADDRESS, "client_address", Text),
+    ]
+};
+
 /// Why bytes are not an `AuthorizeRequest`: the caller's mistake, so INVALID_ARGUMENT.
 #[derive(Debug, thiserror::Error)]
 pub enum CallDecodeError {
@@ -59,21 +80,23 @@ impl AuthorizeCall {
         while buf.has_remaining() {
             let (tag, wire_type) = decode_key(&mut buf)?;
             match tag {
-                1 => call.token = read_field(&mut buf, wire_type, "token", Secret::parse_bytes)?,
-                2 => {
+                TOKEN => {
+                    call.token = read_field(&mut buf, wire_type, "token", Secret::parse_bytes)?
+                }
+                APP_NAME => {
                     call.app_name =
                         read_text(&mut buf, wire_type, "app_name", |s| CompactString::from(s))?
                 }
-                3 => {
+                REQUIRED_PRIVILEGE => {
                     check_wire_type(WireType::Varint, wire_type)?;
                     // As protobuf reads an int32: the low 32 bits of the varint.
                     call.required_privilege = decode_varint(&mut buf)? as i32;
                 }
-                4 => {
+                MIN_REVISION => {
                     call.min_revision =
                         read_text(&mut buf, wire_type, "min_revision", str::to_owned)?
                 }
-                5 => {
+                CLIENT_ADDRESS => {
                     call.client_address =
                         read_text(&mut buf, wire_type, "client_address", str::to_owned)?
                 }

@@ -54,6 +54,34 @@ const USER_ID: u32 = 2;
 const TOKEN_ID: u32 = 3;
 const TOKEN_TYPE: u32 = 4;
 const EFFECTIVE_PRIVILEGE: u32 = 5;
+/// Every field this type writes and reads, per message, as the proto declares it: a test
+/// compares them with the descriptor set (`wire_pins`).
+#[cfg(test)]
+pub(super) const WRITTEN_FIELDS: [(&str, &[(u32, &str, super::wire_pins::Kind)]); 2] = {
+    use super::wire_pins::Kind::{Enum, Int, Message, Text};
+    [
+        (
+            "AuthorizeResponse",
+            &[
+                (DECISION, "decision", Enum),
+                (HTTP_STATUS, "http_status", Int),
+                (ERROR_CODE, "error_code", Text),
+                (REASON, "reason", Text),
+                (PRINCIPAL, "principal", Message),
+            ],
+        ),
+        (
+            "Principal",
+            &[
+                (ACCOUNT_ID, "account_id", Text),
+                (USER_ID, "user_id", Text),
+                (TOKEN_ID, "token_id", Text),
+                (TOKEN_TYPE, "token_type", Enum),
+                (EFFECTIVE_PRIVILEGE, "effective_privilege", Enum),
+            ],
+        ),
+    ]
+};
 /// A hyphenated id's length, so an encoded id is a 1-byte key, a 1-byte length and the text.
 const ID_LEN: usize = uuid::fmt::Hyphenated::LENGTH;
 

@@ -12,6 +12,8 @@ mod ext_authz;
 mod request;
 mod status;
 mod tokens;
+#[cfg(test)]
+mod wire_pins;
 
 pub use accounts::AccountHandler;
 pub use authorize::AuthorizeHandler;
