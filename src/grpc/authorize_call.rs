@@ -50,7 +50,7 @@ const CLIENT_ADDRESS: u32 = 5;
 /// Every field `decode` reads, as the proto declares it: a test compares this with the
 /// descriptor set, so a field added to the proto cannot be dropped here unnoticed.
 #[cfg(test)]
-pub(super) const READ_FIELDS: [(u32, &str, super::wire_pins::Kind); 5] = {
+pub(super) const READ_FIELDS: [super::wire_pins::Field; 5] = {
     use super::wire_pins::Kind::{Enum, Text};
     [
         (TOKEN, "token", Text),

@@ -57,7 +57,7 @@ const EFFECTIVE_PRIVILEGE: u32 = 5;
 /// Every field this type writes and reads, per message, as the proto declares it: a test
 /// compares them with the descriptor set (`wire_pins`).
 #[cfg(test)]
-pub(super) const WRITTEN_FIELDS: [(&str, &[(u32, &str, super::wire_pins::Kind)]); 2] = {
+pub(super) const WRITTEN_FIELDS: [(&str, &[super::wire_pins::Field]); 2] = {
     use super::wire_pins::Kind::{Enum, Int, Message, Text};
     [
         (

@@ -7,6 +7,9 @@ use prost_types::{DescriptorProto, FileDescriptorSet};
 
 use super::pb::FILE_DESCRIPTOR_SET;
 
+/// A field as the hand-written code handles it: number, name, kind.
+pub(super) type Field = (u32, &'static str, Kind);
+
 /// What a field is on the wire, as far as the hand-written code cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Kind {
@@ -50,7 +53,7 @@ fn declared(name: &str) -> Vec<(u32, String, Option<Kind>)> {
     fields
 }
 
-fn handled(fields: &[(u32, &str, Kind)]) -> Vec<(u32, String, Option<Kind>)> {
+fn handled(fields: &[Field]) -> Vec<(u32, String, Option<Kind>)> {
     let mut fields: Vec<_> = fields
         .iter()
         .map(|&(number, name, kind)| (number, name.to_owned(), Some(kind)))
