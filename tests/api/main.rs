@@ -22,6 +22,7 @@ mod leaks;
 mod lifecycle;
 mod notices;
 mod permissions;
+mod preview_refusals;
 mod previews;
 mod rotation;
 mod security;
