@@ -1,5 +1,7 @@
-//! Flags and value parsers that several commands take: a domain enum's names, the database.
-//! Here, below both `cli` and `admin`, so neither imports the other for them.
+//! Flags and value parsers that several commands take: a domain enum's names, the database,
+//! http(s) URLs, state files. Here, below both `cli` and `admin`, so neither imports the other
+//! for them. A value the binary cannot honour is refused here, at parse time, in one line.
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -25,11 +27,11 @@ pub struct DatabaseArgs {
     /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
     #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DatabaseSettings::DEFAULT_URL, hide_env_values = true)]
     pub database_url: String,
-    /// PostgreSQL pool size (SQLite always uses one connection).
-    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = DatabaseSettings::DEFAULT_MAX_CONNECTIONS)]
+    /// PostgreSQL pool size, 1 to 10000 (SQLite always uses one connection).
+    #[arg(long, env = "API_TOKENS_DB_MAX_CONNECTIONS", default_value_t = DatabaseSettings::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=i64::from(DatabaseSettings::MOST_CONNECTIONS)))]
     pub db_max_connections: u32,
-    /// Seconds to wait for a database connection before giving up.
-    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs())]
+    /// Seconds to wait for a database connection before giving up, 1 to 3600.
+    #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=DatabaseSettings::LONGEST_CONNECT_TIMEOUT.as_secs()))]
     pub db_connect_timeout_secs: u64,
 }
 
@@ -41,4 +43,33 @@ impl DatabaseArgs {
             connect_timeout: Duration::from_secs(self.db_connect_timeout_secs),
         }
     }
+}
+
+/// An absolute http(s) URL with a host: an address another program can reach.
+pub fn http_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|_| "expected an http:// or https:// URL")?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(s.to_owned()),
+        _ => Err("expected an http:// or https:// URL with a host".into()),
+    }
+}
+
+/// A file a command keeps its state in: its folder must exist and it must not be a folder,
+/// so a path that can never be written stops the command at start, not after its first
+/// decision or delivery.
+pub fn state_file(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if s.is_empty() || path.is_dir() {
+        return Err("expected a file, not a folder".into());
+    }
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(format!("the folder {} does not exist", folder.display()));
+    }
+    Ok(path)
 }

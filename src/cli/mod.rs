@@ -72,7 +72,7 @@ pub struct ApproveBotArgs {
     #[arg(long)]
     pub rules: std::path::PathBuf,
     /// Where the bot keeps its cursor, to resume after a restart.
-    #[arg(long, default_value = "approve-bot.cursor")]
+    #[arg(long, default_value = "approve-bot.cursor", value_parser = crate::flags::state_file)]
     pub state_file: std::path::PathBuf,
     /// Print what the rules would decide for the names pending now, one line each; change
     /// nothing, save no cursor, and exit.
@@ -94,7 +94,7 @@ pub struct NotifyArgs {
     #[arg(long, env = "API_TOKENS_WEBHOOK_URL")]
     pub url: String,
     /// Where the notifier keeps both streams' cursors, to resume after a restart.
-    #[arg(long, default_value = "notify.cursor")]
+    #[arg(long, default_value = "notify.cursor", value_parser = crate::flags::state_file)]
     pub state_file: std::path::PathBuf,
     /// Longest wait between two attempts to deliver one event (the waits double from 200 ms).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -118,8 +118,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let telemetry = telemetry::init(cli.log_format, default_level, otlp.as_ref())?;
     let result = match cli.command {
-        Command::Serve(args) => match Server::build(args.settings()).await {
-            Ok(server) => server.run_until(shutdown_signal()).await,
+        Command::Serve(args) => match args.settings() {
+            Ok(settings) => match Server::build(settings).await {
+                Ok(server) => server.run_until(shutdown_signal()).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         Command::Bootstrap(args) => local::bootstrap(args).await,

@@ -81,6 +81,30 @@ impl DatabaseSettings {
     pub const DEFAULT_URL: &str = "sqlite://api-tokens.db?mode=rwc";
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The largest pool: the driver allocates its queue for the whole pool at once.
+    pub const MOST_CONNECTIONS: u32 = 10_000;
+    /// The longest wait for a connection (the driver adds it to the clock).
+    pub const LONGEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    /// Refuses a pool size or timeout the driver cannot work with (it panics on a pool of
+    /// none, aborts on one too large to allocate, and on a timeout past the clock's end).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MOST_CONNECTIONS).contains(&self.max_connections) {
+            return Err(format!(
+                "--db-max-connections must be 1 to {}, not {}",
+                Self::MOST_CONNECTIONS,
+                self.max_connections
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > Self::LONGEST_CONNECT_TIMEOUT {
+            return Err(format!(
+                "--db-connect-timeout-secs must be 1 to {}, not {:?}",
+                Self::LONGEST_CONNECT_TIMEOUT.as_secs(),
+                self.connect_timeout
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -166,6 +190,7 @@ impl Repository {
         missing: MissingFile,
     ) -> Result<Self, StorageError> {
         let backend = backend_of(&settings.url).map_err(StorageError::Config)?;
+        settings.validate().map_err(StorageError::Config)?;
         crate::telemetry::hide_in_logs(password_forms(&settings.url));
         let mut options = ConnectOptions::new(settings.url.clone());
         options

@@ -16,4 +16,5 @@ mod notify;
 mod operations;
 mod outage;
 mod postgres_role;
+mod settings;
 mod upgrades;
