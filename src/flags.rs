@@ -9,7 +9,7 @@ use clap::Args;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
 use crate::domain::{Named, UnknownName};
-use crate::storage::DatabaseSettings;
+use crate::storage::{DatabaseSettings, redact_url};
 
 /// A flag taking one of a domain enum's names (`--help` lists them); aliases are accepted too.
 pub fn named<T>() -> impl TypedValueParser<Value = T>
@@ -22,9 +22,11 @@ where
     PossibleValuesParser::new(names).try_map(|name| name.parse::<T>())
 }
 
-#[derive(Debug, Args)]
+/// The database flags. Debug masks the URL's password, as `DatabaseSettings` does.
+#[derive(Args)]
 pub struct DatabaseArgs {
-    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB.
+    /// Database URL: sqlite://FILE?mode=rwc or postgres://USER:PASSWORD@HOST/DB (the password
+    /// may instead be a `password` query parameter, PGPASSWORD or a ~/.pgpass file).
     #[arg(long, env = "API_TOKENS_DATABASE_URL", default_value = DatabaseSettings::DEFAULT_URL, hide_env_values = true)]
     pub database_url: String,
     /// PostgreSQL pool size, 1 to 10000 (SQLite always uses one connection).
@@ -33,6 +35,16 @@ pub struct DatabaseArgs {
     /// Seconds to wait for a database connection before giving up, 1 to 3600.
     #[arg(long, env = "API_TOKENS_DB_CONNECT_TIMEOUT_SECS", default_value_t = DatabaseSettings::DEFAULT_CONNECT_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=DatabaseSettings::LONGEST_CONNECT_TIMEOUT.as_secs()))]
     pub db_connect_timeout_secs: u64,
+}
+
+impl std::fmt::Debug for DatabaseArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseArgs")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_connect_timeout_secs", &self.db_connect_timeout_secs)
+            .finish()
+    }
 }
 
 impl DatabaseArgs {
@@ -72,4 +84,36 @@ pub fn state_file(s: &str) -> Result<PathBuf, String> {
         return Err(format!("the folder {} does not exist", folder.display()));
     }
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Flags {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    }
+
+    /// The flags and the settings they make print the URL with its password masked, wherever
+    /// the URL carried it.
+    #[test]
+    fn debug_never_shows_the_database_password() {
+        for url in [
+            "postgres://svc:Hunter2@db/x",
+            "postgres://svc@db/x?sslmode=disable&password=Hunter2",
+        ] {
+            let flags = Flags::try_parse_from(["flags", "--database-url", url]).expect("parses");
+            for shown in [
+                format!("{flags:?}"),
+                format!("{:?}", flags.database.settings()),
+            ] {
+                assert!(!shown.contains("Hunter2"), "{shown}");
+                assert!(shown.contains("svc"), "{shown}");
+            }
+        }
+    }
 }
