@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 
-use crate::domain::{Named, UnknownName};
+use crate::domain::{AppName, Named, UnknownName, UserName, validate_account_name};
 use crate::storage::{DatabaseSettings, redact_url};
 
 /// A flag taking one of a domain enum's names (`--help` lists them); aliases are accepted too.
@@ -66,6 +66,26 @@ pub fn http_url(s: &str) -> Result<String, String> {
         (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(s.to_owned()),
         _ => Err("expected an http:// or https:// URL with a host".into()),
     }
+}
+
+/// An account name, as accounts are named: refused here rather than after the database was
+/// opened (and, for SQLite, created and migrated).
+pub fn account_name(s: &str) -> Result<String, String> {
+    validate_account_name(s)?;
+    Ok(s.to_owned())
+}
+
+/// A member's user name (e.g. an email), as members are named.
+pub fn user_name(s: &str) -> Result<String, String> {
+    UserName::parse(s)?;
+    Ok(s.to_owned())
+}
+
+/// An application name a command presents: refused here rather than by the server, after
+/// a client started retrying.
+pub fn app_name(s: &str) -> Result<String, String> {
+    AppName::parse(s)?;
+    Ok(s.to_owned())
 }
 
 /// A file a command keeps its state in: its folder must exist and it must not be a folder,

@@ -65,7 +65,7 @@ pub struct ApproveBotArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// The application name the bot presents (it must be allowed on its token).
-    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot", value_parser = crate::flags::app_name)]
     pub app: String,
     /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id,
     /// and for an allow optional conditions: for ("30d"), max_privilege, cidrs.
@@ -88,7 +88,7 @@ pub struct NotifyArgs {
     #[command(flatten)]
     pub connection: crate::admin::ConnectionArgs,
     /// The application name the notifier presents (it must be allowed on its token).
-    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-notify")]
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-notify", value_parser = crate::flags::app_name)]
     pub app: String,
     /// The http:// URL each event is POSTed to, as JSON signed in X-Api-Tokens-Signature-256.
     #[arg(long, env = "API_TOKENS_WEBHOOK_URL")]

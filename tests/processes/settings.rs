@@ -171,3 +171,63 @@ fn a_state_file_that_cannot_be_written_is_refused_at_start() {
         assert_refused_in_one_line(&out, &format!("notify --state-file {path}"), "--state-file");
     }
 }
+
+/// Names the commands would only find unusable later (after creating and migrating the
+/// database, or at the server) are refused at start, in one line, with nothing written.
+#[test]
+fn names_that_cannot_be_used_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("rules.toml"), "").expect("rules");
+    let env = [
+        ("API_TOKENS_TOKEN", "00000000-0000-4000-8000-000000000000"),
+        ("API_TOKENS_WEBHOOK_SECRET", "key"),
+        ("API_TOKENS_SERVER", "http://127.0.0.1:1"),
+    ];
+    let control = "ac\tme";
+    for (args, flag) in [
+        (
+            &["bootstrap", "--account", "", "--admin", "ops@example.com"][..],
+            "--account",
+        ),
+        (
+            &[
+                "bootstrap",
+                "--account",
+                control,
+                "--admin",
+                "ops@example.com",
+            ],
+            "--account",
+        ),
+        (
+            &[
+                "issue-token",
+                "--account",
+                control,
+                "--user",
+                "ops@example.com",
+            ],
+            "--account",
+        ),
+        (
+            &["issue-token", "--account", "acme", "--user", ""],
+            "--user",
+        ),
+        (
+            &["approve-bot", "--rules", "rules.toml", "--app", "caf\u{e9}"],
+            "--app",
+        ),
+        (
+            &["notify", "--url", "http://127.0.0.1:1/hook", "--app", ""],
+            "--app",
+        ),
+        (&["tokens", "list", "--app", "caf\u{e9}"], "--app"),
+    ] {
+        let out = run_refused(dir.path(), args, &env);
+        assert_refused_in_one_line(&out, &format!("{args:?}"), flag);
+    }
+    assert!(
+        !dir.path().join("api-tokens.db").exists(),
+        "no database was created"
+    );
+}
