@@ -61,7 +61,8 @@ fn password_span(url: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// Where the values of the `password` query parameters lie in `url`.
+/// Where the values of the `password` query parameters lie in `url` (the key compared
+/// decoded, as the driver reads it).
 fn query_password_spans(url: &str) -> Vec<(usize, usize)> {
     let Some(query_start) = url.find('?') else {
         return Vec::new();
@@ -69,9 +70,11 @@ fn query_password_spans(url: &str) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut at = query_start + 1;
     for pair in url[query_start + 1..].split('&') {
-        if let Some(value) = pair.strip_prefix("password=") {
-            let from = at + "password=".len();
-            spans.push((from, from + value.len()));
+        if let Some((key, _)) = pair.split_once('=') {
+            let decoded = url::form_urlencoded::parse(key.as_bytes()).next();
+            if decoded.is_some_and(|(key, _)| key == "password") {
+                spans.push((at + key.len() + 1, at + pair.len()));
+            }
         }
         at += pair.len() + 1;
     }
@@ -201,6 +204,10 @@ mod tests {
                 "postgres://api_tokens@db/api_tokens?passwords=api",
                 "postgres://api_tokens@db/api_tokens?passwords=api",
             ),
+            (
+                "postgres://svc@db/x?pass%77ord=api",
+                "postgres://svc@db/x?pass%77ord=***",
+            ),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }
@@ -229,6 +236,11 @@ mod tests {
                 "postgres://svc:first@db/x?password=second",
                 "postgres://svc@db/x",
                 Some("second"),
+            ),
+            (
+                "postgres://svc@db/x?pass%77ord=third",
+                "postgres://svc@db/x",
+                Some("third"),
             ),
             ("postgres://svc@db/x", "postgres://svc@db/x", None),
         ] {

@@ -11,7 +11,7 @@ use crate::common::{Backend, TestDatabase};
 
 /// Runs the binary in `dir` with `env`; a process still running after a while accepted the
 /// setting, so it is killed and reported as such.
-pub(crate) fn run_refused(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+fn run_refused(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
