@@ -101,7 +101,7 @@ pub struct OperationsArgs {
     pub metrics_listen: Option<SocketAddr>,
 
     /// Export spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317). Unset: no export.
-    #[arg(long, env = "API_TOKENS_OTLP_ENDPOINT", value_name = "URL")]
+    #[arg(long, env = "API_TOKENS_OTLP_ENDPOINT", value_name = "URL", value_parser = crate::flags::http_url)]
     pub otlp_endpoint: Option<String>,
     /// Share of new traces to sample, 0.0 to 1.0; a caller's sampled traceparent is always followed.
     #[arg(long, env = "API_TOKENS_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = parse_ratio)]
@@ -141,13 +141,13 @@ pub struct OperationsArgs {
     #[arg(long, env = "API_TOKENS_REQUEST_TIMEOUT_MS", default_value_t = LimitSettings::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
     pub request_timeout_ms: u64,
 
-    /// Seconds between database checks; while it is unreachable, health reports TokenService
-    /// and AccountService NOT_SERVING.
+    /// Seconds between database checks, 1 to 3600; while it is unreachable, health reports
+    /// TokenService and AccountService NOT_SERVING.
     #[arg(
         long,
         env = "API_TOKENS_DATABASE_CHECK_INTERVAL_SECS",
         default_value_t = OperationsSettings::DEFAULT_DATABASE_CHECK_INTERVAL.as_secs(),
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub database_check_interval_secs: u64,
 

@@ -1,8 +1,7 @@
 //! Logging and tracing: tracing to stderr (text for people, JSON for log pipelines) and,
 //! when an endpoint is configured, spans exported over OTLP/gRPC.
 use std::ffi::OsString;
-use std::io::{IsTerminal, Write};
-use std::sync::RwLock;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
@@ -80,7 +79,7 @@ pub fn init(
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(RedactingStderr)
+        .with_writer(std::io::stderr)
         .with_ansi(colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR"),
@@ -137,74 +136,6 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Texts that must never be written to the log: the forms of the database password.
-/// The database libraries print their connect options (URL and password included) in
-/// TRACE spans and repeat the URL in errors; filtering their targets would only hide the
-/// ones known today, so every line is checked on its way out instead.
-static HIDDEN: RwLock<Vec<String>> = RwLock::new(Vec::new());
-
-/// Hides these texts from every later log line (replaced by `***`) and from `redact`.
-pub fn hide_in_logs(secrets: impl IntoIterator<Item = String>) {
-    let Ok(mut hidden) = HIDDEN.write() else {
-        return;
-    };
-    for secret in secrets {
-        if !secret.is_empty() && !hidden.contains(&secret) {
-            hidden.push(secret);
-        }
-    }
-    // Longest first, so a form containing another is replaced whole.
-    hidden.sort_by_key(|s| std::cmp::Reverse(s.len()));
-}
-
-/// `text` with every hidden text replaced by `***`: for messages printed outside the log.
-pub fn redact(text: &str) -> String {
-    let Ok(hidden) = HIDDEN.read() else {
-        return text.to_owned();
-    };
-    let mut text = text.to_owned();
-    for secret in hidden.iter() {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-    }
-    text
-}
-
-/// Stderr, through `redact`. The fmt layer formats each event whole and writes it once,
-/// so a line is redacted whole: a secret cannot be split between two writes.
-struct RedactingStderr;
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
-    type Writer = RedactingLine;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        RedactingLine(Vec::new())
-    }
-}
-
-/// One event's text, written to stderr redacted when dropped.
-struct RedactingLine(Vec<u8>);
-
-impl Write for RedactingLine {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for RedactingLine {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
-        // Nothing to report a failed write to: this is the log.
-        let _ = std::io::stderr().write_all(redact(&text).as_bytes());
-    }
-}
-
 fn tracer_provider(settings: &OtlpSettings) -> anyhow::Result<SdkTracerProvider> {
     if !(0.0..=1.0).contains(&settings.sample_ratio) {
         anyhow::bail!(
@@ -238,14 +169,5 @@ mod tests {
         assert!(colour(true, Some(OsString::new())));
         assert!(!colour(true, Some(OsString::from("1"))));
         assert!(!colour(false, None));
-    }
-
-    #[test]
-    fn hidden_texts_never_pass() {
-        hide_in_logs(["Pa55".to_owned(), "Pa55-word".to_owned()]);
-        assert_eq!(
-            redact("options: { url: \"postgres://u:Pa55-word@h\", password: Some(\"Pa55\") }"),
-            "options: { url: \"postgres://u:***@h\", password: Some(\"***\") }"
-        );
     }
 }

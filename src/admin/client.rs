@@ -31,7 +31,8 @@ pub struct ClientArgs {
         long,
         global = true,
         env = "API_TOKENS_APP",
-        default_value = "api-tokens-cli"
+        default_value = "api-tokens-cli",
+        value_parser = crate::flags::app_name
     )]
     pub app: String,
     /// Output format.

@@ -20,10 +20,10 @@ pub enum OutputFormat {
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
     /// Name of the account to create.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::account_name)]
     pub account: String,
     /// User name of its first Admin (e.g. an email).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::user_name)]
     pub admin: String,
     #[command(flatten)]
     pub database: DatabaseArgs,
@@ -35,10 +35,10 @@ pub struct BootstrapArgs {
 #[derive(Debug, Args)]
 pub struct IssueTokenArgs {
     /// Name of the member's account.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::account_name)]
     pub account: String,
     /// The member's user name.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::user_name)]
     pub user: String,
     /// The token's privilege (default: the member's role).
     #[arg(long, value_parser = named::<Privilege>())]

@@ -65,14 +65,14 @@ pub struct ApproveBotArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// The application name the bot presents (it must be allowed on its token).
-    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot")]
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-approve-bot", value_parser = crate::flags::app_name)]
     pub app: String,
     /// A TOML file of [[rule]] entries: pattern, action (allow or deny), optional token_id,
     /// and for an allow optional conditions: for ("30d"), max_privilege, cidrs.
     #[arg(long)]
     pub rules: std::path::PathBuf,
     /// Where the bot keeps its cursor, to resume after a restart.
-    #[arg(long, default_value = "approve-bot.cursor")]
+    #[arg(long, default_value = "approve-bot.cursor", value_parser = crate::flags::state_file)]
     pub state_file: std::path::PathBuf,
     /// Print what the rules would decide for the names pending now, one line each; change
     /// nothing, save no cursor, and exit.
@@ -88,13 +88,13 @@ pub struct NotifyArgs {
     #[command(flatten)]
     pub connection: crate::admin::ConnectionArgs,
     /// The application name the notifier presents (it must be allowed on its token).
-    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-notify")]
+    #[arg(long, env = "API_TOKENS_APP", default_value = "api-tokens-notify", value_parser = crate::flags::app_name)]
     pub app: String,
     /// The http:// URL each event is POSTed to, as JSON signed in X-Api-Tokens-Signature-256.
     #[arg(long, env = "API_TOKENS_WEBHOOK_URL")]
     pub url: String,
     /// Where the notifier keeps both streams' cursors, to resume after a restart.
-    #[arg(long, default_value = "notify.cursor")]
+    #[arg(long, default_value = "notify.cursor", value_parser = crate::flags::state_file)]
     pub state_file: std::path::PathBuf,
     /// Longest wait between two attempts to deliver one event (the waits double from 200 ms).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -118,8 +118,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let telemetry = telemetry::init(cli.log_format, default_level, otlp.as_ref())?;
     let result = match cli.command {
-        Command::Serve(args) => match Server::build(args.settings()).await {
-            Ok(server) => server.run_until(shutdown_signal()).await,
+        Command::Serve(args) => match args.settings() {
+            Ok(settings) => match Server::build(settings).await {
+                Ok(server) => server.run_until(shutdown_signal()).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         Command::Bootstrap(args) => local::bootstrap(args).await,

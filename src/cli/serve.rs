@@ -1,11 +1,13 @@
-//! `serve`: the server's flags, each defaulting to the settings' own default, read into its settings.
+//! `serve`: the server's flags, each defaulting to the settings' own default, read into its
+//! settings. A value the server cannot honour is refused (by its range here, or by `settings`)
+//! in one line before anything is written; none is quietly replaced.
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::domain::{AddressRanges, Privilege};
-use crate::flags::{DatabaseArgs, named};
+use crate::flags::{DatabaseArgs, http_url, named};
 use crate::grpc::ExtAuthzSettings;
 use crate::operations::OperationsArgs;
 use crate::service::{CacheSettings, FollowSettings, InstallSettings, ServiceSettings};
@@ -28,7 +30,7 @@ pub struct ServeArgs {
         long,
         env = "API_TOKENS_INSTALL_API_URL",
         default_value = InstallSettings::DEFAULT_API_URL,
-        value_parser = parse_http_url
+        value_parser = http_url
     )]
     pub install_api_url: String,
     /// One-Step-Install URL.
@@ -36,7 +38,7 @@ pub struct ServeArgs {
         long,
         env = "API_TOKENS_INSTALL_COSI_URL",
         default_value = InstallSettings::DEFAULT_COSI_URL,
-        value_parser = parse_http_url
+        value_parser = http_url
     )]
     pub install_cosi_url: String,
     /// Milliseconds between reads of the change log when no notification woke the replica
@@ -47,21 +49,23 @@ pub struct ServeArgs {
     /// memory; after that every decision fails closed (UNAVAILABLE) until it reads the log again.
     #[arg(long, env = "API_TOKENS_MAX_STALENESS_SECS", default_value_t = FollowSettings::DEFAULT_MAX_STALENESS.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_staleness_secs: u64,
-    /// Milliseconds an unknown secret is remembered as unknown.
-    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = CacheSettings::DEFAULT_NEGATIVE_TTL.as_millis() as u64)]
+    /// Milliseconds an unknown secret is remembered as unknown, 0 (not at all) to 3600000.
+    #[arg(long, env = "API_TOKENS_NEGATIVE_CACHE_TTL_MS", default_value_t = CacheSettings::DEFAULT_NEGATIVE_TTL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub negative_cache_ttl_ms: u64,
-    /// Most tokens held in memory.
-    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = CacheSettings::DEFAULT_MAX_TOKENS)]
+    /// Most tokens held in memory, at least 1.
+    #[arg(long, env = "API_TOKENS_CACHE_MAX_TOKENS", default_value_t = CacheSettings::DEFAULT_MAX_TOKENS, value_parser = clap::value_parser!(u64).range(1..))]
     pub cache_max_tokens: u64,
-    /// Seconds between writes of last-used times (at most one write per token per interval).
-    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = ServiceSettings::DEFAULT_LAST_USED_INTERVAL.as_secs())]
+    /// Seconds between writes of last-used times (at most one write per token per
+    /// interval), 1 to 86400.
+    #[arg(long, env = "API_TOKENS_LAST_USED_INTERVAL_SECS", default_value_t = ServiceSettings::DEFAULT_LAST_USED_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub last_used_interval_secs: u64,
-    /// Seconds between heartbeats on an idle WatchApplications stream.
-    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = ServiceSettings::DEFAULT_WATCH_HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds between heartbeats on an idle WatchApplications stream, 1 to 3600.
+    #[arg(long, env = "API_TOKENS_WATCH_HEARTBEAT_SECS", default_value_t = ServiceSettings::DEFAULT_WATCH_HEARTBEAT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub watch_heartbeat_secs: u64,
     /// Hours the change log (application events included) is kept; a watcher's cursor older
-    /// than that must re-list, and a replica further behind forgets its whole cache.
-    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = ServiceSettings::DEFAULT_EVENT_RETENTION.as_secs() / SECONDS_PER_HOUR)]
+    /// than that must re-list, and a replica further behind forgets its whole cache. 1 to
+    /// 87600 (ten years).
+    #[arg(long, env = "API_TOKENS_EVENT_RETENTION_HOURS", default_value_t = ServiceSettings::DEFAULT_EVENT_RETENTION.as_secs() / SECONDS_PER_HOUR, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub event_retention_hours: u64,
     /// Privilege an Envoy ext_authz Check requires for methods other than GET, HEAD and
     /// OPTIONS (which need read_only): read_only, normal or admin.
@@ -69,7 +73,7 @@ pub struct ServeArgs {
     pub ext_authz_write_privilege: Privilege,
     /// Proxies (comma-separated CIDRs or addresses) whose `x-forwarded-for` header names the
     /// client of a management call; from anyone else the header is ignored and the
-    /// connection's peer is the client.
+    /// connection's peer is the client (at most 64).
     #[arg(long, env = "API_TOKENS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_range)]
     pub trusted_proxies: Vec<String>,
     /// Milliseconds between sweeps that write lapsed conditional approvals back to Pending,
@@ -95,8 +99,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub fn settings(&self) -> ServerSettings {
-        ServerSettings {
+    /// The settings, or why the flags cannot be honoured (in one line, naming the flag).
+    pub fn settings(&self) -> anyhow::Result<ServerSettings> {
+        let trusted_proxies = AddressRanges::parse(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies {e}"))?;
+        Ok(ServerSettings {
             listen: self.listen,
             database: self.database.settings(),
             service: ServiceSettings {
@@ -114,13 +121,10 @@ impl ServeArgs {
                     poll: Duration::from_millis(self.log_poll_ms),
                     max_staleness: Duration::from_secs(self.max_staleness_secs),
                 },
-                last_used_interval: Duration::from_secs(self.last_used_interval_secs.max(1)),
+                last_used_interval: Duration::from_secs(self.last_used_interval_secs),
                 watch_heartbeat: Duration::from_secs(self.watch_heartbeat_secs),
-                event_retention: Duration::from_secs(
-                    self.event_retention_hours.saturating_mul(SECONDS_PER_HOUR),
-                ),
-                // Each entry was checked by `parse_range`.
-                trusted_proxies: AddressRanges::parse(&self.trusted_proxies).unwrap_or_default(),
+                event_retention: Duration::from_secs(self.event_retention_hours * SECONDS_PER_HOUR),
+                trusted_proxies,
                 approval_sweep: Duration::from_millis(self.approval_sweep_ms),
                 usage_window: Duration::from_secs(u64::from(self.preview_usage_days) * 86_400),
                 leak_reports: crate::service::RateLimit {
@@ -135,18 +139,7 @@ impl ServeArgs {
             },
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
             operations: self.operations.settings(),
-        }
-    }
-}
-
-/// An absolute http(s) URL with a host: what hosts running the install command can reach.
-fn parse_http_url(s: &str) -> Result<String, String> {
-    let uri: http::Uri = s
-        .parse()
-        .map_err(|_| "expected an http:// or https:// URL")?;
-    match (uri.scheme_str(), uri.host()) {
-        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(s.to_owned()),
-        _ => Err("expected an http:// or https:// URL with a host".into()),
+        })
     }
 }
 
@@ -169,6 +162,9 @@ mod tests {
         let Command::Serve(args) = cli.command else {
             panic!("not serve");
         };
-        assert_eq!(args.settings(), ServerSettings::default());
+        assert_eq!(
+            args.settings().expect("settings"),
+            ServerSettings::default()
+        );
     }
 }

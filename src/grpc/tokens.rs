@@ -164,16 +164,10 @@ impl TokenService for TokenHandler {
         if request.get_ref().validate_only {
             let previewed = self
                 .service
-                .preview_decisions(&caller, vec![decision], reason)
+                .preview_set_application_state(&caller, decision, reason)
                 .await?;
-            let application = match previewed.would.and_then(|mut r| r.pop()) {
-                Some(Ok(decided)) => Some(decided.application().clone().into()),
-                // Refused for this decision alone: as the change itself would be.
-                Some(Err(e)) => return Err(e.into()),
-                None => None,
-            };
             return Ok(Response::new(pb::SetApplicationStateResponse {
-                application,
+                application: previewed.would.map(Into::into),
                 preview: Some(previewed.preview.into()),
             }));
         }

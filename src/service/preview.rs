@@ -122,38 +122,65 @@ impl Service {
         .await
     }
 
-    /// What one or many application decisions would do.
+    /// What one or many application decisions would do. A decision the rules refuse is
+    /// that decision's result, as in the batch itself.
     pub async fn preview_decisions(
         &self,
         caller: &Caller,
         decisions: Vec<AppDecision>,
         reason: Option<Rationale>,
     ) -> Result<Previewed<Vec<DecisionResult>>, ServiceError> {
+        Previewed::of(self.decisions_impact(caller, decisions, reason)).await
+    }
+
+    /// What one application decision would do (SetApplicationState): the rules refusing it
+    /// (a retired or expired token) is a preview saying so, as for every other change.
+    pub async fn preview_set_application_state(
+        &self,
+        caller: &Caller,
+        decision: AppDecision,
+        reason: Option<Rationale>,
+    ) -> Result<Previewed<Application>, ServiceError> {
         Previewed::of(async {
-            let results = self
-                .decide_applications(caller, decisions, reason, WriteMode::ValidateOnly)
+            let (mut results, preview) = self
+                .decisions_impact(caller, vec![decision], reason)
                 .await?;
-            let mut tokens: Vec<Uuid> = results
-                .iter()
-                .flatten()
-                .filter(|d| matches!(d, Decided::Changed { .. }))
-                .map(|d| d.application().token_id)
-                .collect();
-            tokens.sort();
-            tokens.dedup();
-            let mut preview = self.impact(&tokens, Vec::new()).await?;
-            // Only the applications decided: those are the ones a decision affects.
-            preview.recently_used.retain(|used| {
-                results.iter().flatten().any(|d| {
-                    let app = d.application();
-                    matches!(d, Decided::Changed { .. })
-                        && app.token_id == used.token_id
-                        && app.name == used.name
-                })
-            });
-            Ok((results, preview))
+            let decided = results
+                .pop()
+                .ok_or_else(|| ServiceError::Internal("a decision without a result".into()))??;
+            Ok((decided.application().clone(), preview))
         })
         .await
+    }
+
+    async fn decisions_impact(
+        &self,
+        caller: &Caller,
+        decisions: Vec<AppDecision>,
+        reason: Option<Rationale>,
+    ) -> Result<(Vec<DecisionResult>, Preview), ServiceError> {
+        let results = self
+            .decide_applications(caller, decisions, reason, WriteMode::ValidateOnly)
+            .await?;
+        let mut tokens: Vec<Uuid> = results
+            .iter()
+            .flatten()
+            .filter(|d| matches!(d, Decided::Changed { .. }))
+            .map(|d| d.application().token_id)
+            .collect();
+        tokens.sort();
+        tokens.dedup();
+        let mut preview = self.impact(&tokens, Vec::new()).await?;
+        // Only the applications decided: those are the ones a decision affects.
+        preview.recently_used.retain(|used| {
+            results.iter().flatten().any(|d| {
+                let app = d.application();
+                matches!(d, Decided::Changed { .. })
+                    && app.token_id == used.token_id
+                    && app.name == used.name
+            })
+        });
+        Ok((results, preview))
     }
 
     /// What changing a member's role would do.

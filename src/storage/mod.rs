@@ -43,7 +43,7 @@ pub use lifecycle::{ReuseRecorded, Rotated};
 pub use notices::NoticeCandidate;
 pub use notify::{ChangeListener, Heard};
 pub use tokens::{CreateRequest, NewToken, TokenFilter};
-pub use url::{Backend, backend_of, password_forms, redact_in, redact_url};
+pub use url::{Backend, backend_of, redact_in, redact_url};
 
 /// What start-up does about the schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,7 +66,8 @@ pub enum Migrated {
     NewerCompatible { database: String, binary: String },
 }
 
-/// How to reach the database. Its Debug hides the URL's password.
+/// How to reach the database. `url` may carry a password (in its user-info or its `password`
+/// query parameter); it is split off where the database is opened, and Debug masks it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseSettings {
     pub url: String,
@@ -81,6 +82,30 @@ impl DatabaseSettings {
     pub const DEFAULT_URL: &str = "sqlite://api-tokens.db?mode=rwc";
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The largest pool: the driver allocates its queue for the whole pool at once.
+    pub const MOST_CONNECTIONS: u32 = 10_000;
+    /// The longest wait for a connection (the driver adds it to the clock).
+    pub const LONGEST_CONNECT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    /// Refuses a pool size or timeout the driver cannot work with (it panics on a pool of
+    /// none, aborts on one too large to allocate, and on a timeout past the clock's end).
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=Self::MOST_CONNECTIONS).contains(&self.max_connections) {
+            return Err(format!(
+                "--db-max-connections must be 1 to {}, not {}",
+                Self::MOST_CONNECTIONS,
+                self.max_connections
+            ));
+        }
+        if self.connect_timeout.is_zero() || self.connect_timeout > Self::LONGEST_CONNECT_TIMEOUT {
+            return Err(format!(
+                "--db-connect-timeout-secs must be 1 to {}, not {:?}",
+                Self::LONGEST_CONNECT_TIMEOUT.as_secs(),
+                self.connect_timeout
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for DatabaseSettings {
@@ -160,16 +185,21 @@ impl Repository {
     /// first use, so a server can start while its database is still unreachable and keep
     /// trying (`prepare_schema` is the first use).
     ///
-    /// Errors never hold the URL or its password: the drivers' errors repeat the URL, so
-    /// they are redacted, and the password's every form is hidden from the logs, where the
-    /// drivers' TRACE spans print their connect options.
+    /// Neither errors nor logs hold the password: the drivers are given the URL without it
+    /// (they repeat the URL in errors and TRACE spans) and the password as a connect option.
     async fn open_with(
         settings: &DatabaseSettings,
         missing: MissingFile,
     ) -> Result<Self, StorageError> {
         let backend = backend_of(&settings.url).map_err(StorageError::Config)?;
-        crate::telemetry::hide_in_logs(password_forms(&settings.url));
-        let mut options = ConnectOptions::new(settings.url.clone());
+        settings.validate().map_err(StorageError::Config)?;
+        let (url, password) = match backend {
+            Backend::Postgres => {
+                url::split_password(&settings.url).map_err(StorageError::Config)?
+            }
+            Backend::Sqlite => (settings.url.clone(), None),
+        };
+        let mut options = ConnectOptions::new(url);
         options
             .connect_timeout(settings.connect_timeout)
             .acquire_timeout(settings.connect_timeout)
@@ -190,6 +220,9 @@ impl Repository {
             options
                 .max_connections(settings.max_connections)
                 .connect_lazy(true);
+            if let Some(password) = password {
+                options.map_sqlx_postgres_opts(move |o| o.password(&password));
+            }
         }
         let mut db = Database::connect(options)
             .await

@@ -1,8 +1,9 @@
-//! Database URLs as this service accepts them, and the forms their password takes in text,
-//! so no message, error or log line ever shows it.
+//! Database URLs as this service accepts them: which backend, the URL as messages show it
+//! (password masked), and the URL split from its password where the database is opened.
 //!
 //! The drivers repeat the URL in their errors ("The connection string '...' has no
-//! supporting driver") and in their TRACE spans; everything they say passes through here.
+//! supporting driver") and in their TRACE spans, so they are only ever given the URL
+//! without its password; the password goes to them as a connect option.
 
 /// The backends a URL may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,17 @@ pub fn backend_of(url: &str) -> Result<Backend, String> {
     })
 }
 
-/// Where the password lies in `url`: after the first ':' of the user-info, up to the last
-/// '@'. Also finds it in malformed URLs (`postgres//u:pw@h`, `pg:u:pw@h`), which is where
-/// a mistyped URL would otherwise show it.
+/// Where the password of the user-info lies in `url`: after the first ':' of the user-info,
+/// up to its last '@'. Also finds it in malformed URLs (`postgres//u:pw@h`, `pg:u:pw@h`),
+/// which is where a mistyped URL would otherwise show it. An '@' inside a `password` query
+/// parameter is that parameter's, not the user-info's end.
 fn password_span(url: &str) -> Option<(usize, usize)> {
-    let at = url.rfind('@')?;
+    let query_password = ["?password=", "&password="]
+        .iter()
+        .filter_map(|p| url.find(p))
+        .min()
+        .unwrap_or(url.len());
+    let at = url[..query_password].rfind('@')?;
     let start = match url[..at].find("://") {
         Some(i) => i + 3,
         None => match url[..at].find("//") {
@@ -54,56 +61,87 @@ fn password_span(url: &str) -> Option<(usize, usize)> {
     }
 }
 
-/// `url` with its password replaced by `***`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match password_span(url) {
-        Some((from, to)) => format!("{}***{}", &url[..from], &url[to..]),
-        None => url.to_owned(),
-    }
-}
-
-/// The password of `url` as written (percent-encoded), if it has one.
-pub fn password_of(url: &str) -> Option<&str> {
-    password_span(url)
-        .map(|(from, to)| &url[from..to])
-        .filter(|p| !p.is_empty())
-}
-
-/// Every form the password of `url` may take in text: as written, percent-decoded, and
-/// each as Rust's Debug and JSON would escape it (the drivers Debug-print their options;
-/// JSON logs escape again).
-pub fn password_forms(url: &str) -> Vec<String> {
-    let Some(written) = password_of(url) else {
+/// Where the values of the `password` query parameters lie in `url` (the key compared
+/// decoded, as the driver reads it).
+fn query_password_spans(url: &str) -> Vec<(usize, usize)> {
+    let Some(query_start) = url.find('?') else {
         return Vec::new();
     };
-    let mut forms = Vec::new();
-    for plain in [written.to_owned(), percent_decode(written)] {
-        let debug = format!("{plain:?}");
-        let debug = debug[1..debug.len() - 1].to_owned();
-        for form in [
-            plain.clone(),
-            json_escape(&plain),
-            debug.clone(),
-            json_escape(&debug),
-        ] {
-            if !form.is_empty() && !forms.contains(&form) {
-                forms.push(form);
+    let mut spans = Vec::new();
+    let mut at = query_start + 1;
+    for pair in url[query_start + 1..].split('&') {
+        if let Some((key, _)) = pair.split_once('=') {
+            let decoded = url::form_urlencoded::parse(key.as_bytes()).next();
+            if decoded.is_some_and(|(key, _)| key == "password") {
+                spans.push((at + key.len() + 1, at + pair.len()));
             }
         }
+        at += pair.len() + 1;
     }
-    forms
+    spans
 }
 
-/// `text` with the whole URL and every form of its password replaced by `***`: for
-/// driver errors, which may repeat either.
+/// `url` with its password replaced by `***`, wherever it was given (the user-info, the
+/// `password` query parameter): how messages and Debug show a database URL.
+pub fn redact_url(url: &str) -> String {
+    let mut spans = query_password_spans(url);
+    spans.extend(password_span(url));
+    spans.sort();
+    let mut shown = String::with_capacity(url.len());
+    let mut copied = 0;
+    for (from, to) in spans {
+        if from < copied {
+            continue;
+        }
+        shown.push_str(&url[copied..from]);
+        shown.push_str("***");
+        copied = to;
+    }
+    shown.push_str(&url[copied..]);
+    shown
+}
+
+/// A PostgreSQL URL split at the edge: the URL without any password (what the driver is
+/// given, and all it can ever repeat in an error or a trace), and the password apart,
+/// decoded, for the connect options. The user-info's password and the `password` query
+/// parameter are both taken out; as for the driver, the query's wins. A password in
+/// `PGPASSWORD` or a password file never enters the URL: the driver reads it itself.
+pub fn split_password(text: &str) -> Result<(String, Option<String>), String> {
+    let mut url =
+        url::Url::parse(text).map_err(|e| format!("the database URL is not a URL ({e})"))?;
+    let mut password = url.password().map(percent_decode).filter(|p| !p.is_empty());
+    if url.password().is_some() && url.set_password(None).is_err() {
+        return Err("the database URL has a password where none can be".to_owned());
+    }
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    if pairs.iter().any(|(key, _)| key == "password") {
+        let mut rest = Vec::new();
+        for (key, value) in pairs {
+            if key == "password" {
+                password = Some(value);
+            } else {
+                rest.push((key, value));
+            }
+        }
+        url.set_query(None);
+        if !rest.is_empty() {
+            url.query_pairs_mut().extend_pairs(rest);
+        }
+    }
+    Ok((url.into(), password))
+}
+
+/// `text` with every whole occurrence of `url` shown as `redact_url` shows it: for errors
+/// that may repeat the URL as given. Nothing but the whole URL is replaced, so no other
+/// text is masked for resembling a password.
 pub fn redact_in(text: &str, url: &str) -> String {
-    let mut text = text.replace(url, &redact_url(url));
-    for form in password_forms(url) {
-        text = text.replace(&form, "***");
+    if url.is_empty() || !text.contains(url) {
+        return text.to_owned();
     }
-    text
+    text.replace(url, &redact_url(url))
 }
 
+/// `%XX` escapes decoded, as the driver decodes a user-info password.
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -123,12 +161,6 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn json_escape(s: &str) -> String {
-    // A JSON string's text always starts and ends with its quotes (ASCII), which go.
-    let quoted = serde_json::Value::String(s.to_owned()).to_string();
-    quoted[1..quoted.len() - 1].to_owned()
 }
 
 #[cfg(test)]
@@ -158,18 +190,69 @@ mod tests {
     }
 
     #[test]
-    fn every_form_of_the_password_is_redacted() {
-        let url = "postgres://u:p%40ss%22w@db/x";
-        let forms = password_forms(url);
-        for form in ["p%40ss%22w", "p@ss\"w", "p@ss\\\"w"] {
-            assert!(forms.contains(&form.to_owned()), "{form} in {forms:?}");
+    fn query_passwords_are_masked_and_nothing_else() {
+        for (url, shown) in [
+            (
+                "postgres://svc@db/x?password=api&sslmode=disable",
+                "postgres://svc@db/x?password=***&sslmode=disable",
+            ),
+            (
+                "postgres://svc:api@db/api_tokens?application_name=api&password=p@ss",
+                "postgres://svc:***@db/api_tokens?application_name=api&password=***",
+            ),
+            (
+                "postgres://api_tokens@db/api_tokens?passwords=api",
+                "postgres://api_tokens@db/api_tokens?passwords=api",
+            ),
+            (
+                "postgres://svc@db/x?pass%77ord=api",
+                "postgres://svc@db/x?pass%77ord=***",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
         }
-        let text = format!(
-            "error: {url} and PgConnectOptions {{ password: Some({:?}) }}",
-            "p@ss\"w"
+        // Only the whole URL is replaced in a driver's message, never a word like it.
+        let url = "postgres://api_tokens:api@db/api_tokens";
+        assert_eq!(
+            redact_in(&format!("api_tokens::startup: {url} refused"), url),
+            "api_tokens::startup: postgres://api_tokens:***@db/api_tokens refused"
         );
-        let clean = redact_in(&text, url);
-        assert!(!clean.contains("40ss") && !clean.contains("@ss"), "{clean}");
+    }
+
+    #[test]
+    fn the_driver_gets_the_url_without_its_password() {
+        for (url, without, password) in [
+            (
+                "postgres://svc:p%40ss%22w@db:5432/x",
+                "postgres://svc@db:5432/x",
+                Some("p@ss\"w"),
+            ),
+            (
+                "postgres://svc@db/x?sslmode=disable&password=a%26b&application_name=api-tokens",
+                "postgres://svc@db/x?sslmode=disable&application_name=api-tokens",
+                Some("a&b"),
+            ),
+            (
+                "postgres://svc:first@db/x?password=second",
+                "postgres://svc@db/x",
+                Some("second"),
+            ),
+            (
+                "postgres://svc@db/x?pass%77ord=third",
+                "postgres://svc@db/x",
+                Some("third"),
+            ),
+            ("postgres://svc@db/x", "postgres://svc@db/x", None),
+        ] {
+            let split = split_password(url).expect(url);
+            assert_eq!(
+                split,
+                (without.to_owned(), password.map(str::to_owned)),
+                "{url}"
+            );
+        }
+        let refused = split_password("postgres://svc:Top/Secret@db:x/y").expect_err("no URL");
+        assert!(!refused.contains("Secret"), "{refused}");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod lifecycle;
 mod mapped_addresses;
 mod notices;
 mod permissions;
+mod preview_refusals;
 mod previews;
 mod rotated_secrets;
 mod rotation;

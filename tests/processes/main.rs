@@ -15,5 +15,7 @@ mod limits;
 mod notify;
 mod operations;
 mod outage;
+mod passwords;
 mod postgres_role;
+mod settings;
 mod upgrades;
