@@ -21,6 +21,16 @@ pub enum OwnerStatus {
 }
 
 impl OwnerStatus {
+    /// The owner side of a token of `token_type` whose owner holds `current_role` now (`None`:
+    /// no current member owns it): the one statement of it, for every store and view.
+    pub fn of(token_type: TokenType, current_role: Option<Privilege>) -> OwnerStatus {
+        match (token_type, current_role) {
+            (TokenType::Account, _) => OwnerStatus::Account,
+            (TokenType::User, Some(role)) => OwnerStatus::Member(role),
+            (TokenType::User, None) => OwnerStatus::Removed,
+        }
+    }
+
     /// What a token of `privilege` may act with under this owner: never above a member
     /// owner's current role, and nothing once the owner is gone.
     pub fn cap(self, privilege: Privilege) -> Option<Privilege> {

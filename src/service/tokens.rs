@@ -384,11 +384,8 @@ pub struct AuditView {
 
 /// The token with the privilege it acts with, given the current roles of its owners.
 fn view_with(roles: &HashMap<Uuid, Privilege>, token: Token, now: DateTime<Utc>) -> TokenView {
-    let owner = match (token.token_type, token.owner_id.and_then(|o| roles.get(&o))) {
-        (TokenType::Account, _) => OwnerStatus::Account,
-        (TokenType::User, Some(role)) => OwnerStatus::Member(*role),
-        (TokenType::User, None) => OwnerStatus::Removed,
-    };
+    let role = token.owner_id.and_then(|o| roles.get(&o)).copied();
+    let owner = OwnerStatus::of(token.token_type, role);
     let effective_privilege = token.effective_privilege(owner, now);
     TokenView {
         token,

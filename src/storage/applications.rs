@@ -94,11 +94,11 @@ impl Repository {
         let token_type: TokenType = convert::named(&token_type)?;
         let owner_role: Option<String> = row.try_get("", "owner_role")?;
         let owner_removed: Option<i64> = row.try_get("", "owner_removed_at")?;
-        let owner = match (token_type, owner_role, owner_removed) {
-            (TokenType::Account, _, _) => OwnerStatus::Account,
-            (TokenType::User, Some(role), None) => OwnerStatus::Member(convert::named(&role)?),
-            (TokenType::User, _, _) => OwnerStatus::Removed,
+        let current_role = match (owner_role, owner_removed) {
+            (Some(role), None) => Some(convert::named(&role)?),
+            _ => None,
         };
+        let owner = OwnerStatus::of(token_type, current_role);
         let retired_at: Option<i64> = row.try_get("", "retired_at")?;
         let rotated_out: i64 = row.try_get("", "rotated_out")?;
         let secret = if rotated_out == 0 {

@@ -182,13 +182,11 @@ pub(crate) async fn lock_many(
             .collect()
     };
     let owner_of = |row: &tokens::Model| -> Result<OwnerStatus, StorageError> {
-        if row.token_type == TokenType::Account.as_str() {
-            return Ok(OwnerStatus::Account);
-        }
-        Ok(match row.owner_id.and_then(|o| roles.get(&o)) {
-            Some(role) => OwnerStatus::Member(convert::named(role)?),
-            None => OwnerStatus::Removed,
-        })
+        let role = row.owner_id.and_then(|o| roles.get(&o));
+        Ok(OwnerStatus::of(
+            convert::named(&row.token_type)?,
+            role.map(|r| convert::named(r)).transpose()?,
+        ))
     };
     let mut caller = None;
     let mut found = HashMap::new();
@@ -238,21 +236,23 @@ pub(crate) async fn owner_status(
     tx: &impl ConnectionTrait,
     row: &tokens::Model,
 ) -> Result<OwnerStatus, StorageError> {
-    if row.token_type == TokenType::Account.as_str() {
-        return Ok(OwnerStatus::Account);
-    }
-    let Some(owner) = row.owner_id else {
-        return Ok(OwnerStatus::Removed);
+    let token_type: TokenType = convert::named(&row.token_type)?;
+    let owner = match (token_type, row.owner_id) {
+        (TokenType::User, Some(owner)) => Some(owner),
+        _ => None,
     };
-    let member = members::Entity::find()
-        .filter(members::Column::Id.eq(owner))
-        .filter(members::Column::RemovedAt.is_null())
-        .one(tx)
-        .await?;
-    Ok(match member {
-        Some(m) => OwnerStatus::Member(convert::named(&m.role)?),
-        None => OwnerStatus::Removed,
-    })
+    let member = match owner {
+        Some(owner) => {
+            members::Entity::find()
+                .filter(members::Column::Id.eq(owner))
+                .filter(members::Column::RemovedAt.is_null())
+                .one(tx)
+                .await?
+        }
+        None => None,
+    };
+    let role = member.map(|m| convert::named(&m.role)).transpose()?;
+    Ok(OwnerStatus::of(token_type, role))
 }
 
 /// What the Authorize decision knows of a token row.
