@@ -137,7 +137,7 @@ impl Repository {
                 &actor,
                 None,
                 AccountLock::Exclusive,
-                self.now(),
+                &self.clock,
             )
             .await?;
             check(&locked)?;
@@ -181,7 +181,7 @@ impl Repository {
                     &actor,
                     None,
                     AccountLock::Exclusive,
-                    self.now(),
+                    &self.clock,
                 )
                 .await?
             }

@@ -95,7 +95,7 @@ impl Repository {
             &actor,
             &targets,
             AccountLock::Shared,
-            self.now(),
+            &self.clock,
         )
         .await?;
         check_caller(&locked)?;

@@ -20,7 +20,7 @@ use super::audit::Actor;
 use super::convert;
 use super::entities::{accounts, applications, members, tokens};
 use super::{Repository, StorageError};
-use crate::domain::{AccountPolicy, AppStanding, OwnerStatus, Token, TokenGrant, TokenType};
+use crate::domain::{AccountPolicy, AppStanding, Clock, OwnerStatus, Token, TokenGrant, TokenType};
 
 /// What a write sees inside its transaction, under its locks, before it writes.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub(crate) async fn lock(
     actor: &Actor,
     target: Option<Uuid>,
     account_lock: AccountLock,
-    now: DateTime<Utc>,
+    clock: &Clock,
 ) -> Result<(Locked, Option<tokens::Model>), StorageError> {
     let mut ids: Vec<Uuid> = actor.token_id.into_iter().collect();
     ids.extend(target);
@@ -96,7 +96,8 @@ pub(crate) async fn lock(
         caller,
         caller_app,
         target,
-        now,
+        // Read once the locks are held: a deadline passed while waiting for them counts.
+        now: clock.now(),
         policy,
     };
     Ok((locked, target_row))
@@ -162,7 +163,7 @@ pub(crate) async fn lock_many(
     actor: &Actor,
     targets: &[Uuid],
     account_lock: AccountLock,
-    now: DateTime<Utc>,
+    clock: &Clock,
 ) -> Result<LockedMany, StorageError> {
     let mut ids = Vec::with_capacity(targets.len() + 1);
     ids.extend(actor.token_id);
@@ -204,7 +205,8 @@ pub(crate) async fn lock_many(
         caller,
         caller_app,
         targets: found,
-        now,
+        // Read once the locks are held: a deadline passed while waiting for them counts.
+        now: clock.now(),
         policy,
     })
 }

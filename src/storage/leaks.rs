@@ -36,15 +36,14 @@ impl Repository {
         reporter: Option<std::net::IpAddr>,
     ) -> Result<Option<LeakRetired>, StorageError> {
         let tx = self.begin_write().await?;
-        let now = self.now();
-        let row = match working_secret(&tx, digest, now).await? {
+        let row = match working_secret(&tx, digest, self.now()).await? {
             Some(WorkingSecret::Current(row)) => Some(*row),
             Some(WorkingSecret::RotatedOut(token_id)) => {
                 // Locked as every token write locks (token row, then account row); a rotation
                 // that ended this secret's overlap meanwhile locked it first, so it is read
-                // again under the lock.
+                // again under the lock, against the time once the lock is held.
                 let row = lock_token(&tx, token_id).await?;
-                match working_secret(&tx, digest, now).await? {
+                match working_secret(&tx, digest, self.now()).await? {
                     Some(WorkingSecret::RotatedOut(_)) => row,
                     _ => None,
                 }
@@ -59,6 +58,7 @@ impl Repository {
             .lock(LockType::Share)
             .one(&tx)
             .await?;
+        let now = self.now();
         let before: Token = convert::token(row.clone())?;
         let after = Token {
             retired_at: Some(now),

@@ -135,7 +135,7 @@ impl Repository {
             &actor,
             None,
             AccountLock::Shared,
-            self.now(),
+            &self.clock,
         )
         .await?;
         let before = policy_on(&tx, account_id).await?;
@@ -186,7 +186,7 @@ impl Repository {
             &actor,
             Some(id),
             AccountLock::Shared,
-            self.now(),
+            &self.clock,
         )
         .await?;
         let policy = policy_on(&tx, account_id).await?;

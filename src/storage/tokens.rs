@@ -114,7 +114,7 @@ impl Repository {
                 &actor,
                 None,
                 AccountLock::Shared,
-                self.now(),
+                &self.clock,
             )
             .await?;
             check(&locked)?;
@@ -285,7 +285,7 @@ impl Repository {
             &actor,
             Some(id),
             AccountLock::Shared,
-            self.now(),
+            &self.clock,
         )
         .await?;
         let next = change(&locked)?;

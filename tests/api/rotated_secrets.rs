@@ -5,9 +5,10 @@
 use crate::common::calls::{authorize_on, authorize_request, rotate};
 use crate::common::clock::{in_seconds, seconds};
 use crate::common::token_events::{next_item, watch};
-use crate::common::{As, Backend, TestApp, spawn_app};
+use crate::common::{As, Backend, Spawn, TestApp, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::grpc::pb::authorize_service_client::AuthorizeServiceClient;
+use api_tokens::service::{RateLimit, ServiceSettings};
 use tonic::transport::Channel;
 
 async fn report(app: &TestApp, secret: &str) {
@@ -134,7 +135,59 @@ async fn the_previous_secret_never_outlives_its_token(backend: Backend) {
     assert_eq!(app.token(&token.id).await.previous_secret, None);
 }
 
+/// A report of the old secret racing a second rotation (which ends the old secret's overlap):
+/// one of them wins whole. Either the report retired the token and the rotation is refused
+/// `TOKEN_RETIRED`, or the rotation ended the old secret first and the report changed nothing.
+async fn a_report_racing_a_rotation_lands_wholly_before_or_after_it(backend: Backend) {
+    let settings = ServiceSettings {
+        leak_reports: RateLimit {
+            per_minute: 1000,
+            burst: 1000,
+        },
+        ..ServiceSettings::default()
+    };
+    let app = Spawn::new(backend).service(settings).start().await;
+    let (mut reported_first, mut rotated_first) = (0, 0);
+    for _ in 0..20 {
+        let (token, old) = app.admin_user_token(pb::AppState::Allow).await;
+        rotate(&app, &app.admin, &token.id, 3600, false)
+            .await
+            .expect("first rotation");
+        let (reporting, rotating) = tokio::join!(
+            report(&app, &old),
+            rotate(&app, &app.admin, &token.id, 0, false)
+        );
+        let () = reporting;
+        let state = app.token(&token.id).await.state();
+        match rotating {
+            Ok((_, newest, _)) => {
+                rotated_first += 1;
+                assert_eq!(
+                    state,
+                    pb::TokenState::Active,
+                    "rotated, then the report found nothing"
+                );
+                assert_eq!(
+                    decide(&app.authorize, &newest, "").await,
+                    pb::Decision::Allow
+                );
+            }
+            Err(refused) => {
+                reported_first += 1;
+                assert_eq!(
+                    (refused.code(), crate::common::reason(&refused).as_str()),
+                    (tonic::Code::FailedPrecondition, "TOKEN_RETIRED")
+                );
+                assert_eq!(state, pb::TokenState::Retired);
+            }
+        }
+        assert_ne!(decide(&app.authorize, &old, "").await, pb::Decision::Allow);
+    }
+    println!("report first: {reported_first}, rotation first: {rotated_first}");
+}
+
 on_both_backends!(
+    a_report_racing_a_rotation_lands_wholly_before_or_after_it,
     a_leaked_rotated_out_secret_retires_its_token,
     a_leaked_secret_past_its_overlap_changes_nothing,
     the_previous_secret_never_outlives_its_token,
