@@ -84,6 +84,9 @@ pub enum Reason {
     Overloaded,
     /// The server has not reached its database yet.
     Starting,
+    /// The database cannot store changes now (disk full, I/O error, read-only); nothing
+    /// was stored, and reads go on.
+    StorageUnwritable,
     /// The call took longer than the server's request timeout.
     RequestTimeout,
     /// Too many calls of this kind from this client: retry after the RetryInfo's delay.
@@ -92,7 +95,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the docs list them.
-    pub const ALL: [Reason; 35] = [
+    pub const ALL: [Reason; 36] = [
         Reason::AppPending,
         Reason::AppDenied,
         Reason::UnknownToken,
@@ -126,6 +129,7 @@ impl Reason {
         Reason::ShuttingDown,
         Reason::Overloaded,
         Reason::Starting,
+        Reason::StorageUnwritable,
         Reason::RequestTimeout,
         Reason::RateLimited,
     ];
@@ -166,6 +170,7 @@ impl Reason {
             Reason::ShuttingDown => "SHUTTING_DOWN",
             Reason::Overloaded => "OVERLOADED",
             Reason::Starting => "STARTING",
+            Reason::StorageUnwritable => "STORAGE_UNWRITABLE",
             Reason::RequestTimeout => "REQUEST_TIMEOUT",
             Reason::RateLimited => "RATE_LIMITED",
         }

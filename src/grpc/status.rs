@@ -108,6 +108,12 @@ impl From<ServiceError> for Status {
                 "a concurrent change aborted this one; nothing was written, retry",
                 Duration::from_millis(100),
             ),
+            ServiceError::Storage(StorageError::Unwritable(_)) => retry_after(
+                Code::Unavailable,
+                Reason::StorageUnwritable,
+                "the token database cannot store changes now (disk full, I/O error or read-only); nothing was stored, retry later",
+                Duration::from_secs(1),
+            ),
             ServiceError::Storage(StorageError::Unavailable(_)) | ServiceError::Unavailable(_) => {
                 Status::with_error_details(
                     Code::Unavailable,

@@ -155,7 +155,7 @@ impl Repository {
             member.created_at,
         )
         .await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -59,7 +59,7 @@ pub enum WriteMode {
 }
 
 impl WriteMode {
-    pub(crate) async fn finish(self, tx: sea_orm::DatabaseTransaction) -> Result<(), StorageError> {
+    pub(crate) async fn finish(self, tx: super::write::WriteTx) -> Result<(), StorageError> {
         match self {
             WriteMode::Commit => tx.commit().await?,
             WriteMode::ValidateOnly => tx.rollback().await?,

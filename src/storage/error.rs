@@ -9,6 +9,10 @@ pub enum StorageError {
     /// The database cannot be reached or is shutting down: the caller may retry.
     #[error("database unavailable")]
     Unavailable(#[source] Cause),
+    /// The database answers but cannot store a change: its disk is full, failing (an I/O
+    /// error) or read-only. The change was not stored; reads still work.
+    #[error("the database cannot store changes (disk full, I/O error or read-only)")]
+    Unwritable(#[source] Cause),
     /// The database aborted the transaction to break a deadlock or keep it serializable:
     /// nothing was written, and the same call may succeed if retried.
     #[error("transaction aborted by a concurrent one")]
@@ -89,6 +93,7 @@ impl StorageError {
         use super::url::redact_in;
         match self {
             StorageError::Unavailable(c) => StorageError::Unavailable(c.redacted(url)),
+            StorageError::Unwritable(c) => StorageError::Unwritable(c.redacted(url)),
             StorageError::Aborted(c) => StorageError::Aborted(c.redacted(url)),
             StorageError::Schema(m) => StorageError::Schema(redact_in(&m, url)),
             StorageError::Conflict => StorageError::Conflict,
@@ -107,6 +112,7 @@ impl StorageError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Unavailable,
+    Unwritable,
     Aborted,
     Conflict,
     Database,
@@ -122,22 +128,43 @@ impl Kind {
             | sqlx::Error::WorkerCrashed
             | sqlx::Error::Protocol(_) => Kind::Unavailable,
             sqlx::Error::Database(db) if db.is_unique_violation() => Kind::Conflict,
-            sqlx::Error::Database(db) => match db.code().as_deref() {
-                // PostgreSQL 40001 (serialization failure), 40P01 (deadlock detected).
-                Some("40001" | "40P01") => Kind::Aborted,
-                // PostgreSQL class 08 (connection), 57P0x (shutdown, cannot connect now),
-                // 53300 (too many connections); SQLite 5 and 6 (busy, locked).
-                Some(code)
-                    if code.starts_with("08")
-                        || code.starts_with("57P")
-                        || code == "53300"
-                        || code == "5"
-                        || code == "6" =>
-                {
-                    Kind::Unavailable
-                }
-                _ => Kind::Database,
+            sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                Some(sqlite) => Kind::of_sqlite(sqlite),
+                None => Kind::of_sqlstate(db.code().as_deref()),
             },
+            _ => Kind::Database,
+        }
+    }
+
+    /// SQLite's result codes, extended ones included: the low byte is the primary code.
+    fn of_sqlite(err: &sqlx::sqlite::SqliteError) -> Self {
+        use sqlx::error::DatabaseError;
+        let primary = err
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .map(|code| code & 0xff);
+        match primary {
+            // SQLITE_BUSY, SQLITE_LOCKED.
+            Some(5 | 6) => Kind::Unavailable,
+            // SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL.
+            Some(8 | 10 | 13) => Kind::Unwritable,
+            _ => Kind::Database,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE.
+    fn of_sqlstate(code: Option<&str>) -> Self {
+        match code {
+            // 40001 (serialization failure), 40P01 (deadlock detected).
+            Some("40001" | "40P01") => Kind::Aborted,
+            // 53100 (disk full), 58030 (I/O error), 25006 (read-only transaction: a
+            // standby, or a server set read-only).
+            Some("53100" | "58030" | "25006") => Kind::Unwritable,
+            // Class 08 (connection), 57P0x (shutdown, cannot connect now), 53300 (too many
+            // connections).
+            Some(code) if code.starts_with("08") || code.starts_with("57P") || code == "53300" => {
+                Kind::Unavailable
+            }
             _ => Kind::Database,
         }
     }
@@ -145,6 +172,7 @@ impl Kind {
     fn with(self, cause: Cause) -> StorageError {
         match self {
             Kind::Unavailable => StorageError::Unavailable(cause),
+            Kind::Unwritable => StorageError::Unwritable(cause),
             Kind::Aborted => StorageError::Aborted(cause),
             Kind::Conflict => StorageError::Conflict,
             Kind::Database => StorageError::Database(cause),
@@ -171,5 +199,15 @@ impl From<DbErr> for StorageError {
             _ => Kind::Database,
         };
         kind.with(Cause::of(err))
+    }
+}
+
+/// Whether `err` says the database cannot store changes (see `StorageError::Unwritable`).
+pub(crate) fn is_unwritable(err: &DbErr) -> bool {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => Kind::of(e) == Kind::Unwritable,
+        _ => false,
     }
 }

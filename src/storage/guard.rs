@@ -11,14 +11,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::LockType;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
 use super::audit::Actor;
 use super::convert;
 use super::entities::{accounts, applications, members, tokens};
+use super::write::WriteTx;
 use super::{Repository, StorageError};
 use crate::domain::{AccountPolicy, AppStanding, Clock, OwnerStatus, Token, TokenGrant, TokenType};
 
@@ -51,8 +52,15 @@ pub(crate) enum AccountLock {
 
 impl Repository {
     /// A transaction that will write: on SQLite it takes the write lock at BEGIN, so its
-    /// checks and its writes see the same database.
-    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, StorageError> {
+    /// checks and its writes see the same database. Its failures are noted, and on SQLite
+    /// it is refused at once while the database is known unable to store it (`write`).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StorageError> {
+        self.writes.admit()?;
+        self.begin_write_now().await
+    }
+
+    /// `begin_write`, tried whatever the last write met: the probe's.
+    pub(crate) async fn begin_write_now(&self) -> Result<WriteTx, StorageError> {
         let options = if self.is_postgres() {
             TransactionOptions::default()
         } else {
@@ -61,14 +69,15 @@ impl Repository {
                 ..Default::default()
             }
         };
-        Ok(self.db.begin_with_options(options).await?)
+        let tx = self.db.begin_with_options(options).await?;
+        Ok(WriteTx::new(tx, self.writes.clone()))
     }
 }
 
 /// Locks the caller's token and the target token (in id order), then the account row, and
 /// reads both tokens and their owners' standing, and the caller's approval, as they are now.
 pub(crate) async fn lock(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     account_id: Uuid,
     actor: &Actor,
     target: Option<Uuid>,
@@ -106,7 +115,7 @@ pub(crate) async fn lock(
 /// Locks the tokens `ids` (in id order, the one order every write takes), then the account
 /// row, and returns the tokens' rows and the account's policy.
 async fn lock_rows(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     account_id: Uuid,
     mut ids: Vec<Uuid>,
     account_lock: AccountLock,
@@ -158,7 +167,7 @@ impl LockedMany {
 /// `lock` for many targets: the caller's and the targets' rows in id order in one statement,
 /// then the account row, then their owners in one query.
 pub(crate) async fn lock_many(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     account_id: Uuid,
     actor: &Actor,
     targets: &[Uuid],
@@ -215,7 +224,7 @@ pub(crate) async fn lock_many(
 /// now. Read after the caller's token row is locked: every change of an approval locks its
 /// token first, so it cannot change before this write commits.
 async fn caller_approval(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     actor: &Actor,
 ) -> Result<Option<AppStanding>, StorageError> {
     let (Some(token_id), Some(app)) = (actor.token_id, actor.app.as_ref()) else {

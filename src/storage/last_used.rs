@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, Value};
 use uuid::Uuid;
 
 use super::convert::micros;
@@ -61,7 +61,7 @@ impl Repository {
         } else {
             sqlite_statements(tokens_used, apps_seen)
         };
-        let tx = self.db.begin().await?;
+        let tx = self.begin_write().await?;
         for statement in statements {
             tx.execute_raw(statement).await?;
         }

@@ -15,7 +15,7 @@ use super::lifecycle::lock_token;
 use super::{Repository, StorageError};
 use crate::domain::{SecretDigest, Token};
 use chrono::{DateTime, Utc};
-use sea_orm::DatabaseTransaction;
+use super::write::WriteTx;
 
 /// What a report did: the token it retired, or nothing (no such secret, or retired already).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +124,7 @@ enum WorkingSecret {
 /// The token a digest still works for, if any. Both lookups run whatever the secret, so the
 /// work does not tell a guesser which kind of secret (if any) it was.
 async fn working_secret(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     digest: &SecretDigest,
     now: DateTime<Utc>,
 ) -> Result<Option<WorkingSecret>, StorageError> {

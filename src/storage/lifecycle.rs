@@ -3,8 +3,8 @@
 //! secret's first use, and a rotated-out secret's reuse (recorded once; may retire the token).
 use chrono::{DateTime, TimeDelta, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect, Statement,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    Statement,
 };
 use uuid::Uuid;
 
@@ -13,6 +13,7 @@ use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::{accounts, rotated_secrets, tokens};
 use super::guard::{self, AccountLock, Locked};
+use super::write::WriteTx;
 use super::{Repository, StorageError};
 use crate::domain::{AccountPolicy, SecretDigest, Token};
 
@@ -162,7 +163,7 @@ impl Repository {
             locked.now,
         )
         .await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        tx.commit().await?;
         Ok(after)
     }
 
@@ -242,7 +243,7 @@ impl Repository {
             what: TokenChange::Rotated,
         };
         change_log::append(&tx, account_id, &rotated, now).await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        tx.commit().await?;
         Ok(Some(Rotated { before, after }))
     }
 
@@ -374,7 +375,7 @@ fn overlap_micros(overlap: TimeDelta) -> i64 {
 /// Ends now the overlap of every earlier rotated-out secret of the token still working or
 /// waiting.
 async fn end_overlaps(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     token_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
@@ -390,7 +391,7 @@ async fn end_overlaps(
 /// Retires a token whose rotated-out secret was reused, if it is not retired yet: audited
 /// with the reason, and logged.
 async fn retire_for_reuse(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     account_id: Uuid,
     row: tokens::Model,
     now: DateTime<Utc>,
@@ -435,7 +436,7 @@ async fn retire_for_reuse(
 
 /// The token's row, locked for the rest of the transaction.
 pub(super) async fn lock_token(
-    tx: &DatabaseTransaction,
+    tx: &WriteTx,
     token_id: Uuid,
 ) -> Result<Option<tokens::Model>, StorageError> {
     Ok(tokens::Entity::find()

@@ -18,11 +18,13 @@ mod notices;
 mod notify;
 mod tokens;
 mod url;
+mod write;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sea_orm::sqlx::Connection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
 
@@ -143,6 +145,7 @@ pub struct Repository {
     queries: Arc<AtomicU64>,
     /// The time every write records and judges by (the system's, but for tests that step it).
     clock: crate::domain::Clock,
+    writes: Arc<write::WriteSide>,
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migrations of replicas starting together.
@@ -204,7 +207,15 @@ impl Repository {
             .connect_timeout(settings.connect_timeout)
             .acquire_timeout(settings.connect_timeout)
             // sea-orm would log every statement; ours carry no secrets, but logs are not the place.
-            .sqlx_logging(false);
+            .sqlx_logging(false)
+            // A connection whose transaction could not be committed or rolled back never
+            // serves again: `write` says why.
+            .map_sqlx_sqlite_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(write::clean(conn.is_in_transaction())) })
+            })
+            .map_sqlx_postgres_before_acquire(|conn, _| {
+                Box::pin(async move { Ok(write::clean(conn.is_in_transaction())) })
+            });
         if backend == Backend::Sqlite {
             options
                 .max_connections(1)
@@ -236,6 +247,7 @@ impl Repository {
             db,
             queries,
             clock: crate::domain::Clock::system(),
+            writes: Arc::new(write::WriteSide::new(backend == Backend::Sqlite)),
         })
     }
 

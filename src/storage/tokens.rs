@@ -154,7 +154,7 @@ impl Repository {
             t.created_at,
         )
         .await?;
-        tx.commit().await.map_err(StorageError::from)?;
+        tx.commit().await?;
         Ok(())
     }
 

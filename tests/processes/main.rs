@@ -11,6 +11,7 @@ mod approve_bot;
 mod backup;
 mod binary;
 mod crash;
+mod durability;
 mod limits;
 mod notify;
 mod operations;
