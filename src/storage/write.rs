@@ -171,7 +171,8 @@ impl Repository {
 /// back whatever SQLite or PostgreSQL still holds, and opens a fresh one.
 pub(crate) fn clean(in_transaction: bool) -> bool {
     if in_transaction {
-        tracing::warn!(
+        // The failure that left it so was logged with the call or task it failed.
+        tracing::debug!(
             "a database connection was left inside a failed transaction: closed, not reused"
         );
     }
