@@ -223,10 +223,7 @@ pub(crate) async fn lock_many(
 /// The approval of the application the caller presented, on its own token, as it stands
 /// now. Read after the caller's token row is locked: every change of an approval locks its
 /// token first, so it cannot change before this write commits.
-async fn caller_approval(
-    tx: &WriteTx,
-    actor: &Actor,
-) -> Result<Option<AppStanding>, StorageError> {
+async fn caller_approval(tx: &WriteTx, actor: &Actor) -> Result<Option<AppStanding>, StorageError> {
     let (Some(token_id), Some(app)) = (actor.token_id, actor.app.as_ref()) else {
         return Ok(None);
     };

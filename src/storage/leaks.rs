@@ -12,10 +12,10 @@ use super::change_log::{self, Change, TokenChange};
 use super::convert::{self, micros};
 use super::entities::{accounts, rotated_secrets, tokens};
 use super::lifecycle::lock_token;
+use super::write::WriteTx;
 use super::{Repository, StorageError};
 use crate::domain::{SecretDigest, Token};
 use chrono::{DateTime, Utc};
-use super::write::WriteTx;
 
 /// What a report did: the token it retired, or nothing (no such secret, or retired already).
 #[derive(Debug, Clone, PartialEq, Eq)]
