@@ -10,7 +10,6 @@ use crate::common::calls::{authorize_on, authorize_request, revision_of};
 use crate::common::clock::in_seconds;
 use crate::common::{As, Backend, Spawn, TestApp, spawn_app};
 use api_tokens::grpc::pb;
-use api_tokens::service::ServiceSettings;
 use tonic::Code;
 
 async fn set(
@@ -36,17 +35,8 @@ async fn set(
         .map(|r| r.into_inner().application.expect("application"))
 }
 
-/// A server whose sweeper never runs by itself: the test sweeps when it means to.
-async fn without_sweeper(backend: Backend) -> TestApp {
-    let settings = ServiceSettings {
-        approval_sweep: Duration::from_secs(3600),
-        ..ServiceSettings::default()
-    };
-    Spawn::new(backend).service(settings).start().await
-}
-
 async fn an_approval_until_a_time_is_pending_from_its_end_then_written_back(backend: Backend) {
-    let app = without_sweeper(backend).await;
+    let app = Spawn::new(backend).without_approval_sweep().start().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     app.authorize(&secret, "terraform", pb::Privilege::ReadOnly)
         .await;

@@ -9,21 +9,7 @@ use crate::common::calls::rotate;
 use crate::common::clock::timestamp;
 use crate::common::{As, Backend, Spawn, TestApp, reason};
 use api_tokens::grpc::pb;
-use api_tokens::service::ServiceSettings;
 use tonic::Code;
-
-async fn stepped(backend: Backend) -> TestApp {
-    // The sweeps never run during the test: only the decision's own clock can act.
-    let settings = ServiceSettings {
-        approval_sweep: std::time::Duration::from_secs(3600),
-        ..ServiceSettings::default()
-    };
-    Spawn::new(backend)
-        .service(settings)
-        .steppable_clock()
-        .start()
-        .await
-}
 
 async fn decide(app: &TestApp, secret: &str, name: &str) -> pb::Decision {
     app.authorize(secret, name, pb::Privilege::ReadOnly)
@@ -32,7 +18,11 @@ async fn decide(app: &TestApp, secret: &str, name: &str) -> pb::Decision {
 }
 
 async fn an_expiry_comes_when_the_clock_is_stepped_past_it(backend: Backend) {
-    let app = stepped(backend).await;
+    let app = Spawn::new(backend)
+        .without_approval_sweep()
+        .steppable_clock()
+        .start()
+        .await;
     let second = app.second_replica().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Allow).await;
     let expiry = app.now() + TimeDelta::days(30);
@@ -74,7 +64,11 @@ async fn an_expiry_comes_when_the_clock_is_stepped_past_it(backend: Backend) {
 }
 
 async fn an_overlap_and_an_approval_end_when_the_clock_is_stepped_past_them(backend: Backend) {
-    let app = stepped(backend).await;
+    let app = Spawn::new(backend)
+        .without_approval_sweep()
+        .steppable_clock()
+        .start()
+        .await;
     let (token, old) = app.admin_user_token(pb::AppState::Pending).await;
     assert_eq!(decide(&app, &old, "bot").await, pb::Decision::Pending);
     app.tokens

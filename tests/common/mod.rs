@@ -157,6 +157,13 @@ impl Spawn {
         self
     }
 
+    /// The approval sweep set to an hour, so it never runs during a test: only a decision's
+    /// own clock can end an approval.
+    pub fn without_approval_sweep(mut self) -> Spawn {
+        self.service.approval_sweep = Duration::from_secs(3600);
+        self
+    }
+
     /// A clock the test steps (`TestApp::advance`), shared by every replica it starts.
     pub fn steppable_clock(mut self) -> Spawn {
         self.service.clock = api_tokens::domain::Clock::steppable();

@@ -12,7 +12,6 @@ use crate::common::heartbeats::next_past_heartbeats;
 use crate::common::{As, Backend, Spawn, TestApp, reason, spawn_app};
 use api_tokens::grpc::pb;
 use api_tokens::grpc::pb::token_service_client::TokenServiceClient;
-use api_tokens::service::ServiceSettings;
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 
@@ -103,20 +102,10 @@ async fn a_streams_recheck_after_a_rotation_is_not_a_reuse(backend: Backend) {
     assert_eq!(reuses_recorded(&app).await, 1);
 }
 
-/// A server whose approval sweep never runs during the test: only the stream's own
-/// deadline can end it.
-async fn without_sweeper(backend: Backend) -> TestApp {
-    let settings = ServiceSettings {
-        approval_sweep: Duration::from_secs(3600),
-        ..ServiceSettings::default()
-    };
-    Spawn::new(backend).service(settings).start().await
-}
-
 /// An approval with an end ends the streams its application opened at that end, as a new
 /// call is refused from then on, without waiting for the sweep to write it back.
 async fn a_stream_ends_at_its_approvals_end(backend: Backend) {
-    let app = without_sweeper(backend).await;
+    let app = Spawn::new(backend).without_approval_sweep().start().await;
     let second = app.second_replica().await;
     let (token, secret) = app.admin_user_token(pb::AppState::Pending).await;
     assert_eq!(decide(&app, &secret, "bot").await, pb::Decision::Pending);
