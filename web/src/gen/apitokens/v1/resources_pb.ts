@@ -52,6 +52,8 @@ export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
 /**
  * The account's rules for token lifetimes and lifecycle notices, set by Admins
  * with AccountService.SetAccountPolicy. A new account has the defaults below.
+ * Every duration, when set, is a positive whole number of seconds and at most
+ * 36,525 days (100 years); anything else is INVALID_ARGUMENT naming the field.
  *
  * @generated from message apitokens.v1.AccountPolicy
  */
@@ -288,7 +290,10 @@ export type Token = Message<"apitokens.v1.Token"> & {
    * The address ranges (CIDRs, e.g. "10.0.0.0/8"; a bare address is a range of
    * one) the token may be used from, as Vault's token_bound_cidrs; empty means
    * anywhere. At most 64. A call from elsewhere, or of unknown address, is
-   * refused with DECISION_ADDRESS_NOT_ALLOWED (HTTP 403).
+   * refused with DECISION_ADDRESS_NOT_ALLOWED (HTTP 403). IPv4-mapped IPv6 is
+   * IPv4: a range written "::ffff:10.0.0.0/104" is stored and shown as
+   * "10.0.0.0/8", and a client at "::ffff:10.1.2.3" is checked as 10.1.2.3;
+   * an IPv6 range (even "::/0") holds IPv6 clients only.
    *
    * @generated from field: repeated string bound_cidrs = 16;
    */
@@ -297,7 +302,10 @@ export type Token = Message<"apitokens.v1.Token"> & {
   /**
    * When the token stops working; unset: never (until retired). Set at
    * creation (or by the account policy's default lifetime) and changed with
-   * UpdateToken while the token has not expired.
+   * UpdateToken while the token has not expired. Every time a request sends
+   * must lie in 0001-01-01T00:00:00Z..9999-12-31T23:59:59.999999999Z with
+   * nanos 0..999,999,999 (else INVALID_ARGUMENT naming the field); times are
+   * kept to the microsecond, and answered as kept.
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 17;
    */
@@ -311,7 +319,9 @@ export type Token = Message<"apitokens.v1.Token"> & {
   rotateTime?: Timestamp | undefined;
 
   /**
-   * The secret rotated out last, while it may still work; unset otherwise.
+   * The secret rotated out last, while it may still work; unset otherwise (its
+   * overlap is over, or the token is retired or expired). Its end_time is never
+   * after the token's expire_time.
    *
    * @generated from field: apitokens.v1.RotatedSecret previous_secret = 19;
    */
@@ -387,6 +397,7 @@ export type ApprovalConditions = Message<"apitokens.v1.ApprovalConditions"> & {
   /**
    * The application may use the token only from these address ranges (CIDRs),
    * besides any the token itself has. At most 64. Empty: no limit of its own.
+   * IPv4-mapped ranges and clients are IPv4, as for Token.bound_cidrs.
    *
    * @generated from field: repeated string client_cidrs = 3;
    */

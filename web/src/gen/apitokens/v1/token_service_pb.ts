@@ -375,7 +375,8 @@ export type RotateTokenRequest = Message<"apitokens.v1.RotateTokenRequest"> & {
 
   /**
    * How long the old secret keeps working: 0 (unset) stops it at once; at most
-   * 30 days. It never outlives the token's expire_time or retirement.
+   * 30 days, kept to the microsecond. It never outlives the token's expire_time
+   * or retirement.
    *
    * @generated from field: google.protobuf.Duration overlap = 2;
    */
