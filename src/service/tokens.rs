@@ -127,6 +127,9 @@ impl Service {
         filters: TokenFilters,
         page: PageRequest,
     ) -> Result<Page<TokenView>, ServiceError> {
+        // The page token is judged first, whatever the caller may see: another account's or a
+        // forged one is refused even where the page would be empty.
+        let pager = self.pager(&page, Purpose::TokensPage, caller.account_id)?;
         let visible_to_member = if caller.is_admin() {
             None
         } else {
@@ -141,7 +144,6 @@ impl Service {
                 }
             }
         };
-        let pager = self.pager(&page, Purpose::TokensPage, caller.account_id)?;
         let filter = TokenFilter {
             account_id: caller.account_id,
             visible_to_member,

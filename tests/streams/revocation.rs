@@ -229,6 +229,28 @@ async fn positions_are_bound_to_their_account_and_listing(backend: Backend) {
         .await
         .expect_err("a plain page token");
     assert_eq!(invalid_field(&refused), "page_token");
+    // A caller whose page would be empty (a Normal account token sees no tokens) is refused
+    // another account's page token all the same (found by the model's histories).
+    crate::common::create_token_on(
+        &app.channel,
+        &other_admin,
+        (
+            pb::TokenType::User,
+            pb::Privilege::Normal,
+            pb::AppState::Allow,
+        ),
+    )
+    .await;
+    let (_, account_secret) = app.account_token(pb::Privilege::Normal).await;
+    let account_caller = As::new(account_secret, "test-suite");
+    let theirs = list(&other_admin, String::new())
+        .await
+        .expect("their page 1");
+    assert!(!theirs.next_page_token.is_empty());
+    let refused = list(&account_caller, theirs.next_page_token)
+        .await
+        .expect_err("another account's page token, by a caller who sees nothing");
+    assert_eq!(invalid_field(&refused), "page_token");
 }
 
 /// Nothing a caller receives counts what happened where it may not look: heartbeat cursors
