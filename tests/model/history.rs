@@ -21,6 +21,8 @@ pub struct Tally {
     pub calls: u64,
     /// Answers by code and reason (Authorize: by decision).
     pub answers: BTreeMap<String, u64>,
+    /// Calls by the kind of caller (the model's judgement before the call).
+    pub callers: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -39,8 +41,13 @@ impl Tally {
             "{run}: {} histories, {} generated steps, {} calls compared with the model",
             self.histories, self.steps, self.calls
         );
+        eprintln!("answers compared, by code and reason (Authorize: by decision):");
         for (answer, n) in &self.answers {
             eprintln!("  {n:>7}  {answer}");
+        }
+        eprintln!("generated steps by the kind of caller:");
+        for (caller, n) in &self.callers {
+            eprintln!("  {n:>7}  {caller}");
         }
     }
 }
@@ -80,13 +87,19 @@ async fn step(
     let text = steps::describe(model, step);
     let before = model.clone();
     let expected = steps::apply(model, step);
-    let revision = servers.head().await.or(ids.revision.take());
-    let head = servers.log_head().await;
+    // A replica reads its own writes; after another replica's, it is asked to read at least
+    // as far as the log's head.
+    let switched = step.replica != ids.replica;
+    let head = if switched { servers.head().await } else { None };
+    let revision = head.or(ids.revision.take());
+    let reused = reuses(model) > reuses(&before);
+    let position = if reused { servers.log_head().await } else { 0 };
     let actual = server::call(servers, ids, &before, step, revision.as_deref()).await;
-    if reuses(model) > reuses(&before) {
+    ids.replica = step.replica;
+    if reused {
         // A reuse is recorded behind the refused call (docs/permissions.md, rule 9): wait for
         // it, and have the next call read at least that far.
-        servers.wait_past(head).await;
+        servers.wait_past(position).await;
         ids.revision = Some(servers.app.local.revision_after_write().await);
     }
     tally.count(&actual);
@@ -205,6 +218,10 @@ pub async fn play(servers: &Servers, plan: &Plan, tally: &mut Tally) -> Played {
         steps::avoid_known_defects(&mut next, &model);
         played.push(next.clone());
         tally.steps += 1;
+        *tally
+            .callers
+            .entry(steps::caller_kind(&model, &next))
+            .or_default() += 1;
         if !step(servers, &mut model, &mut ids, &next, &mut records, tally).await {
             return Played {
                 steps: played,

@@ -116,6 +116,8 @@ pub struct Ids {
     pub unknown: String,
     /// A revision the next call must read at least at (after a write behind a call).
     pub revision: Option<String>,
+    /// The replica the last call went to.
+    pub replica: usize,
 }
 
 /// Reasons as `&'static str`, as the model has them.

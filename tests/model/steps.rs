@@ -169,9 +169,11 @@ fn works(model: &Model, secret: usize) -> bool {
                 .is_some_and(|p| p.secret == secret && p.end > model.now))
 }
 
+/// A caller: mostly a secret that works, of account A (three calls in four) or B.
 fn pick_secret(rng: &mut Rng, model: &Model) -> Presented {
+    let account = usize::from(rng.chance(25));
     let working: Vec<usize> = (0..model.secrets.len())
-        .filter(|&s| works(model, s))
+        .filter(|&s| works(model, s) && model.tokens[model.secrets[s].token].account == account)
         .collect();
     match rng.weighted(&[70, 16, 7, 4, 3]) {
         0 if !working.is_empty() => Presented::Secret(rng.pick(&working)),
@@ -179,6 +181,29 @@ fn pick_secret(rng: &mut Rng, model: &Model) -> Presented {
         2 => Presented::Unknown,
         3 => Presented::Malformed,
         _ => Presented::Nothing,
+    }
+}
+
+/// The application a caller calls as: half the time one its token's approval caps.
+fn pick_app(rng: &mut Rng, model: &Model, who: Presented) -> usize {
+    let capped = match who {
+        Presented::Secret(s) => {
+            let apps = &model.tokens[model.secrets[s].token].apps;
+            APPS.iter()
+                .position(|&a| apps.iter().any(|(n, x)| n == a && x.cap.is_some()))
+        }
+        _ => None,
+    };
+    match capped {
+        Some(app) if rng.chance(50) => app,
+        _ => rng.below(APPS.len()),
+    }
+}
+
+fn token_of(model: &Model, who: Presented) -> Option<TokenIx> {
+    match who {
+        Presented::Secret(s) => Some(model.secrets[s].token),
+        _ => None,
     }
 }
 
@@ -193,9 +218,15 @@ fn pick_token(rng: &mut Rng, model: &Model, account: AccountIx) -> Option<TokenI
     let mine: Vec<usize> = (0..model.tokens.len())
         .filter(|&t| model.tokens[t].account == account)
         .collect();
-    match rng.weighted(&[75, 17, 8]) {
+    match rng.weighted(&[60, 30, 10]) {
         0 if !mine.is_empty() => Some(rng.pick(&mine)),
-        0 | 1 => Some(rng.below(model.tokens.len())),
+        1 => {
+            let others: Vec<usize> = (0..model.tokens.len())
+                .filter(|&t| model.tokens[t].account != account)
+                .collect();
+            Some(rng.pick(&others))
+        }
+        0 => Some(rng.below(model.tokens.len())),
         _ => None,
     }
 }
@@ -211,13 +242,24 @@ fn pick_member(rng: &mut Rng, model: &Model, account: AccountIx) -> Option<Membe
     }
 }
 
-fn pick_decision(rng: &mut Rng, model: &Model, account: AccountIx) -> AppDecision {
+/// A decision about an application: now and then about the caller's own token and
+/// application (where `OWN_APPROVAL` lives).
+fn pick_decision(rng: &mut Rng, model: &Model, who: Presented, app: usize) -> AppDecision {
     let state = rng.pick(&STATES);
-    let cap = (state == AppState::Allow && rng.chance(50))
+    let cap = (state == AppState::Allow && rng.chance(60))
         .then(|| rng.pick(&[Privilege::ReadOnly, Privilege::Normal]));
+    let own = match who {
+        Presented::Secret(s) if rng.chance(30) => Some(model.secrets[s].token),
+        _ => None,
+    };
     AppDecision {
-        token: pick_token(rng, model, account),
-        name: APPS[rng.below(APPS.len())].into(),
+        token: own.or_else(|| pick_token(rng, model, account_of(model, who))),
+        name: APPS[if own.is_some() {
+            app
+        } else {
+            rng.below(APPS.len())
+        }]
+        .into(),
         state,
         cap,
     }
@@ -230,10 +272,32 @@ fn pick_expiry(rng: &mut Rng) -> Option<i64> {
 /// A random step, most callers holding a secret that still works.
 pub fn generate(rng: &mut Rng, model: &Model) -> Step {
     let who = pick_secret(rng, model);
+    let app = pick_app(rng, model, who);
     let account = account_of(model, who);
     let target = pick_token(rng, model, account);
-    let weights = [14, 10, 5, 5, 8, 5, 8, 5, 4, 10, 4, 4, 4, 3, 5, 4, 3, 3];
+    let weights = [14, 10, 5, 5, 8, 5, 8, 5, 4, 12, 4, 4, 4, 3, 5, 4, 3, 3];
+    let capped = match who {
+        Presented::Secret(s) => model.tokens[model.secrets[s].token]
+            .apps
+            .iter()
+            .any(|(n, a)| n == APPS[app] && a.cap.is_some()),
+        _ => false,
+    };
     let call = match rng.weighted(&weights) {
+        // A capped caller now and then tries to lift or narrow its own cap.
+        _ if capped && rng.chance(25) => Call::SetApplicationState {
+            decision: AppDecision {
+                token: token_of(model, who),
+                name: APPS[app].into(),
+                state: AppState::Allow,
+                cap: [
+                    None,
+                    Some(Privilege::ReadOnly),
+                    Some(Privilege::Normal),
+                    Some(Privilege::Admin),
+                ][rng.below(4)],
+            },
+        },
         0 => Call::Authorize {
             required: rng.pick(&PRIVILEGES),
         },
@@ -283,21 +347,15 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
         },
         8 => Call::ListApplications { target },
         9 => Call::SetApplicationState {
-            decision: pick_decision(rng, model, account),
+            decision: pick_decision(rng, model, who, app),
         },
         10 => {
-            let first = pick_decision(rng, model, account);
-            let mut second = pick_decision(rng, model, account);
-            if (second.token, &second.name) == (first.token, &first.name) {
-                second.name = APPS
-                    .iter()
-                    .find(|&&n| n != first.name)
-                    .expect("two")
-                    .to_string();
-            }
-            Call::BatchSetApplicationStates {
-                decisions: vec![first, second],
-            }
+            let mut decisions = vec![
+                pick_decision(rng, model, who, app),
+                pick_decision(rng, model, who, app),
+            ];
+            distinct(&mut decisions);
+            Call::BatchSetApplicationStates { decisions }
         }
         11 => Call::ReportLeakedSecret,
         12 => Call::GetAccount,
@@ -321,8 +379,14 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
             },
         },
     };
-    // A leak report needs no caller: it presents a secret, most often one that works.
+    // A leak report needs no caller: it presents a secret, often a rotated-out one.
+    let rotated_out: Vec<usize> = (0..model.secrets.len())
+        .filter(|&s| model.tokens[model.secrets[s].token].current != s)
+        .collect();
     let who = match call {
+        Call::ReportLeakedSecret if !rotated_out.is_empty() && rng.chance(40) => {
+            Presented::Secret(rng.pick(&rotated_out))
+        }
         Call::ReportLeakedSecret if matches!(who, Presented::Malformed | Presented::Nothing) => {
             Presented::Unknown
         }
@@ -330,9 +394,23 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
     };
     Step {
         who,
-        app: rng.below(APPS.len()),
+        app,
         replica: rng.below(2),
         call,
+    }
+}
+
+/// A batch names each (token, application) once: the second of a pair names the other
+/// application.
+fn distinct(decisions: &mut [AppDecision]) {
+    if let [first, second] = decisions
+        && (first.token, &first.name) == (second.token, &second.name)
+    {
+        second.name = APPS
+            .iter()
+            .find(|&&n| n != first.name)
+            .expect("two")
+            .to_string();
     }
 }
 
@@ -370,9 +448,11 @@ pub fn resolve(step: &Step, model: &Model) -> Step {
         Call::SetApplicationState { decision: d } => Call::SetApplicationState {
             decision: decision(d),
         },
-        Call::BatchSetApplicationStates { decisions } => Call::BatchSetApplicationStates {
-            decisions: decisions.iter().map(decision).collect(),
-        },
+        Call::BatchSetApplicationStates { decisions } => {
+            let mut decisions: Vec<AppDecision> = decisions.iter().map(decision).collect();
+            distinct(&mut decisions);
+            Call::BatchSetApplicationStates { decisions }
+        }
         Call::UpdateMember { member: m, role } => Call::UpdateMember {
             member: member(*m),
             role: *role,
@@ -468,6 +548,76 @@ pub fn apply(model: &mut Model, step: &Step) -> Answer {
 }
 
 // ---- printing ------------------------------------------------------------------------------
+
+/// What kind of caller the step has, by the model before it: for the run's tally.
+pub fn caller_kind(model: &Model, step: &Step) -> String {
+    let s = match step.who {
+        _ if matches!(step.call, Call::Issue { .. }) => return "the operator".into(),
+        Presented::Secret(s) => s,
+        Presented::Unknown => return "a secret of no token".into(),
+        Presented::Malformed => return "a malformed secret".into(),
+        Presented::Nothing => return "no credentials".into(),
+    };
+    let t = model.secrets[s].token;
+    let token = &model.tokens[t];
+    let approval = token
+        .apps
+        .iter()
+        .find(|(n, _)| n == APPS[step.app])
+        .map(|(_, a)| *a);
+    let state = approval.map_or(token.default_app_state, |a| a.state);
+    let kind = if token.current != s && !works(model, s) {
+        "a rotated-out secret past its overlap".into()
+    } else if token.retired {
+        "a retired (or leaked) token".into()
+    } else if token.owner.is_some_and(|m| model.members[m].removed) {
+        "a removed member's token".into()
+    } else if state != AppState::Allow {
+        "an application not allowed".into()
+    } else {
+        let who = match token.owner {
+            Some(_) => format!("{:?} user", model.effective(t)),
+            None => format!("{:?} account token", token.privilege),
+        };
+        let cap = approval.and_then(|a| a.cap);
+        let cap = cap
+            .map(|c| format!(", its application capped at {c:?}"))
+            .unwrap_or_default();
+        let rotated = if token.current != s {
+            ", with a rotated-out secret within its overlap"
+        } else {
+            ""
+        };
+        format!("{who}{cap}{rotated}")
+    };
+    let other = match &step.call {
+        Call::GetToken { target: Some(t) }
+        | Call::UpdateToken {
+            target: Some(t), ..
+        }
+        | Call::RetireToken { target: Some(t) }
+        | Call::RotateToken {
+            target: Some(t), ..
+        }
+        | Call::PromoteToken {
+            target: Some(t), ..
+        }
+        | Call::ListApplications { target: Some(t) } => model.tokens[*t].account != token.account,
+        Call::SetApplicationState { decision } => decision
+            .token
+            .is_some_and(|t| model.tokens[t].account != token.account),
+        Call::UpdateMember {
+            member: Some(m), ..
+        }
+        | Call::RemoveMember { member: Some(m) } => model.members[*m].account != token.account,
+        _ => false,
+    };
+    if other {
+        format!("{kind}, at another account")
+    } else {
+        kind
+    }
+}
 
 fn account_name(a: AccountIx) -> char {
     (b'A' + a as u8) as char
