@@ -184,6 +184,33 @@ fn pick_secret(rng: &mut Rng, model: &Model) -> Presented {
     }
 }
 
+/// The current secret of a token that acts as an Admin (before its application's approval).
+fn pick_admin(rng: &mut Rng, model: &Model) -> Option<Presented> {
+    let admins: Vec<usize> = (0..model.tokens.len())
+        .filter(|&t| model.effective(t) == Privilege::Admin)
+        .map(|t| model.tokens[t].current)
+        .collect();
+    (!admins.is_empty()).then(|| Presented::Secret(rng.pick(&admins)))
+}
+
+/// Most often a user token of the account (what PromoteToken takes), preferring one its
+/// owner's role caps below its own privilege (where promotion must not raise it).
+fn pick_user_token(rng: &mut Rng, model: &Model, account: AccountIx) -> Option<TokenIx> {
+    let users: Vec<usize> = (0..model.tokens.len())
+        .filter(|&t| model.tokens[t].account == account && model.tokens[t].owner.is_some())
+        .collect();
+    let capped: Vec<usize> = users
+        .iter()
+        .copied()
+        .filter(|&t| model.effective(t) < model.tokens[t].privilege)
+        .collect();
+    match rng.below(10) {
+        0..=4 if !capped.is_empty() => Some(rng.pick(&capped)),
+        0..=7 if !users.is_empty() => Some(rng.pick(&users)),
+        _ => pick_token(rng, model, account),
+    }
+}
+
 /// The application a caller calls as: half the time one its token's approval caps.
 fn pick_app(rng: &mut Rng, model: &Model, who: Presented) -> usize {
     let capped = match who {
@@ -271,11 +298,19 @@ fn pick_expiry(rng: &mut Rng) -> Option<i64> {
 
 /// A random step, most callers holding a secret that still works.
 pub fn generate(rng: &mut Rng, model: &Model) -> Step {
-    let who = pick_secret(rng, model);
+    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 3];
+    let kind = rng.weighted(&weights);
+    // Admin-only calls (promote, members, policy) are made by Admins more often than not.
+    let who = match kind {
+        7 | 14..=17 if rng.chance(60) => pick_admin(rng, model).unwrap_or(Presented::Unknown),
+        _ => pick_secret(rng, model),
+    };
     let app = pick_app(rng, model, who);
     let account = account_of(model, who);
-    let target = pick_token(rng, model, account);
-    let weights = [14, 10, 5, 5, 8, 5, 8, 5, 4, 12, 4, 4, 4, 3, 5, 4, 3, 3];
+    let target = match kind {
+        7 => pick_user_token(rng, model, account),
+        _ => pick_token(rng, model, account),
+    };
     let capped = match who {
         Presented::Secret(s) => model.tokens[model.secrets[s].token]
             .apps
@@ -283,7 +318,7 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
             .any(|(n, a)| n == APPS[app] && a.cap.is_some()),
         _ => false,
     };
-    let call = match rng.weighted(&weights) {
+    let call = match kind {
         // A capped caller now and then tries to lift or narrow its own cap.
         _ if capped && rng.chance(25) => Call::SetApplicationState {
             decision: AppDecision {
@@ -341,6 +376,7 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
             privilege: rng.pick(&[
                 Privilege::Unspecified,
                 Privilege::Unspecified,
+                Privilege::Unspecified,
                 Privilege::ReadOnly,
                 Privilege::Normal,
             ]),
@@ -364,10 +400,16 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
             name: rng.below(NAMES.len()),
             role: rng.pick(&PRIVILEGES),
         },
-        15 => Call::UpdateMember {
-            member: pick_member(rng, model, account),
-            role: rng.pick(&PRIVILEGES),
-        },
+        15 => {
+            // Half the time a demotion, whose meeting with the member's tokens is the point.
+            let member = pick_member(rng, model, account);
+            let role = match member.map(|m| model.members[m].role) {
+                Some(Privilege::Admin) if rng.chance(50) => Privilege::Normal,
+                Some(Privilege::Normal) if rng.chance(50) => Privilege::ReadOnly,
+                _ => rng.pick(&PRIVILEGES),
+            };
+            Call::UpdateMember { member, role }
+        }
         16 => Call::RemoveMember {
             member: pick_member(rng, model, account),
         },
