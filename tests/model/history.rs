@@ -109,7 +109,52 @@ async fn step(
         expected,
         actual,
     });
-    same
+    same && streams(model, ids, records, tally, false).await
+}
+
+/// Compares the streams' ends with the model's: one the model ended is waited for (up to 5 s:
+/// on another replica the change arrives through the change log); one it keeps open must not
+/// have ended. `last`: the history is over, and every stream still open is compared as open.
+async fn streams(
+    model: &Model,
+    ids: &mut Ids,
+    records: &mut Vec<Record>,
+    tally: &mut Tally,
+    last: bool,
+) -> bool {
+    for (i, stream) in model.streams.iter().enumerate() {
+        let Some(watching) = ids.streams.get_mut(i) else {
+            continue;
+        };
+        let wait = match stream.ended {
+            Some(_) => std::time::Duration::from_secs(5),
+            None => std::time::Duration::ZERO,
+        };
+        let ended = watching.end(wait).await;
+        if watching.compared || (stream.ended.is_none() && ended.is_none() && !last) {
+            continue;
+        }
+        watching.compared = true;
+        let expected = stream.ended.map_or(Ok(View::Empty), Err);
+        let actual = ended.map_or(Ok(View::Empty), Err);
+        let key = match &actual {
+            Ok(_) => "stream still open".to_string(),
+            Err(r) => format!("stream ended {:?} {}", r.code, r.reason),
+        };
+        *tally.answers.entry(key).or_default() += 1;
+        let opener = format!("S{} as {}", stream.secret, stream.app);
+        let text = format!("stream W{i} (opened by {opener}): how it ends (OK: still open)");
+        let same = expected == actual;
+        records.push(Record {
+            text,
+            expected,
+            actual,
+        });
+        if !same {
+            return false;
+        }
+    }
+    true
 }
 
 fn reuses(model: &Model) -> usize {
@@ -242,10 +287,11 @@ pub async fn play(servers: &Servers, plan: &Plan, tally: &mut Tally) -> Played {
             }
         }
     }
+    let failed = !streams(&model, &mut ids, &mut records, tally, true).await;
     Played {
         steps: played,
         records,
-        failed: false,
+        failed,
     }
 }
 

@@ -29,6 +29,17 @@ pub struct Model {
     pub secrets: Vec<Secret>,
     /// The last page token ListTokens handed out, and what it is bound to.
     pub page_token: Option<PageToken>,
+    /// WatchTokenEvents streams opened, in order.
+    pub streams: Vec<Stream>,
+}
+
+/// An open (or ended) WatchTokenEvents stream: the credentials it was opened with, and the
+/// refusal it ended with.
+#[derive(Clone, Debug)]
+pub struct Stream {
+    pub secret: SecretIx,
+    pub app: String,
+    pub ended: Option<Refusal>,
 }
 
 #[derive(Clone, Debug)]
@@ -752,6 +763,35 @@ impl Model {
             }
         }
         Ok(View::Empty)
+    }
+
+    /// WatchTokenEvents: its caller is judged as any call's; the stream stays open until a new
+    /// call with the same credentials would be refused.
+    pub fn watch_token_events(&mut self, (presented, app): (Presented, &str)) -> Answer {
+        self.authenticate(presented, app)?;
+        if let Presented::Secret(secret) = presented {
+            self.streams.push(Stream {
+                secret,
+                app: app.into(),
+                ended: None,
+            });
+        }
+        Ok(View::Empty)
+    }
+
+    /// Every open stream judged again after a change, as a new call with its credentials would
+    /// be; an open stream that would be refused ends with that refusal. The server's own
+    /// re-check records nothing: no first use, no reuse.
+    pub fn judge_streams(&mut self) {
+        for i in 0..self.streams.len() {
+            let stream = &self.streams[i];
+            if stream.ended.is_some() {
+                continue;
+            }
+            let (secret, app) = (stream.secret, stream.app.clone());
+            let judged = self.clone().authenticate(Presented::Secret(secret), &app);
+            self.streams[i].ended = judged.err();
+        }
     }
 
     // ---- AccountService --------------------------------------------------------------------

@@ -10,6 +10,7 @@ use api_tokens::grpc::pb::{self, Privilege};
 use api_tokens::grpc::{APP_HEADER, MIN_REVISION_HEADER, TOKEN_HEADER};
 use api_tokens::service::{RateLimit, ServiceSettings};
 use prost_types::{Duration, FieldMask, Timestamp};
+use tokio::sync::oneshot;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
@@ -118,6 +119,39 @@ pub struct Ids {
     pub revision: Option<String>,
     /// The replica the last call went to.
     pub replica: usize,
+    /// The WatchTokenEvents streams opened, in the model's order.
+    pub streams: Vec<Watching>,
+}
+
+/// A stream being read in the background until it ends.
+pub struct Watching {
+    end: oneshot::Receiver<tonic::Status>,
+    task: tokio::task::JoinHandle<()>,
+    /// How it ended, once seen; `None` while open.
+    pub ended: Option<Refusal>,
+    /// Its end (or its staying open to the history's end) was compared.
+    pub compared: bool,
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Watching {
+    /// How the stream ended, waiting for the end up to `wait` (zero: only looks).
+    pub async fn end(&mut self, wait: std::time::Duration) -> Option<Refusal> {
+        if self.ended.is_none() {
+            let status = match tokio::time::timeout(wait, &mut self.end).await {
+                Ok(Ok(status)) => Some(status),
+                Ok(Err(_)) => Some(tonic::Status::ok("the stream's reader stopped")),
+                Err(_) => None,
+            };
+            self.ended = status.map(|s| refusal(&s));
+        }
+        self.ended
+    }
 }
 
 /// Reasons as `&'static str`, as the model has them.
@@ -572,6 +606,37 @@ pub async fn call(
             let reply = accounts.set_account_policy(meta.req(request)).await;
             let reply = reply.map_err(|s| refusal(&s))?.into_inner();
             Ok(View::Policy(policy_of(reply.policy)))
+        }
+        Call::WatchTokenEvents => {
+            let request = pb::WatchTokenEventsRequest::default();
+            let reply = tokens.watch_token_events(meta.req(request)).await;
+            let mut events = reply.map_err(|s| refusal(&s))?.into_inner();
+            // Its first message, a heartbeat, says it opened; a refusal may come instead.
+            let wait = std::time::Duration::from_secs(10);
+            match tokio::time::timeout(wait, events.message()).await {
+                Ok(Ok(Some(_))) => {}
+                Ok(Ok(None)) => return Err(refusal(&tonic::Status::ok("closed at once"))),
+                Ok(Err(status)) => return Err(refusal(&status)),
+                Err(_) => panic!("WatchTokenEvents neither opened nor ended within 10 s"),
+            }
+            let (tx, end) = oneshot::channel();
+            let task = tokio::spawn(async move {
+                let status = loop {
+                    match events.message().await {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break tonic::Status::ok("closed without a status"),
+                        Err(status) => break status,
+                    }
+                };
+                let _ = tx.send(status);
+            });
+            ids.streams.push(Watching {
+                end,
+                task,
+                ended: None,
+                compared: false,
+            });
+            Ok(View::Empty)
         }
         Call::Issue { member } => {
             let m = &model.members[*member];

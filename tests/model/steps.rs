@@ -81,6 +81,8 @@ pub enum Call {
     SetAccountPolicy {
         change: PolicyChange,
     },
+    /// Opens a WatchTokenEvents stream, kept open while the history goes on.
+    WatchTokenEvents,
     /// The operator's `issue-token` for a member (the final checks' fresh Admin token).
     Issue {
         member: MemberIx,
@@ -298,7 +300,7 @@ fn pick_expiry(rng: &mut Rng) -> Option<i64> {
 
 /// A random step, most callers holding a secret that still works.
 pub fn generate(rng: &mut Rng, model: &Model) -> Step {
-    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 3];
+    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 3, 4];
     let kind = rng.weighted(&weights);
     // Admin-only calls (promote, members, policy) are made by Admins more often than not.
     let who = match kind {
@@ -413,6 +415,10 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
         16 => Call::RemoveMember {
             member: pick_member(rng, model, account),
         },
+        18 if model.streams.iter().filter(|w| w.ended.is_none()).count() < 3 => {
+            Call::WatchTokenEvents
+        }
+        18 => Call::GetAccount,
         _ => Call::SetAccountPolicy {
             change: match rng.below(3) {
                 0 => PolicyChange::RetireOnReuse(rng.chance(70)),
@@ -536,6 +542,12 @@ pub fn avoid_known_defects(step: &mut Step, model: &Model) {
 
 /// What the model says the step must answer; the model changes as the server must.
 pub fn apply(model: &mut Model, step: &Step) -> Answer {
+    let answer = apply_call(model, step);
+    model.judge_streams();
+    answer
+}
+
+fn apply_call(model: &mut Model, step: &Step) -> Answer {
     let caller = (step.who, APPS[step.app]);
     match &step.call {
         Call::Authorize { required } => model.authorize(step.who, APPS[step.app], *required),
@@ -582,6 +594,7 @@ pub fn apply(model: &mut Model, step: &Step) -> Answer {
         Call::UpdateMember { member, role } => model.update_member(caller, *member, *role),
         Call::RemoveMember { member } => model.remove_member(caller, *member),
         Call::SetAccountPolicy { change } => model.set_account_policy(caller, *change),
+        Call::WatchTokenEvents => model.watch_token_events(caller),
         Call::Issue { member } => {
             model.issue(*member);
             Ok(crate::model::View::Empty)
@@ -795,6 +808,7 @@ pub fn describe(model: &Model, step: &Step) -> String {
             );
         }
         Call::GetAccount => "GetAccount".into(),
+        Call::WatchTokenEvents => format!("WatchTokenEvents (stream W{})", model.streams.len()),
         Call::ListMembers => "ListMembers".into(),
         Call::AddMember { name, role } => format!("AddMember({}, {role:?})", NAMES[*name]),
         Call::UpdateMember { member, role } => format!(
