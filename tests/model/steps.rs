@@ -300,7 +300,7 @@ fn pick_expiry(rng: &mut Rng) -> Option<i64> {
 
 /// A random step, most callers holding a secret that still works.
 pub fn generate(rng: &mut Rng, model: &Model) -> Step {
-    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 3, 4];
+    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 4, 5];
     let kind = rng.weighted(&weights);
     // Admin-only calls (promote, members, policy) are made by Admins more often than not.
     let who = match kind {
@@ -369,8 +369,12 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
             },
         },
         5 => Call::RetireToken { target },
+        // Callers rotate their own token often: its streams and rotated-out secrets meet.
         6 => Call::RotateToken {
-            target,
+            target: match token_of(model, who) {
+                Some(own) if rng.chance(40) => Some(own),
+                _ => target,
+            },
             overlap: rng.pick(&[0, HOUR]),
         },
         7 => Call::PromoteToken {
@@ -420,9 +424,9 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
         }
         18 => Call::GetAccount,
         _ => Call::SetAccountPolicy {
-            change: match rng.below(3) {
-                0 => PolicyChange::RetireOnReuse(rng.chance(70)),
-                1 => PolicyChange::RequireExpiry(rng.chance(40)),
+            change: match rng.below(4) {
+                0 | 1 => PolicyChange::RetireOnReuse(rng.chance(80)),
+                2 => PolicyChange::RequireExpiry(rng.chance(40)),
                 _ => PolicyChange::MaxLifetimeDays(rng.pick(&[None, Some(60)])),
             },
         },
