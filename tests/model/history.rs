@@ -245,7 +245,7 @@ pub async fn play(servers: &Servers, plan: &Plan, tally: &mut Tally) -> Played {
         Plan::Generate { seed, steps } => (Rng::new(*seed), *steps, None),
         Plan::Replay(steps) => (Rng::new(0), steps.len(), Some(steps)),
     };
-    let prologue = steps::prologue();
+    let prologue = steps::prologue(&mut rng);
     let total = if replay.is_some() {
         count
     } else {

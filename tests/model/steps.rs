@@ -135,15 +135,17 @@ const PRIVILEGES: [Privilege; 3] = [Privilege::ReadOnly, Privilege::Normal, Priv
 const STATES: [AppState; 3] = [AppState::Allow, AppState::Pending, AppState::Deny];
 
 /// The steps every history starts with (shrinkable like the others): account A's Admin adds a
-/// Normal and a Read-Only member (each issued a token) and makes a Normal account token.
-pub fn prologue() -> Vec<Step> {
-    let admin = |call| Step {
-        who: Presented::Secret(0),
+/// Normal and a Read-Only member (each issued a token) and makes a Normal account token; in
+/// half the histories it turns `retire_on_reuse` on, and the Normal member opens a stream.
+pub fn prologue(rng: &mut Rng) -> Vec<Step> {
+    let by = |secret, call| Step {
+        who: Presented::Secret(secret),
         app: 0,
         replica: 0,
         call,
     };
-    vec![
+    let admin = |call| by(0, call);
+    let mut steps = vec![
         admin(Call::AddMember {
             name: 1,
             role: Privilege::Normal,
@@ -158,7 +160,17 @@ pub fn prologue() -> Vec<Step> {
             default_app_state: AppState::Allow,
             expire_days: None,
         }),
-    ]
+    ];
+    if rng.chance(50) {
+        steps.push(admin(Call::SetAccountPolicy {
+            change: PolicyChange::RetireOnReuse(true),
+        }));
+    }
+    if rng.chance(50) {
+        // S2: the Normal member's token, issued when it was added.
+        steps.push(by(2, Call::WatchTokenEvents));
+    }
+    steps
 }
 
 /// Whether a secret opens its token now (before the app's approval and the owner are judged).
@@ -309,7 +321,16 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
     };
     let app = pick_app(rng, model, who);
     let account = account_of(model, who);
+    // Changes to a token an open stream watches with (update, retire, rotate, promote) are
+    // where streams and the other rules meet: a third of them aim there.
+    let watched: Vec<TokenIx> = model
+        .streams
+        .iter()
+        .filter(|w| w.ended.is_none())
+        .map(|w| model.secrets[w.secret].token)
+        .collect();
     let target = match kind {
+        4..=7 if !watched.is_empty() && rng.chance(33) => Some(rng.pick(&watched)),
         7 => pick_user_token(rng, model, account),
         _ => pick_token(rng, model, account),
     };
