@@ -547,24 +547,6 @@ pub fn resolve(step: &Step, model: &Model) -> Step {
     }
 }
 
-/// Server defects the model found and the lead was told of, kept out of the default run so it
-/// passes; `MODEL_KNOWN_DEFECTS=1` lets histories reach them again. Each is the step changed
-/// into the nearest one that does not meet the defect.
-pub fn avoid_known_defects(step: &mut Step, model: &Model) {
-    if std::env::var("MODEL_KNOWN_DEFECTS").is_ok_and(|v| v == "1") {
-        return;
-    }
-    // PAGE_TOKEN_UNCHECKED_FOR_ACCOUNT_TOKENS: ListTokens by a non-Admin account token answers
-    // an empty page without judging its page_token, so another account's (or a forged) one is
-    // not INVALID_ARGUMENT as docs/permissions.md says.
-    if let Call::ListTokens { continued, .. } = &mut step.call {
-        let caller = model.clone().authenticate(step.who, APPS[step.app]);
-        if caller.is_ok_and(|c| c.member.is_none() && c.privilege != Privilege::Admin) {
-            *continued = false;
-        }
-    }
-}
-
 /// What the model says the step must answer; the model changes as the server must.
 pub fn apply(model: &mut Model, step: &Step) -> Answer {
     let answer = apply_call(model, step);
