@@ -17,13 +17,20 @@ use tonic::{Code, Status, Streaming};
 
 type TokenEvents = Streaming<pb::WatchTokenEventsResponse>;
 
+/// A token-events stream from now, once its first heartbeat says where it starts.
 async fn watch_token_events(tokens: &TokenServiceClient<Channel>, who: &As) -> TokenEvents {
-    tokens
+    let mut events = tokens
         .clone()
         .watch_token_events(who.req(pb::WatchTokenEventsRequest::default()))
         .await
         .expect("watch starts")
-        .into_inner()
+        .into_inner();
+    let first = next_past_heartbeats(&mut events, |_| false).await;
+    assert_eq!(
+        first.expect("the present").r#type(),
+        pb::TokenEventType::Heartbeat
+    );
+    events
 }
 
 /// The status a token-events stream ends with, past its heartbeats and events (each

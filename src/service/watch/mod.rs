@@ -249,6 +249,11 @@ impl Service {
                 head
             }
         };
+        if cursor.is_none() {
+            // The caller was judged when the stream opened; a change that committed between
+            // then and the position read above is behind the stream's start, so judge again.
+            self.judge_caller(watcher).await?;
+        }
         self.catch_up(watcher, &mut position, out).await?;
         if *shutdown.borrow_and_update() {
             return Err(shutting_down().into());
