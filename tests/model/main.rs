@@ -18,9 +18,9 @@ use history::{Plan, STEPS, Tally};
 use server::Servers;
 
 /// Histories per run by default: about two minutes of SQLite on two cores.
-const SQLITE_HISTORIES: u64 = 600;
-/// On PostgreSQL: a few hundred, about three minutes.
-const POSTGRES_HISTORIES: u64 = 300;
+const SQLITE_HISTORIES: u64 = 400;
+/// On PostgreSQL (two replicas): about three minutes.
+const POSTGRES_HISTORIES: u64 = 250;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())

@@ -312,11 +312,12 @@ fn pick_expiry(rng: &mut Rng) -> Option<i64> {
 
 /// A random step, most callers holding a secret that still works.
 pub fn generate(rng: &mut Rng, model: &Model) -> Step {
-    let weights = [14, 10, 5, 5, 8, 5, 8, 6, 4, 12, 4, 4, 4, 3, 5, 5, 3, 4, 5];
+    let weights = [14, 10, 5, 8, 8, 5, 8, 7, 4, 12, 4, 4, 4, 3, 5, 6, 3, 4, 5];
     let kind = rng.weighted(&weights);
-    // Admin-only calls (promote, members, policy) are made by Admins more often than not.
+    // Admin-only calls (promote, members, policy), and listings (so that page tokens are
+    // handed out), are made by Admins more often than not.
     let who = match kind {
-        7 | 14..=17 if rng.chance(60) => pick_admin(rng, model).unwrap_or(Presented::Unknown),
+        3 | 7 | 14..=17 if rng.chance(60) => pick_admin(rng, model).unwrap_or(Presented::Unknown),
         _ => pick_secret(rng, model),
     };
     let app = pick_app(rng, model, who);
@@ -377,8 +378,8 @@ pub fn generate(rng: &mut Rng, model: &Model) -> Step {
         },
         2 => Call::GetToken { target },
         3 => Call::ListTokens {
-            page_size: rng.pick(&[2, 50]),
-            continued: rng.chance(50),
+            page_size: rng.pick(&[2, 2, 50]),
+            continued: rng.chance(60),
         },
         4 => Call::UpdateToken {
             target,
@@ -672,6 +673,9 @@ pub fn caller_kind(model: &Model, step: &Step) -> String {
             member: Some(m), ..
         }
         | Call::RemoveMember { member: Some(m) } => model.members[*m].account != token.account,
+        Call::ListTokens {
+            continued: true, ..
+        } => model.page_token.is_some_and(|p| p.account != token.account),
         _ => false,
     };
     if other {
